@@ -1,0 +1,106 @@
+//! Analyse stage: element trees to validated models.
+//!
+//! Checks collect every problem they find (as zproto does) instead of
+//! stopping at the first, so one run shows an author all of them.
+
+pub mod codec;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Diagnostic, Diagnostics};
+use crate::xml::{self, Element, Node};
+
+/// A `<class>` root with its `<include>`s resolved.
+#[derive(Debug, Clone)]
+pub struct LoadedClass {
+    /// The `<class>` element; each include replaced by the included root.
+    pub root: Element,
+    /// The model file and the files it includes, for `rerun-if-changed`.
+    pub sources: Vec<PathBuf>,
+}
+
+/// Read a model file and resolve its `<include>`s.
+///
+/// As in zproto, only includes that are direct children of `<class>` are
+/// expanded, one level deep, relative to the including file.
+pub fn load_class(path: &Path) -> Result<LoadedClass, Diagnostics> {
+    let mut root = xml::parse_file(path)?;
+    if root.name != "class" {
+        return Err(root
+            .location
+            .error(format!(
+                "the root element must be <class>, found <{}>",
+                root.name
+            ))
+            .into());
+    }
+    let mut sources = vec![path.to_path_buf()];
+    let mut problems = Vec::new();
+    let base = path.parent().unwrap_or(Path::new(""));
+    for child in &mut root.children {
+        let Node::Element(include) = child else {
+            continue;
+        };
+        if include.name != "include" {
+            continue;
+        }
+        let Some(filename) = include.attr("filename") else {
+            problems.push(
+                include
+                    .location
+                    .error("<include> needs a filename attribute"),
+            );
+            continue;
+        };
+        let target = base.join(filename);
+        match xml::parse_file(&target) {
+            Ok(included) => {
+                sources.push(target);
+                *child = Node::Element(included);
+            }
+            Err(mut d) => {
+                if d.line == 0 {
+                    // The file could not be read: point at the <include>.
+                    d = include.location.error(format!(
+                        "cannot include \"{}\": {}",
+                        target.display(),
+                        d.message.trim_start_matches("cannot read model: ")
+                    ));
+                }
+                problems.push(d);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(LoadedClass { root, sources })
+    } else {
+        Err(Diagnostics(problems))
+    }
+}
+
+/// Parse an optional decimal attribute.
+pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
+}
+
+/// Collects diagnostics during one analysis.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(pub Vec<Diagnostic>);
+
+impl Problems {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+
+    pub fn finish<T>(self, value: T) -> Result<T, Diagnostics> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(Diagnostics(self.0))
+        }
+    }
+}

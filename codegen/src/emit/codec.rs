@@ -1,0 +1,547 @@
+//! Emit stage for codecs: [`CodecModel`] to Rust source.
+//!
+//! One struct per message, one enum over them implementing
+//! `zproto_runtime::Codec`, constants from `<define>`, and optionally
+//! round-trip tests from the model's `<test>` values. All byte-level work is
+//! delegated to the runtime crate, so the generated code only lists fields.
+
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+
+use crate::emit::{banner, docs, finish, EmitOptions};
+use crate::error::Error;
+use crate::model::codec::*;
+use crate::names;
+
+/// Rust source for one codec model.
+pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> {
+    let rt = &options.runtime;
+    let class = &model.class;
+    let enum_ident = ident(&names::camel(class));
+    let signature = Literal::u8_unsuffixed(model.signature);
+
+    let mut class_doc = format!("`{class}`");
+    if let Some(title) = &model.title {
+        class_doc.push_str(&format!(": {title}"));
+    }
+    if !model.description.is_empty() {
+        class_doc.push_str("\n\n");
+        class_doc.push_str(&model.description);
+    }
+    class_doc.push_str(
+        "\n\nOne variant per message; encode and decode through `zproto_runtime::Codec`.",
+    );
+    let class_doc = docs(&class_doc);
+
+    let defines = model.defines.iter().map(|d| {
+        let name = ident(&names::screaming(&d.name));
+        let doc = docs(if d.description.is_empty() {
+            "A constant from the model's `<define>`."
+        } else {
+            &d.description
+        });
+        match &d.value {
+            DefineValue::Integer(n) => {
+                let n = Literal::u64_unsuffixed(*n);
+                quote! { #doc pub const #name: u64 = #n; }
+            }
+            DefineValue::Text(t) => quote! { #doc pub const #name: &str = #t; },
+        }
+    });
+    let mut octet_sizes = Vec::new();
+    for m in &model.messages {
+        for f in &m.fields {
+            if let FieldKind::Octets(n) = f.kind {
+                let name = ident(&format!("{}_SIZE", names::screaming(&f.name)));
+                if !octet_sizes
+                    .iter()
+                    .any(|(existing, _): &(Ident, usize)| *existing == name)
+                {
+                    octet_sizes.push((name, n));
+                }
+            }
+        }
+    }
+    let octet_consts = octet_sizes.iter().map(|(name, n)| {
+        let doc = format!(" Size in bytes of `octets` fields named like this constant ({n}).");
+        let n = Literal::usize_unsuffixed(*n);
+        quote! { #[doc = #doc] pub const #name: usize = #n; }
+    });
+
+    let variants = model.messages.iter().map(|m| {
+        let v = ident(&names::camel(&m.name));
+        let doc = docs(&first_paragraph(&m.description, &m.name));
+        quote! { #doc #v(#v) }
+    });
+    let structs = model
+        .messages
+        .iter()
+        .map(|m| message_struct(model, m, &enum_ident, rt));
+    let arms = |body: &dyn Fn(&Ident) -> TokenStream| -> Vec<TokenStream> {
+        model
+            .messages
+            .iter()
+            .map(|m| {
+                let v = ident(&names::camel(&m.name));
+                body(&v)
+            })
+            .collect()
+    };
+    let id_arms = arms(&|v| quote! { Self::#v(_) => #v::ID });
+    let command_arms = arms(&|v| quote! { Self::#v(_) => #v::NAME });
+    let encode_arms = arms(&|v| quote! { Self::#v(m) => m.encode_frames(frames) });
+    let decode_arms = arms(&|v| {
+        quote! { #v::ID => #v::decode_body(opened.reader(#v::NAME), &mut opened.frames).map(Self::#v) }
+    });
+
+    let tests = if options.tests {
+        emit_tests(model, &enum_ident, rt)
+    } else {
+        TokenStream::new()
+    };
+
+    let sig_doc =
+        format!(" Protocol signature: every body frame starts with `0xAAA0 | {signature}`.");
+    let tokens = quote! {
+        #[doc = #sig_doc]
+        pub const SIGNATURE: u8 = #signature;
+        /// The model's class name.
+        pub const CLASS: &str = #class;
+        #(#defines)*
+        #(#octet_consts)*
+
+        #class_doc
+        // Variants mirror the model; boxing them would cost an allocation per message.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum #enum_ident {
+            #(#variants,)*
+        }
+
+        impl #rt::Codec for #enum_ident {
+            const CLASS: &'static str = CLASS;
+            const SIGNATURE: u8 = SIGNATURE;
+
+            fn id(&self) -> u8 {
+                match self { #(#id_arms,)* }
+            }
+
+            fn command(&self) -> &'static str {
+                match self { #(#command_arms,)* }
+            }
+
+            fn encode_into(&self, frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
+                match self { #(#encode_arms,)* }
+            }
+
+            fn decode<F: ::std::convert::AsRef<[u8]>>(frames: &[F]) -> ::std::result::Result<Self, #rt::DecodeError> {
+                let mut opened = #rt::codec::open(frames, CLASS, SIGNATURE)?;
+                match opened.id {
+                    #(#decode_arms,)*
+                    id => ::std::result::Result::Err(#rt::DecodeError::UnknownMessage { class: CLASS, id }),
+                }
+            }
+        }
+
+        #(#structs)*
+
+        #tests
+    };
+    let source = model
+        .sources
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    finish(&banner(&source, model.license.as_deref()), tokens, class)
+}
+
+fn ident(name: &str) -> Ident {
+    match name.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(name, Span::call_site()),
+    }
+}
+
+fn first_paragraph(text: &str, name: &str) -> String {
+    let para = text.split("\n\n").next().unwrap_or("").trim();
+    if para.is_empty() {
+        format!("The {} message.", names::upper(name))
+    } else {
+        para.to_owned()
+    }
+}
+
+/// The Rust type of a field.
+fn rust_type(kind: FieldKind) -> TokenStream {
+    match kind {
+        FieldKind::Number(1) => quote!(u8),
+        FieldKind::Number(2) => quote!(u16),
+        FieldKind::Number(4) => quote!(u32),
+        FieldKind::Number(_) => quote!(u64),
+        FieldKind::Octets(n) => {
+            let n = Literal::usize_unsuffixed(n);
+            quote!([u8; #n])
+        }
+        FieldKind::String | FieldKind::Longstr => quote!(::std::string::String),
+        FieldKind::Strings => quote!(::std::vec::Vec<::std::string::String>),
+        FieldKind::Hash => {
+            quote!(::std::collections::BTreeMap<::std::string::String, ::std::string::String>)
+        }
+        FieldKind::Chunk | FieldKind::Frame => quote!(::std::vec::Vec<u8>),
+        FieldKind::Uuid => quote!([u8; 16]),
+        FieldKind::Msg => quote!(::std::vec::Vec<::std::vec::Vec<u8>>),
+    }
+}
+
+fn field_doc(f: &Field) -> String {
+    let mut doc = if f.description.is_empty() {
+        format!("Field `{}`.", f.name)
+    } else {
+        f.description.clone()
+    };
+    let wire = match f.kind {
+        FieldKind::Number(n) => format!("{n}-byte unsigned big-endian number"),
+        FieldKind::Octets(n) => format!("{n} raw bytes"),
+        FieldKind::String => "string of at most 255 bytes (1-byte length)".to_owned(),
+        FieldKind::Longstr => "long string (4-byte length)".to_owned(),
+        FieldKind::Strings => "list of long strings (4-byte count)".to_owned(),
+        FieldKind::Hash => {
+            "string-to-long-string map (4-byte count); encoded in key order".to_owned()
+        }
+        FieldKind::Chunk => "bytes (4-byte length)".to_owned(),
+        FieldKind::Uuid => "16-byte UUID".to_owned(),
+        FieldKind::Frame => "a ZeroMQ frame of its own, after the body frame".to_owned(),
+        FieldKind::Msg => "all frames after the body and frame fields (possibly none)".to_owned(),
+    };
+    let origin = match &f.origin {
+        Origin::Header => " From the protocol header.".to_owned(),
+        Origin::Message => String::new(),
+        Origin::Composite { field, type_name } => {
+            format!(" Part `{field}` of composite type `{type_name}`.")
+        }
+    };
+    doc.push_str(&format!("\n\nWire: {wire}.{origin}"));
+    doc
+}
+
+fn message_struct(
+    model: &CodecModel,
+    m: &Message,
+    enum_ident: &Ident,
+    rt: &TokenStream,
+) -> TokenStream {
+    let name = ident(&names::camel(&m.name));
+    let upper = names::upper(&m.name);
+    let id = Literal::u8_unsuffixed(m.id);
+    let slots: Vec<&Field> = m.fields.iter().filter(|f| f.constant.is_none()).collect();
+    let body_fields: Vec<&Field> = m.fields.iter().filter(|f| f.kind.in_body()).collect();
+    let frame_fields: Vec<&Field> = m.fields.iter().filter(|f| !f.kind.in_body()).collect();
+
+    let mut doc = if m.description.is_empty() {
+        format!("The {upper} message.")
+    } else {
+        m.description.clone()
+    };
+    doc.push_str(&format!("\n\nMessage id {id} on the wire."));
+    let constants: Vec<String> = m
+        .fields
+        .iter()
+        .filter_map(|f| match &f.constant {
+            Some(Constant::Number(n)) => Some(format!("`{}` = {n}", f.name)),
+            Some(Constant::String(s)) => Some(format!("`{}` = {s:?}", f.name)),
+            None => None,
+        })
+        .collect();
+    if !constants.is_empty() {
+        doc.push_str(&format!(
+            " Constant fields, written on encode and checked on decode: {}.",
+            constants.join(", ")
+        ));
+    }
+    let doc = docs(&doc);
+
+    let field_decls = slots.iter().map(|f| {
+        let fname = ident(&names::rust_ident(&f.name));
+        let ty = rust_type(f.kind);
+        let doc = docs(&field_doc(f));
+        quote! { #doc pub #fname: #ty }
+    });
+    let body = if slots.is_empty() {
+        quote!(;)
+    } else {
+        quote!({ #(#field_decls,)* })
+    };
+    // Arrays over 32 bytes have no Default; write that impl out instead.
+    let needs_manual_default = slots
+        .iter()
+        .any(|f| matches!(f.kind, FieldKind::Octets(n) if n > 32));
+    let derives = if needs_manual_default {
+        quote!(#[derive(Debug, Clone, PartialEq, Eq)])
+    } else {
+        quote!(#[derive(Debug, Clone, PartialEq, Eq, Default)])
+    };
+    let manual_default = if needs_manual_default {
+        let inits = slots.iter().map(|f| {
+            let fname = ident(&names::rust_ident(&f.name));
+            match f.kind {
+                FieldKind::Octets(n) => {
+                    let n = Literal::usize_unsuffixed(n);
+                    quote!(#fname: [0; #n])
+                }
+                _ => quote!(#fname: ::std::default::Default::default()),
+            }
+        });
+        quote! {
+            impl ::std::default::Default for #name {
+                fn default() -> Self { Self { #(#inits,)* } }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
+
+    // body_len: fixed part folded into one literal.
+    let mut fixed = 3usize;
+    let mut variable = Vec::new();
+    for f in &body_fields {
+        let fname = ident(&names::rust_ident(&f.name));
+        match (&f.constant, f.kind) {
+            (_, FieldKind::Number(n)) => fixed += n as usize,
+            (_, FieldKind::Octets(n)) => fixed += n,
+            (_, FieldKind::Uuid) => fixed += 16,
+            (Some(Constant::String(s)), _) => fixed += 1 + s.len(),
+            (_, FieldKind::String) => variable.push(quote!(#rt::wire::size::string(&self.#fname))),
+            (_, FieldKind::Longstr) => {
+                variable.push(quote!(#rt::wire::size::longstr(self.#fname.as_bytes())))
+            }
+            (_, FieldKind::Chunk) => variable.push(quote!(#rt::wire::size::longstr(&self.#fname))),
+            (_, FieldKind::Strings) => {
+                variable.push(quote!(#rt::wire::size::strings(&self.#fname)))
+            }
+            (_, FieldKind::Hash) => variable.push(quote!(#rt::wire::size::hash(&self.#fname))),
+            (_, FieldKind::Frame | FieldKind::Msg) => {}
+        }
+    }
+    let fixed = Literal::usize_unsuffixed(fixed);
+    let body_len_fn = quote! {
+        /// Size of the body frame this message encodes to.
+        pub fn body_len(&self) -> usize {
+            #fixed #(+ #variable)*
+        }
+    };
+
+    let writes = body_fields.iter().map(|f| write_field(f));
+    let frame_pushes = frame_fields.iter().map(|f| {
+        let fname = ident(&names::rust_ident(&f.name));
+        match f.kind {
+            FieldKind::Frame => quote!(frames.push(self.#fname.clone());),
+            _ => quote!(frames.extend_from_slice(&self.#fname);),
+        }
+    });
+
+    let reads = m.fields.iter().map(|f| read_field(model, f));
+    let inits = slots.iter().map(|f| ident(&names::rust_ident(&f.name)));
+    let reader_param = if body_fields.is_empty() {
+        quote!(_r)
+    } else {
+        quote!(mut r)
+    };
+    let frames_param = if frame_fields.is_empty() {
+        quote!(_frames)
+    } else {
+        quote!(frames)
+    };
+    let construct = if slots.is_empty() {
+        quote!(Self)
+    } else {
+        quote!(Self { #(#inits,)* })
+    };
+
+    let test_inits = slots.iter().map(|f| {
+        let fname = ident(&names::rust_ident(&f.name));
+        let value = test_literal(f);
+        quote!(#fname: #value)
+    });
+    let test_value_body = if slots.is_empty() {
+        quote!(Self)
+    } else {
+        quote!(Self { #(#test_inits,)* })
+    };
+
+    quote! {
+        #doc
+        #derives
+        pub struct #name #body
+
+        #manual_default
+
+        impl #name {
+            /// Message id on the wire.
+            pub const ID: u8 = #id;
+            /// Message name, as the protocol's command names show it.
+            pub const NAME: &'static str = #upper;
+
+            /// The message filled with the model's `<test>` values (zproto's
+            /// self-test data), or zproto's defaults where the model has none.
+            pub fn test_value() -> Self {
+                #test_value_body
+            }
+
+            #body_len_fn
+
+            fn encode_frames(&self, frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
+                let mut body = ::std::vec::Vec::with_capacity(self.body_len());
+                let mut w = #rt::wire::Writer::new(&mut body, #rt::wire::Context { class: CLASS, message: Self::NAME });
+                w.head(SIGNATURE, Self::ID);
+                #(#writes)*
+                frames.push(body);
+                #(#frame_pushes)*
+                ::std::result::Result::Ok(())
+            }
+
+            fn decode_body<F: ::std::convert::AsRef<[u8]>>(
+                #reader_param: #rt::wire::Reader<'_>,
+                #frames_param: &mut #rt::codec::FrameCursor<'_, F>,
+            ) -> ::std::result::Result<Self, #rt::DecodeError> {
+                #(#reads)*
+                ::std::result::Result::Ok(#construct)
+            }
+        }
+
+        impl ::std::convert::From<#name> for #enum_ident {
+            fn from(message: #name) -> Self {
+                Self::#name(message)
+            }
+        }
+    }
+}
+
+fn write_field(f: &Field) -> TokenStream {
+    let fname = ident(&names::rust_ident(&f.name));
+    let label = &f.name;
+    match (&f.constant, f.kind) {
+        (Some(Constant::Number(n)), FieldKind::Number(size)) => {
+            let method = format_ident!("number{}", size);
+            let n = Literal::u64_unsuffixed(*n);
+            quote!(w.#method(#n);)
+        }
+        (Some(Constant::String(s)), _) => quote!(w.string(#label, #s)?;),
+        (_, FieldKind::Number(size)) => {
+            let method = format_ident!("number{}", size);
+            quote!(w.#method(self.#fname);)
+        }
+        (_, FieldKind::Octets(_) | FieldKind::Uuid) => quote!(w.raw(&self.#fname);),
+        (_, FieldKind::String) => quote!(w.string(#label, &self.#fname)?;),
+        (_, FieldKind::Longstr) => quote!(w.longstr(#label, self.#fname.as_bytes())?;),
+        (_, FieldKind::Chunk) => quote!(w.longstr(#label, &self.#fname)?;),
+        (_, FieldKind::Strings) => quote!(w.strings(#label, &self.#fname)?;),
+        (_, FieldKind::Hash) => quote!(w.hash(#label, &self.#fname)?;),
+        (_, FieldKind::Frame | FieldKind::Msg) => TokenStream::new(),
+    }
+}
+
+fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
+    let fname = ident(&names::rust_ident(&f.name));
+    let label = &f.name;
+    match (&f.constant, f.kind) {
+        (Some(Constant::Number(n)), FieldKind::Number(size)) => {
+            let (size, n) = (Literal::u8_unsuffixed(size), Literal::u64_unsuffixed(*n));
+            quote!(r.constant_number(#label, #size, #n)?;)
+        }
+        (Some(Constant::String(s)), _) => quote!(r.constant_string(#label, #s)?;),
+        (_, FieldKind::Number(size)) => {
+            let method = format_ident!("number{}", size);
+            quote!(let #fname = r.#method(#label)?;)
+        }
+        (_, FieldKind::Octets(n)) => {
+            let n = Literal::usize_unsuffixed(n);
+            quote!(let #fname = r.octets::<#n>(#label)?;)
+        }
+        (_, FieldKind::Uuid) => quote!(let #fname = r.uuid(#label)?;),
+        (_, FieldKind::String) => quote!(let #fname = r.string(#label)?;),
+        (_, FieldKind::Longstr) => quote!(let #fname = r.longstr(#label)?;),
+        (_, FieldKind::Chunk) => quote!(let #fname = r.chunk(#label)?;),
+        (_, FieldKind::Strings) => quote!(let #fname = r.strings(#label)?;),
+        (_, FieldKind::Hash) => quote!(let #fname = r.hash(#label)?;),
+        (_, FieldKind::Frame) if model.is_virtual => quote!(let #fname = frames.frame_or_empty();),
+        (_, FieldKind::Frame) => quote!(let #fname = frames.frame(Self::NAME, #label)?;),
+        (_, FieldKind::Msg) => quote!(let #fname = frames.rest();),
+    }
+}
+
+fn text_literal(s: &str) -> TokenStream {
+    quote!(::std::string::String::from(#s))
+}
+
+fn bytes_literal(bytes: &[u8]) -> TokenStream {
+    let lit = Literal::byte_string(bytes);
+    quote!(#lit.to_vec())
+}
+
+fn test_literal(f: &Field) -> TokenStream {
+    match &f.test {
+        TestValue::Number(n) => Literal::u64_unsuffixed(*n).into_token_stream(),
+        TestValue::Text(s) => text_literal(s),
+        TestValue::Bytes(b) => match f.kind {
+            FieldKind::Octets(_) => {
+                let lit = Literal::byte_string(b);
+                quote!(*#lit)
+            }
+            _ => bytes_literal(b),
+        },
+        TestValue::Uuid(u) => {
+            let bytes = u.iter().map(|b| Literal::u8_unsuffixed(*b));
+            quote!([#(#bytes),*])
+        }
+        TestValue::List(items) => {
+            let items = items.iter().map(|s| text_literal(s));
+            quote!(::std::vec![#(#items),*])
+        }
+        TestValue::Hash(pairs) => {
+            let pairs = pairs.iter().map(|(k, v)| {
+                let (k, v) = (text_literal(k), text_literal(v));
+                quote!((#k, #v))
+            });
+            quote!(::std::collections::BTreeMap::from([#(#pairs),*]))
+        }
+        TestValue::Frames(frames) => {
+            let frames = frames.iter().map(|b| bytes_literal(b));
+            quote!(::std::vec![#(#frames),*])
+        }
+        TestValue::None => quote!(::std::default::Default::default()),
+    }
+}
+
+fn emit_tests(model: &CodecModel, enum_ident: &Ident, rt: &TokenStream) -> TokenStream {
+    let tests = model.messages.iter().map(|m| {
+        let name = ident(&names::camel(&m.name));
+        let test_fn = format_ident!(
+            "{}_round_trips",
+            names::canonical(&m.name).trim_start_matches('_')
+        );
+        quote! {
+            #[test]
+            fn #test_fn() {
+                let message = #enum_ident::from(#name::test_value());
+                let frames = message.encode().expect("test values encode");
+                assert_eq!(frames[0].len(), #name::test_value().body_len());
+                assert_eq!(#enum_ident::decode(&frames), Ok(message.clone()));
+                let routed = message.encode_routed(b"\x00peer").expect("test values encode");
+                assert_eq!(
+                    #enum_ident::decode_routed(&routed),
+                    Ok((b"\x00peer".to_vec(), message))
+                );
+            }
+        }
+    });
+    quote! {
+        /// Round trips of the model's `<test>` values, as zproto's self-test does.
+        #[cfg(test)]
+        mod zproto_tests {
+            use super::*;
+            use #rt::Codec as _;
+
+            #(#tests)*
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Validated models: what the analyse stage produces and emitters consume.
+
+pub mod codec;

@@ -1,0 +1,44 @@
+//! Generates Rust from every public codec model in `../shared/models` (or
+//! `$ZPROTO_SHARED_DIR/models`), so that compiling this crate proves they all
+//! generate code that compiles without warnings.
+
+use std::path::PathBuf;
+
+/// Codec models of public ZeroMQ projects, relative to the models directory.
+const MODELS: &[&str] = &[
+    "zproto/src/zproto_example.xml",
+    "czmq/src/zgossip_msg.xml",
+    "malamute/src/mlm_proto.xml",
+    "zyre/src/zre_msg.xml",
+    "filemq/src/fmq_msg.xml",
+    "zproto/src/zyre_peer_example/src/example_peer_msg.xml",
+];
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=ZPROTO_SHARED_DIR");
+    let shared = std::env::var_os("ZPROTO_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
+    let models: Vec<PathBuf> = MODELS
+        .iter()
+        .map(|m| shared.join("models").join(m))
+        .collect();
+    if let Some(missing) = models.iter().find(|m| !m.exists()) {
+        eprintln!(
+            "conformance models not found: {} is missing.\n\
+             The conformance suite needs the shared reference material beside the \
+             repository (../shared) or ZPROTO_SHARED_DIR pointing at it.",
+            missing.display()
+        );
+        std::process::exit(1);
+    }
+    if let Err(e) = zproto_codegen::Config::new().compile(&models) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    // The golden frames, for the tests.
+    println!(
+        "cargo:rustc-env=ZPROTO_GOLDEN_DIR={}",
+        shared.join("spec/golden").display()
+    );
+}

@@ -1,0 +1,37 @@
+//! Conformance suite for `zproto-codegen`: the codec models of public ZeroMQ
+//! projects (zproto, CZMQ, Malamute, Zyre, FileMQ), generated at build time.
+//!
+//! Each module denies warnings, so a generated codec that compiles with a
+//! warning fails the build. Each module also carries the round-trip tests
+//! generated from its model's `<test>` values; `tests/` holds the golden-frame
+//! and robustness tests.
+
+macro_rules! generated {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {
+        $(
+            #[$doc]
+            #[deny(warnings, clippy::all)]
+            pub mod $name {
+                include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".rs"));
+            }
+        )*
+    };
+}
+
+generated! {
+    /// zproto's example protocol (every field type).
+    zproto_example,
+    /// CZMQ's zgossip messages.
+    zgossip_msg,
+    /// Malamute's broker protocol (composite types, constants, msg fields).
+    mlm_proto,
+    /// Zyre's ZRE protocol (two header fields, hashes, lists).
+    zre_msg,
+    /// FileMQ's protocol (ids over 127, a constant naming a define).
+    fmq_msg,
+    /// zproto's peer example (a virtual protocol).
+    example_peer_msg,
+}
+
+/// The directory of golden frame captures (`shared/spec/golden`).
+pub const GOLDEN_DIR: &str = env!("ZPROTO_GOLDEN_DIR");

@@ -1,0 +1,176 @@
+//! The [`Codec`] trait that every generated message enum implements, and the
+//! frame-level plumbing shared by all of them (body frame, frame fields,
+//! ROUTER envelopes).
+
+use crate::error::{DecodeError, EncodeError};
+use crate::wire::{signature_word, Context, Reader};
+
+/// One ZeroMQ message part.
+pub type Frame = Vec<u8>;
+
+/// A protocol's message set, as generated from a zproto codec model.
+///
+/// The wire format is byte-identical to what zproto's C codecs produce.
+pub trait Codec: Sized {
+    /// The model's class name, e.g. `zgossip_msg`.
+    const CLASS: &'static str;
+    /// The model's signature (0..15), sent as `0xAAA0 | signature`.
+    const SIGNATURE: u8;
+
+    /// The message id on the wire.
+    fn id(&self) -> u8;
+
+    /// The message name, upper case, e.g. `ANNOUNCE`.
+    fn command(&self) -> &'static str;
+
+    /// Append this message's frames (body first) to `frames`.
+    fn encode_into(&self, frames: &mut Vec<Frame>) -> Result<(), EncodeError>;
+
+    /// Decode one message from its frames (body first, no routing id).
+    fn decode<F: AsRef<[u8]>>(frames: &[F]) -> Result<Self, DecodeError>;
+
+    /// The frames of this message, as a DEALER or PAIR socket sends them.
+    fn encode(&self) -> Result<Vec<Frame>, EncodeError> {
+        let mut frames = Vec::with_capacity(1);
+        self.encode_into(&mut frames)?;
+        Ok(frames)
+    }
+
+    /// The frames of this message for a ROUTER socket: `routing_id` first.
+    fn encode_routed(&self, routing_id: &[u8]) -> Result<Vec<Frame>, EncodeError> {
+        let mut frames = Vec::with_capacity(2);
+        frames.push(routing_id.to_vec());
+        self.encode_into(&mut frames)?;
+        Ok(frames)
+    }
+
+    /// Decode a message received on a ROUTER socket: the routing id and the
+    /// message.
+    fn decode_routed<F: AsRef<[u8]>>(frames: &[F]) -> Result<(Frame, Self), DecodeError> {
+        match frames {
+            [routing_id, rest @ ..] if !rest.is_empty() => {
+                Ok((routing_id.as_ref().to_vec(), Self::decode(rest)?))
+            }
+            _ => Err(DecodeError::NoRoutingId { class: Self::CLASS }),
+        }
+    }
+}
+
+/// The frames of one message, opened: the message id, a reader over the rest
+/// of the body frame, and a cursor over the frames after it.
+///
+/// Generated decoders call [`open`] and then read fields from both.
+#[derive(Debug)]
+pub struct Opened<'a, F> {
+    /// The message id byte.
+    pub id: u8,
+    /// The body frame after signature and id.
+    pub body: &'a [u8],
+    /// The frames after the body frame.
+    pub frames: FrameCursor<'a, F>,
+}
+
+/// Check the body frame's signature and split off the message id.
+pub fn open<'a, F: AsRef<[u8]>>(
+    frames: &'a [F],
+    class: &'static str,
+    signature: u8,
+) -> Result<Opened<'a, F>, DecodeError> {
+    let (body, rest) = frames
+        .split_first()
+        .ok_or(DecodeError::NoFrames { class })?;
+    let body = body.as_ref();
+    if body.len() < 3 {
+        // Still report a wrong signature when there are two bytes to compare.
+        if body.len() == 2 {
+            check_signature(body, class, signature)?;
+        }
+        return Err(DecodeError::TooShort {
+            class,
+            len: body.len(),
+        });
+    }
+    check_signature(body, class, signature)?;
+    Ok(Opened {
+        id: body[2],
+        body: &body[3..],
+        frames: FrameCursor {
+            frames: rest,
+            class,
+        },
+    })
+}
+
+fn check_signature(body: &[u8], class: &'static str, signature: u8) -> Result<(), DecodeError> {
+    let found = u16::from_be_bytes([body[0], body[1]]);
+    let expected = signature_word(signature);
+    if found == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::BadSignature {
+            class,
+            expected,
+            found,
+        })
+    }
+}
+
+impl<'a, F> Opened<'a, F> {
+    /// A reader over the body fields of message `message`.
+    pub fn reader(&self, message: &'static str) -> Reader<'a> {
+        Reader::new(
+            self.body,
+            Context {
+                class: self.frames.class,
+                message,
+            },
+        )
+    }
+}
+
+/// The frames that follow the body frame, taken in order by `frame` and `msg`
+/// fields.
+#[derive(Debug)]
+pub struct FrameCursor<'a, F> {
+    frames: &'a [F],
+    class: &'static str,
+}
+
+impl<F: AsRef<[u8]>> FrameCursor<'_, F> {
+    /// The next frame, for a `frame` field. A missing frame is an error.
+    pub fn frame(
+        &mut self,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Frame, DecodeError> {
+        match self.frames.split_first() {
+            Some((first, rest)) => {
+                self.frames = rest;
+                Ok(first.as_ref().to_vec())
+            }
+            None => Err(DecodeError::MissingFrame {
+                class: self.class,
+                message,
+                field,
+            }),
+        }
+    }
+
+    /// The next frame, or an empty one if there is none: `frame` fields of a
+    /// `virtual` protocol, whose C decoder accepts a missing frame.
+    pub fn frame_or_empty(&mut self) -> Frame {
+        match self.frames.split_first() {
+            Some((first, rest)) => {
+                self.frames = rest;
+                first.as_ref().to_vec()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Every remaining frame, for a `msg` field (possibly none).
+    pub fn rest(&mut self) -> Vec<Frame> {
+        let rest = std::mem::take(&mut self.frames);
+        rest.iter().map(|f| f.as_ref().to_vec()).collect()
+    }
+}
