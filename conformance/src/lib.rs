@@ -33,5 +33,7 @@ generated! {
     example_peer_msg,
 }
 
+pub mod golden;
+
 /// The directory of golden frame captures (`shared/spec/golden`).
 pub const GOLDEN_DIR: &str = env!("ZPROTO_GOLDEN_DIR");
