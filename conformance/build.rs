@@ -19,7 +19,7 @@ fn main() {
     let shared = std::env::var_os("ZPROTO_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
-    let models: Vec<PathBuf> = MODELS
+    let mut models: Vec<PathBuf> = MODELS
         .iter()
         .map(|m| shared.join("models").join(m))
         .collect();
@@ -32,6 +32,7 @@ fn main() {
         );
         std::process::exit(1);
     }
+    models.push(PathBuf::from("models/every_type.xml"));
     if let Err(e) = zproto_codegen::Config::new().compile(&models) {
         eprintln!("{e}");
         std::process::exit(1);

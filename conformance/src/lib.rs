@@ -31,6 +31,8 @@ generated! {
     fmq_msg,
     /// zproto's peer example (a virtual protocol).
     example_peer_msg,
+    /// Our own model with every field type and naming corner case.
+    every_type,
 }
 
 pub mod golden;
