@@ -35,7 +35,10 @@ fn outputs_are_rewritten_only_when_they_change() {
         .replace("Endpoint of the service; the tuple key", "Where it runs");
     std::fs::write(&model, text).unwrap();
     let third = config.compile(&[&model]).unwrap();
-    assert_eq!(third[0].changed, vec![rust.clone()]);
+    assert_eq!(
+        third[0].changed,
+        vec![rust.clone(), out.path().join("zgossip_msg.bnf")]
+    );
     assert!(std::fs::read_to_string(&rust)
         .unwrap()
         .contains("/// Where it runs, unique"));
