@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-/// Codec models of public ZeroMQ projects, relative to the models directory.
+/// Codec and server models of public ZeroMQ projects, relative to the models directory.
 const MODELS: &[&str] = &[
     "zproto/src/zproto_example.xml",
     "czmq/src/zgossip_msg.xml",
@@ -12,6 +12,10 @@ const MODELS: &[&str] = &[
     "zyre/src/zre_msg.xml",
     "filemq/src/fmq_msg.xml",
     "zproto/src/zyre_peer_example/src/example_peer_msg.xml",
+    // Server models (state machines); each names its codec above.
+    "czmq/src/zgossip.xml",
+    "malamute/src/mlm_server.xml",
+    "filemq/src/fmq_server.xml",
 ];
 
 fn main() {

@@ -8,6 +8,7 @@ use crate::analyse;
 use crate::emit::{self, EmitOptions};
 use crate::error::Error;
 use crate::model::codec::CodecModel;
+use crate::model::server::ServerModel;
 use crate::names;
 
 /// Generation settings, prost-build style:
@@ -18,7 +19,9 @@ use crate::names;
 ///     .expect("zproto models");
 /// ```
 ///
-/// For each codec model it writes `<class>.rs` and `<class>.bnf` to the output
+/// For each codec model it writes `<class>.rs` and `<class>.bnf`, for each
+/// server model `<class>_engine.rs` (its codec module is expected beside it,
+/// see [`Config::codec_path`]), to the output
 /// directory (`OUT_DIR` by default), only when their content changed, and
 /// prints `cargo:rerun-if-changed` for the model and every file it includes.
 #[derive(Debug, Clone)]
@@ -28,6 +31,7 @@ pub struct Config {
     tests: bool,
     abnf: bool,
     cargo_directives: Option<bool>,
+    codec_paths: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -59,7 +63,31 @@ impl Config {
             tests: true,
             abnf: true,
             cargo_directives: None,
+            codec_paths: Vec::new(),
         }
+    }
+
+    /// Where generated server engines find the codec of `protocol_class`
+    /// (default `super::<protocol_class>`, i.e. a sibling module named after
+    /// the codec class).
+    pub fn codec_path(
+        &mut self,
+        protocol_class: impl Into<String>,
+        path: impl Into<String>,
+    ) -> &mut Self {
+        self.codec_paths.push((protocol_class.into(), path.into()));
+        self
+    }
+
+    fn codec_tokens(&self, protocol_class: &str) -> Result<TokenStream, Error> {
+        let path = self
+            .codec_paths
+            .iter()
+            .rev()
+            .find(|(c, _)| c == protocol_class)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| format!("super::{}", names::canonical(protocol_class)));
+        parse_path(&path)
     }
 
     /// Write output here instead of `OUT_DIR`.
@@ -96,16 +124,20 @@ impl Config {
     }
 
     fn emit_options(&self) -> Result<EmitOptions, Error> {
-        let runtime: TokenStream = syn::parse_str::<syn::Path>(&self.runtime)
-            .map(quote::ToTokens::into_token_stream)
-            .map_err(|source| Error::GeneratedSyntax {
-                model: format!("runtime path {:?}", self.runtime),
-                source,
-            })?;
         Ok(EmitOptions {
-            runtime,
+            runtime: parse_path(&self.runtime)?,
             tests: self.tests,
         })
+    }
+
+    /// Generate the Rust state machine of one server model.
+    pub fn generate_server(
+        &self,
+        model: &ServerModel,
+        codec: &CodecModel,
+    ) -> Result<String, Error> {
+        let codec_path = self.codec_tokens(&model.protocol_class)?;
+        emit::server::emit(model, codec, &codec_path, &self.emit_options()?)
     }
 
     /// Generate the Rust source of one codec model, without writing anything.
@@ -135,7 +167,7 @@ impl Config {
                 // Even a broken model must trigger a rebuild once fixed.
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            match analyse::codec::analyse_file(path) {
+            match analyse_any(path) {
                 Ok(model) => analysed.push(model),
                 Err(d) => problems.extend(d.0),
             }
@@ -149,28 +181,74 @@ impl Config {
         })?;
         let mut out = Vec::new();
         for model in &analysed {
+            let (class, sources) = match model {
+                Analysed::Codec(m) => (&m.class, &m.sources),
+                Analysed::Server(pair) => (&pair.0.class, &pair.0.sources),
+            };
             if directives {
-                for source in model.sources.iter().skip(1) {
+                for source in sources.iter().skip(1) {
                     println!("cargo:rerun-if-changed={}", source.display());
                 }
             }
-            let stem = names::canonical(&model.class);
+            let stem = names::canonical(class);
             let mut generated = Generated {
-                class: model.class.clone(),
+                class: class.clone(),
                 files: Vec::new(),
                 changed: Vec::new(),
-                sources: model.sources.clone(),
+                sources: sources.clone(),
             };
-            let rust = self.generate_codec(model)?;
-            write_if_changed(&out_dir.join(format!("{stem}.rs")), &rust, &mut generated)?;
-            if self.abnf {
-                let abnf = emit::abnf::emit(model)?;
-                write_if_changed(&out_dir.join(format!("{stem}.bnf")), &abnf, &mut generated)?;
+            match model {
+                Analysed::Codec(model) => {
+                    let rust = self.generate_codec(model)?;
+                    write_if_changed(&out_dir.join(format!("{stem}.rs")), &rust, &mut generated)?;
+                    if self.abnf {
+                        let abnf = emit::abnf::emit(model)?;
+                        write_if_changed(
+                            &out_dir.join(format!("{stem}.bnf")),
+                            &abnf,
+                            &mut generated,
+                        )?;
+                    }
+                }
+                Analysed::Server(pair) => {
+                    let rust = self.generate_server(&pair.0, &pair.1)?;
+                    write_if_changed(
+                        &out_dir.join(format!("{stem}_engine.rs")),
+                        &rust,
+                        &mut generated,
+                    )?;
+                }
             }
             out.push(generated);
         }
         Ok(out)
     }
+}
+
+/// A model of either kind, validated.
+enum Analysed {
+    Codec(CodecModel),
+    Server(Box<(ServerModel, CodecModel)>),
+}
+
+/// Analyse a codec or a server model, telling them apart by their content.
+fn analyse_any(path: &Path) -> Result<Analysed, crate::error::Diagnostics> {
+    let loaded = analyse::load_class(path)?;
+    if analyse::server::is_server_model(&loaded.root) {
+        let (server, codec) = analyse::server::analyse_file(path)?;
+        Ok(Analysed::Server(Box::new((server, codec))))
+    } else {
+        analyse::codec::analyse(loaded).map(Analysed::Codec)
+    }
+}
+
+fn parse_path(path: &str) -> Result<TokenStream, Error> {
+    syn::parse_str::<syn::Path>(path)
+        .map(quote::ToTokens::into_token_stream)
+        .map_err(|source| Error::GeneratedSyntax {
+            model: format!("path {path:?}"),
+            source,
+        })
 }
 
 /// Write `content` unless the file already holds it, so that cargo and

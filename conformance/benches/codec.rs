@@ -11,7 +11,10 @@ use criterion::{Criterion, Throughput};
 use zproto_conformance::zproto_example as ex;
 use zproto_runtime::Codec;
 
-fn cases() -> Vec<(&'static str, Box<dyn Fn() -> usize>, Vec<Vec<u8>>)> {
+/// A message name, a closure that encodes and decodes it, and its frames.
+type Case = (&'static str, Box<dyn Fn() -> usize>, Vec<Vec<u8>>);
+
+fn cases() -> Vec<Case> {
     fn case<C: Codec + 'static>(message: C) -> (Box<dyn Fn() -> usize>, Vec<Vec<u8>>) {
         let frames = message.encode().expect("encodes");
         let run = move || {
@@ -35,7 +38,8 @@ fn cases() -> Vec<(&'static str, Box<dyn Fn() -> usize>, Vec<Vec<u8>>)> {
 
 fn mean_ns(home: &Path, group: &str, function: &str) -> Option<f64> {
     let path = home.join(group).join(function).join("new/estimates.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     json["mean"]["point_estimate"].as_f64()
 }
 

@@ -1,5 +1,5 @@
-//! Conformance suite for `zproto-codegen`: the codec models of public ZeroMQ
-//! projects (zproto, CZMQ, Malamute, Zyre, FileMQ), generated at build time.
+//! Conformance suite for `zproto-codegen`: the codec and server models of
+//! public ZeroMQ projects (zproto, CZMQ, Malamute, Zyre, FileMQ), generated at build time.
 //!
 //! Each module denies warnings, so a generated codec that compiles with a
 //! warning fails the build. Each module also carries the round-trip tests
@@ -33,6 +33,12 @@ generated! {
     example_peer_msg,
     /// Our own model with every field type and naming corner case.
     every_type,
+    /// CZMQ's zgossip server state machine.
+    zgossip_engine,
+    /// Malamute's broker state machine.
+    mlm_server_engine,
+    /// FileMQ's server state machine.
+    fmq_server_engine,
 }
 
 pub mod golden;

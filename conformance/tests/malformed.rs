@@ -124,7 +124,7 @@ fn missing_frame_field() {
         .unwrap()[0]
         .clone();
     assert_eq!(
-        ex::ZprotoExample::decode(&[body.clone()]),
+        ex::ZprotoExample::decode(std::slice::from_ref(&body)),
         Err(DecodeError::MissingFrame {
             class: "zproto_example",
             message: "BINARY",

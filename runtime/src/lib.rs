@@ -2,10 +2,12 @@
 //!
 //! Generated codecs are thin: they list their fields and call into this crate
 //! for the byte-level work ([`wire`]), the frame-level work ([`codec`]) and
-//! their error types ([`error`]). Keeping that here means one audited
+//! their error types ([`error`]); generated state machines run against
+//! [`engine`]. Keeping that here means one audited
 //! implementation of every bounds check, whatever the number of protocols.
 
 pub mod codec;
+pub mod engine;
 pub mod error;
 pub mod wire;
 

@@ -4,6 +4,7 @@
 //! stopping at the first, so one run shows an author all of them.
 
 pub mod codec;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 

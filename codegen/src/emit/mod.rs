@@ -3,6 +3,7 @@
 
 pub mod abnf;
 pub mod codec;
+pub mod server;
 
 use proc_macro2::TokenStream;
 use quote::quote;

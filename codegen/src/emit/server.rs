@@ -1,0 +1,387 @@
+//! Emit stage for server models: a [`ServerModel`] to a Rust state machine.
+//!
+//! The output has a `State` and an `Event` enum, an `Actions` trait with one
+//! method per custom action (so a missing handler is a compile error), and an
+//! `execute` function that follows zproto's execution rules: named events
+//! before `*`, superstate events after the state's own, `next` running the
+//! old state's `after` and the new state's `before` actions, internal next
+//! events handled in the same run, exceptions skipping the rest and being
+//! handled in the current state, and `terminate`.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+
+use crate::emit::{banner, docs, finish, EmitOptions};
+use crate::error::Error;
+use crate::model::codec::CodecModel;
+use crate::model::server::*;
+use crate::names;
+
+/// Rust source of the state machine of `model`, whose messages are the
+/// generated codec at `codec_path` (e.g. `super::zgossip_msg`).
+pub fn emit(
+    model: &ServerModel,
+    codec: &CodecModel,
+    codec_path: &TokenStream,
+    options: &EmitOptions,
+) -> Result<String, Error> {
+    let rt = &options.runtime;
+    let msg_enum = ident(&names::camel(&codec.class));
+    let msg = quote!(#codec_path::#msg_enum);
+    let io_ty = quote!(#rt::engine::Io<Event, #msg>);
+
+    let state_variants = model.states.iter().enumerate().map(|(i, s)| {
+        let v = ident(&names::camel(&s.name));
+        let mut doc = format!("`{}`", s.name);
+        if i == 0 {
+            doc.push_str(", the initial state");
+        }
+        if let Some(parent) = &s.inherit {
+            doc.push_str(&format!("; inherits the events of `{parent}`"));
+        }
+        doc.push('.');
+        let default = if i == 0 {
+            quote!(#[default])
+        } else {
+            TokenStream::new()
+        };
+        quote!(#[doc = #doc] #default #v)
+    });
+    let state_names = model.states.iter().map(|s| {
+        let v = ident(&names::camel(&s.name));
+        let n = &s.name;
+        quote!(Self::#v => #n)
+    });
+
+    let event_variants = model.events.iter().map(|e| {
+        let v = ident(&names::camel(&e.name));
+        let doc = if e.external {
+            format!("The {} message arrived.", names::upper(&e.name))
+        } else {
+            format!("Internal event `{}`.", e.name)
+        };
+        quote!(#[doc = #doc] #v)
+    });
+    let event_names = model.events.iter().map(|e| {
+        let v = ident(&names::camel(&e.name));
+        let n = if e.external {
+            names::upper(&e.name)
+        } else {
+            e.name.clone()
+        };
+        quote!(Self::#v => #n)
+    });
+    let externals: Vec<Ident> = model
+        .events
+        .iter()
+        .filter(|e| e.external)
+        .map(|e| ident(&names::camel(&e.name)))
+        .collect();
+    let is_external = if externals.is_empty() {
+        quote!(false)
+    } else {
+        quote!(matches!(self, #(Self::#externals)|*))
+    };
+    let message_arms = externals.iter().map(|v| quote!(#msg::#v(_) => Self::#v));
+    let all_messages_named = model
+        .messages
+        .iter()
+        .all(|m| model.events.iter().any(|e| e.external && &e.name == m));
+    let message_fallback = if all_messages_named {
+        TokenStream::new()
+    } else {
+        quote!(_ => Self::Terminate,)
+    };
+
+    let action_methods = model.actions.iter().map(|a| {
+        let method = ident(&names::snake(a));
+        let uses = usage(model, a);
+        let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
+        quote! {
+            #doc
+            fn #method(&mut self, session: &mut Self::Session, io: &mut #io_ty);
+        }
+    });
+
+    let ctx = Ctx {
+        model,
+        codec,
+        msg: &msg,
+        codec_path,
+        rt,
+    };
+    let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
+    let exhaustive = model.states.iter().all(|s| s.wildcard.is_some());
+    let fallback = if exhaustive {
+        TokenStream::new()
+    } else {
+        quote! {
+            (state, event) => {
+                return #rt::engine::Outcome::Unhandled { state: state.name(), event: event.name() };
+            }
+        }
+    };
+    let (actions_param, session_param) = if model.actions.is_empty() {
+        (quote!(_actions), quote!(_session))
+    } else {
+        (quote!(actions), quote!(session))
+    };
+
+    let class = &model.class;
+    let mut class_doc = format!("State machine of the `{class}` server, one per client session.");
+    if let Some(title) = &model.title {
+        class_doc = format!("{title}.\n\n{class_doc}");
+    }
+    if !model.description.is_empty() {
+        class_doc.push_str("\n\n");
+        class_doc.push_str(&model.description);
+    }
+    let actions_doc = docs(&format!(
+        "The application side of the `{class}` server: one method per custom action of the model.\n\n\
+         `self` is the server, shared by every session; `Session` is the state of one client session. \
+         Actions read the received message with `io.message()`, prepare the next `send` with \
+         `io.set_message`, and raise events with `io.set_next_event`, `io.set_exception`, \
+         `io.set_wakeup` and `io.broadcast`."
+    ));
+    let expires = model.has_expiry;
+    let expiry_doc = if expires {
+        " Some state handles `expired`: sessions expire after the server timeout with no traffic."
+    } else {
+        " No state handles `expired`: sessions never expire."
+    };
+
+    let tokens = quote! {
+        #[doc = #expiry_doc]
+        pub const EXPIRES: bool = #expires;
+
+        /// States of a session.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum State {
+            #(#state_variants,)*
+        }
+
+        impl State {
+            /// The state's name, as in the model.
+            pub fn name(self) -> &'static str {
+                match self { #(#state_names,)* }
+            }
+        }
+
+        /// Events: protocol messages (external) and events raised by actions,
+        /// timers and the application (internal).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Event {
+            #(#event_variants,)*
+            /// End of the session: the `terminate` action, and any protocol
+            /// message that no state names.
+            Terminate,
+        }
+
+        impl Event {
+            /// The event's name: upper case for messages, lower case for internal events.
+            pub fn name(self) -> &'static str {
+                match self {
+                    #(#event_names,)*
+                    Self::Terminate => "terminate",
+                }
+            }
+
+            /// Whether a protocol message raises this event.
+            pub fn is_external(self) -> bool {
+                #is_external
+            }
+
+            /// The event a received message raises.
+            pub fn from_message(message: &#msg) -> Self {
+                match message {
+                    #(#message_arms,)*
+                    #message_fallback
+                }
+            }
+        }
+
+        #actions_doc
+        pub trait Actions {
+            /// The state of one client session.
+            type Session;
+            #(#action_methods)*
+        }
+
+        #[doc = #class_doc]
+        ///
+        /// Handle `event` in the session's `state`, and every event it leads to,
+        /// until the machine waits for outside input or the session ends.
+        pub fn execute<A: Actions + ?Sized>(
+            #actions_param: &mut A,
+            #session_param: &mut A::Session,
+            state: &mut State,
+            event: Event,
+            io: &mut #io_ty,
+        ) -> #rt::engine::Outcome {
+            io.begin(event);
+            while let ::std::option::Option::Some(event) = io.take_next_event() {
+                let current = *state;
+                io.record(|| #rt::engine::Trace::Event { state: current.name(), event: event.name() });
+                match (current, event) {
+                    #(#arms)*
+                    #fallback
+                }
+                if !io.settle(Event::Terminate, Event::name) {
+                    return #rt::engine::Outcome::Terminated;
+                }
+                let now = *state;
+                io.record(|| #rt::engine::Trace::Next(now.name()));
+            }
+            #rt::engine::Outcome::Waiting
+        }
+    };
+    let source = model
+        .sources
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    finish(&banner(&source, None), tokens, &model.class)
+}
+
+fn ident(name: &str) -> Ident {
+    match name.strip_prefix("r#") {
+        Some(raw) => Ident::new_raw(raw, Span::call_site()),
+        None => Ident::new(name, Span::call_site()),
+    }
+}
+
+/// Where an action is used, for its doc.
+fn usage(model: &ServerModel, action: &str) -> String {
+    let mut places = Vec::new();
+    let custom = Action::Custom(action.to_owned());
+    for s in &model.states {
+        for h in &s.handlers {
+            if h.actions.contains(&custom)
+                && !places
+                    .iter()
+                    .any(|p: &String| p.ends_with(&format!("on `{}`", h.event)))
+            {
+                places.push(format!("in `{}` on `{}`", s.name, h.event));
+            }
+        }
+        if s.before.contains(&custom) {
+            places.push(format!("on entering `{}`", s.name));
+        }
+        if s.after.contains(&custom) {
+            places.push(format!("on leaving `{}`", s.name));
+        }
+    }
+    if places.is_empty() {
+        "by the wildcard handlers".to_owned()
+    } else {
+        places.join(", ")
+    }
+}
+
+struct Ctx<'a> {
+    model: &'a ServerModel,
+    codec: &'a CodecModel,
+    msg: &'a TokenStream,
+    codec_path: &'a TokenStream,
+    rt: &'a TokenStream,
+}
+
+impl Ctx<'_> {
+    fn state_arms(&self, s: &State) -> Vec<TokenStream> {
+        let sv = ident(&names::camel(&s.name));
+        let mut arms: Vec<TokenStream> = s
+            .handlers
+            .iter()
+            .map(|h| {
+                let ev = ident(&names::camel(&h.event));
+                let body = self.handler(s, h);
+                quote!((State::#sv, Event::#ev) => { #body })
+            })
+            .collect();
+        if let Some(w) = &s.wildcard {
+            let body = self.handler(s, w);
+            arms.push(quote!((State::#sv, _) => { #body }));
+        }
+        arms
+    }
+
+    fn handler(&self, s: &State, h: &Handler) -> TokenStream {
+        let actions = h.actions.iter().map(|a| self.action(a));
+        let transition = h.next.as_ref().map(|next| {
+            let target = self.model.states.iter().find(|t| &t.name == next);
+            let nv = ident(&names::camel(next));
+            let after = s.after.iter().map(|a| self.action(a));
+            let before = target
+                .into_iter()
+                .flat_map(|t| t.before.iter())
+                .map(|a| self.action(a));
+            quote! {
+                if io.proceed() {
+                    #(#after)*
+                    *state = State::#nv;
+                    #(#before)*
+                }
+            }
+        });
+        quote! { #(#actions)* #transition }
+    }
+
+    fn action(&self, a: &Action) -> TokenStream {
+        let rt = self.rt;
+        match a {
+            Action::Custom(name) => {
+                let method = ident(&names::snake(name));
+                let label = name.replace('_', " ");
+                quote! {
+                    if io.proceed() {
+                        io.record(|| #rt::engine::Trace::Action(::std::string::String::from(#label)));
+                        actions.#method(session, io);
+                    }
+                }
+            }
+            Action::Terminate => quote! {
+                if io.proceed() {
+                    io.record(|| #rt::engine::Trace::Action(::std::string::String::from("terminate")));
+                    io.terminate(Event::Terminate);
+                }
+            },
+            Action::Send(message) => {
+                let v = ident(&names::camel(message));
+                let msg = self.msg;
+                let label = format!("send {}", names::upper(message));
+                let has_fields = self
+                    .codec
+                    .messages
+                    .iter()
+                    .find(|m| &m.name == message)
+                    .is_some_and(|m| m.fields.iter().any(|f| f.constant.is_none()));
+                // The fields are whatever the actions stored in the shared
+                // message; a message of another kind leaves them at default.
+                let outgoing = if has_fields {
+                    quote! {
+                        match io.message() {
+                            ::std::option::Option::Some(#msg::#v(m)) => #msg::#v(m.clone()),
+                            _ => #msg::#v(::std::default::Default::default()),
+                        }
+                    }
+                } else {
+                    let path = self.codec_struct(message);
+                    quote!(#msg::#v(#path))
+                };
+                quote! {
+                    if io.proceed() {
+                        io.record(|| #rt::engine::Trace::Action(::std::string::String::from(#label)));
+                        let outgoing = #outgoing;
+                        io.send(outgoing);
+                    }
+                }
+            }
+        }
+    }
+
+    fn codec_struct(&self, message: &str) -> TokenStream {
+        let path = self.codec_path;
+        let s = ident(&names::camel(message));
+        quote!(#path::#s)
+    }
+}

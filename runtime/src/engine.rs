@@ -1,0 +1,231 @@
+//! What generated state machines (zproto server models) run against.
+//!
+//! A generated `execute` function follows zproto's execution rules: it takes
+//! one event, runs the matching handler's actions in the session's current
+//! state, follows `next`, internal next-events and exceptions, and stops when
+//! it needs outside input. Everything it wants done outside (messages to
+//! send, a wakeup timer, a broadcast to other sessions) is recorded in an
+//! [`Io`] and carried out by the driver afterwards: the engine itself does no
+//! I/O, so the same machine runs over ZeroMQ sockets or in memory.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One line of the execution trace ("animate" in zproto).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trace {
+    /// An event is handled in a state.
+    Event {
+        /// State name, as in the model.
+        state: &'static str,
+        /// Event name: upper case for protocol messages, lower for internal.
+        event: &'static str,
+    },
+    /// An action runs (`send NAME` for a send).
+    Action(String),
+    /// An action raised an exception event.
+    Exception(&'static str),
+    /// The state after the event.
+    Next(&'static str),
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trace::Event { state, event } => write!(f, "{state}: {event}"),
+            Trace::Action(a) => write!(f, "    $ {a}"),
+            Trace::Exception(e) => write!(f, "    ! {e}"),
+            Trace::Next(s) => write!(f, "    > {s}"),
+        }
+    }
+}
+
+/// How a run of `execute` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The machine waits for the next outside event.
+    Waiting,
+    /// The session ended (`terminate`): the driver must forget it.
+    Terminated,
+    /// The state has no handler for the event and no `*`. zproto aborts the
+    /// process here; drivers log it and end the session instead.
+    Unhandled {
+        /// State name.
+        state: &'static str,
+        /// Event name.
+        event: &'static str,
+    },
+}
+
+/// The per-run scratchpad of a state machine, and the action API of
+/// zproto's engine (`set_next_event`, `set_exception`, `set_wakeup_event`,
+/// `broadcast_event`, and the shared message).
+#[derive(Debug)]
+pub struct Io<E, M> {
+    message: Option<M>,
+    next_event: Option<E>,
+    exception: Option<E>,
+    outbox: Vec<M>,
+    wakeup: Option<(Duration, E)>,
+    broadcasts: Vec<E>,
+    trace: Option<Vec<Trace>>,
+    animate: bool,
+}
+
+impl<E, M> Default for Io<E, M> {
+    fn default() -> Self {
+        Self {
+            message: None,
+            next_event: None,
+            exception: None,
+            outbox: Vec::new(),
+            wakeup: None,
+            broadcasts: Vec::new(),
+            trace: None,
+            animate: false,
+        }
+    }
+}
+
+impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
+    /// A scratchpad; `message` is the message being handled, if any.
+    pub fn new(message: Option<M>) -> Self {
+        Self {
+            message,
+            ..Self::default()
+        }
+    }
+
+    /// Record every state, event and action in [`Io::trace`].
+    pub fn record_trace(mut self) -> Self {
+        self.trace = Some(Vec::new());
+        self
+    }
+
+    /// Log every state, event and action at debug level (zproto's animate).
+    pub fn animate(mut self, on: bool) -> Self {
+        self.animate = on;
+        self
+    }
+
+    // ---- the action API ----
+
+    /// The shared message: the one received, or the one actions prepared.
+    pub fn message(&self) -> Option<&M> {
+        self.message.as_ref()
+    }
+
+    /// Replace the shared message, e.g. with fields for a following `send`.
+    pub fn set_message(&mut self, message: M) {
+        self.message = Some(message);
+    }
+
+    /// Queue an internal event, handled in this run after the state change.
+    pub fn set_next_event(&mut self, event: E) {
+        self.next_event = Some(event);
+    }
+
+    /// Skip the remaining actions and the state change, then handle `event`
+    /// in the current state.
+    pub fn set_exception(&mut self, event: E) {
+        self.exception = Some(event);
+    }
+
+    /// Run `event` on this session after `delay`, unless another event comes
+    /// first (any event cancels a pending wakeup).
+    pub fn set_wakeup(&mut self, delay: Duration, event: E) {
+        self.wakeup = Some((delay, event));
+    }
+
+    /// Run `event` on every session of the server once this run is over.
+    pub fn broadcast(&mut self, event: E) {
+        self.broadcasts.push(event);
+    }
+
+    // ---- used by generated code ----
+
+    /// Start a run with `event`.
+    #[doc(hidden)]
+    pub fn begin(&mut self, event: E) {
+        self.next_event = Some(event);
+        self.wakeup = None;
+    }
+
+    /// The next event to handle, clearing any exception.
+    #[doc(hidden)]
+    pub fn take_next_event(&mut self) -> Option<E> {
+        self.exception = None;
+        self.next_event.take()
+    }
+
+    /// Whether no exception was raised (so actions may still run).
+    #[doc(hidden)]
+    pub fn proceed(&self) -> bool {
+        self.exception.is_none()
+    }
+
+    /// The built-in `terminate` action.
+    #[doc(hidden)]
+    pub fn terminate(&mut self, terminate_event: E) {
+        self.next_event = Some(terminate_event);
+    }
+
+    /// The built-in `send` action: queue `message` for this session.
+    #[doc(hidden)]
+    pub fn send(&mut self, message: M) {
+        self.outbox.push(message);
+    }
+
+    /// End of one event: an exception becomes the next event (overriding
+    /// `terminate`). Returns false when the session is to terminate.
+    #[doc(hidden)]
+    pub fn settle(&mut self, terminate_event: E, event_name: impl Fn(E) -> &'static str) -> bool {
+        if let Some(exception) = self.exception.take() {
+            self.record(|| Trace::Exception(event_name(exception)));
+            self.next_event = Some(exception);
+        }
+        self.next_event != Some(terminate_event)
+    }
+
+    /// Add a trace line (and log it when animating).
+    #[doc(hidden)]
+    pub fn record(&mut self, line: impl FnOnce() -> Trace) {
+        if self.trace.is_none() && !self.animate {
+            return;
+        }
+        let line = line();
+        if self.animate {
+            tracing::debug!("{line}");
+        }
+        if let Some(trace) = &mut self.trace {
+            trace.push(line);
+        }
+    }
+
+    // ---- read by drivers after a run ----
+
+    /// Messages the run sent to this session, in order.
+    pub fn take_outbox(&mut self) -> Vec<M> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The wakeup the run asked for, if any.
+    pub fn take_wakeup(&mut self) -> Option<(Duration, E)> {
+        self.wakeup.take()
+    }
+
+    /// Events to broadcast to every session.
+    pub fn take_broadcasts(&mut self) -> Vec<E> {
+        std::mem::take(&mut self.broadcasts)
+    }
+
+    /// The recorded trace (empty unless [`Io::record_trace`]).
+    pub fn trace(&self) -> &[Trace] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// Take the shared message back.
+    pub fn into_message(self) -> Option<M> {
+        self.message
+    }
+}
