@@ -227,7 +227,7 @@ impl Config {
 
 /// A model of either kind, validated.
 enum Analysed {
-    Codec(CodecModel),
+    Codec(Box<CodecModel>),
     Server(Box<(ServerModel, CodecModel)>),
 }
 
@@ -238,7 +238,7 @@ fn analyse_any(path: &Path) -> Result<Analysed, crate::error::Diagnostics> {
         let (server, codec) = analyse::server::analyse_file(path)?;
         Ok(Analysed::Server(Box::new((server, codec))))
     } else {
-        analyse::codec::analyse(loaded).map(Analysed::Codec)
+        analyse::codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m)))
     }
 }
 
