@@ -36,8 +36,26 @@ fn main() {
         );
         std::process::exit(1);
     }
-    models.push(PathBuf::from("models/every_type.xml"));
+    for own in ["every_type", "rules_msg", "rules_server"] {
+        models.push(PathBuf::from(format!("models/{own}.xml")));
+    }
     if let Err(e) = zproto_codegen::Config::new().compile(&models) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
+    // A handler skeleton, compiled by src/lib.rs to prove it is valid Rust
+    // for the generated engine. Removed first: skeletons never overwrite.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let skeleton = out.join("rules_skeleton.rs");
+    let _ = std::fs::remove_file(&skeleton);
+    let written = zproto_codegen::Config::new()
+        .codec_path("rules_msg", "super::rules_msg")
+        .write_skeleton(
+            "models/rules_server.xml".as_ref(),
+            &skeleton,
+            "super::rules_server_engine",
+        );
+    if let Err(e) = written {
         eprintln!("{e}");
         std::process::exit(1);
     }

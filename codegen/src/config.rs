@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use proc_macro2::TokenStream;
 
-use crate::analyse;
+use crate::analyse::{self, Analysed};
 use crate::emit::{self, EmitOptions};
 use crate::error::Error;
 use crate::model::codec::CodecModel;
@@ -145,6 +145,49 @@ impl Config {
         emit::codec::emit(model, &self.emit_options()?)
     }
 
+    /// Write the one-time handler skeleton of a server model to `path`,
+    /// unless a file is already there (it is the application's code).
+    /// Returns whether it was written.
+    pub fn write_skeleton(
+        &self,
+        model: &Path,
+        path: &Path,
+        engine_path: &str,
+    ) -> Result<bool, Error> {
+        let (server, codec) = analyse::server::analyse_file(model)?;
+        if path.exists() {
+            return Ok(false);
+        }
+        let codec_path = self
+            .codec_paths
+            .iter()
+            .rev()
+            .find(|(c, _)| *c == server.protocol_class)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| format!("crate::{}", names::canonical(&server.protocol_class)));
+        let text = emit::skeleton::emit(&server, &codec, engine_path, &codec_path)?;
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(file) => file,
+            // Created meanwhile: still never overwrite.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(source) => {
+                return Err(Error::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(true)
+    }
+
     /// Validate and generate every model, writing the outputs.
     ///
     /// All models are checked before anything is written, and every problem
@@ -167,7 +210,7 @@ impl Config {
                 // Even a broken model must trigger a rebuild once fixed.
                 println!("cargo:rerun-if-changed={}", path.display());
             }
-            match analyse_any(path) {
+            match analyse::analyse_any(path) {
                 Ok(model) => analysed.push(model),
                 Err(d) => problems.extend(d.0),
             }
@@ -222,23 +265,6 @@ impl Config {
             out.push(generated);
         }
         Ok(out)
-    }
-}
-
-/// A model of either kind, validated.
-enum Analysed {
-    Codec(Box<CodecModel>),
-    Server(Box<(ServerModel, CodecModel)>),
-}
-
-/// Analyse a codec or a server model, telling them apart by their content.
-fn analyse_any(path: &Path) -> Result<Analysed, crate::error::Diagnostics> {
-    let loaded = analyse::load_class(path)?;
-    if analyse::server::is_server_model(&loaded.root) {
-        let (server, codec) = analyse::server::analyse_file(path)?;
-        Ok(Analysed::Server(Box::new((server, codec))))
-    } else {
-        analyse::codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m)))
     }
 }
 

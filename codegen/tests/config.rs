@@ -126,3 +126,64 @@ fn command_line_generates_and_reports() {
     let run = zproto(&["generate"]);
     assert!(!run.status.success());
 }
+
+#[test]
+fn skeleton_is_written_once_and_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/models/rules_server.xml"
+    );
+    let out = dir.path().join("handlers.rs");
+    let o = out.to_str().unwrap();
+    let run = zproto(&[
+        "skeleton",
+        model,
+        "--out",
+        o,
+        "--engine-path",
+        "crate::engine",
+    ]);
+    assert!(run.status.success(), "{run:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("fn check_data(&mut self"), "{text}");
+    assert!(
+        text.contains("use crate::engine::{Actions, Event};"),
+        "{text}"
+    );
+
+    std::fs::write(&out, "// my handlers\n").unwrap();
+    let run = zproto(&["skeleton", model, "--out", o]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stdout).contains("never overwrites"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "// my handlers\n");
+}
+
+#[test]
+fn server_models_generate_engines_beside_their_codec() {
+    let out = tempfile::tempdir().unwrap();
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/models/rules_server.xml"
+    );
+    let generated = Config::new()
+        .out_dir(out.path())
+        .cargo_directives(false)
+        .compile(&[model])
+        .unwrap();
+    assert!(out.path().join("rules_server_engine.rs").exists());
+    // The codec model is a source of the server model (rerun-if-changed).
+    assert!(
+        generated[0]
+            .sources
+            .iter()
+            .any(|s| s.ends_with("rules_msg.xml")),
+        "{generated:?}"
+    );
+    let run = zproto(&["check", model]);
+    assert!(
+        String::from_utf8_lossy(&run.stdout)
+            .contains("server rules_server with 5 states over rules_msg"),
+        "{run:?}"
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zproto_codegen::analyse::codec::analyse_file;
+use zproto_codegen::analyse::analyse_any as analyse_file;
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");

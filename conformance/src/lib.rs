@@ -33,6 +33,10 @@ generated! {
     example_peer_msg,
     /// Our own model with every field type and naming corner case.
     every_type,
+    /// Our own codec for the engine-rules tests.
+    rules_msg,
+    /// Our own server model exercising every execution rule.
+    rules_server_engine,
     /// CZMQ's zgossip server state machine.
     zgossip_engine,
     /// Malamute's broker state machine.
@@ -42,6 +46,13 @@ generated! {
 }
 
 pub mod golden;
+
+/// The handler skeleton `zproto skeleton` writes for `rules_server.xml`,
+/// compiled as is.
+#[deny(warnings, clippy::all)]
+pub mod rules_skeleton {
+    include!(concat!(env!("OUT_DIR"), "/rules_skeleton.rs"));
+}
 
 /// The directory of golden frame captures (`shared/spec/golden`).
 pub const GOLDEN_DIR: &str = env!("ZPROTO_GOLDEN_DIR");

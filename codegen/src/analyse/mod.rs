@@ -9,6 +9,8 @@ pub mod server;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::model::codec::CodecModel;
+use crate::model::server::ServerModel;
 use crate::xml::{self, Element, Node};
 
 /// A `<class>` root with its `<include>`s resolved.
@@ -76,6 +78,27 @@ pub fn load_class(path: &Path) -> Result<LoadedClass, Diagnostics> {
         Ok(LoadedClass { root, sources })
     } else {
         Err(Diagnostics(problems))
+    }
+}
+
+/// A validated model of either kind.
+#[derive(Debug, Clone)]
+pub enum Analysed {
+    /// A codec model (message set).
+    Codec(Box<CodecModel>),
+    /// A server model, with the codec model it names.
+    Server(Box<(ServerModel, CodecModel)>),
+}
+
+/// Load and validate a codec or a server model, telling them apart by their
+/// content (`protocol_class` or `<state>` elements make a server model).
+pub fn analyse_any(path: &Path) -> Result<Analysed, Diagnostics> {
+    let loaded = load_class(path)?;
+    if server::is_server_model(&loaded.root) {
+        let (server, codec) = server::analyse_file(path)?;
+        Ok(Analysed::Server(Box::new((server, codec))))
+    } else {
+        codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m)))
     }
 }
 

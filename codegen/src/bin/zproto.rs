@@ -34,6 +34,21 @@ enum Command {
         #[arg(long)]
         no_abnf: bool,
     },
+    /// Write a handler skeleton for a server model, once: an existing file
+    /// is never overwritten.
+    Skeleton {
+        /// Server model file (XML).
+        model: PathBuf,
+        /// Where to write the skeleton.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Module path of the generated engine, as the skeleton uses it.
+        #[arg(long, default_value = "crate::engine")]
+        engine_path: String,
+        /// Module path of the generated codec, as the skeleton uses it.
+        #[arg(long)]
+        codec_path: Option<String>,
+    },
     /// Validate models only; print every problem found.
     Check {
         /// Codec model files (XML).
@@ -77,15 +92,52 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Skeleton {
+            model,
+            out,
+            engine_path,
+            codec_path,
+        } => {
+            let mut config = Config::new();
+            if let Some(path) = codec_path {
+                if let Ok(analyse::Analysed::Server(pair)) = analyse::analyse_any(&model) {
+                    config.codec_path(pair.0.protocol_class.clone(), path);
+                }
+            }
+            match config.write_skeleton(&model, &out, &engine_path) {
+                Ok(true) => {
+                    println!("wrote {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    println!(
+                        "kept {}: it exists, and a skeleton never overwrites",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { models } => {
             let mut ok = true;
             for model in &models {
-                match analyse::codec::analyse_file(model) {
-                    Ok(m) => println!(
-                        "{}: ok, class {} with {} messages",
+                match analyse::analyse_any(model) {
+                    Ok(analyse::Analysed::Codec(m)) => println!(
+                        "{}: ok, codec {} with {} messages",
                         model.display(),
                         m.class,
                         m.messages.len()
+                    ),
+                    Ok(analyse::Analysed::Server(pair)) => println!(
+                        "{}: ok, server {} with {} states over {}",
+                        model.display(),
+                        pair.0.class,
+                        pair.0.states.len(),
+                        pair.1.class
                     ),
                     Err(d) => {
                         eprintln!("{d}");

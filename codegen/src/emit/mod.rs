@@ -4,6 +4,7 @@
 pub mod abnf;
 pub mod codec;
 pub mod server;
+pub mod skeleton;
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -251,7 +251,7 @@ fn ident(name: &str) -> Ident {
 }
 
 /// Where an action is used, for its doc.
-fn usage(model: &ServerModel, action: &str) -> String {
+pub(crate) fn usage(model: &ServerModel, action: &str) -> String {
     let mut places = Vec::new();
     let custom = Action::Custom(action.to_owned());
     for s in &model.states {

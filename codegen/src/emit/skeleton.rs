@@ -1,0 +1,70 @@
+//! The one-time handler skeleton of a server model (a tera template), as
+//! zproto writes `name.c` only when it does not exist yet.
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::model::codec::CodecModel;
+use crate::model::server::ServerModel;
+use crate::names;
+
+const TEMPLATE: &str = include_str!("../../templates/server_skeleton.rs.tera");
+
+#[derive(Serialize)]
+struct Context {
+    class: String,
+    title: Option<String>,
+    source: String,
+    engine_path: String,
+    codec_path: String,
+    message_enum: String,
+    actions: Vec<ActionContext>,
+}
+
+#[derive(Serialize)]
+struct ActionContext {
+    label: String,
+    method: String,
+    usage: String,
+}
+
+/// Rust source of a skeleton implementing every action of `model` with an
+/// empty body. `engine_path` and `codec_path` are where the generated engine
+/// and codec modules are, as seen from the skeleton.
+pub fn emit(
+    model: &ServerModel,
+    codec: &CodecModel,
+    engine_path: &str,
+    codec_path: &str,
+) -> Result<String, Error> {
+    let context = Context {
+        class: model.class.clone(),
+        title: model.title.clone(),
+        source: model
+            .sources
+            .first()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        engine_path: engine_path.to_owned(),
+        codec_path: codec_path.to_owned(),
+        message_enum: names::camel(&codec.class),
+        actions: model
+            .actions
+            .iter()
+            .map(|a| ActionContext {
+                label: a.replace('_', " "),
+                method: names::snake(a),
+                usage: super::server::usage(model, a),
+            })
+            .collect(),
+    };
+    let context = tera::Context::from_serialize(&context).map_err(|source| Error::Template {
+        name: "server_skeleton.rs",
+        source,
+    })?;
+    tera::Tera::one_off(TEMPLATE, &context, false).map_err(|source| Error::Template {
+        name: "server_skeleton.rs",
+        source,
+    })
+}

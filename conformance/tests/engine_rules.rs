@@ -1,0 +1,381 @@
+//! Every execution rule of zproto's server engine (reference section 4.5),
+//! on the small machine of `models/rules_server.xml`. Each test drives the
+//! generated `execute` and checks the trace of states, events and actions.
+
+use zproto_conformance::rules_msg::*;
+use zproto_conformance::rules_server_engine::{execute, Actions, Event, State};
+use zproto_runtime::engine::{Io, Outcome, Trace};
+
+/// Records the actions it runs; some raise events.
+#[derive(Default)]
+struct Server {
+    data_is_good: bool,
+}
+
+#[derive(Default)]
+struct Session {
+    notes: Vec<&'static str>,
+}
+
+impl Actions for Server {
+    type Session = Session;
+
+    fn note_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note open");
+    }
+    fn note_own_close(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note own close");
+    }
+    fn enter_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("enter open");
+    }
+    fn leave_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("leave open");
+    }
+    fn check_data(&mut self, s: &mut Session, io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("check data");
+        let value = match io.message() {
+            Some(RulesMsg::Data(d)) => d.value.clone(),
+            _ => String::new(),
+        };
+        // Prepare the REPLY that the following `send` sends.
+        io.set_message(
+            Reply {
+                value: format!("re: {value}"),
+            }
+            .into(),
+        );
+        if self.data_is_good {
+            io.set_next_event(Event::Good);
+        } else {
+            io.set_exception(Event::Bad);
+        }
+    }
+    fn note_good(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note good");
+    }
+    fn note_bad(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note bad");
+    }
+    fn note_after_terminate(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note after terminate");
+    }
+    fn raise_bad(&mut self, s: &mut Session, io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("raise bad");
+        io.set_exception(Event::Bad);
+    }
+    fn note_root_close(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note root close");
+    }
+}
+
+struct Run {
+    outcome: Outcome,
+    trace: Vec<String>,
+    sent: Vec<RulesMsg>,
+}
+
+fn run(
+    server: &mut Server,
+    session: &mut Session,
+    state: &mut State,
+    event: Event,
+    message: Option<RulesMsg>,
+) -> Run {
+    let mut io = Io::new(message).record_trace();
+    let outcome = execute(server, session, state, event, &mut io);
+    Run {
+        outcome,
+        trace: io.trace().iter().map(Trace::to_string).collect(),
+        sent: io.take_outbox(),
+    }
+}
+
+fn open(server: &mut Server) -> (Session, State) {
+    let mut session = Session::default();
+    let mut state = State::default();
+    let r = run(
+        server,
+        &mut session,
+        &mut state,
+        Event::Open,
+        Some(Open.into()),
+    );
+    assert_eq!(r.outcome, Outcome::Waiting);
+    (session, state)
+}
+
+#[test]
+fn the_first_state_is_initial_and_next_runs_before_actions() {
+    let mut server = Server::default();
+    let mut session = Session::default();
+    let mut state = State::default();
+    assert_eq!(state, State::Start);
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Open,
+        Some(Open.into()),
+    );
+    assert_eq!(
+        r.trace,
+        [
+            "start: OPEN",
+            "    $ note open",
+            "    $ enter open",
+            "    > open"
+        ]
+    );
+    assert_eq!(state, State::Open);
+    // `before` of the new state runs on entry (start has no `after`).
+    assert_eq!(session.notes, ["note open", "enter open"]);
+}
+
+#[test]
+fn next_event_chains_in_the_same_run_with_after_and_before() {
+    let mut server = Server { data_is_good: true };
+    let (mut session, mut state) = open(&mut server);
+    session.notes.clear();
+    let data = Data { value: "x".into() };
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(data.into()),
+    );
+    assert_eq!(
+        r.trace,
+        [
+            "open: DATA",
+            "    $ check data",
+            "    $ send REPLY",
+            "    > open",
+            "open: good",
+            "    $ note good",
+            "    $ leave open",
+            "    $ enter open",
+            "    > open"
+        ]
+    );
+    // `next` naming the same state still runs after and before.
+    assert_eq!(
+        session.notes,
+        ["check data", "note good", "leave open", "enter open"]
+    );
+    assert_eq!(r.outcome, Outcome::Waiting);
+}
+
+#[test]
+fn send_uses_the_fields_actions_stored() {
+    let mut server = Server { data_is_good: true };
+    let (mut session, mut state) = open(&mut server);
+    let data = Data {
+        value: "hello".into(),
+    };
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(data.into()),
+    );
+    assert_eq!(
+        r.sent,
+        vec![RulesMsg::Reply(Reply {
+            value: "re: hello".into()
+        })]
+    );
+}
+
+#[test]
+fn an_exception_skips_the_rest_and_is_handled_in_the_current_state() {
+    let mut server = Server {
+        data_is_good: false,
+    };
+    let (mut session, mut state) = open(&mut server);
+    session.notes.clear();
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(Data::default().into()),
+    );
+    // As zproto logs it: the state line after the exception, then the
+    // exception event in the same state.
+    assert_eq!(
+        r.trace,
+        [
+            "open: DATA",
+            "    $ check data",
+            "    ! bad",
+            "    > open",
+            "open: bad",
+            "    $ note bad",
+            "    > open"
+        ]
+    );
+    // The send after the exception did not run.
+    assert!(r.sent.is_empty());
+    assert_eq!(session.notes, ["check data", "note bad"]);
+}
+
+#[test]
+fn terminate_lets_later_actions_run_then_ends_the_session() {
+    let mut server = Server::default();
+    let (mut session, mut state) = open(&mut server);
+    session.notes.clear();
+    let r = run(&mut server, &mut session, &mut state, Event::Stop, None);
+    assert_eq!(r.outcome, Outcome::Terminated);
+    assert_eq!(
+        r.trace,
+        [
+            "open: stop",
+            "    $ terminate",
+            "    $ note after terminate"
+        ]
+    );
+}
+
+#[test]
+fn an_exception_overrides_terminate() {
+    let mut server = Server::default();
+    let (mut session, mut state) = open(&mut server);
+    session.notes.clear();
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::FailingStop,
+        None,
+    );
+    assert_eq!(r.outcome, Outcome::Waiting);
+    assert_eq!(
+        r.trace,
+        [
+            "open: failing_stop",
+            "    $ terminate",
+            "    $ raise bad",
+            "    ! bad",
+            "    > open",
+            "open: bad",
+            "    $ note bad",
+            "    > open"
+        ]
+    );
+}
+
+#[test]
+fn own_events_win_over_superstates_and_superstates_chain() {
+    let mut server = Server::default();
+    // `start` defines CLOSE itself.
+    let mut session = Session::default();
+    let mut state = State::Start;
+    run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Close,
+        Some(Close.into()),
+    );
+    assert_eq!(session.notes, ["note own close"]);
+    // `open` inherits CLOSE from `root`, two levels up (open -> base -> root).
+    let (mut session, mut state) = open(&mut server);
+    session.notes.clear();
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Close,
+        Some(Close.into()),
+    );
+    assert_eq!(
+        r.trace,
+        ["open: CLOSE", "    $ note root close", "    > open"]
+    );
+    // ...and `expired` from root as well.
+    let r = run(&mut server, &mut session, &mut state, Event::Expired, None);
+    assert_eq!(r.outcome, Outcome::Terminated);
+}
+
+#[test]
+fn the_wildcard_catches_what_no_named_event_handles() {
+    let mut server = Server::default();
+    let mut session = Session::default();
+    let mut state = State::Start;
+    // DATA is not named in `start`, `base` or `root`: base's `*` handles it.
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(Data::default().into()),
+    );
+    assert_eq!(r.outcome, Outcome::Terminated);
+    assert_eq!(r.sent, vec![RulesMsg::Close(Close)]);
+    assert_eq!(
+        r.trace,
+        ["start: DATA", "    $ send CLOSE", "    $ terminate"]
+    );
+}
+
+#[test]
+fn a_message_no_state_names_raises_terminate() {
+    assert_eq!(
+        Event::from_message(&RulesMsg::Unused(Unused)),
+        Event::Terminate
+    );
+    assert_eq!(
+        Event::from_message(&RulesMsg::Data(Data::default())),
+        Event::Data
+    );
+    assert!(Event::Data.is_external());
+    assert!(!Event::Good.is_external());
+    assert_eq!(Event::Data.name(), "DATA");
+    assert_eq!(Event::FailingStop.name(), "failing_stop");
+    // In `start` it falls into the inherited wildcard.
+    let mut state = State::Start;
+    let r = run(
+        &mut Server::default(),
+        &mut Session::default(),
+        &mut state,
+        Event::Terminate,
+        None,
+    );
+    assert_eq!(r.outcome, Outcome::Terminated);
+    assert_eq!(r.sent, vec![RulesMsg::Close(Close)]);
+}
+
+#[test]
+fn an_unhandled_event_is_reported_not_aborted() {
+    let mut server = Server::default();
+    let mut session = Session::default();
+    let mut state = State::Start;
+    run(&mut server, &mut session, &mut state, Event::GoStrict, None);
+    assert_eq!(state, State::Strict);
+    let r = run(&mut server, &mut session, &mut state, Event::Data, None);
+    assert_eq!(
+        r.outcome,
+        Outcome::Unhandled {
+            state: "strict",
+            event: "DATA"
+        }
+    );
+}
+
+#[test]
+fn any_event_cancels_a_pending_wakeup() {
+    let mut io: Io<Event, RulesMsg> = Io::new(None);
+    io.set_wakeup(std::time::Duration::from_millis(5), Event::Good);
+    let mut state = State::Strict;
+    execute(
+        &mut Server::default(),
+        &mut Session::default(),
+        &mut state,
+        Event::Open,
+        &mut io,
+    );
+    assert_eq!(io.take_wakeup(), None);
+}
