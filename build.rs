@@ -1,8 +1,11 @@
 //! Compiles the zgossip models in `protocol/` into `OUT_DIR`.
 
 fn main() {
-    let models = ["protocol/zgossip_msg.xml"];
-    if let Err(e) = zproto_codegen::Config::new().compile(&models) {
+    let models = ["protocol/zgossip_msg.xml", "protocol/zgossip.xml"];
+    let result = zproto_codegen::Config::new()
+        .codec_path("zgossip_msg", "crate::msg")
+        .compile(&models);
+    if let Err(e) = result {
         // cargo shows build-script output on failure; keep the diagnostics
         // one per line so they read like compiler errors.
         eprintln!("{e}");

@@ -4,12 +4,32 @@
 //! `zgossip`. Nodes exchange endpoint=service tuples so that connecting to
 //! any one node is enough to discover the whole network.
 //!
-//! The codec is generated at build time from `protocol/zgossip_msg.xml` by
-//! `zproto-codegen`; see [`msg`].
+//! Layers, from the models up:
+//!
+//! * [`msg`] and [`engine`]: the codec and the server state machine,
+//!   generated at build time from `protocol/zgossip_msg.xml` and
+//!   `protocol/zgossip.xml` by `zproto-codegen`;
+//! * [`server`]: the hand-written actions of that state machine;
+//! * [`remote`]: the hand-written remote side (our DEALER to another node);
+//! * [`node`]: the node, sans I/O: sessions, remotes, tuples, acceptance;
+//! * [`reactor`]: drives any number of nodes over ZeroMQ sockets on one
+//!   thread; [`Node`] is the handle an application holds.
 
 /// The zgossip messages, generated from `protocol/zgossip_msg.xml`.
 pub mod msg {
     include!(concat!(env!("OUT_DIR"), "/zgossip_msg.rs"));
 }
 
+/// The server state machine, generated from `protocol/zgossip.xml`.
+pub mod engine {
+    include!(concat!(env!("OUT_DIR"), "/zgossip_engine.rs"));
+}
+
+pub mod mesh;
+pub mod node;
+pub mod remote;
+pub mod server;
+pub mod tuples;
+
+pub use node::{NodeCore, Output, Settings};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -67,7 +67,7 @@ pub struct Io<E, M> {
     exception: Option<E>,
     outbox: Vec<M>,
     wakeup: Option<(Duration, E)>,
-    broadcasts: Vec<E>,
+    broadcasts: Vec<(E, bool)>,
     trace: Option<Vec<Trace>>,
     animate: bool,
 }
@@ -137,9 +137,15 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         self.wakeup = Some((delay, event));
     }
 
-    /// Run `event` on every session of the server once this run is over.
+    /// Run `event` on every session of the server once this run is over
+    /// (zproto's `broadcast_event` with no exception).
     pub fn broadcast(&mut self, event: E) {
-        self.broadcasts.push(event);
+        self.broadcasts.push((event, false));
+    }
+
+    /// Run `event` on every other session once this run is over.
+    pub fn broadcast_to_others(&mut self, event: E) {
+        self.broadcasts.push((event, true));
     }
 
     // ---- used by generated code ----
@@ -214,8 +220,8 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         self.wakeup.take()
     }
 
-    /// Events to broadcast to every session.
-    pub fn take_broadcasts(&mut self) -> Vec<E> {
+    /// Events to broadcast, each with whether this session is left out.
+    pub fn take_broadcasts(&mut self) -> Vec<(E, bool)> {
         std::mem::take(&mut self.broadcasts)
     }
 

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod server;
 pub mod wire;
 
 pub use codec::{Codec, Frame};

@@ -144,6 +144,11 @@ pub fn emit(
          `io.set_wakeup` and `io.broadcast`."
     ));
     let expires = model.has_expiry;
+    let expired = if expires {
+        quote!(::std::option::Option::Some(Event::Expired))
+    } else {
+        quote!(::std::option::Option::None)
+    };
     let expiry_doc = if expires {
         " Some state handles `expired`: sessions expire after the server timeout with no traffic."
     } else {
@@ -202,9 +207,35 @@ pub fn emit(
 
         #actions_doc
         pub trait Actions {
-            /// The state of one client session.
-            type Session;
+            /// The state of one client session; a new session starts from `Default`.
+            type Session: ::std::default::Default;
             #(#action_methods)*
+        }
+
+        /// The machine with actions `A`, for `zproto_runtime::server::Sessions`.
+        pub struct Machine<A>(::std::marker::PhantomData<A>);
+
+        impl<A: Actions> #rt::server::StateMachine for Machine<A> {
+            type Actions = A;
+            type Session = A::Session;
+            type State = State;
+            type Event = Event;
+            type Message = #msg;
+            const EXPIRED: ::std::option::Option<Event> = #expired;
+
+            fn event_for(message: &#msg) -> Event {
+                Event::from_message(message)
+            }
+
+            fn execute(
+                actions: &mut A,
+                session: &mut A::Session,
+                state: &mut State,
+                event: Event,
+                io: &mut #io_ty,
+            ) -> #rt::engine::Outcome {
+                execute(actions, session, state, event, io)
+            }
         }
 
         #[doc = #class_doc]

@@ -1,0 +1,234 @@
+//! The node's gossip logic over the in-memory mesh, with simulated time:
+//! CZMQ's self-test scenario, convergence of chains and late joiners,
+//! keepalive past the session timeout, re-sync after a restart, garbage.
+
+use std::time::{Duration, Instant};
+
+use zgossip::mesh::Mesh;
+use zgossip::Settings;
+
+fn all_hold(mesh: &Mesh, nodes: &[usize], tuples: &[(&str, &str)]) -> bool {
+    nodes.iter().all(|&n| {
+        let node = mesh.node(n).expect("node up");
+        node.tuples().len() == tuples.len()
+            && tuples.iter().all(|(e, s)| node.tuples().get(e) == Some(s))
+    })
+}
+
+/// Let `ms` milliseconds pass in steps of 50 ms.
+fn advance(mesh: &mut Mesh, now: &mut Instant, ms: u64) {
+    for _ in 0..ms / 50 {
+        *now += Duration::from_millis(50);
+        mesh.tick(*now);
+    }
+}
+
+#[test]
+fn czmq_self_test_scenario() {
+    let mut now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (base, alpha, beta) = (
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+    );
+    mesh.connect(alpha, base, now);
+    mesh.connect(beta, base, now);
+    mesh.run(now);
+    mesh.announce(alpha, "inproc://alpha-1", "service1", now);
+    mesh.announce(alpha, "inproc://alpha-2", "service2", now);
+    mesh.announce(beta, "inproc://beta-1", "service1", now);
+    mesh.announce(beta, "inproc://beta-2", "service2", now);
+    mesh.run(now);
+    advance(&mut mesh, &mut now, 200);
+    let tuples = [
+        ("inproc://alpha-1", "service1"),
+        ("inproc://alpha-2", "service2"),
+        ("inproc://beta-1", "service1"),
+        ("inproc://beta-2", "service2"),
+    ];
+    assert!(all_hold(&mesh, &[base, alpha, beta], &tuples));
+    // Each node delivered each tuple exactly once.
+    let deliveries = mesh.take_deliveries();
+    assert_eq!(deliveries.len(), 12, "{deliveries:?}");
+}
+
+#[test]
+fn a_chain_of_twenty_converges() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let nodes: Vec<usize> = (0..20).map(|_| mesh.add(Settings::default())).collect();
+    for pair in nodes.windows(2) {
+        mesh.connect(pair[1], pair[0], now);
+    }
+    mesh.run(now);
+    let names: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| (format!("tcp://10.0.0.{n}:9"), format!("svc-{n}")))
+        .collect();
+    for (n, (e, s)) in nodes.iter().zip(&names) {
+        mesh.announce(*n, e, s, now);
+    }
+    mesh.run(now);
+    let tuples: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(e, s)| (e.as_str(), s.as_str()))
+        .collect();
+    assert!(all_hold(&mesh, &nodes, &tuples));
+}
+
+#[test]
+fn a_late_joiner_receives_the_full_state() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    mesh.announce(a, "tcp://a:1", "A", now);
+    mesh.announce(b, "tcp://b:1", "B", now);
+    mesh.run(now);
+    let late = mesh.add(Settings::default());
+    mesh.connect(late, b, now);
+    mesh.run(now);
+    assert!(all_hold(
+        &mesh,
+        &[a, b, late],
+        &[("tcp://a:1", "A"), ("tcp://b:1", "B")]
+    ));
+}
+
+#[test]
+fn announcements_long_after_connecting_still_reach_everyone() {
+    let mut now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b, c) = (
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+    );
+    mesh.connect(b, a, now);
+    mesh.connect(c, a, now);
+    mesh.run(now);
+    // Five server timeouts of silence but for keepalives.
+    advance(
+        &mut mesh,
+        &mut now,
+        5 * Settings::default().timeout.as_millis() as u64,
+    );
+    assert_eq!(
+        mesh.node(a).unwrap().sessions(),
+        2,
+        "keepalives kept both sessions"
+    );
+    mesh.announce(b, "tcp://b:1", "B", now);
+    mesh.announce(a, "tcp://a:1", "A", now);
+    mesh.run(now);
+    assert!(all_hold(
+        &mesh,
+        &[a, b, c],
+        &[("tcp://a:1", "A"), ("tcp://b:1", "B")]
+    ));
+}
+
+#[test]
+fn a_silent_session_expires_after_the_timeout() {
+    let mut now = Instant::now();
+    let mut mesh = Mesh::new();
+    let a = mesh.add(Settings::default());
+    // A peer that says HELLO and nothing more (as a CZMQ remote does).
+    mesh.inject_to_server(a, vec![b"peer".to_vec(), vec![0xaa, 0xa0, 0x01, 0x01]], now);
+    assert_eq!(mesh.node(a).unwrap().sessions(), 1);
+    advance(&mut mesh, &mut now, 1100);
+    assert_eq!(mesh.node(a).unwrap().sessions(), 0);
+}
+
+#[test]
+fn a_restarted_server_is_resynchronised_both_ways() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    mesh.announce(b, "tcp://b:1", "B", now);
+    mesh.run(now);
+    mesh.stop(a);
+    mesh.announce(b, "tcp://b:2", "B2", now);
+    mesh.run(now);
+    mesh.restart(a, Settings::default(), now);
+    mesh.run(now);
+    mesh.announce(a, "tcp://a:1", "A", now);
+    mesh.run(now);
+    let tuples = [("tcp://b:1", "B"), ("tcp://b:2", "B2"), ("tcp://a:1", "A")];
+    assert!(all_hold(&mesh, &[a, b], &tuples));
+}
+
+#[test]
+fn garbage_from_a_peer_is_dropped_and_the_node_keeps_serving() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    mesh.run(now);
+    for garbage in [
+        vec![0xaa, 0xa0, 0x03, 0x02],
+        vec![0xde, 0xad],
+        vec![],
+        vec![0xaa, 0xa0, 0x02, 0x01, 0x05, 0x61],
+    ] {
+        mesh.inject_to_server(a, vec![b"evil".to_vec(), garbage], now);
+    }
+    // A frame with no routing id at all.
+    mesh.inject_to_server(a, vec![vec![0xaa, 0xa0, 0x03, 0x01]], now);
+    assert_eq!(mesh.node(a).unwrap().stats().malformed, 5);
+    mesh.announce(b, "tcp://b:1", "B", now);
+    mesh.announce(a, "tcp://a:1", "A", now);
+    mesh.run(now);
+    assert!(all_hold(
+        &mesh,
+        &[a, b],
+        &[("tcp://a:1", "A"), ("tcp://b:1", "B")]
+    ));
+}
+
+#[test]
+fn duplicates_stop_the_flood() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    // A ring: a -> b -> c -> a.
+    let (a, b, c) = (
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+        mesh.add(Settings::default()),
+    );
+    mesh.connect(a, b, now);
+    mesh.connect(b, c, now);
+    mesh.connect(c, a, now);
+    mesh.run(now);
+    let before = mesh.frames_moved;
+    mesh.announce(a, "tcp://a:1", "A", now);
+    let moved = mesh.run(now);
+    assert!(all_hold(&mesh, &[a, b, c], &[("tcp://a:1", "A")]));
+    // Each of 3 links carries the tuple at most once each way.
+    assert!(
+        moved <= 6,
+        "flood did not stop: {moved} frames ({before} before)"
+    );
+    let deliveries = mesh.take_deliveries();
+    assert_eq!(
+        deliveries
+            .iter()
+            .filter(|d| d.endpoint == "tcp://a:1")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn settings_are_checked() {
+    let mut mesh = Mesh::new();
+    let a = mesh.add(Settings::default());
+    let node = mesh.node_mut(a).unwrap();
+    node.set("server/timeout", "250").unwrap();
+    assert_eq!(node.settings().timeout, Duration::from_millis(250));
+    assert!(node.set("server/timeout", "soon").is_err());
+    assert!(node.set("remote/ping", "0").is_err());
+    assert!(node.set("server/nope", "1").is_err());
+}
