@@ -25,11 +25,15 @@ pub mod engine {
     include!(concat!(env!("OUT_DIR"), "/zgossip_engine.rs"));
 }
 
+pub mod api;
 pub mod mesh;
 pub mod node;
+pub mod reactor;
 pub mod remote;
 pub mod server;
 pub mod tuples;
 
+pub use api::Node;
 pub use node::{NodeCore, Output, Settings};
+pub use reactor::{Delivery, Error, Reactor};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -1,0 +1,238 @@
+//! zgossip nodes over real ZeroMQ sockets: CZMQ's self-test scenario over
+//! inproc, tcp (loopback) and ipc; a chain of 20; a late joiner; garbage from
+//! a peer; announcements long past the session timeout; bad endpoints.
+//! Every wait is bounded and waits on deliveries, not on time.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use zgossip::{Node, Reactor, Settings};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Wait until `node` has delivered every tuple of `expected`; then its STATUS
+/// must be exactly their number.
+fn expect_tuples(node: &Node, expected: &[(String, String)]) {
+    wait_for(node, expected);
+    let distinct: BTreeSet<&(String, String)> = expected.iter().collect();
+    assert_eq!(node.status().unwrap(), distinct.len());
+}
+
+/// Wait until `node` has delivered every tuple of `expected`.
+fn wait_for(node: &Node, expected: &[(String, String)]) {
+    let want: BTreeSet<(String, String)> = expected.iter().cloned().collect();
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while !want.is_subset(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match node.recv_delivery(left) {
+            Some(d) => {
+                got.insert((d.endpoint, d.service));
+            }
+            None => panic!(
+                "timed out: missing {:?}",
+                want.difference(&got).collect::<Vec<_>>()
+            ),
+        }
+    }
+}
+
+fn tuples(names: &[(&str, &str)]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|(e, s)| ((*e).to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+/// A fresh endpoint name per test, so tests can run in parallel.
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// CZMQ's zgossip self-test: base binds; alpha and beta connect to it and
+/// announce two tuples each; every node ends up with all four.
+fn self_test(base_endpoint: &str) -> Vec<String> {
+    let base = Node::new("base").unwrap();
+    base.bind(base_endpoint).unwrap();
+    let endpoint = if base_endpoint.ends_with(":*") {
+        let port = base.port().unwrap();
+        assert!(port > 0, "tcp port {port}");
+        format!("tcp://127.0.0.1:{port}")
+    } else {
+        base_endpoint.to_owned()
+    };
+    let alpha = Node::new("alpha").unwrap();
+    alpha.connect(&endpoint).unwrap();
+    alpha.announce("inproc://alpha-1", "service1").unwrap();
+    alpha.announce("inproc://alpha-2", "service2").unwrap();
+    let beta = Node::new("beta").unwrap();
+    beta.connect(&endpoint).unwrap();
+    beta.announce("inproc://beta-1", "service1").unwrap();
+    beta.announce("inproc://beta-2", "service2").unwrap();
+    let all = tuples(&[
+        ("inproc://alpha-1", "service1"),
+        ("inproc://alpha-2", "service2"),
+        ("inproc://beta-1", "service1"),
+        ("inproc://beta-2", "service2"),
+    ]);
+    for node in [&base, &alpha, &beta] {
+        expect_tuples(node, &all);
+    }
+    vec![endpoint]
+}
+
+#[test]
+fn self_test_over_inproc() {
+    self_test(&format!("inproc://{}", unique("base")));
+}
+
+#[test]
+fn self_test_over_tcp_loopback() {
+    self_test("tcp://127.0.0.1:*");
+}
+
+#[test]
+fn self_test_over_ipc() {
+    let path = std::env::temp_dir().join(format!("{}.ipc", unique("zgossip")));
+    self_test(&format!("ipc://{}", path.display()));
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_chain_of_twenty_converges_on_one_reactor() {
+    let reactor = Reactor::start().unwrap();
+    let prefix = unique("chain");
+    let nodes: Vec<Node> = (0..20)
+        .map(|i| Node::on(&reactor, &format!("n{i}"), Settings::default()).unwrap())
+        .collect();
+    for (i, node) in nodes.iter().enumerate() {
+        node.bind(&format!("inproc://{prefix}-{i}")).unwrap();
+        if i > 0 {
+            node.connect(&format!("inproc://{prefix}-{}", i - 1))
+                .unwrap();
+        }
+    }
+    let all: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("tcp://10.1.0.{i}:1"), format!("s{i}")))
+        .collect();
+    for (node, (e, s)) in nodes.iter().zip(&all) {
+        node.announce(e, s).unwrap();
+    }
+    for node in &nodes {
+        expect_tuples(node, &all);
+    }
+}
+
+#[test]
+fn a_late_joiner_receives_the_full_state() {
+    let endpoint = format!("inproc://{}", unique("late"));
+    let a = Node::new("a").unwrap();
+    a.bind(&endpoint).unwrap();
+    let b = Node::new("b").unwrap();
+    b.connect(&endpoint).unwrap();
+    a.announce("tcp://a:1", "A").unwrap();
+    b.announce("tcp://b:1", "B").unwrap();
+    let both = tuples(&[("tcp://a:1", "A"), ("tcp://b:1", "B")]);
+    expect_tuples(&a, &both);
+    expect_tuples(&b, &both);
+    let late = Node::new("late").unwrap();
+    late.connect(&endpoint).unwrap();
+    expect_tuples(&late, &both);
+}
+
+#[test]
+fn garbage_from_a_peer_does_not_stop_the_node() {
+    let endpoint = format!("inproc://{}", unique("garbage"));
+    let a = Node::new("a").unwrap();
+    a.bind(&endpoint).unwrap();
+    let evil = zgossip::reactor::context().socket(zmq::DEALER).unwrap();
+    evil.set_linger(0).unwrap();
+    evil.connect(&endpoint).unwrap();
+    for frame in [
+        &[0xaa, 0xa0, 0x03, 0x02][..],
+        &[0xff; 3],
+        &[],
+        &[0xaa, 0xa0, 0x02, 0x01, 0x40, 0x61],
+    ] {
+        evil.send(frame, 0).unwrap();
+    }
+    evil.send_multipart([&b"two"[..], &b"frames"[..]], 0)
+        .unwrap();
+    // A valid PING after the garbage is still answered.
+    evil.send(&[0xaa, 0xa0, 0x03, 0x01][..], 0).unwrap();
+    evil.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    assert_eq!(
+        evil.recv_bytes(0).unwrap(),
+        [0xaa, 0xa0, 0x04, 0x01],
+        "PONG"
+    );
+    assert_eq!(a.stats().unwrap().malformed, 5);
+
+    let b = Node::new("b").unwrap();
+    b.connect(&endpoint).unwrap();
+    a.announce("tcp://a:1", "A").unwrap();
+    b.announce("tcp://b:1", "B").unwrap();
+    let both = tuples(&[("tcp://a:1", "A"), ("tcp://b:1", "B")]);
+    expect_tuples(&a, &both);
+    expect_tuples(&b, &both);
+}
+
+#[test]
+fn announcements_past_the_session_timeout_still_reach_everyone() {
+    let endpoint = format!("inproc://{}", unique("timeout"));
+    let server = Node::new("server").unwrap();
+    server.set("server/timeout", "200").unwrap();
+    server.bind(&endpoint).unwrap();
+    let a = Node::new("a").unwrap();
+    a.set("remote/ping", "50").unwrap();
+    a.connect(&endpoint).unwrap();
+    let b = Node::new("b").unwrap();
+    b.set("remote/ping", "50").unwrap();
+    b.connect(&endpoint).unwrap();
+    a.announce("tcp://a:1", "early").unwrap();
+    expect_tuples(&b, &tuples(&[("tcp://a:1", "early")]));
+    // Five session timeouts pass; nothing new may be delivered meanwhile.
+    assert_eq!(b.recv_delivery(Duration::from_millis(1000)), None);
+    a.announce("tcp://a:2", "late").unwrap();
+    server.announce("tcp://server:1", "late too").unwrap();
+    let all = tuples(&[
+        ("tcp://a:1", "early"),
+        ("tcp://a:2", "late"),
+        ("tcp://server:1", "late too"),
+    ]);
+    wait_for(&b, &all[1..]);
+    assert_eq!(b.status().unwrap(), 3);
+    expect_tuples(&server, &all);
+}
+
+#[test]
+fn bad_endpoints_get_clear_errors() {
+    let node = Node::new("n").unwrap();
+    let err = node.connect("nonsense").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("bad zgossip endpoint 'nonsense'"),
+        "{err}"
+    );
+    let err = node.bind("tcp://256.1.1.1:5670").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("could not bind to 'tcp://256.1.1.1:5670'"),
+        "{err}"
+    );
+    assert_eq!(node.port().unwrap(), -1);
+    let err = node.set("server/timeout", "later").unwrap_err();
+    assert!(
+        err.to_string().contains("not a number of milliseconds"),
+        "{err}"
+    );
+    // The node still works.
+    node.bind(&format!("inproc://{}", unique("ok"))).unwrap();
+    assert_eq!(node.port().unwrap(), 0);
+}
