@@ -26,6 +26,7 @@ pub mod engine {
 }
 
 pub mod api;
+pub mod command;
 pub mod mesh;
 pub mod node;
 pub mod reactor;

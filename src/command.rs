@@ -1,0 +1,185 @@
+//! The text form of the node's command API, as CZMQ's zgossip actor takes it
+//! on its pipe, one command per line: `VERBOSE`, `SET path value`,
+//! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
+//! (or `PUBLISH key value`), `STATUS`, `$TERM`.
+
+use crate::api::Node;
+use crate::reactor::Error;
+
+/// One parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TextCommand {
+    /// `VERBOSE`.
+    Verbose,
+    /// `SET path value`.
+    Set(String, String),
+    /// `BIND endpoint`.
+    Bind(String),
+    /// `PORT`.
+    Port,
+    /// `CONNECT endpoint`.
+    Connect(String),
+    /// `ANNOUNCE endpoint service [ttl]`, or `PUBLISH key value`.
+    Announce(String, String),
+    /// `STATUS`.
+    Status,
+    /// `$TERM`.
+    Term,
+}
+
+/// A line that is not a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Unknown command word.
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, $TERM)")]
+    Unknown(String),
+    /// Wrong number of arguments.
+    #[error("{command} takes {expected}")]
+    Arguments {
+        /// The command.
+        command: &'static str,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// A ttl that is not a number.
+    #[error("ANNOUNCE: ttl \"{0}\" is not a number of milliseconds")]
+    Ttl(String),
+}
+
+impl TextCommand {
+    /// Parse one line. The service of ANNOUNCE is the rest of the line, so it
+    /// may hold spaces, unless a last word is a number (the ttl, which
+    /// zgossip carries but never uses).
+    pub fn parse(line: &str) -> Result<Option<Self>, ParseError> {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return Ok(None);
+        }
+        let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let rest = rest.trim();
+        let args: Vec<&str> = rest.split_whitespace().collect();
+        let one = |command: &'static str| match args.as_slice() {
+            [a] => Ok((*a).to_owned()),
+            _ => Err(ParseError::Arguments {
+                command,
+                expected: "one argument, an endpoint",
+            }),
+        };
+        let none = |command: &'static str, c: Self| {
+            if args.is_empty() {
+                Ok(c)
+            } else {
+                Err(ParseError::Arguments {
+                    command,
+                    expected: "no arguments",
+                })
+            }
+        };
+        let command = match word.to_ascii_uppercase().as_str() {
+            "VERBOSE" => none("VERBOSE", Self::Verbose)?,
+            "PORT" => none("PORT", Self::Port)?,
+            "STATUS" => none("STATUS", Self::Status)?,
+            "$TERM" => none("$TERM", Self::Term)?,
+            "BIND" => Self::Bind(one("BIND")?),
+            "CONNECT" => Self::Connect(one("CONNECT")?),
+            "SET" => match args.as_slice() {
+                [path, value] => Self::Set((*path).to_owned(), (*value).to_owned()),
+                _ => {
+                    return Err(ParseError::Arguments {
+                        command: "SET",
+                        expected: "a path and a value",
+                    })
+                }
+            },
+            "ANNOUNCE" | "PUBLISH" => {
+                let Some((endpoint, service)) = rest.split_once(char::is_whitespace) else {
+                    return Err(ParseError::Arguments {
+                        command: "ANNOUNCE",
+                        expected: "an endpoint, a service and an optional ttl",
+                    });
+                };
+                let service = service.trim();
+                let service = match service.rsplit_once(char::is_whitespace) {
+                    Some((head, ttl))
+                        if args.len() > 2 && ttl.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
+                        ttl.parse::<u32>()
+                            .map_err(|_| ParseError::Ttl(ttl.to_owned()))?;
+                        head.trim()
+                    }
+                    _ => service,
+                };
+                Self::Announce(endpoint.to_owned(), service.to_owned())
+            }
+            _ => return Err(ParseError::Unknown(word.to_owned())),
+        };
+        Ok(Some(command))
+    }
+
+    /// Carry the command out on `node`; the reply line, if the command has one.
+    pub fn execute(&self, node: &Node) -> Result<Option<String>, Error> {
+        match self {
+            Self::Verbose => node.verbose().map(|()| None),
+            Self::Set(path, value) => node.set(path, value).map(|()| None),
+            Self::Bind(endpoint) => node.bind(endpoint).map(|()| None),
+            Self::Port => node.port().map(|p| Some(format!("PORT {p}"))),
+            Self::Connect(endpoint) => node.connect(endpoint).map(|()| None),
+            Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
+            Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
+            Self::Term => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Option<TextCommand>, ParseError> {
+        TextCommand::parse(line)
+    }
+
+    #[test]
+    fn commands_parse() {
+        assert_eq!(
+            parse("BIND tcp://*:5670"),
+            Ok(Some(TextCommand::Bind("tcp://*:5670".into())))
+        );
+        assert_eq!(parse("  status "), Ok(Some(TextCommand::Status)));
+        assert_eq!(parse("$TERM"), Ok(Some(TextCommand::Term)));
+        assert_eq!(
+            parse("SET server/timeout 500"),
+            Ok(Some(TextCommand::Set(
+                "server/timeout".into(),
+                "500".into()
+            )))
+        );
+        assert_eq!(
+            parse("ANNOUNCE tcp://a:1 printer on floor 2"),
+            Ok(Some(TextCommand::Announce(
+                "tcp://a:1".into(),
+                "printer on floor 2".into()
+            )))
+        );
+        assert_eq!(
+            parse("PUBLISH tcp://a:1 printer 5000"),
+            Ok(Some(TextCommand::Announce(
+                "tcp://a:1".into(),
+                "printer".into()
+            )))
+        );
+        assert_eq!(parse("# a comment"), Ok(None));
+        assert_eq!(parse(""), Ok(None));
+    }
+
+    #[test]
+    fn bad_commands_say_why() {
+        assert_eq!(parse("FLY away"), Err(ParseError::Unknown("FLY".into())));
+        let err = parse("BIND").unwrap_err().to_string();
+        assert_eq!(err, "BIND takes one argument, an endpoint");
+        assert!(parse("ANNOUNCE tcp://a:1").is_err());
+        assert!(parse("SET server/timeout").is_err());
+        assert!(parse("STATUS now").is_err());
+        assert!(parse("ANNOUNCE tcp://a:1 svc 99999999999").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! `zgossip`: run zgossip discovery nodes.
+//!
+//! With no arguments it runs a small local cluster (tcp loopback) whose nodes
+//! discover each other's services, and shows it happening.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use zgossip::command::TextCommand;
+use zgossip::{Node, Reactor, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "zgossip",
+    version,
+    about = "zgossip discovery nodes, compatible with CZMQ 4.2"
+)]
+struct Cli {
+    /// Log every state, event and action (and more) to stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local cluster whose nodes discover each other (the default).
+    Demo(DemoArgs),
+    /// Run one node; print deliveries as they arrive. Text commands (BIND,
+    /// CONNECT, ANNOUNCE, STATUS, PORT, SET, VERBOSE, $TERM) are read from
+    /// standard input, one per line.
+    Node(NodeArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// How many nodes.
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=500))]
+    nodes: u32,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Endpoint to accept peers on (repeatable), e.g. tcp://*:5670.
+    #[arg(short, long)]
+    bind: Vec<String>,
+    /// Endpoint of another node to connect to (repeatable).
+    #[arg(short, long)]
+    connect: Vec<String>,
+    /// A tuple to announce, ENDPOINT=SERVICE (repeatable).
+    #[arg(short, long, value_parser = parse_tuple)]
+    announce: Vec<(String, String)>,
+    /// A setting, PATH=VALUE, e.g. server/timeout=5000 (repeatable).
+    #[arg(short, long, value_parser = parse_tuple)]
+    set: Vec<(String, String)>,
+    /// Stop after this many seconds (default: run until $TERM or killed).
+    #[arg(long = "for")]
+    run_for: Option<u64>,
+}
+
+fn parse_tuple(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, found \"{text}\"")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = if cli.verbose { "debug" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command.unwrap_or(Command::Demo(DemoArgs {
+        nodes: 5,
+        timeout: 10,
+    })) {
+        Command::Demo(args) => demo(&args),
+        Command::Node(args) => node(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zgossip: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A chain of nodes on tcp loopback; each announces its own endpoint.
+fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
+    let count = args.nodes as usize;
+    println!("Starting {count} zgossip nodes on tcp loopback; each connects to the one before it");
+    println!("and announces a service at its own endpoint. Watch the services spread:\n");
+    let reactor = Reactor::start().map_err(|_| zgossip::Error::Stopped)?;
+    let start = Instant::now();
+    let mut nodes: Vec<(Node, String)> = Vec::with_capacity(count);
+    for i in 0..count {
+        let node = Node::on(&reactor, &format!("node-{i}"), Settings::default())?;
+        node.bind("tcp://127.0.0.1:*")?;
+        let endpoint = format!("tcp://127.0.0.1:{}", node.port()?);
+        if let Some((_, previous)) = nodes.last() {
+            node.connect(previous)?;
+        }
+        nodes.push((node, endpoint));
+    }
+    for (i, (node, endpoint)) in nodes.iter().enumerate() {
+        node.announce(endpoint, &format!("service-{i}"))?;
+    }
+    let deadline = start + Duration::from_secs(args.timeout);
+    let mut known = vec![0usize; count];
+    let mut complete = 0;
+    while complete < count && Instant::now() < deadline {
+        let mut idle = true;
+        for (i, (node, _)) in nodes.iter().enumerate() {
+            for d in node.try_deliveries() {
+                idle = false;
+                known[i] += 1;
+                println!(
+                    "[{:>6.1} ms] node-{i:<3} learned {} = {}",
+                    start.elapsed().as_secs_f64() * 1e3,
+                    d.endpoint,
+                    d.service
+                );
+                if known[i] == count {
+                    complete += 1;
+                }
+            }
+        }
+        if idle {
+            // Wait for the next delivery on the node furthest behind.
+            let (laggard, _) = known
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, k)| **k)
+                .unwrap_or((0, &0));
+            if let Some(d) = nodes[laggard].0.recv_delivery(Duration::from_millis(50)) {
+                known[laggard] += 1;
+                println!(
+                    "[{:>6.1} ms] node-{laggard:<3} learned {} = {}",
+                    start.elapsed().as_secs_f64() * 1e3,
+                    d.endpoint,
+                    d.service
+                );
+                if known[laggard] == count {
+                    complete += 1;
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64() * 1e3;
+    if complete == count {
+        println!("\nAll {count} nodes know all {count} services after {elapsed:.1} ms:");
+        for (i, (node, endpoint)) in nodes.iter().enumerate() {
+            println!("  node-{i:<3} at {endpoint}: STATUS {}", node.status()?);
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "\nNot converged after {} s: {complete} of {count} nodes complete",
+            args.timeout
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
+    let node = Node::new("zgossip")?;
+    for (path, value) in &args.set {
+        node.set(path, value)?;
+    }
+    for endpoint in &args.bind {
+        node.bind(endpoint)?;
+        println!("BOUND {endpoint} PORT {}", node.port()?);
+    }
+    for endpoint in &args.connect {
+        node.connect(endpoint)?;
+    }
+    for (endpoint, service) in &args.announce {
+        node.announce(endpoint, service)?;
+    }
+    // Commands on stdin, handled on their own thread.
+    let (term_tx, term_rx) = std::sync::mpsc::channel::<()>();
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<TextCommand>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            match TextCommand::parse(&line) {
+                Ok(Some(command)) => {
+                    let term = command == TextCommand::Term;
+                    if cmd_tx.send(command).is_err() || term {
+                        break;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => eprintln!("zgossip: {e}"),
+            }
+        }
+        drop(term_tx);
+    });
+    let deadline = args
+        .run_for
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        while let Ok(command) = cmd_rx.try_recv() {
+            if command == TextCommand::Term {
+                return Ok(ExitCode::SUCCESS);
+            }
+            match command.execute(&node) {
+                Ok(Some(reply)) => println!("{reply}"),
+                Ok(None) => {}
+                Err(e) => eprintln!("zgossip: {e}"),
+            }
+        }
+        if let Some(d) = node.recv_delivery(Duration::from_millis(50)) {
+            println!("DELIVER {} {}", d.endpoint, d.service);
+        }
+        // stdin closed without $TERM: keep serving (until --for, if given).
+        let _ = term_rx.try_recv();
+    }
+}
