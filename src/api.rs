@@ -1,20 +1,203 @@
 //! [`Node`]: the application's handle on a zgossip node, in the manner of
 //! CZMQ's zgossip actor (BIND, CONNECT, ANNOUNCE, STATUS, ... and a stream of
-//! deliveries), as blocking Rust methods.
+//! deliveries), as blocking Rust methods. The node runs as a
+//! [`zproto_runtime::reactor::Service`] on a reactor thread, which may run
+//! thousands of them.
 
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::node::{Settings, Stats};
-use crate::reactor::{Command, Delivery, Error, Reactor, REPLY_TIMEOUT};
+use zproto_runtime::reactor::{self, Outgoing, Service, SocketError, Sockets};
+use zproto_runtime::Frame;
 
-/// A zgossip node running on a [`Reactor`] thread. Dropping it stops the
-/// node ($TERM).
+use crate::node::{NodeCore, Output, SettingError, Settings, Stats};
+
+/// A reactor thread running zgossip nodes.
+pub type Reactor = reactor::Reactor<GossipService>;
+
+/// How long to wait for the reactor's answer to a command.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A tuple newly learned by a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Endpoint (tuple key).
+    pub endpoint: String,
+    /// Service (tuple value).
+    pub service: String,
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// BIND failed.
+    #[error("could not bind to '{endpoint}': {reason}")]
+    Bind {
+        /// The endpoint.
+        endpoint: String,
+        /// libzmq's reason.
+        reason: String,
+    },
+    /// CONNECT failed.
+    #[error("bad zgossip endpoint '{endpoint}': {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// libzmq's reason.
+        reason: String,
+    },
+    /// SET failed.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// The reactor thread is gone.
+    #[error("the zgossip reactor has stopped")]
+    Stopped,
+}
+
+impl From<SocketError> for Error {
+    fn from(e: SocketError) -> Self {
+        match e {
+            SocketError::Bind { endpoint, reason } => Error::Bind { endpoint, reason },
+            SocketError::Connect { endpoint, reason } => Error::Connect { endpoint, reason },
+        }
+    }
+}
+
+impl From<reactor::Stopped> for Error {
+    fn from(_: reactor::Stopped) -> Self {
+        Error::Stopped
+    }
+}
+
+/// A request to a node, with where to answer.
+#[derive(Debug)]
+pub enum Command {
+    /// BIND.
+    Bind(String, Sender<Result<(), Error>>),
+    /// CONNECT.
+    Connect(String, Sender<Result<(), Error>>),
+    /// ANNOUNCE.
+    Announce(String, String),
+    /// SET.
+    Set(String, String, Sender<Result<(), Error>>),
+    /// VERBOSE.
+    Verbose,
+    /// PORT.
+    Port(Sender<i32>),
+    /// STATUS.
+    Status(Sender<usize>),
+    /// Every tuple.
+    Tuples(Sender<Vec<(String, String)>>),
+    /// Counters.
+    Stats(Sender<Stats>),
+}
+
+/// A zgossip node as a reactor service: the [`NodeCore`], and where its
+/// deliveries go.
+#[derive(Debug)]
+pub struct GossipService {
+    core: NodeCore,
+    deliveries: Sender<Delivery>,
+}
+
+impl Service for GossipService {
+    type Command = Command;
+
+    fn command(&mut self, command: Command, sockets: &mut Sockets, now: Instant) {
+        // Replies go to a caller that may have given up waiting: ignore that.
+        match command {
+            Command::Bind(endpoint, reply) => {
+                let result = sockets.bind(&endpoint).map_err(Error::from);
+                if let Err(e) = &result {
+                    tracing::warn!(node = %self.core.name(), "{e}");
+                }
+                let _ = reply.send(result);
+            }
+            Command::Connect(endpoint, reply) => {
+                let result = sockets
+                    .connect(&endpoint)
+                    .map_err(Error::from)
+                    .map(|remote| {
+                        let index = self.core.connect(&endpoint, now);
+                        debug_assert_eq!(index, remote);
+                    });
+                if let Err(e) = &result {
+                    tracing::warn!(node = %self.core.name(), "{e}");
+                }
+                let _ = reply.send(result);
+            }
+            Command::Announce(endpoint, service) => self.core.announce(&endpoint, &service, now),
+            Command::Set(path, value, reply) => {
+                let _ = reply.send(self.core.set(&path, &value).map_err(Error::from));
+            }
+            Command::Verbose => self.core.set_verbose(true),
+            Command::Port(reply) => {
+                let _ = reply.send(sockets.port());
+            }
+            Command::Status(reply) => {
+                let _ = reply.send(self.core.tuples().len());
+            }
+            Command::Tuples(reply) => {
+                let mut tuples: Vec<(String, String)> = self
+                    .core
+                    .tuples()
+                    .iter()
+                    .map(|(e, s)| (e.to_owned(), s.to_owned()))
+                    .collect();
+                tuples.sort();
+                let _ = reply.send(tuples);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.core.stats());
+            }
+        }
+    }
+
+    fn on_peer(&mut self, frames: &[Frame], now: Instant) {
+        self.core.on_peer_frames(frames, now);
+    }
+
+    fn on_remote(&mut self, remote: usize, frames: &[Frame], now: Instant) {
+        self.core.on_remote_frames(remote, frames, now);
+    }
+
+    fn on_remote_connected(&mut self, remote: usize, now: Instant) {
+        self.core.on_remote_connected(remote, now);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        self.core.tick(now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.core.next_deadline()
+    }
+
+    fn outgoing(&mut self) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        for output in self.core.take_outputs() {
+            match output {
+                Output::ToPeer(frames) => out.push(Outgoing::ToPeer(frames)),
+                Output::ToRemote { remote, frames } => {
+                    out.push(Outgoing::ToRemote { remote, frames })
+                }
+                Output::Deliver { endpoint, service } => {
+                    // The application may have dropped its receiver.
+                    let _ = self.deliveries.send(Delivery { endpoint, service });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A zgossip node running on a reactor thread. Dropping it stops the node
+/// (`$TERM`).
 #[derive(Debug)]
 pub struct Node {
     reactor: Arc<Reactor>,
-    id: usize,
+    id: reactor::ServiceId,
     deliveries: Receiver<Delivery>,
 }
 
@@ -27,7 +210,12 @@ impl Node {
 
     /// A node on a shared reactor: one thread can run thousands of nodes.
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
-        let (id, deliveries) = reactor.add_node(name, settings)?;
+        let (tx, deliveries) = mpsc::channel();
+        let service = GossipService {
+            core: NodeCore::new(name, settings),
+            deliveries: tx,
+        };
+        let id = reactor.add(service)?;
         Ok(Self {
             reactor: reactor.clone(),
             id,
@@ -35,7 +223,7 @@ impl Node {
         })
     }
 
-    fn ask<T>(&self, make: impl FnOnce(mpsc::Sender<T>) -> Command) -> Result<T, Error> {
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = mpsc::channel();
         self.reactor.command(self.id, make(tx))?;
         rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| Error::Stopped)
@@ -59,10 +247,10 @@ impl Node {
 
     /// `ANNOUNCE endpoint service` (CZMQ: `PUBLISH key value`).
     pub fn announce(&self, endpoint: &str, service: &str) -> Result<(), Error> {
-        self.reactor.command(
+        Ok(self.reactor.command(
             self.id,
             Command::Announce(endpoint.to_owned(), service.to_owned()),
-        )
+        )?)
     }
 
     /// `SET path value`, e.g. `server/timeout` in milliseconds.
@@ -72,7 +260,7 @@ impl Node {
 
     /// `VERBOSE`: log every state, event and action of the server sessions.
     pub fn verbose(&self) -> Result<(), Error> {
-        self.reactor.command(self.id, Command::Verbose)
+        Ok(self.reactor.command(self.id, Command::Verbose)?)
     }
 
     /// `STATUS`: how many tuples the node knows.
@@ -104,6 +292,6 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = self.reactor.command(self.id, Command::Term);
+        let _ = self.reactor.remove(self.id);
     }
 }

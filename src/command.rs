@@ -3,8 +3,8 @@
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
 //! (or `PUBLISH key value`), `STATUS`, `$TERM`.
 
+use crate::api::Error;
 use crate::api::Node;
-use crate::reactor::Error;
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,9 +47,9 @@ pub enum ParseError {
 }
 
 impl TextCommand {
-    /// Parse one line. The service of ANNOUNCE is the rest of the line, so it
-    /// may hold spaces, unless a last word is a number (the ttl, which
-    /// zgossip carries but never uses).
+    /// Parse one line. `ANNOUNCE endpoint service ttl` with exactly three
+    /// words takes the last as the ttl (which zgossip carries but never
+    /// uses); otherwise the service is the rest of the line, spaces included.
     pub fn parse(line: &str) -> Result<Option<Self>, ParseError> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -101,7 +101,7 @@ impl TextCommand {
                 let service = service.trim();
                 let service = match service.rsplit_once(char::is_whitespace) {
                     Some((head, ttl))
-                        if args.len() > 2 && ttl.bytes().all(|b| b.is_ascii_digit()) =>
+                        if args.len() == 3 && ttl.bytes().all(|b| b.is_ascii_digit()) =>
                     {
                         ttl.parse::<u32>()
                             .map_err(|_| ParseError::Ttl(ttl.to_owned()))?;

@@ -12,8 +12,10 @@
 //! * [`server`]: the hand-written actions of that state machine;
 //! * [`remote`]: the hand-written remote side (our DEALER to another node);
 //! * [`node`]: the node, sans I/O: sessions, remotes, tuples, acceptance;
-//! * [`reactor`]: drives any number of nodes over ZeroMQ sockets on one
-//!   thread; [`Node`] is the handle an application holds.
+//! * [`api`]: the node as a service of `zproto_runtime`'s ZeroMQ reactor
+//!   (one thread, any number of nodes), and [`Node`], the handle an
+//!   application holds;
+//! * [`mesh`]: the same nodes linked in memory, with simulated time.
 
 /// The zgossip messages, generated from `protocol/zgossip_msg.xml`.
 pub mod msg {
@@ -29,12 +31,11 @@ pub mod api;
 pub mod command;
 pub mod mesh;
 pub mod node;
-pub mod reactor;
 pub mod remote;
 pub mod server;
 pub mod tuples;
 
 pub use api::Node;
+pub use api::{Delivery, Error, Reactor};
 pub use node::{NodeCore, Output, Settings};
-pub use reactor::{Delivery, Error, Reactor};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

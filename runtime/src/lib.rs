@@ -3,12 +3,15 @@
 //! Generated codecs are thin: they list their fields and call into this crate
 //! for the byte-level work ([`wire`]), the frame-level work ([`codec`]) and
 //! their error types ([`error`]); generated state machines run against
-//! [`engine`]. Keeping that here means one audited
+//! [`engine`], in a [`server::Sessions`] table, which the ZeroMQ reactor
+//! (feature `reactor`, on by default) drives over real sockets. Keeping that here means one audited
 //! implementation of every bounds check, whatever the number of protocols.
 
 pub mod codec;
 pub mod engine;
 pub mod error;
+#[cfg(feature = "reactor")]
+pub mod reactor;
 pub mod server;
 pub mod wire;
 

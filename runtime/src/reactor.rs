@@ -1,0 +1,466 @@
+//! The ZeroMQ driver: one thread polls the sockets of any number of
+//! [`Service`]s (a ROUTER per bound service, a DEALER per remote, a monitor
+//! per tcp/ipc remote) and runs them. Sans-IO services (such as a
+//! [`crate::server::Sessions`] table plus application logic) say what to
+//! send; the reactor sends it. Applications talk to their service through
+//! [`Reactor::command`]; requests travel over a channel, and a message on an
+//! inproc PULL socket wakes the poll.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::codec::Frame;
+
+/// The process-wide ZeroMQ context, so that `inproc://` endpoints of all
+/// reactors can reach each other.
+pub fn context() -> &'static zmq::Context {
+    static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
+    CONTEXT.get_or_init(zmq::Context::new)
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// To a peer on the service's ROUTER: routing id first.
+    ToPeer(Vec<Frame>),
+    /// To remote number `remote` (its DEALER).
+    ToRemote {
+        /// Index, as [`Sockets::connect`] returned it.
+        remote: usize,
+        /// The frames.
+        frames: Vec<Frame>,
+    },
+}
+
+/// Something a reactor runs: a server (peers on a ROUTER) with remote
+/// sessions (DEALERs), driven by frames, commands and time.
+pub trait Service: Send + 'static {
+    /// What the application asks of the service.
+    type Command: Send + 'static;
+    /// Carry out a command; `sockets` binds and connects.
+    fn command(&mut self, command: Self::Command, sockets: &mut Sockets, now: Instant);
+    /// Frames from a peer, routing id first.
+    fn on_peer(&mut self, frames: &[Frame], now: Instant);
+    /// Frames from remote number `remote`.
+    fn on_remote(&mut self, remote: usize, frames: &[Frame], now: Instant);
+    /// Remote `remote`'s connection was (re-)established (tcp and ipc).
+    fn on_remote_connected(&mut self, remote: usize, now: Instant);
+    /// Time passed; called when [`Service::next_deadline`] is due.
+    fn tick(&mut self, now: Instant);
+    /// When `tick` next has something to do.
+    fn next_deadline(&self) -> Option<Instant>;
+    /// Messages to send, in order.
+    fn outgoing(&mut self) -> Vec<Outgoing>;
+}
+
+/// A socket could not be bound or connected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SocketError {
+    /// Binding failed.
+    #[error("could not bind to '{endpoint}': {reason}")]
+    Bind {
+        /// The endpoint.
+        endpoint: String,
+        /// libzmq's reason.
+        reason: String,
+    },
+    /// Connecting failed.
+    #[error("bad endpoint '{endpoint}': {reason}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// libzmq's reason.
+        reason: String,
+    },
+}
+
+/// The sockets of one service.
+#[derive(Default)]
+pub struct Sockets {
+    router: Option<zmq::Socket>,
+    port: i32,
+    dealers: Vec<zmq::Socket>,
+    /// Per remote: its monitor socket, for tcp and ipc endpoints.
+    monitors: Vec<Option<zmq::Socket>>,
+}
+
+impl std::fmt::Debug for Sockets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sockets")
+            .field("bound", &self.router.is_some())
+            .field("port", &self.port)
+            .field("remotes", &self.dealers.len())
+            .finish()
+    }
+}
+
+impl Sockets {
+    /// Accept peers on `endpoint` (a ROUTER, created on first use, with
+    /// unbounded queues as CZMQ's engines have).
+    pub fn bind(&mut self, endpoint: &str) -> Result<(), SocketError> {
+        let fail = |e: zmq::Error| SocketError::Bind {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        };
+        let result = (|| {
+            if self.router.is_none() {
+                let router = context().socket(zmq::ROUTER).map_err(fail)?;
+                router.set_sndhwm(0).map_err(fail)?;
+                router.set_rcvhwm(0).map_err(fail)?;
+                router.set_linger(0).map_err(fail)?;
+                self.router = Some(router);
+            }
+            let Some(router) = &self.router else {
+                return Ok(0);
+            };
+            router.bind(endpoint).map_err(fail)?;
+            Ok(match router.get_last_endpoint() {
+                Ok(Ok(last)) if last.starts_with("tcp://") => last
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0),
+                _ => 0,
+            })
+        })();
+        // As CZMQ's PORT: the tcp port, 0 for other transports, -1 on failure.
+        self.port = *result.as_ref().unwrap_or(&-1);
+        result.map(|_| ())
+    }
+
+    /// The port of the last bind (see [`Sockets::bind`]).
+    pub fn port(&self) -> i32 {
+        self.port
+    }
+
+    /// Open a remote session: a DEALER connected to `endpoint`. Returns the
+    /// remote's index.
+    pub fn connect(&mut self, endpoint: &str) -> Result<usize, SocketError> {
+        static MONITORS: AtomicU64 = AtomicU64::new(0);
+        let fail = |e: zmq::Error| SocketError::Connect {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        };
+        let dealer = context().socket(zmq::DEALER).map_err(fail)?;
+        dealer.set_sndhwm(0).map_err(fail)?;
+        dealer.set_rcvhwm(0).map_err(fail)?;
+        dealer.set_linger(0).map_err(fail)?;
+        dealer.connect(endpoint).map_err(fail)?;
+        // inproc connections do not drop and re-establish; tcp and ipc do,
+        // and the monitor says when.
+        let monitor = if endpoint.starts_with("inproc://") {
+            None
+        } else {
+            let address = format!(
+                "inproc://zproto-monitor-{}",
+                MONITORS.fetch_add(1, Ordering::Relaxed)
+            );
+            let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw() as i32;
+            dealer.monitor(&address, events).map_err(fail)?;
+            let pair = context().socket(zmq::PAIR).map_err(fail)?;
+            pair.set_linger(0).map_err(fail)?;
+            pair.connect(&address).map_err(fail)?;
+            Some(pair)
+        };
+        self.dealers.push(dealer);
+        self.monitors.push(monitor);
+        Ok(self.dealers.len() - 1)
+    }
+
+    fn send(&self, outgoing: Outgoing) {
+        let (socket, frames) = match outgoing {
+            Outgoing::ToPeer(frames) => (self.router.as_ref(), frames),
+            Outgoing::ToRemote { remote, frames } => (self.dealers.get(remote), frames),
+        };
+        if let Some(socket) = socket {
+            if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
+                tracing::debug!("send failed: {e}");
+            }
+        }
+    }
+}
+
+/// The reactor thread is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the reactor has stopped")]
+pub struct Stopped;
+
+/// Identifies a service on its reactor.
+pub type ServiceId = usize;
+
+enum Request<S: Service> {
+    Add(Box<S>, Sender<ServiceId>),
+    Command(ServiceId, S::Command),
+    Remove(ServiceId),
+    Shutdown,
+}
+
+/// Handle on a reactor thread running services of type `S`. Dropping the
+/// last handle stops the thread.
+pub struct Reactor<S: Service> {
+    requests: Sender<Request<S>>,
+    wake: Mutex<zmq::Socket>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<S: Service> std::fmt::Debug for Reactor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").finish_non_exhaustive()
+    }
+}
+
+impl<S: Service> Reactor<S> {
+    /// Start a reactor thread.
+    pub fn start() -> Result<Arc<Self>, zmq::Error> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let endpoint = format!(
+            "inproc://zproto-reactor-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let pull = context().socket(zmq::PULL)?;
+        pull.bind(&endpoint)?;
+        let push = context().socket(zmq::PUSH)?;
+        push.set_linger(0)?;
+        push.connect(&endpoint)?;
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("zproto-reactor".into())
+            .spawn(move || Loop::<S>::new(pull, rx).run())
+            .map_err(|_| zmq::Error::ENOMEM)?;
+        Ok(Arc::new(Self {
+            requests: tx,
+            wake: Mutex::new(push),
+            thread: Mutex::new(Some(thread)),
+        }))
+    }
+
+    fn send(&self, request: Request<S>) -> Result<(), Stopped> {
+        self.requests.send(request).map_err(|_| Stopped)?;
+        let wake = self.wake.lock().map_err(|_| Stopped)?;
+        // A full pipe means a wakeup is already pending.
+        match wake.send(&b""[..], zmq::DONTWAIT) {
+            Ok(()) | Err(zmq::Error::EAGAIN) => Ok(()),
+            Err(_) => Err(Stopped),
+        }
+    }
+
+    /// Run `service` on this reactor.
+    pub fn add(&self, service: S) -> Result<ServiceId, Stopped> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Request::Add(Box::new(service), tx))?;
+        rx.recv().map_err(|_| Stopped)
+    }
+
+    /// Pass a command to a service.
+    pub fn command(&self, id: ServiceId, command: S::Command) -> Result<(), Stopped> {
+        self.send(Request::Command(id, command))
+    }
+
+    /// Stop a service and close its sockets.
+    pub fn remove(&self, id: ServiceId) -> Result<(), Stopped> {
+        self.send(Request::Remove(id))
+    }
+}
+
+impl<S: Service> Drop for Reactor<S> {
+    fn drop(&mut self) {
+        let _ = self.send(Request::Shutdown);
+        if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Hosted<S> {
+    service: Box<S>,
+    sockets: Sockets,
+}
+
+/// What a poll item belongs to.
+#[derive(Clone, Copy)]
+enum Source {
+    Wake,
+    Router(ServiceId),
+    Dealer(ServiceId, usize),
+    Monitor(ServiceId, usize),
+}
+
+/// At most this many messages are read from one socket per poll, so that a
+/// busy peer cannot starve the others.
+const BATCH: usize = 256;
+
+struct Loop<S: Service> {
+    wake: zmq::Socket,
+    requests: Receiver<Request<S>>,
+    services: HashMap<ServiceId, Hosted<S>>,
+    next_id: ServiceId,
+}
+
+impl<S: Service> Loop<S> {
+    fn new(wake: zmq::Socket, requests: Receiver<Request<S>>) -> Self {
+        Self {
+            wake,
+            requests,
+            services: HashMap::new(),
+            next_id: 0,
+        }
+    }
+
+    fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let timeout = self
+                .services
+                .values()
+                .filter_map(|h| h.service.next_deadline())
+                .min()
+                .map_or(1000, |at| {
+                    at.saturating_duration_since(now).as_millis().min(1000) as i64
+                });
+            let (ready, sources) = match self.poll(timeout) {
+                Ok(ready) => ready,
+                Err(e) => {
+                    tracing::error!("reactor poll failed: {e}");
+                    return;
+                }
+            };
+            let now = Instant::now();
+            for (i, source) in sources.iter().enumerate() {
+                if !ready[i] {
+                    continue;
+                }
+                match *source {
+                    Source::Wake => {
+                        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
+                        if !self.serve_requests(now) {
+                            return;
+                        }
+                    }
+                    Source::Router(id) => self.read(id, None, now),
+                    Source::Dealer(id, r) => self.read(id, Some(r), now),
+                    Source::Monitor(id, r) => self.read_monitor(id, r, now),
+                }
+            }
+            for h in self.services.values_mut() {
+                if h.service.next_deadline().is_some_and(|at| at <= now) {
+                    h.service.tick(now);
+                }
+                flush(h);
+            }
+        }
+    }
+
+    /// Poll every socket; returns which are readable, and what each is.
+    fn poll(&self, timeout: i64) -> Result<(Vec<bool>, Vec<Source>), zmq::Error> {
+        let mut sources = vec![Source::Wake];
+        let mut items = vec![self.wake.as_poll_item(zmq::POLLIN)];
+        for (&id, h) in &self.services {
+            if let Some(router) = &h.sockets.router {
+                items.push(router.as_poll_item(zmq::POLLIN));
+                sources.push(Source::Router(id));
+            }
+            for (r, dealer) in h.sockets.dealers.iter().enumerate() {
+                items.push(dealer.as_poll_item(zmq::POLLIN));
+                sources.push(Source::Dealer(id, r));
+            }
+            for (r, monitor) in h.sockets.monitors.iter().enumerate() {
+                if let Some(monitor) = monitor {
+                    items.push(monitor.as_poll_item(zmq::POLLIN));
+                    sources.push(Source::Monitor(id, r));
+                }
+            }
+        }
+        match zmq::poll(&mut items, timeout) {
+            Ok(_) | Err(zmq::Error::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok((
+            items.iter().map(zmq::PollItem::is_readable).collect(),
+            sources,
+        ))
+    }
+
+    /// Returns false on shutdown.
+    fn serve_requests(&mut self, now: Instant) -> bool {
+        while let Ok(request) = self.requests.try_recv() {
+            match request {
+                Request::Shutdown => return false,
+                Request::Add(service, reply) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.services.insert(
+                        id,
+                        Hosted {
+                            service,
+                            sockets: Sockets::default(),
+                        },
+                    );
+                    let _ = reply.send(id);
+                }
+                Request::Remove(id) => {
+                    self.services.remove(&id);
+                }
+                Request::Command(id, command) => {
+                    if let Some(h) = self.services.get_mut(&id) {
+                        h.service.command(command, &mut h.sockets, now);
+                        flush(h);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn read(&mut self, id: ServiceId, remote: Option<usize>, now: Instant) {
+        let Some(h) = self.services.get_mut(&id) else {
+            return;
+        };
+        let socket = match remote {
+            None => h.sockets.router.as_ref(),
+            Some(r) => h.sockets.dealers.get(r),
+        };
+        let Some(socket) = socket else { return };
+        for _ in 0..BATCH {
+            match socket.recv_multipart(zmq::DONTWAIT) {
+                Ok(frames) => match remote {
+                    None => h.service.on_peer(&frames, now),
+                    Some(r) => h.service.on_remote(r, &frames, now),
+                },
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => {
+                    tracing::warn!("receive failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    fn read_monitor(&mut self, id: ServiceId, remote: usize, now: Instant) {
+        let Some(h) = self.services.get_mut(&id) else {
+            return;
+        };
+        let Some(Some(monitor)) = h.sockets.monitors.get(remote) else {
+            return;
+        };
+        while let Ok(frames) = monitor.recv_multipart(zmq::DONTWAIT) {
+            // Frame 0: event (u16, native order) and value (u32).
+            let event = frames
+                .first()
+                .and_then(|f| f.get(0..2))
+                .map(|b| u16::from_ne_bytes([b[0], b[1]]));
+            if event == Some(zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()) {
+                h.service.on_remote_connected(remote, now);
+            }
+        }
+    }
+}
+
+fn flush<S: Service>(h: &mut Hosted<S>) {
+    for outgoing in h.service.outgoing() {
+        h.sockets.send(outgoing);
+    }
+}
