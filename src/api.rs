@@ -162,8 +162,8 @@ impl Service for GossipService {
         self.core.on_remote_frames(remote, frames, now);
     }
 
-    fn on_remote_connected(&mut self, remote: usize, now: Instant) {
-        self.core.on_remote_connected(remote, now);
+    fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
+        self.core.on_remote_reconnected(remote, now);
     }
 
     fn tick(&mut self, now: Instant) {

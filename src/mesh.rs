@@ -118,10 +118,6 @@ impl Mesh {
             links.resize(remote + 1, None);
         }
         links[remote] = Some(to);
-        // In memory the link is up at once.
-        if let Some(node) = self.node_mut(from) {
-            node.on_remote_connected(remote, now);
-        }
         self.collect(from);
     }
 
@@ -153,7 +149,7 @@ impl Mesh {
             for remote in 0..self.links[from].len() {
                 if self.links[from][remote] == Some(node) {
                     if let Some(n) = self.node_mut(from) {
-                        n.on_remote_connected(remote, now);
+                        n.on_remote_reconnected(remote, now);
                         self.collect(from);
                     }
                 }

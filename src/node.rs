@@ -229,13 +229,14 @@ impl NodeCore {
         }
     }
 
-    /// Remote number `remote`'s connection was (re-)established.
-    pub fn on_remote_connected(&mut self, remote: usize, now: Instant) {
+    /// Remote number `remote`'s connection was lost and is back: the server
+    /// sees a new session, so synchronise again.
+    pub fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
         let Some(r) = self.remotes.get_mut(remote) else {
             return;
         };
         let mut sent = Vec::new();
-        r.connected(
+        r.reconnected(
             &self.gossip.tuples,
             self.settings.ping_interval,
             now,

@@ -31,7 +31,6 @@ pub struct Remote {
     marker: Option<u64>,
     invalid_during_sync: bool,
     next_ping: Instant,
-    connections: u32,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -59,7 +58,6 @@ impl Remote {
             marker: None,
             invalid_during_sync: false,
             next_ping: now + ping_interval,
-            connections: 0,
         };
         remote.synchronise(tuples, ping_interval, now, send);
         remote
@@ -144,23 +142,19 @@ impl Remote {
         Received::Nothing
     }
 
-    /// The connection was (re-)established. The first one is the one the
-    /// opening generation was queued for.
-    pub fn connected(
+    /// The connection was lost and is back: the server sees a new session.
+    pub fn reconnected(
         &mut self,
         tuples: &Tuples,
         ping_interval: Duration,
         now: Instant,
         send: &mut impl FnMut(ZgossipMsg),
     ) {
-        self.connections += 1;
-        if self.connections > 1 {
-            tracing::debug!(endpoint = %self.endpoint, "reconnected: synchronising again");
-            // PINGs queued on the old connection may be lost or answered late.
-            self.pings_sent = 0;
-            self.pongs_received = 0;
-            self.synchronise(tuples, ping_interval, now, send);
-        }
+        tracing::debug!(endpoint = %self.endpoint, "reconnected: synchronising again");
+        // PINGs queued on the old connection may be lost or answered late.
+        self.pings_sent = 0;
+        self.pongs_received = 0;
+        self.synchronise(tuples, ping_interval, now, send);
     }
 
     /// Send a keepalive PING if one is due.
@@ -250,9 +244,7 @@ mod tests {
         r.tick(PING, now + PING, &mut |m| sent.push(m));
         assert_eq!(names(&sent), ["PING"]);
         sent.clear();
-        r.connected(&t, PING, now, &mut |m| sent.push(m));
-        assert!(sent.is_empty(), "the first connection was already greeted");
-        r.connected(&t, PING, now, &mut |m| sent.push(m));
+        r.reconnected(&t, PING, now, &mut |m| sent.push(m));
         assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
     }
 }

@@ -238,3 +238,31 @@ fn bad_endpoints_get_clear_errors() {
     node.bind(&format!("inproc://{}", unique("ok"))).unwrap();
     assert_eq!(node.port().unwrap(), 0);
 }
+
+#[test]
+fn a_remote_resynchronises_after_its_server_restarts() {
+    let server = Node::new("server").unwrap();
+    server.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{}", server.port().unwrap());
+    let client = Node::new("client").unwrap();
+    client.connect(&endpoint).unwrap();
+    client.announce("tcp://client:1", "C").unwrap();
+    wait_for(&server, &tuples(&[("tcp://client:1", "C")]));
+    // The server goes away and a new, empty one takes its endpoint. (Not an
+    // ipc path: libzmq unlinks an ipc file when it closes the old listener,
+    // possibly after the new one took the path.) libzmq closes the old
+    // listener asynchronously, so the port may take a moment to be free.
+    drop(server);
+    let server = Node::new("server again").unwrap();
+    let deadline = Instant::now() + WAIT;
+    while let Err(e) = server.bind(&endpoint) {
+        assert!(Instant::now() < deadline, "{e}");
+        // Bounded retry while the old listener closes.
+        assert_eq!(server.recv_delivery(Duration::from_millis(10)), None);
+    }
+    // The client reconnects, says HELLO again and re-sends its tuples...
+    expect_tuples(&server, &tuples(&[("tcp://client:1", "C")]));
+    // ...and hears about the new server's tuples.
+    server.announce("tcp://server:1", "S").unwrap();
+    wait_for(&client, &tuples(&[("tcp://server:1", "S")]));
+}

@@ -47,8 +47,9 @@ pub trait Service: Send + 'static {
     fn on_peer(&mut self, frames: &[Frame], now: Instant);
     /// Frames from remote number `remote`.
     fn on_remote(&mut self, remote: usize, frames: &[Frame], now: Instant);
-    /// Remote `remote`'s connection was (re-)established (tcp and ipc).
-    fn on_remote_connected(&mut self, remote: usize, now: Instant);
+    /// Remote `remote`'s connection was lost and is established again (tcp
+    /// and ipc; libzmq reconnects by itself). The peer sees a new connection.
+    fn on_remote_reconnected(&mut self, remote: usize, now: Instant);
     /// Time passed; called when [`Service::next_deadline`] is due.
     fn tick(&mut self, now: Instant);
     /// When `tick` next has something to do.
@@ -86,6 +87,8 @@ pub struct Sockets {
     dealers: Vec<zmq::Socket>,
     /// Per remote: its monitor socket, for tcp and ipc endpoints.
     monitors: Vec<Option<zmq::Socket>>,
+    /// Per remote: whether its connection was lost since the last handshake.
+    lost: Vec<bool>,
 }
 
 impl std::fmt::Debug for Sockets {
@@ -149,9 +152,9 @@ impl Sockets {
         dealer.set_sndhwm(0).map_err(fail)?;
         dealer.set_rcvhwm(0).map_err(fail)?;
         dealer.set_linger(0).map_err(fail)?;
-        dealer.connect(endpoint).map_err(fail)?;
         // inproc connections do not drop and re-establish; tcp and ipc do,
-        // and the monitor says when.
+        // and the monitor says when. It listens before the connect, so that
+        // no event is missed.
         let monitor = if endpoint.starts_with("inproc://") {
             None
         } else {
@@ -159,15 +162,18 @@ impl Sockets {
                 "inproc://zproto-monitor-{}",
                 MONITORS.fetch_add(1, Ordering::Relaxed)
             );
-            let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw() as i32;
-            dealer.monitor(&address, events).map_err(fail)?;
+            let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
+                | zmq::SocketEvent::DISCONNECTED.to_raw();
+            dealer.monitor(&address, i32::from(events)).map_err(fail)?;
             let pair = context().socket(zmq::PAIR).map_err(fail)?;
             pair.set_linger(0).map_err(fail)?;
             pair.connect(&address).map_err(fail)?;
             Some(pair)
         };
+        dealer.connect(endpoint).map_err(fail)?;
         self.dealers.push(dealer);
         self.monitors.push(monitor);
+        self.lost.push(false);
         Ok(self.dealers.len() - 1)
     }
 
@@ -452,8 +458,14 @@ impl<S: Service> Loop<S> {
                 .first()
                 .and_then(|f| f.get(0..2))
                 .map(|b| u16::from_ne_bytes([b[0], b[1]]));
-            if event == Some(zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()) {
-                h.service.on_remote_connected(remote, now);
+            let lost = &mut h.sockets.lost[remote];
+            match event {
+                Some(e) if e == zmq::SocketEvent::DISCONNECTED.to_raw() => *lost = true,
+                Some(e) if e == zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw() && *lost => {
+                    *lost = false;
+                    h.service.on_remote_reconnected(remote, now);
+                }
+                _ => {}
             }
         }
     }
