@@ -10,6 +10,8 @@ use zproto_runtime::engine::{Io, Outcome, Trace};
 #[derive(Default)]
 struct Server {
     data_is_good: bool,
+    /// `note good` asks for a `stop` wakeup after this long.
+    wakeup: Option<std::time::Duration>,
 }
 
 #[derive(Default)]
@@ -51,8 +53,11 @@ impl Actions for Server {
             io.set_exception(Event::Bad);
         }
     }
-    fn note_good(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+    fn note_good(&mut self, s: &mut Session, io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note good");
+        if let Some(delay) = self.wakeup {
+            io.set_wakeup(delay, Event::Stop);
+        }
     }
     fn note_bad(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note bad");
@@ -134,7 +139,10 @@ fn the_first_state_is_initial_and_next_runs_before_actions() {
 
 #[test]
 fn next_event_chains_in_the_same_run_with_after_and_before() {
-    let mut server = Server { data_is_good: true };
+    let mut server = Server {
+        data_is_good: true,
+        ..Server::default()
+    };
     let (mut session, mut state) = open(&mut server);
     session.notes.clear();
     let data = Data { value: "x".into() };
@@ -169,7 +177,10 @@ fn next_event_chains_in_the_same_run_with_after_and_before() {
 
 #[test]
 fn send_uses_the_fields_actions_stored() {
-    let mut server = Server { data_is_good: true };
+    let mut server = Server {
+        data_is_good: true,
+        ..Server::default()
+    };
     let (mut session, mut state) = open(&mut server);
     let data = Data {
         value: "hello".into(),
@@ -191,9 +202,7 @@ fn send_uses_the_fields_actions_stored() {
 
 #[test]
 fn an_exception_skips_the_rest_and_is_handled_in_the_current_state() {
-    let mut server = Server {
-        data_is_good: false,
-    };
+    let mut server = Server::default();
     let (mut session, mut state) = open(&mut server);
     session.notes.clear();
     let r = run(
@@ -378,4 +387,106 @@ fn any_event_cancels_a_pending_wakeup() {
         &mut io,
     );
     assert_eq!(io.take_wakeup(), None);
+}
+
+mod sessions {
+    //! The runtime's session table driving the generated machine: one machine
+    //! per routing id, expiry, wakeups, broadcasts, unhandled events.
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use zproto_conformance::rules_server_engine::Machine;
+    use zproto_runtime::server::Sessions;
+
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    fn open_two(server: &mut Server, now: Instant) -> Sessions<Machine<Server>> {
+        let mut sessions = Sessions::<Machine<Server>>::new(Some(TIMEOUT));
+        sessions.handle(server, b"a", Open.into(), now);
+        sessions.handle(server, b"b", Open.into(), now);
+        assert_eq!(sessions.len(), 2);
+        sessions
+    }
+
+    #[test]
+    fn one_machine_per_routing_id_and_replies_go_to_the_sender() {
+        let now = Instant::now();
+        let mut server = Server {
+            data_is_good: true,
+            ..Server::default()
+        };
+        let mut sessions = open_two(&mut server, now);
+        sessions.handle(&mut server, b"b", Data { value: "v".into() }.into(), now);
+        let out = sessions.take_outgoing();
+        assert_eq!(
+            out,
+            vec![(
+                b"b".to_vec(),
+                RulesMsg::Reply(Reply {
+                    value: "re: v".into()
+                })
+            )]
+        );
+    }
+
+    #[test]
+    fn silent_sessions_expire_and_traffic_postpones_it() {
+        let now = Instant::now();
+        let mut server = Server::default();
+        let mut sessions = open_two(&mut server, now);
+        assert_eq!(sessions.next_deadline(), Some(now + TIMEOUT));
+        // b speaks halfway: only a expires at the deadline.
+        sessions.handle(&mut server, b"b", Close.into(), now + TIMEOUT / 2);
+        sessions.tick(&mut server, now + TIMEOUT);
+        assert_eq!(
+            sessions.routing_ids().collect::<Vec<_>>(),
+            vec![&b"b".to_vec()]
+        );
+        sessions.tick(&mut server, now + TIMEOUT * 2);
+        assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn wakeups_fire_once_and_any_event_cancels_them() {
+        let now = Instant::now();
+        let delay = Duration::from_millis(10);
+        let mut server = Server {
+            data_is_good: true,
+            wakeup: Some(delay),
+        };
+        let mut sessions = Sessions::<Machine<Server>>::new(None);
+        sessions.handle(&mut server, b"a", Open.into(), now);
+        sessions.handle(&mut server, b"a", Data::default().into(), now);
+        assert_eq!(sessions.next_deadline(), Some(now + delay));
+        // Another event cancels it.
+        sessions.handle(&mut server, b"a", Close.into(), now);
+        assert_eq!(sessions.next_deadline(), None);
+        // Armed again, it fires `stop`, which terminates the session.
+        sessions.handle(&mut server, b"a", Data::default().into(), now);
+        sessions.tick(&mut server, now + delay);
+        assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn broadcast_reaches_every_session() {
+        let now = Instant::now();
+        let mut server = Server::default();
+        let mut sessions = open_two(&mut server, now);
+        sessions.broadcast(&mut server, Event::Stop, now);
+        assert!(sessions.is_empty(), "stop terminates both");
+    }
+
+    #[test]
+    fn an_unhandled_event_ends_only_that_session() {
+        let now = Instant::now();
+        let mut server = Server::default();
+        let mut sessions = open_two(&mut server, now);
+        sessions.send_event(&mut server, b"a", Event::GoStrict, now);
+        sessions.handle(&mut server, b"a", Data::default().into(), now);
+        assert_eq!(
+            sessions.routing_ids().collect::<Vec<_>>(),
+            vec![&b"b".to_vec()]
+        );
+    }
 }
