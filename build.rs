@@ -1,4 +1,8 @@
-//! Compiles the zgossip models in `protocol/` into `OUT_DIR`.
+//! Compiles the zgossip models in `protocol/` into `OUT_DIR`, and, when
+//! libczmq is installed, the CZMQ peer program of the interop tests.
+
+use std::path::PathBuf;
+use std::process::Command;
 
 fn main() {
     let models = ["protocol/zgossip_msg.xml", "protocol/zgossip.xml"];
@@ -10,5 +14,49 @@ fn main() {
         // one per line so they read like compiler errors.
         eprintln!("{e}");
         std::process::exit(1);
+    }
+    build_czmq_peer();
+}
+
+/// `tests/czmq/czmq_node.c` against Debian's libczmq, for
+/// `tests/czmq_interop.rs`; sets `cfg(czmq)` and `CZMQ_NODE_BIN` when built.
+/// With `ZGOSSIP_REQUIRE_CZMQ=1` (as in CI) a missing libczmq is an error.
+fn build_czmq_peer() {
+    println!("cargo:rustc-check-cfg=cfg(czmq)");
+    println!("cargo:rerun-if-changed=tests/czmq/czmq_node.c");
+    println!("cargo:rerun-if-env-changed=ZGOSSIP_REQUIRE_CZMQ");
+    let required = std::env::var("ZGOSSIP_REQUIRE_CZMQ").is_ok_and(|v| v == "1");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "libczmq", "libzmq"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let Some(flags) = flags else {
+        if required {
+            eprintln!("ZGOSSIP_REQUIRE_CZMQ=1 but pkg-config finds no libczmq: apt-get install libczmq-dev");
+            std::process::exit(1);
+        }
+        return;
+    };
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("czmq_node");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    let status = Command::new(&cc)
+        .args(["-O1", "-Wall", "-Werror", "-o"])
+        .arg(&out)
+        .arg("tests/czmq/czmq_node.c")
+        .args(flags.split_whitespace())
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            println!("cargo:rustc-cfg=czmq");
+            println!("cargo:rustc-env=CZMQ_NODE_BIN={}", out.display());
+        }
+        other => {
+            eprintln!("cannot build the CZMQ peer with {cc}: {other:?}");
+            if required {
+                std::process::exit(1);
+            }
+        }
     }
 }

@@ -1,13 +1,13 @@
 //! The `zgossip` command line: the default demo, bad arguments, and two node
 //! processes discovering each other over ipc, driven by text commands.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::Command;
+
+use support::Running;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_default_demo_converges() {
@@ -55,81 +55,31 @@ fn bad_arguments_get_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// A child process whose stdout lines arrive on a channel.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.child.stdin.as_mut().unwrap(), "{line}").unwrap();
-    }
-
-    fn expect(&self, wanted: &str) {
-        let deadline = Instant::now() + WAIT;
-        let mut seen = Vec::new();
-        while Instant::now() < deadline {
-            if let Ok(line) = self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                if line == wanted {
-                    return;
-                }
-                seen.push(line);
-            }
-        }
-        panic!("no line {wanted:?}; saw {seen:?}");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn two_node_processes_discover_each_other() {
     let path = std::env::temp_dir().join(format!("zgossip-cli-{}.ipc", std::process::id()));
     let endpoint = format!("ipc://{}", path.display());
-    let mut a = Running::start(&[
-        "node",
-        "--bind",
-        &endpoint,
-        "--announce",
-        "tcp://a:1=printer A",
-    ]);
+    let mut a = Running::start(
+        BIN,
+        &[
+            "node",
+            "--bind",
+            &endpoint,
+            "--announce",
+            "tcp://a:1=printer A",
+        ],
+    );
     a.expect(&format!("BOUND {endpoint} PORT 0"));
-    let mut b = Running::start(&[
-        "node",
-        "--connect",
-        &endpoint,
-        "--announce",
-        "tcp://b:1=scanner B",
-    ]);
+    let mut b = Running::start(
+        BIN,
+        &[
+            "node",
+            "--connect",
+            &endpoint,
+            "--announce",
+            "tcp://b:1=scanner B",
+        ],
+    );
     a.expect("DELIVER tcp://b:1 scanner B");
     b.expect("DELIVER tcp://a:1 printer A");
     // Text commands on stdin.
@@ -140,12 +90,40 @@ fn two_node_processes_discover_each_other() {
     a.send("PORT");
     a.expect("PORT 0");
     a.send("$TERM");
-    let deadline = Instant::now() + WAIT;
-    while a.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "$TERM did not stop the node");
-        // Wait for the process to exit, bounded by the deadline.
-        let _ = a.lines.recv_timeout(Duration::from_millis(20));
-    }
+    a.expect_exit();
     b.send("$TERM");
     let _ = std::fs::remove_file(&path);
+}
+
+/// Nodes whose tcp remotes are monitored, connected to peers in other
+/// processes that die, must close without wedging libzmq's I/O thread (it
+/// did when a monitor's peer socket was closed before the monitored socket).
+#[test]
+fn monitored_remotes_of_dying_peers_close_cleanly() {
+    for round in 0..6 {
+        let peer = Running::start(BIN, &["node", "--bind", "tcp://127.0.0.1:*"]);
+        let line = peer.expect_line("BOUND", |l| l.starts_with("BOUND "));
+        let port = line.rsplit(' ').next().unwrap();
+        let node = zgossip::Node::new("local").unwrap();
+        node.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        node.announce(&format!("tcp://r:{round}"), "x").unwrap();
+        // The peer learns the tuple: the connection is up.
+        assert_eq!(node.stats().unwrap().malformed, 0);
+        drop(node);
+        drop(peer);
+    }
+    // Every socket of this process still works.
+    let a = zgossip::Node::new("a").unwrap();
+    a.bind("tcp://127.0.0.1:*").unwrap();
+    let b = zgossip::Node::new("b").unwrap();
+    b.connect(&format!("tcp://127.0.0.1:{}", a.port().unwrap()))
+        .unwrap();
+    b.announce("tcp://b:1", "B").unwrap();
+    let d = a
+        .recv_delivery(support::WAIT)
+        .expect("the delivery arrives");
+    assert_eq!(
+        (d.endpoint.as_str(), d.service.as_str()),
+        ("tcp://b:1", "B")
+    );
 }

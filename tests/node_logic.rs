@@ -232,3 +232,26 @@ fn settings_are_checked() {
     assert!(node.set("remote/ping", "0").is_err());
     assert!(node.set("server/nope", "1").is_err());
 }
+
+#[test]
+fn an_announce_before_hello_is_refused_but_kept() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    mesh.run(now);
+    // A peer with no session (as a CZMQ peer whose session expired).
+    let announce = vec![
+        0xaa, 0xa0, 0x02, 0x01, 0x03, b'k', b'e', b'y', 0, 0, 0, 1, b'v', 0, 0, 0, 0,
+    ];
+    mesh.inject_to_server(a, vec![b"stranger".to_vec(), announce], now);
+    assert!(
+        all_hold(&mesh, &[a, b], &[("key", "v")]),
+        "stored and flooded"
+    );
+    assert_eq!(
+        mesh.node(a).unwrap().sessions(),
+        1,
+        "the stranger's session ended with INVALID"
+    );
+}

@@ -101,6 +101,31 @@ impl std::fmt::Debug for Sockets {
     }
 }
 
+impl Drop for Sockets {
+    fn drop(&mut self) {
+        // libzmq tears a closed socket down later, on its I/O thread, and
+        // reports that to the socket's monitor with a blocking send: if the
+        // monitor's peer (ours) is already closed, the I/O thread blocks for
+        // good and every socket of the process stops. So stop each monitor
+        // first, while its peer is open; then close the DEALER, then the PAIR.
+        for (dealer, monitor) in self.dealers.iter_mut().zip(&self.monitors) {
+            if monitor.is_some() {
+                // SAFETY: `dealer` is an open socket owned here; a null
+                // endpoint with no events is how zmq_socket_monitor(3) says
+                // to stop monitoring.
+                let rc = unsafe {
+                    zmq_sys::zmq_socket_monitor(dealer.as_mut_ptr(), std::ptr::null(), 0)
+                };
+                if rc != 0 {
+                    tracing::warn!("could not stop a socket monitor");
+                }
+            }
+        }
+        self.dealers.clear();
+        self.monitors.clear();
+    }
+}
+
 impl Sockets {
     /// Accept peers on `endpoint` (a ROUTER, created on first use, with
     /// unbounded queues as CZMQ's engines have).

@@ -1,0 +1,354 @@
+//! Interoperability with CZMQ 4.2's zgossip (Debian's libczmq), in both
+//! directions. The CZMQ node runs as a process of its own: the small C
+//! program `tests/czmq/czmq_node.c`, which the build script compiles when
+//! pkg-config finds libczmq. Without libczmq this suite compiles to a single
+//! test whose name says so (CI installs libczmq-dev and sets
+//! `ZGOSSIP_REQUIRE_CZMQ=1`, which makes its absence an error).
+
+#[cfg(not(czmq))]
+#[test]
+fn czmq_interop_suite_did_not_run_because_libczmq_dev_is_not_installed() {
+    let found = std::process::Command::new("pkg-config")
+        .args(["--exists", "libczmq"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        !found,
+        "libczmq is installed but the CZMQ peer was not built: see the build script's output"
+    );
+}
+
+#[cfg(czmq)]
+mod support;
+
+#[cfg(czmq)]
+mod interop {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    use zgossip::{Node, Settings};
+    use zproto_runtime::reactor::context;
+
+    use super::support::{Running, WAIT};
+
+    const CZMQ_NODE: &str = env!("CZMQ_NODE_BIN");
+
+    /// A CZMQ zgossip node in its own process.
+    struct Czmq {
+        process: Running,
+        delivered: BTreeSet<(String, String)>,
+    }
+
+    impl Czmq {
+        fn start(name: &str) -> Self {
+            let process = Running::start(CZMQ_NODE, &[name]);
+            process.expect("READY");
+            Self {
+                process,
+                delivered: BTreeSet::new(),
+            }
+        }
+
+        /// BIND on tcp loopback; returns the endpoint.
+        fn bind_tcp(&mut self) -> String {
+            self.process.send("BIND tcp://127.0.0.1:*");
+            self.process.send("PORT");
+            let line = self
+                .process
+                .expect_line("PORT n", |l| l.starts_with("PORT "));
+            let port: u16 = line[5..].trim().parse().expect("port");
+            format!("tcp://127.0.0.1:{port}")
+        }
+
+        fn command(&mut self, line: &str) {
+            self.process.send(line);
+        }
+
+        /// Wait until it has delivered all of `tuples`.
+        fn wait_for(&mut self, tuples: &[(&str, &str)]) {
+            for (e, s) in tuples {
+                let wanted = ((*e).to_owned(), (*s).to_owned());
+                while !self.delivered.contains(&wanted) {
+                    let line = self
+                        .process
+                        .expect_line(&format!("DELIVER {e} {s}"), |l| l.starts_with("DELIVER "));
+                    let mut parts = line.splitn(3, ' ').skip(1);
+                    let (Some(k), Some(v)) = (parts.next(), parts.next()) else {
+                        continue;
+                    };
+                    self.delivered.insert((k.to_owned(), v.to_owned()));
+                }
+            }
+        }
+
+        /// STATUS, which also proves the actor is alive (a malformed frame
+        /// would have stopped it).
+        fn status(&mut self) -> usize {
+            self.process.send("STATUS");
+            let line = self
+                .process
+                .expect_line("STATUS n", |l| l.starts_with("STATUS "));
+            line[7..].trim().parse().expect("status")
+        }
+    }
+
+    impl Drop for Czmq {
+        fn drop(&mut self) {
+            if self.process.is_running() {
+                self.process.send("$TERM");
+            }
+        }
+    }
+
+    /// Wait until our node has delivered all of `tuples`.
+    fn wait_ours(node: &Node, tuples: &[(&str, &str)]) {
+        let want: BTreeSet<(String, String)> = tuples
+            .iter()
+            .map(|(e, s)| ((*e).into(), (*s).into()))
+            .collect();
+        let mut got = BTreeSet::new();
+        let deadline = Instant::now() + WAIT;
+        while !want.is_subset(&got) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let d = node.recv_delivery(left).unwrap_or_else(|| {
+                panic!(
+                    "timed out; missing {:?}; node counters {:?}",
+                    want.difference(&got).collect::<Vec<_>>(),
+                    node.stats()
+                )
+            });
+            assert!(
+                got.insert((d.endpoint.clone(), d.service.clone())),
+                "{d:?} delivered twice"
+            );
+        }
+    }
+
+    fn ours_on_tcp() -> (Node, String) {
+        let node = Node::new("ours").unwrap();
+        node.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = format!("tcp://127.0.0.1:{}", node.port().unwrap());
+        (node, endpoint)
+    }
+
+    #[test]
+    fn our_server_with_czmq_clients() {
+        let (ours, endpoint) = ours_on_tcp();
+        let mut a = Czmq::start("czmq-a");
+        let mut b = Czmq::start("czmq-b");
+        a.command(&format!("CONNECT {endpoint}"));
+        b.command(&format!("CONNECT {endpoint}"));
+        a.command("PUBLISH tcp://a:1 from-a");
+        b.command("PUBLISH tcp://b:1 from-b");
+        ours.announce("tcp://ours:1", "from-ours").unwrap();
+        let all = [
+            ("tcp://a:1", "from-a"),
+            ("tcp://b:1", "from-b"),
+            ("tcp://ours:1", "from-ours"),
+        ];
+        wait_ours(&ours, &all);
+        a.wait_for(&all);
+        b.wait_for(&all);
+        assert_eq!((a.status(), b.status(), ours.status().unwrap()), (3, 3, 3));
+    }
+
+    #[test]
+    fn czmq_server_with_our_clients_past_its_session_timeout() {
+        let mut server = Czmq::start("czmq-server");
+        let endpoint = server.bind_tcp();
+        let x = Node::new("x").unwrap();
+        let y = Node::new("y").unwrap();
+        x.connect(&endpoint).unwrap();
+        y.connect(&endpoint).unwrap();
+        x.announce("tcp://x:1", "from-x").unwrap();
+        server.command("PUBLISH tcp://server:1 from-server");
+        y.announce("tcp://y:1", "from-y").unwrap();
+        let first = [
+            ("tcp://x:1", "from-x"),
+            ("tcp://server:1", "from-server"),
+            ("tcp://y:1", "from-y"),
+        ];
+        wait_ours(&x, &first);
+        wait_ours(&y, &first);
+        server.wait_for(&first);
+        // Three of CZMQ's 1000 ms session timeouts pass; our PINGs keep the
+        // sessions. Nothing new may be delivered meanwhile.
+        assert_eq!(x.recv_delivery(Duration::from_millis(3000)), None);
+        x.announce("tcp://x:2", "later").unwrap();
+        server.command("PUBLISH tcp://server:2 later-too");
+        let later = [("tcp://x:2", "later"), ("tcp://server:2", "later-too")];
+        wait_ours(&y, &later);
+        server.wait_for(&later[..1]);
+        wait_ours(&x, &later[1..]);
+        assert_eq!(
+            server.status(),
+            5,
+            "the CZMQ node is alive and holds every tuple"
+        );
+    }
+
+    #[test]
+    fn alternating_chain_converges() {
+        // ours0 <- czmq1 <- ours2 <- czmq3 <- ours4: each connects to the one
+        // before it and announces one tuple.
+        let (ours0, e0) = ours_on_tcp();
+        let mut czmq1 = Czmq::start("czmq1");
+        let e1 = czmq1.bind_tcp();
+        czmq1.command(&format!("CONNECT {e0}"));
+        let (ours2, e2) = ours_on_tcp();
+        ours2.connect(&e1).unwrap();
+        let mut czmq3 = Czmq::start("czmq3");
+        czmq3.bind_tcp();
+        czmq3.command(&format!("CONNECT {e2}"));
+        let ours4 = Node::new("ours4").unwrap();
+        let e3 = {
+            czmq3.command("PORT");
+            let line = czmq3
+                .process
+                .expect_line("PORT n", |l| l.starts_with("PORT "));
+            format!("tcp://127.0.0.1:{}", line[5..].trim())
+        };
+        ours4.connect(&e3).unwrap();
+        ours0.announce("tcp://n0:1", "s0").unwrap();
+        czmq1.command("PUBLISH tcp://n1:1 s1");
+        ours2.announce("tcp://n2:1", "s2").unwrap();
+        czmq3.command("PUBLISH tcp://n3:1 s3");
+        ours4.announce("tcp://n4:1", "s4").unwrap();
+        let all = [
+            ("tcp://n0:1", "s0"),
+            ("tcp://n1:1", "s1"),
+            ("tcp://n2:1", "s2"),
+            ("tcp://n3:1", "s3"),
+            ("tcp://n4:1", "s4"),
+        ];
+        for node in [&ours0, &ours2, &ours4] {
+            wait_ours(node, &all);
+        }
+        czmq1.wait_for(&all);
+        czmq3.wait_for(&all);
+        assert_eq!((czmq1.status(), czmq3.status()), (5, 5));
+    }
+
+    #[test]
+    fn over_ipc_too() {
+        let path = std::env::temp_dir().join(format!("zgossip-interop-{}.ipc", std::process::id()));
+        let endpoint = format!("ipc://{}", path.display());
+        let mut server = Czmq::start("czmq-ipc");
+        server.command(&format!("BIND {endpoint}"));
+        server.command("PORT");
+        server.process.expect("PORT 0");
+        let ours = Node::new("ours").unwrap();
+        ours.connect(&endpoint).unwrap();
+        ours.announce("ipc://ours", "here").unwrap();
+        server.command("PUBLISH ipc://czmq there");
+        ours.bind(&format!("{endpoint}-ours")).unwrap();
+        let mut client = Czmq::start("czmq-ipc-client");
+        client.command(&format!("CONNECT {endpoint}-ours"));
+        let all = [("ipc://ours", "here"), ("ipc://czmq", "there")];
+        wait_ours(&ours, &all[1..]);
+        server.wait_for(&all);
+        client.wait_for(&all);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(format!("{}-ours", path.display()));
+    }
+
+    /// A CZMQ remote never PINGs, so its session with us expires; it then
+    /// publishes, gets INVALID and answers with a bare HELLO. We keep the
+    /// tuple it sent, and the HELLO gets it everything it missed.
+    #[test]
+    fn a_czmq_remote_whose_session_expired_loses_nothing() {
+        let ours = Node::on(
+            &zgossip::Reactor::start().unwrap(),
+            "ours",
+            Settings::default(),
+        )
+        .unwrap();
+        ours.set("server/timeout", "300").unwrap();
+        ours.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = format!("tcp://127.0.0.1:{}", ours.port().unwrap());
+        let mut czmq = Czmq::start("czmq-quiet");
+        czmq.command(&format!("CONNECT {endpoint}"));
+        czmq.command("PUBLISH tcp://czmq:1 first");
+        wait_ours(&ours, &[("tcp://czmq:1", "first")]);
+        // The CZMQ session expires; meanwhile we learn a tuple it misses.
+        assert_eq!(ours.recv_delivery(Duration::from_millis(1000)), None);
+        ours.announce("tcp://ours:1", "while-you-slept").unwrap();
+        czmq.command("PUBLISH tcp://czmq:2 second");
+        wait_ours(&ours, &[("tcp://czmq:2", "second")]);
+        czmq.wait_for(&[("tcp://ours:1", "while-you-slept")]);
+        assert_eq!(czmq.status(), 3);
+    }
+
+    /// The frames our node sends are the frames CZMQ's node sends, captured
+    /// live from both on a raw ROUTER.
+    #[test]
+    fn our_frames_equal_czmqs_on_the_wire() {
+        fn capture(connect: impl FnOnce(&str)) -> Vec<Vec<Vec<u8>>> {
+            let router = context().socket(zmq::ROUTER).unwrap();
+            router.set_linger(0).unwrap();
+            router.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+            router.bind("tcp://127.0.0.1:*").unwrap();
+            let endpoint = router.get_last_endpoint().unwrap().unwrap();
+            connect(&endpoint);
+            // HELLO, then the one tuple; strip the routing id.
+            (0..2)
+                .map(|_| {
+                    let mut frames = router.recv_multipart(0).expect("a frame");
+                    frames.remove(0);
+                    frames
+                })
+                .collect()
+        }
+        let mut czmq = Czmq::start("czmq-wire");
+        czmq.command("PUBLISH inproc://alpha-1 service1");
+        czmq.wait_for(&[("inproc://alpha-1", "service1")]);
+        let theirs = capture(|e| czmq.command(&format!("CONNECT {e}")));
+        let ours = Node::new("ours").unwrap();
+        ours.announce("inproc://alpha-1", "service1").unwrap();
+        let mine = capture(|e| ours.connect(e).unwrap());
+        assert_eq!(mine, theirs);
+        assert_eq!(theirs[0], vec![vec![0xaa, 0xa0, 0x01, 0x01]], "HELLO");
+    }
+
+    /// Our server answers a raw DEALER exactly as CZMQ's does: INVALID to a
+    /// second HELLO; PONG to PING; INVALID to PONG and to ANNOUNCE before
+    /// HELLO.
+    #[test]
+    fn our_server_replies_equal_czmqs() {
+        fn dealer(endpoint: &str) -> zmq::Socket {
+            let dealer = context().socket(zmq::DEALER).unwrap();
+            dealer.set_linger(0).unwrap();
+            dealer.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+            dealer.connect(endpoint).unwrap();
+            dealer
+        }
+        fn replies(endpoint: &str) -> Vec<Vec<u8>> {
+            let hello = b"\xaa\xa0\x01\x01";
+            let mut out = Vec::new();
+            // An empty node answers HELLO with nothing; a second HELLO is out
+            // of place.
+            let first = dealer(endpoint);
+            first.send(&hello[..], 0).unwrap();
+            first.send(&hello[..], 0).unwrap();
+            out.push(first.recv_bytes(0).expect("a reply"));
+            let second = dealer(endpoint);
+            let announce = b"\xaa\xa0\x02\x01\x01k\x00\x00\x00\x01v\x00\x00\x00\x00";
+            for frame in [&b"\xaa\xa0\x03\x01"[..], b"\xaa\xa0\x04\x01", announce] {
+                second.send(frame, 0).unwrap();
+                out.push(second.recv_bytes(0).expect("a reply"));
+            }
+            out
+        }
+        let mut czmq = Czmq::start("czmq-replies");
+        let theirs = replies(&czmq.bind_tcp());
+        let (_ours, endpoint) = ours_on_tcp();
+        let mine = replies(&endpoint);
+        assert_eq!(mine, theirs);
+        let (pong, invalid) = (vec![0xaa, 0xa0, 0x04, 0x01], vec![0xaa, 0xa0, 0x05, 0x01]);
+        assert_eq!(
+            theirs,
+            vec![invalid.clone(), pong, invalid.clone(), invalid]
+        );
+        czmq.status();
+    }
+}

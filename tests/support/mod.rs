@@ -1,0 +1,96 @@
+// Each test binary uses a part of these helpers.
+#![allow(dead_code)]
+
+//! Helpers shared by the tests that run programs: a child process driven by
+//! lines on stdin, whose stdout lines arrive on a channel.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running program; killed when dropped.
+pub struct Running {
+    pub child: Child,
+    lines: Receiver<String>,
+}
+
+impl Running {
+    /// Start `program` with `args`.
+    pub fn start(program: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Write one line to its stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write to child");
+        stdin.flush().expect("flush to child");
+    }
+
+    /// Wait (at most [`WAIT`]) for a line satisfying `pred`; returns it.
+    pub fn expect_line(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Ok(line) = self.lines.recv_timeout(left) {
+                if pred(&line) {
+                    return line;
+                }
+                seen.push(line);
+            }
+        }
+        panic!("no line {what}; saw {seen:?}");
+    }
+
+    /// Wait for exactly this line.
+    pub fn expect(&self, wanted: &str) {
+        self.expect_line(&format!("{wanted:?}"), |l| l == wanted);
+    }
+
+    /// The next line within `timeout`, if any.
+    pub fn next_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// Wait (at most [`WAIT`]) for the process to exit by itself.
+    pub fn expect_exit(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        while self.child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "the process did not exit");
+            // Drains output while waiting, bounded by the deadline.
+            let _ = self.lines.recv_timeout(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
