@@ -32,6 +32,19 @@ fn build_czmq_peer() {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    // Rebuild when libczmq is installed or removed: watch its .pc file, or,
+    // while it is missing, a path that does not exist (cargo then reruns
+    // this script on every build, which costs one pkg-config call).
+    let pc_dir = Command::new("pkg-config")
+        .args(["--variable=pcfiledir", "libczmq"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match &pc_dir {
+        Some(dir) => println!("cargo:rerun-if-changed={dir}/libczmq.pc"),
+        None => println!("cargo:rerun-if-changed=libczmq-is-not-installed"),
+    }
     let Some(flags) = flags else {
         if required {
             eprintln!("ZGOSSIP_REQUIRE_CZMQ=1 but pkg-config finds no libczmq: apt-get install libczmq-dev");

@@ -1,0 +1,149 @@
+//! The zgossip node on the wire, against raw ZeroMQ sockets standing in for
+//! a CZMQ 4.2 peer: the frames it sends are the golden frames captured from
+//! CZMQ, and it never sends a CZMQ server what would make it drop the
+//! session (PONG, INVALID, a second HELLO on a live session).
+
+use std::time::Duration;
+
+use zgossip::msg::{Announce, ZgossipMsg};
+use zgossip::{Codec, Node};
+use zproto_conformance::golden::{self, Capture};
+use zproto_runtime::reactor::context;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn golden(label: &str) -> Vec<Vec<u8>> {
+    let captures = golden::load("czmq_zgossip.frames.txt").unwrap();
+    let capture: &Capture = captures
+        .iter()
+        .find(|c| c.label.starts_with(label))
+        .unwrap();
+    capture.frames.clone()
+}
+
+/// A raw ROUTER standing in for a CZMQ server; returns it and its endpoint.
+fn raw_router() -> (zmq::Socket, String) {
+    let router = context().socket(zmq::ROUTER).unwrap();
+    router.set_linger(0).unwrap();
+    router.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    router.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = router.get_last_endpoint().unwrap().unwrap();
+    (router, endpoint)
+}
+
+/// The next message from our node: (routing id, frames).
+fn next(router: &zmq::Socket) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut frames = router.recv_multipart(0).expect("a message within the wait");
+    let id = frames.remove(0);
+    (id, frames)
+}
+
+#[test]
+fn a_connecting_node_sends_czmqs_exact_frames() {
+    let (router, endpoint) = raw_router();
+    let node = Node::new("ours").unwrap();
+    node.announce("inproc://alpha-1", "service1").unwrap();
+    node.connect(&endpoint).unwrap();
+    assert_eq!(next(&router).1, golden("node->remote #1"), "HELLO");
+    assert_eq!(
+        next(&router).1,
+        golden("node->remote #2"),
+        "PUBLISH/ANNOUNCE"
+    );
+    assert_eq!(next(&router).1, vec![vec![0xaa, 0xa0, 0x03, 0x01]], "PING");
+}
+
+#[test]
+fn our_server_replies_with_czmqs_exact_frames() {
+    let node = Node::new("ours").unwrap();
+    node.bind("tcp://127.0.0.1:*").unwrap();
+    let dealer = context().socket(zmq::DEALER).unwrap();
+    dealer.set_linger(0).unwrap();
+    dealer.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    dealer
+        .connect(&format!("tcp://127.0.0.1:{}", node.port().unwrap()))
+        .unwrap();
+    dealer.send(&[0xaa, 0xa0, 0x03, 0x01][..], 0).unwrap();
+    assert_eq!(
+        vec![dealer.recv_bytes(0).unwrap()],
+        golden("server reply to PING")
+    );
+    let publish = ZgossipMsg::from(Announce {
+        endpoint: "k".into(),
+        service: "v".into(),
+        ttl: 0,
+    });
+    dealer.send_multipart(publish.encode().unwrap(), 0).unwrap();
+    assert_eq!(
+        vec![dealer.recv_bytes(0).unwrap()],
+        golden("server reply to PUBLISH before HELLO")
+    );
+}
+
+/// Whatever a server answers, our remote sends only HELLO, ANNOUNCE and PING;
+/// after INVALID (its session is gone) exactly one HELLO and its tuples; and
+/// it ignores the left-over ttl CZMQ puts in its PUBLISHes.
+#[test]
+fn a_remote_sends_only_what_a_czmq_server_accepts() {
+    let (router, endpoint) = raw_router();
+    let node = Node::new("ours").unwrap();
+    node.announce("tcp://ours:1", "mine").unwrap();
+    node.connect(&endpoint).unwrap();
+    let mut sent: Vec<u8> = Vec::new();
+    let mut id = Vec::new();
+    for _ in 0..3 {
+        let (who, frames) = next(&router);
+        id = who;
+        sent.push(ZgossipMsg::decode(&frames).unwrap().id());
+    }
+    assert_eq!(sent, [1, 2, 3], "HELLO, ANNOUNCE, PING");
+    // The server answers the marker PING, then forwards a tuple with a
+    // left-over ttl, then the session expires: INVALID.
+    let reply = |m: ZgossipMsg| {
+        let mut frames = vec![id.clone()];
+        frames.extend(m.encode().unwrap());
+        router.send_multipart(frames, 0).unwrap();
+    };
+    reply(zgossip::msg::Pong.into());
+    reply(
+        Announce {
+            endpoint: "tcp://czmq:1".into(),
+            service: "theirs".into(),
+            ttl: 5000,
+        }
+        .into(),
+    );
+    // Our own tuple is delivered too, as CZMQ does; then theirs.
+    for wanted in [("tcp://ours:1", "mine"), ("tcp://czmq:1", "theirs")] {
+        let d = node.recv_delivery(WAIT).expect("delivered");
+        assert_eq!((d.endpoint.as_str(), d.service.as_str()), wanted);
+    }
+    reply(zgossip::msg::Invalid.into());
+    // One HELLO, both tuples (ttl 0), the marker PING.
+    let mut resync = Vec::new();
+    for _ in 0..4 {
+        resync.push(ZgossipMsg::decode(&next(&router).1).unwrap());
+    }
+    let ids: Vec<u8> = resync.iter().map(Codec::id).collect();
+    assert_eq!(ids.iter().filter(|&&i| i == 1).count(), 1, "{resync:?}");
+    assert_eq!(ids.last(), Some(&3), "{resync:?}");
+    for message in &resync {
+        if let ZgossipMsg::Announce(a) = message {
+            assert_eq!(a.ttl, 0);
+        }
+    }
+    // Keepalives follow: PINGs only, at least three per CZMQ session timeout.
+    router.set_rcvtimeo(1000).unwrap();
+    reply(zgossip::msg::Pong.into());
+    let mut pings = 0;
+    while let Ok(mut frames) = router.recv_multipart(0) {
+        frames.remove(0);
+        let message = ZgossipMsg::decode(&frames).unwrap();
+        assert!(matches!(message, ZgossipMsg::Ping(_)), "{message:?}");
+        pings += 1;
+        if pings == 3 {
+            break;
+        }
+    }
+    assert_eq!(pings, 3, "PINGs at least every 1000 ms / 3");
+}
