@@ -142,8 +142,9 @@ impl Service for GossipService {
                 let mut tuples: Vec<(String, String)> = self
                     .core
                     .tuples()
-                    .iter()
-                    .map(|(e, s)| (e.to_owned(), s.to_owned()))
+                    .to_vec()
+                    .into_iter()
+                    .map(|(e, s)| (e.to_string(), s.to_string()))
                     .collect();
                 tuples.sort();
                 let _ = reply.send(tuples);

@@ -33,6 +33,7 @@ pub mod mesh;
 pub mod node;
 pub mod remote;
 pub mod server;
+pub mod swarm;
 pub mod tuples;
 
 pub use api::Node;

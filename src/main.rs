@@ -8,6 +8,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
+
+// Thousands of nodes allocate small strings and frames all the time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use zgossip::command::TextCommand;
 use zgossip::{Node, Reactor, Settings};
 
@@ -29,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run a local cluster whose nodes discover each other (the default).
     Demo(DemoArgs),
+    /// Run N nodes in one process until every live node holds every tuple.
+    Swarm(SwarmArgs),
     /// Run one node; print deliveries as they arrive. Text commands (BIND,
     /// CONNECT, ANNOUNCE, STATUS, PORT, SET, VERBOSE, $TERM) are read from
     /// standard input, one per line.
@@ -43,6 +49,37 @@ struct DemoArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
+}
+
+#[derive(Args)]
+struct SwarmArgs {
+    /// Number of nodes.
+    #[arg(short, long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    nodes: u32,
+    /// Number of tuples, each announced by one node (default: one per node).
+    #[arg(short, long)]
+    tuples: Option<u32>,
+    /// How nodes connect: tree (each to a random earlier node), chain, star, graph.
+    #[arg(long, default_value = "tree", value_parser = ["tree", "chain", "star", "graph"])]
+    topology: String,
+    /// Links per node for --topology graph.
+    #[arg(short = 'k', long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    links: u32,
+    /// Share of nodes that leave during dissemination and rejoin, 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Give up after this many seconds and say what did not converge.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the convergence curve as CSV.
+    #[arg(long)]
+    csv: Option<std::path::PathBuf>,
+    /// Write the convergence curve as an SVG chart.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -86,6 +123,7 @@ fn main() -> ExitCode {
     })) {
         Command::Demo(args) => demo(&args),
         Command::Node(args) => node(&args),
+        Command::Swarm(args) => swarm(&args),
     };
     match result {
         Ok(code) => code,
@@ -230,4 +268,106 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         // stdin closed without $TERM: keep serving (until --for, if given).
         let _ = term_rx.try_recv();
     }
+}
+
+fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
+    use std::io::{IsTerminal, Write};
+    use zgossip::swarm::{self, SwarmConfig, Topology};
+    if !(0.0..=1.0).contains(&args.churn) {
+        eprintln!(
+            "zgossip: --churn must be between 0 and 1, found {}",
+            args.churn
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let topology = match args.topology.as_str() {
+        "chain" => Topology::Chain,
+        "star" => Topology::Star,
+        "graph" => Topology::Graph(args.links as usize),
+        _ => Topology::Tree,
+    };
+    let config = SwarmConfig {
+        nodes: args.nodes as usize,
+        tuples: args.tuples.unwrap_or(args.nodes) as usize,
+        topology,
+        churn: args.churn,
+        timeout: Duration::from_secs(args.timeout),
+        seed: args.seed,
+        settings: Settings::default(),
+    };
+    println!(
+        "swarm: {} nodes ({}), {} tuples, churn {:.0}%, in memory, one thread",
+        config.nodes,
+        args.topology,
+        config.tuples,
+        config.churn * 100.0
+    );
+    let bar = std::io::stderr().is_terminal();
+    let report = swarm::run(&config, |s| {
+        if bar {
+            let filled = (s.share() * 40.0) as usize;
+            eprint!(
+                "\r  [{}{}] {:>7}/{} complete  {:>8.1} ms",
+                "#".repeat(filled),
+                "-".repeat(40 - filled),
+                s.complete,
+                s.live,
+                s.elapsed.as_secs_f64() * 1e3
+            );
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if bar {
+        eprintln!();
+    }
+    let ms = report.elapsed.as_secs_f64() * 1e3;
+    if report.converged {
+        println!(
+            "converged: every live node holds all {} tuples after {ms:.1} ms",
+            config.tuples
+        );
+    } else {
+        println!(
+            "NOT converged after {ms:.1} ms: {} live nodes incomplete, e.g. (node, tuples held) {:?}",
+            report.incomplete_count, report.incomplete
+        );
+    }
+    println!(
+        "  setup (nodes, links, HELLOs): {:.1} ms",
+        report.setup.as_secs_f64() * 1e3
+    );
+    println!("  nodes that left and rejoined: {}", report.churned);
+    println!(
+        "  messages: {} ({:.2} per tuple per node), duplicates: {}",
+        report.messages,
+        report.messages_per_tuple_per_node(&config),
+        report.duplicates
+    );
+    if let Some(kib) = report.peak_rss_kib {
+        println!("  peak memory: {:.1} MB", kib as f64 / 1024.0);
+    }
+    if let Some(threads) = report.threads {
+        println!("  threads: {threads}");
+    }
+    let title = format!(
+        "{} nodes, {} tuples, {} topology, churn {:.0}%",
+        config.nodes,
+        config.tuples,
+        args.topology,
+        config.churn * 100.0
+    );
+    for (path, content) in [(&args.csv, report.csv()), (&args.plot, report.svg(&title))] {
+        if let Some(path) = path {
+            if let Err(e) = std::fs::write(path, content) {
+                eprintln!("zgossip: cannot write {}: {e}", path.display());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("  wrote {}", path.display());
+        }
+    }
+    Ok(if report.converged {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

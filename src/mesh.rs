@@ -1,7 +1,8 @@
 //! An in-memory network of nodes: the same [`NodeCore`]s, with frames passed
 //! between them directly instead of through sockets. Deterministic (time is
 //! given, not read), so tests can replay scenarios exactly, and free of file
-//! descriptors, so one process can hold very many nodes.
+//! descriptors, so one process can hold very many nodes (every libzmq socket
+//! holds one, and a process may have at most 20,000 here).
 //!
 //! A link from node `a`'s remote `r` to node `b`'s server carries the routing
 //! id `a` (4 bytes) + `r` (4 bytes), as a ROUTER would give a connection.
@@ -11,10 +12,10 @@ use std::time::Instant;
 
 use crate::node::{NodeCore, Output, Settings};
 
-/// Where a frame goes.
+/// Frames on their way.
 #[derive(Debug)]
 enum Hop {
-    /// To node `to`'s server, from node `from`'s remote `remote`.
+    /// To node `to`'s server; routing id first.
     ToServer { to: usize, frames: Vec<Vec<u8>> },
     /// To node `to`'s remote `remote`.
     ToRemote {
@@ -35,15 +36,28 @@ pub struct Delivery {
     pub service: String,
 }
 
-/// Nodes and the links between them.
+/// One node of the mesh and its links.
 #[derive(Debug)]
+struct Slot {
+    /// The node, while it is up.
+    core: Option<NodeCore>,
+    settings: Settings,
+    /// The nodes it connects to, in connection order; its remote `r` is
+    /// linked to `targets[r]`.
+    targets: Vec<usize>,
+    /// The (node, remote) pairs connected to its server.
+    incoming: Vec<(usize, usize)>,
+}
+
+/// Nodes and the links between them.
+#[derive(Debug, Default)]
 pub struct Mesh {
-    nodes: Vec<Option<NodeCore>>,
-    /// Per node, per remote: the node it is connected to.
-    links: Vec<Vec<Option<usize>>>,
+    slots: Vec<Slot>,
     queue: VecDeque<Hop>,
     deliveries: Vec<Delivery>,
-    /// Frames passed between nodes.
+    /// Whether deliveries are kept for [`Mesh::take_deliveries`].
+    forget_deliveries: bool,
+    /// Frames passed between nodes so far.
     pub frames_moved: u64,
 }
 
@@ -59,66 +73,66 @@ fn parse_routing_id(id: &[u8]) -> Option<(usize, usize)> {
     Some((node, remote))
 }
 
-impl Default for Mesh {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Mesh {
     /// An empty mesh.
     pub fn new() -> Self {
-        Self {
-            nodes: Vec::new(),
-            links: Vec::new(),
-            queue: VecDeque::new(),
-            deliveries: Vec::new(),
-            frames_moved: 0,
-        }
+        Self::default()
     }
 
     /// Add a node; returns its index.
     pub fn add(&mut self, settings: Settings) -> usize {
-        let index = self.nodes.len();
-        self.nodes
-            .push(Some(NodeCore::new(format!("node-{index}"), settings)));
-        self.links.push(Vec::new());
+        let index = self.slots.len();
+        self.slots.push(Slot {
+            core: Some(NodeCore::new(format!("node-{index}"), settings)),
+            settings,
+            targets: Vec::new(),
+            incoming: Vec::new(),
+        });
         index
     }
 
     /// The node at `index`, if it is up.
     pub fn node(&self, index: usize) -> Option<&NodeCore> {
-        self.nodes.get(index).and_then(Option::as_ref)
+        self.slots.get(index).and_then(|s| s.core.as_ref())
     }
 
     /// The node at `index`, mutably, if it is up.
     pub fn node_mut(&mut self, index: usize) -> Option<&mut NodeCore> {
-        self.nodes.get_mut(index).and_then(Option::as_mut)
+        self.slots.get_mut(index).and_then(|s| s.core.as_mut())
+    }
+
+    /// Whether node `index` is up.
+    pub fn is_up(&self, index: usize) -> bool {
+        self.node(index).is_some()
     }
 
     /// Number of nodes, up or down.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.slots.len()
     }
 
     /// Whether the mesh has no node.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.slots.is_empty()
     }
 
     /// `from` connects to `to`'s server.
     pub fn connect(&mut self, from: usize, to: usize, now: Instant) {
-        let Some(node) = self.node_mut(from) else {
+        if from >= self.slots.len() || to >= self.slots.len() {
             return;
-        };
-        let endpoint = format!("mesh://{to}");
-        let remote = node.connect(&endpoint, now);
-        let links = &mut self.links[from];
-        if links.len() <= remote {
-            links.resize(remote + 1, None);
         }
-        links[remote] = Some(to);
-        self.collect(from);
+        let remote = self.slots[from].targets.len();
+        self.slots[from].targets.push(to);
+        self.slots[to].incoming.push((from, remote));
+        self.open_remote(from, to, now);
+    }
+
+    /// Open `from`'s session with `to` (its next remote).
+    fn open_remote(&mut self, from: usize, to: usize, now: Instant) {
+        if let Some(node) = self.node_mut(from) {
+            node.connect(&format!("mesh://{to}"), now);
+            self.collect(from);
+        }
     }
 
     /// The application of node `node` announces a tuple.
@@ -129,36 +143,38 @@ impl Mesh {
         }
     }
 
-    /// Take node `node` down: its state is lost, frames to it are dropped,
-    /// and links to it stay dead until [`Mesh::restart`].
+    /// Take node `node` down: its state is lost and frames to it are dropped
+    /// until [`Mesh::restart`].
     pub fn stop(&mut self, node: usize) {
-        if let Some(slot) = self.nodes.get_mut(node) {
-            *slot = None;
+        if let Some(slot) = self.slots.get_mut(node) {
+            slot.core = None;
         }
     }
 
-    /// Bring a stopped node back, empty, and tell every node linked to it
-    /// that its connection is re-established (as libzmq reconnects).
-    pub fn restart(&mut self, node: usize, settings: Settings, now: Instant) {
-        if self.nodes.get(node).is_some_and(Option::is_some) {
+    /// Bring a stopped node back, empty: it connects again to the nodes it
+    /// had connected to, and every node connected to it learns that its
+    /// connection is re-established (as libzmq reconnects).
+    pub fn restart(&mut self, node: usize, now: Instant) {
+        let Some(slot) = self.slots.get_mut(node) else {
+            return;
+        };
+        if slot.core.is_some() {
             return;
         }
-        self.nodes[node] = Some(NodeCore::new(format!("node-{node}"), settings));
-        self.links[node].clear();
-        for from in 0..self.nodes.len() {
-            for remote in 0..self.links[from].len() {
-                if self.links[from][remote] == Some(node) {
-                    if let Some(n) = self.node_mut(from) {
-                        n.on_remote_reconnected(remote, now);
-                        self.collect(from);
-                    }
-                }
+        slot.core = Some(NodeCore::new(format!("node-{node}"), slot.settings));
+        for to in slot.targets.clone() {
+            self.open_remote(node, to, now);
+        }
+        for (from, remote) in self.slots[node].incoming.clone() {
+            if let Some(n) = self.node_mut(from) {
+                n.on_remote_reconnected(remote, now);
+                self.collect(from);
             }
         }
     }
 
     fn collect(&mut self, from: usize) {
-        let Some(node) = self.nodes.get_mut(from).and_then(Option::as_mut) else {
+        let Some(node) = self.slots.get_mut(from).and_then(|s| s.core.as_mut()) else {
             return;
         };
         for output in node.take_outputs() {
@@ -172,16 +188,14 @@ impl Mesh {
                     self.queue.push_back(Hop::ToRemote { to, remote, frames });
                 }
                 Output::ToRemote { remote, frames } => {
-                    if let Some(Some(to)) = self.links[from].get(remote) {
+                    if let Some(&to) = self.slots[from].targets.get(remote) {
                         let mut routed = Vec::with_capacity(frames.len() + 1);
                         routed.push(routing_id(from, remote));
                         routed.extend(frames);
-                        self.queue.push_back(Hop::ToServer {
-                            to: *to,
-                            frames: routed,
-                        });
+                        self.queue.push_back(Hop::ToServer { to, frames: routed });
                     }
                 }
+                Output::Deliver { .. } if self.forget_deliveries => {}
                 Output::Deliver { endpoint, service } => self.deliveries.push(Delivery {
                     node: from,
                     endpoint,
@@ -191,10 +205,23 @@ impl Mesh {
         }
     }
 
+    /// Frames in flight.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Pass frames until none is in flight. Returns how many moved.
     pub fn run(&mut self, now: Instant) -> u64 {
+        self.step(u64::MAX, now)
+    }
+
+    /// Pass at most `budget` frames. Returns how many moved.
+    pub fn step(&mut self, budget: u64, now: Instant) -> u64 {
         let mut moved = 0;
-        while let Some(hop) = self.queue.pop_front() {
+        while moved < budget {
+            let Some(hop) = self.queue.pop_front() else {
+                break;
+            };
             moved += 1;
             let to = match hop {
                 Hop::ToServer { to, frames } => {
@@ -220,13 +247,28 @@ impl Mesh {
 
     /// Let time pass: timers of every node, then the frames they cause.
     pub fn tick(&mut self, now: Instant) {
-        for index in 0..self.nodes.len() {
-            if let Some(node) = self.node_mut(index) {
+        self.tick_nodes(now);
+        self.run(now);
+    }
+
+    /// Timers of every node whose deadline is due; frames stay queued.
+    pub fn tick_nodes(&mut self, now: Instant) {
+        for index in 0..self.slots.len() {
+            let Some(node) = self.node_mut(index) else {
+                continue;
+            };
+            if node.next_deadline().is_some_and(|at| at <= now) {
                 node.tick(now);
                 self.collect(index);
             }
         }
-        self.run(now);
+    }
+
+    /// Drop deliveries instead of keeping them (a swarm counts tuples
+    /// instead, and a million deliveries would weigh more than the nodes).
+    pub fn forget_deliveries(&mut self) {
+        self.forget_deliveries = true;
+        self.deliveries = Vec::new();
     }
 
     /// Deliveries so far, taken.

@@ -197,7 +197,7 @@ impl NodeCore {
     fn is_duplicate(&self, message: &ZgossipMsg) -> bool {
         match message {
             ZgossipMsg::Announce(a) => {
-                self.gossip.tuples.get(&a.endpoint) == Some(a.service.as_str())
+                self.gossip.tuples.get(&a.endpoint).as_deref() == Some(a.service.as_str())
             }
             _ => false,
         }
@@ -305,29 +305,45 @@ impl NodeCore {
     }
 
     fn flush_sessions(&mut self) {
-        for (routing_id, message) in self.sessions.take_outgoing() {
-            match message.encode_routed(&routing_id) {
+        let (outputs, stats, name) = (&mut self.outputs, &mut self.stats, &self.name);
+        self.sessions.drain_outgoing(|routing_id, message| {
+            match message.encode_routed(routing_id) {
                 Ok(frames) => {
-                    self.stats.sent += 1;
-                    self.outputs.push(Output::ToPeer(frames));
+                    stats.sent += 1;
+                    outputs.push(Output::ToPeer(frames));
                 }
-                Err(e) => tracing::warn!(node = %self.name, "cannot encode for a peer: {e}"),
+                Err(e) => tracing::warn!(node = %name, "cannot encode for a peer: {e}"),
             }
-        }
+        });
     }
 
+    /// Send a tuple to every remote but `except`: encoded once, copied.
     fn flood(&mut self, endpoint: &str, service: &str, except: Option<usize>, now: Instant) {
+        if self.remotes.len() <= usize::from(except.is_some()) {
+            return;
+        }
+        let message = ZgossipMsg::from(Announce {
+            endpoint: endpoint.to_owned(),
+            service: service.to_owned(),
+            ttl: 0,
+        });
+        let frames = match message.encode() {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(node = %self.name, "cannot encode for a remote: {e}");
+                return;
+            }
+        };
         for index in 0..self.remotes.len() {
             if Some(index) == except {
                 continue;
             }
-            let message = ZgossipMsg::from(Announce {
-                endpoint: endpoint.to_owned(),
-                service: service.to_owned(),
-                ttl: 0,
-            });
             self.remotes[index].sent_traffic(self.settings.ping_interval, now);
-            self.send_to_remote(index, vec![message]);
+            self.stats.sent += 1;
+            self.outputs.push(Output::ToRemote {
+                remote: index,
+                frames: frames.clone(),
+            });
         }
     }
 

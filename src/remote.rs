@@ -82,11 +82,11 @@ impl Remote {
         send: &mut impl FnMut(ZgossipMsg),
     ) {
         send(Hello.into());
-        for (endpoint, service) in tuples.iter() {
+        for (endpoint, service) in tuples.to_vec() {
             send(
                 Announce {
-                    endpoint: endpoint.to_owned(),
-                    service: service.to_owned(),
+                    endpoint: endpoint.to_string(),
+                    service: service.to_string(),
                     ttl: 0,
                 }
                 .into(),

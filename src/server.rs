@@ -53,8 +53,9 @@ impl Actions for Gossip {
     fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         session.replay = self
             .tuples
-            .iter()
-            .map(|(e, s)| (e.to_owned(), s.to_owned()))
+            .to_vec()
+            .into_iter()
+            .map(|(e, s)| (e.to_string(), s.to_string()))
             .collect();
         Self::next_replayed(session, io);
     }
@@ -67,13 +68,18 @@ impl Actions for Gossip {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
-        if self.tuples.accept(&a.endpoint, &a.service) {
-            let tuple = (a.endpoint.clone(), a.service.clone());
-            self.forwarding = Some(tuple.clone());
-            self.accepted.push(tuple);
-            // The sender has it already: no echo back to it.
-            io.broadcast_to_others(Event::Forward);
+        if !self.tuples.accept(&a.endpoint, &a.service) {
+            return;
         }
+        // The received message is not needed after this action: keep its
+        // strings instead of copying them.
+        let Some(ZgossipMsg::Announce(a)) = io.take_message() else {
+            return;
+        };
+        self.forwarding = Some((a.endpoint.clone(), a.service.clone()));
+        self.accepted.push((a.endpoint, a.service));
+        // The sender has it already: no echo back to it.
+        io.broadcast_to_others(Event::Forward);
     }
 
     fn get_tuple_to_forward(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {

@@ -1,11 +1,64 @@
 //! The tuple table of a node: endpoint → service, latest value wins.
+//!
+//! Tuple strings are interned process-wide as numbered symbols: a swarm of
+//! thousands of nodes holds one copy of each endpoint and service, and a
+//! node stores two 4-byte symbols per tuple. Symbols are never freed, as
+//! tuples never expire (zgossip's design); only a service that is replaced
+//! for an endpoint leaves an unused symbol behind.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+type FastHash = foldhash::fast::RandomState;
+
+/// A tuple string's number in the process-wide table.
+type Symbol = u32;
+
+#[derive(Default)]
+struct Symbols {
+    numbers: HashMap<Arc<str>, Symbol, FastHash>,
+    strings: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    fn lock() -> MutexGuard<'static, Symbols> {
+        static SYMBOLS: OnceLock<Mutex<Symbols>> = OnceLock::new();
+        let symbols = SYMBOLS.get_or_init(Mutex::default);
+        // A panic elsewhere cannot leave the table inconsistent: use it anyway.
+        symbols
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn find(&self, text: &str) -> Option<Symbol> {
+        self.numbers.get(text).copied()
+    }
+
+    fn intern(&mut self, text: &str) -> Symbol {
+        if let Some(symbol) = self.find(text) {
+            return symbol;
+        }
+        let shared: Arc<str> = Arc::from(text);
+        // Over four billion distinct strings would exhaust the numbers; the
+        // last one is then reused, which keeps nodes running, wrongly named.
+        let symbol = Symbol::try_from(self.strings.len()).unwrap_or(Symbol::MAX);
+        self.strings.push(shared.clone());
+        self.numbers.insert(shared, symbol);
+        symbol
+    }
+
+    fn string(&self, symbol: Symbol) -> Arc<str> {
+        self.strings
+            .get(symbol as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    }
+}
 
 /// Every tuple a node knows. Nothing expires, as in CZMQ.
 #[derive(Debug, Default, Clone)]
 pub struct Tuples {
-    map: HashMap<String, String>,
+    map: HashMap<Symbol, Symbol, FastHash>,
 }
 
 impl Tuples {
@@ -13,22 +66,21 @@ impl Tuples {
     /// Returns whether it was new (a new endpoint or a new service for it);
     /// a duplicate stops the flood.
     pub fn accept(&mut self, endpoint: &str, service: &str) -> bool {
-        match self.map.get_mut(endpoint) {
-            Some(existing) if existing == service => false,
-            Some(existing) => {
-                service.clone_into(existing);
-                true
-            }
-            None => {
-                self.map.insert(endpoint.to_owned(), service.to_owned());
-                true
-            }
+        let mut symbols = Symbols::lock();
+        let endpoint = symbols.intern(endpoint);
+        let service = symbols.intern(service);
+        drop(symbols);
+        match self.map.insert(endpoint, service) {
+            Some(old) => old != service,
+            None => true,
         }
     }
 
     /// The service at `endpoint`.
-    pub fn get(&self, endpoint: &str) -> Option<&str> {
-        self.map.get(endpoint).map(String::as_str)
+    pub fn get(&self, endpoint: &str) -> Option<Arc<str>> {
+        let symbols = Symbols::lock();
+        let service = self.map.get(&symbols.find(endpoint)?)?;
+        Some(symbols.string(*service))
     }
 
     /// Number of tuples.
@@ -42,8 +94,12 @@ impl Tuples {
     }
 
     /// Every tuple, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    pub fn to_vec(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        let symbols = Symbols::lock();
+        self.map
+            .iter()
+            .map(|(e, s)| (symbols.string(*e), symbols.string(*s)))
+            .collect()
     }
 }
 
@@ -57,7 +113,7 @@ mod tests {
         assert!(t.accept("tcp://a:1", "s1"));
         assert!(!t.accept("tcp://a:1", "s1"));
         assert!(t.accept("tcp://a:1", "s2"));
-        assert_eq!(t.get("tcp://a:1"), Some("s2"));
+        assert_eq!(t.get("tcp://a:1").as_deref(), Some("s2"));
         assert_eq!(t.len(), 1);
     }
 }

@@ -11,7 +11,9 @@ fn all_hold(mesh: &Mesh, nodes: &[usize], tuples: &[(&str, &str)]) -> bool {
     nodes.iter().all(|&n| {
         let node = mesh.node(n).expect("node up");
         node.tuples().len() == tuples.len()
-            && tuples.iter().all(|(e, s)| node.tuples().get(e) == Some(s))
+            && tuples
+                .iter()
+                .all(|(e, s)| node.tuples().get(e).as_deref() == Some(*s))
     })
 }
 
@@ -152,7 +154,7 @@ fn a_restarted_server_is_resynchronised_both_ways() {
     mesh.stop(a);
     mesh.announce(b, "tcp://b:2", "B2", now);
     mesh.run(now);
-    mesh.restart(a, Settings::default(), now);
+    mesh.restart(a, now);
     mesh.run(now);
     mesh.announce(a, "tcp://a:1", "A", now);
     mesh.run(now);

@@ -115,6 +115,11 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         self.message.as_ref()
     }
 
+    /// Take the shared message, to keep its fields without copying them.
+    pub fn take_message(&mut self) -> Option<M> {
+        self.message.take()
+    }
+
     /// Replace the shared message, e.g. with fields for a following `send`.
     pub fn set_message(&mut self, message: M) {
         self.message = Some(message);

@@ -40,6 +40,9 @@ pub trait StateMachine {
 /// One client session.
 #[derive(Debug)]
 struct Entry<M: StateMachine> {
+    routing_id: RoutingId,
+    /// False once the session ended (its slot waits for reuse).
+    live: bool,
     state: M::State,
     session: M::Session,
     expires_at: Option<Instant>,
@@ -50,17 +53,29 @@ struct Entry<M: StateMachine> {
 pub type RoutingId = Vec<u8>;
 
 /// Every session of one server.
+///
+/// Sessions live in a slab indexed by a small number, found by routing id
+/// through a map; runs, broadcasts and outgoing messages refer to slots, so
+/// the hot path allocates nothing per message for bookkeeping.
 pub struct Sessions<M: StateMachine> {
-    table: HashMap<RoutingId, Entry<M>>,
+    slots: Vec<Option<Entry<M>>>,
+    free: Vec<usize>,
+    index: HashMap<RoutingId, usize, foldhash::fast::RandomState>,
     timeout: Option<Duration>,
-    outgoing: Vec<(RoutingId, M::Message)>,
+    /// Messages to send: (slot, message). Slots are not reused before
+    /// [`Sessions::take_outgoing`], so the routing id is still there.
+    outgoing: Vec<(usize, M::Message)>,
+    /// Slots freed since the last `take_outgoing`.
+    retired: Vec<usize>,
+    /// Broadcasts raised by runs: (event, slot to leave out).
+    pending: Vec<(M::Event, Option<usize>)>,
     animate: bool,
 }
 
 impl<M: StateMachine> fmt::Debug for Sessions<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sessions")
-            .field("sessions", &self.table.len())
+            .field("sessions", &self.index.len())
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -71,9 +86,13 @@ impl<M: StateMachine> Sessions<M> {
     /// (`None`: never), if the model handles `expired`.
     pub fn new(timeout: Option<Duration>) -> Self {
         Self {
-            table: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::default(),
             timeout,
             outgoing: Vec::new(),
+            retired: Vec::new(),
+            pending: Vec::new(),
             animate: false,
         }
     }
@@ -91,17 +110,17 @@ impl<M: StateMachine> Sessions<M> {
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.index.len()
     }
 
     /// Whether there is no session.
     pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
+        self.index.is_empty()
     }
 
     /// Routing ids of live sessions.
     pub fn routing_ids(&self) -> impl Iterator<Item = &RoutingId> {
-        self.table.keys()
+        self.index.keys()
     }
 
     /// A message from `routing_id`: create its session if new, reset its
@@ -114,19 +133,40 @@ impl<M: StateMachine> Sessions<M> {
         now: Instant,
     ) {
         let expires_at = self.expiry(now);
-        let entry = self
-            .table
-            .entry(routing_id.to_vec())
-            .or_insert_with(|| Entry {
-                state: M::State::default(),
-                session: M::Session::default(),
-                expires_at: None,
-                wakeup: None,
-            });
-        // Every message, valid for the state or not, counts as traffic.
-        entry.expires_at = expires_at;
+        let slot = match self.index.get(routing_id) {
+            Some(&slot) => slot,
+            None => self.create(routing_id),
+        };
+        if let Some(entry) = self.slots[slot].as_mut() {
+            // Every message, valid for the state or not, counts as traffic.
+            entry.expires_at = expires_at;
+        }
         let event = M::event_for(&message);
-        self.run(actions, routing_id, event, Some(message), now);
+        self.run(actions, slot, event, Some(message), now);
+        self.settle_broadcasts(actions, now);
+    }
+
+    fn create(&mut self, routing_id: &[u8]) -> usize {
+        let entry = Entry {
+            routing_id: routing_id.to_vec(),
+            live: true,
+            state: M::State::default(),
+            session: M::Session::default(),
+            expires_at: None,
+            wakeup: None,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.index.insert(routing_id.to_vec(), slot);
+        slot
     }
 
     /// Run `event` on one session, if it exists (zproto's `send_event`).
@@ -137,31 +177,27 @@ impl<M: StateMachine> Sessions<M> {
         event: M::Event,
         now: Instant,
     ) {
-        if self.table.contains_key(routing_id) {
-            self.run(actions, routing_id, event, None, now);
+        if let Some(&slot) = self.index.get(routing_id) {
+            self.run(actions, slot, event, None, now);
+            self.settle_broadcasts(actions, now);
         }
     }
 
     /// Run `event` on every session (zproto's `broadcast_event`).
     pub fn broadcast(&mut self, actions: &mut M::Actions, event: M::Event, now: Instant) {
-        self.broadcast_except(actions, event, None, now);
+        self.pending.push((event, None));
+        self.settle_broadcasts(actions, now);
     }
 
-    fn broadcast_except(
-        &mut self,
-        actions: &mut M::Actions,
-        event: M::Event,
-        except: Option<&[u8]>,
-        now: Instant,
-    ) {
-        let keys: Vec<RoutingId> = self
-            .table
-            .keys()
-            .filter(|k| Some(k.as_slice()) != except)
-            .cloned()
-            .collect();
-        for key in keys {
-            self.send_event(actions, &key, event, now);
+    /// Carry out broadcasts, including those they raise.
+    fn settle_broadcasts(&mut self, actions: &mut M::Actions, now: Instant) {
+        while let Some((event, except)) = self.pending.pop() {
+            // Sessions created meanwhile are not part of this broadcast.
+            for slot in 0..self.slots.len() {
+                if Some(slot) != except && self.is_live(slot) {
+                    self.run(actions, slot, event, None, now);
+                }
+            }
         }
     }
 
@@ -175,12 +211,17 @@ impl<M: StateMachine> Sessions<M> {
     fn run(
         &mut self,
         actions: &mut M::Actions,
-        key: &[u8],
+        slot: usize,
         event: M::Event,
         message: Option<M::Message>,
         now: Instant,
     ) {
-        let Some(entry) = self.table.get_mut(key) else {
+        let Some(entry) = self
+            .slots
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|e| e.live)
+        else {
             return;
         };
         let mut io = Io::new(message).animate(self.animate);
@@ -197,56 +238,104 @@ impl<M: StateMachine> Sessions<M> {
             entry.wakeup = Some((now + delay, event));
         }
         for message in io.take_outbox() {
-            self.outgoing.push((key.to_vec(), message));
+            self.outgoing.push((slot, message));
         }
         match outcome {
             Outcome::Waiting => {}
-            Outcome::Terminated => {
-                self.table.remove(key);
-            }
+            Outcome::Terminated => self.remove(slot),
             Outcome::Unhandled { state, event } => {
                 tracing::warn!(state, event, "unhandled event: session ended");
-                self.table.remove(key);
+                self.remove(slot);
             }
         }
         for (event, except_self) in io.take_broadcasts() {
-            self.broadcast_except(actions, event, except_self.then_some(key), now);
+            self.pending.push((event, except_self.then_some(slot)));
         }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(entry) = self
+            .slots
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .filter(|e| e.live)
+        {
+            self.index.remove(&entry.routing_id);
+            entry.live = false;
+            // The slot keeps its routing id for messages still to be sent,
+            // and is reused only after they are taken.
+            entry.expires_at = None;
+            entry.wakeup = None;
+            self.retired.push(slot);
+        }
+    }
+
+    fn is_live(&self, slot: usize) -> bool {
+        self.slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .is_some_and(|e| e.live)
     }
 
     /// Fire due expiries and wakeups.
     pub fn tick(&mut self, actions: &mut M::Actions, now: Instant) {
-        let mut due: Vec<(RoutingId, M::Event)> = Vec::new();
-        for (key, entry) in &mut self.table {
+        for slot in 0..self.slots.len() {
+            if !self.is_live(slot) {
+                continue;
+            }
+            let Some(entry) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            let mut due = None;
             if let Some((at, event)) = entry.wakeup {
                 if at <= now {
                     entry.wakeup = None;
-                    due.push((key.clone(), event));
+                    due = Some(event);
                 }
             }
-            if let (Some(at), Some(expired)) = (entry.expires_at, M::EXPIRED) {
+            if let (Some(at), Some(expired), None) = (entry.expires_at, M::EXPIRED, due) {
                 if at <= now {
                     // One `expired` per ticket, as in zproto.
                     entry.expires_at = None;
-                    due.push((key.clone(), expired));
+                    due = Some(expired);
                 }
             }
-        }
-        for (key, event) in due {
-            self.send_event(actions, &key, event, now);
+            if let Some(event) = due {
+                self.run(actions, slot, event, None, now);
+                self.settle_broadcasts(actions, now);
+            }
         }
     }
 
     /// The earliest expiry or wakeup, for the driver's poll timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.table
-            .values()
+        self.slots
+            .iter()
+            .flatten()
             .flat_map(|e| e.expires_at.into_iter().chain(e.wakeup.map(|(at, _)| at)))
             .min()
     }
 
+    /// Messages to send, each with its routing id, in order; `send` is
+    /// called for each.
+    pub fn drain_outgoing(&mut self, mut send: impl FnMut(&[u8], M::Message)) {
+        for (slot, message) in std::mem::take(&mut self.outgoing) {
+            if let Some(entry) = self.slots[slot].as_ref() {
+                send(&entry.routing_id, message);
+            }
+        }
+        for slot in std::mem::take(&mut self.retired) {
+            if !self.is_live(slot) {
+                self.slots[slot] = None;
+                self.free.push(slot);
+            }
+        }
+    }
+
     /// Messages to send, each to a routing id, in order.
     pub fn take_outgoing(&mut self) -> Vec<(RoutingId, M::Message)> {
-        std::mem::take(&mut self.outgoing)
+        let mut out = Vec::new();
+        self.drain_outgoing(|id, m| out.push((id.to_vec(), m)));
+        out
     }
 }

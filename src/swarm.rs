@@ -1,0 +1,417 @@
+//! The swarm: thousands of zgossip nodes in one process, coming and going,
+//! until every live node holds every tuple.
+//!
+//! The nodes are the real [`crate::NodeCore`]s, linked by the in-memory
+//! [`Mesh`]: every message is encoded to frames and decoded again, exactly as
+//! over sockets, but no socket (so no file descriptor) is used. That is what
+//! lets 10,000 nodes share one process: libzmq gives every socket a file
+//! descriptor, each node needs at least two sockets, and a process may hold
+//! at most 20,000 here.
+
+use std::time::{Duration, Instant};
+
+use crate::mesh::Mesh;
+use crate::node::Settings;
+
+/// How nodes connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// Each node connects to one random earlier node.
+    Tree,
+    /// Each node connects to the one before it.
+    Chain,
+    /// Every node connects to node 0.
+    Star,
+    /// Each node connects to up to `k` distinct random earlier nodes.
+    Graph(usize),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of tuples, each announced by one node.
+    pub tuples: usize,
+    /// How the nodes connect.
+    pub topology: Topology,
+    /// Share of nodes (0..1) that leave during dissemination and rejoin
+    /// empty, then announce their tuples again.
+    pub churn: f64,
+    /// Stop after this long, converged or not.
+    pub timeout: Duration,
+    /// Seed of the random choices (topology, announcers, churn).
+    pub seed: u64,
+    /// Node settings.
+    pub settings: Settings,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 1000,
+            tuples: 1000,
+            topology: Topology::Tree,
+            churn: 0.0,
+            timeout: Duration::from_secs(60),
+            seed: 1,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// One point of the convergence curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Since the start of dissemination.
+    pub elapsed: Duration,
+    /// Live nodes holding every tuple.
+    pub complete: usize,
+    /// Live nodes.
+    pub live: usize,
+}
+
+impl Sample {
+    /// Share of live nodes that are complete, 0..1.
+    pub fn share(&self) -> f64 {
+        if self.live == 0 {
+            0.0
+        } else {
+            self.complete as f64 / self.live as f64
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub struct SwarmReport {
+    /// Whether every live node held every tuple before the timeout.
+    pub converged: bool,
+    /// Time from the first announcement to convergence (or the timeout).
+    pub elapsed: Duration,
+    /// Time to build the swarm (nodes and links), before dissemination.
+    pub setup: Duration,
+    /// The convergence curve.
+    pub curve: Vec<Sample>,
+    /// Messages passed between nodes.
+    pub messages: u64,
+    /// ANNOUNCEs received for tuples already known.
+    pub duplicates: u64,
+    /// Nodes that left and rejoined.
+    pub churned: usize,
+    /// Up to ten live nodes that were not complete at the end: (node, tuples held).
+    pub incomplete: Vec<(usize, usize)>,
+    /// Live nodes that were not complete at the end.
+    pub incomplete_count: usize,
+    /// Peak resident memory of the process, in KiB (Linux).
+    pub peak_rss_kib: Option<u64>,
+    /// Threads of the process at the end (Linux).
+    pub threads: Option<u64>,
+}
+
+/// SplitMix64: small, fast, and enough for choosing nodes reproducibly.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (n > 0).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// `k` distinct numbers in `0..n`.
+    fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..n).collect();
+        let k = k.min(n);
+        for i in 0..k {
+            let j = i + self.below(n - i);
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
+}
+
+/// The tuple number `t`: a service at a distinct endpoint.
+pub fn tuple(t: usize) -> (String, String) {
+    (
+        format!(
+            "tcp://10.{}.{}.{}:9000",
+            (t >> 16) & 255,
+            (t >> 8) & 255,
+            t & 255
+        ),
+        format!("service-{t}"),
+    )
+}
+
+/// Frames moved between two looks at the clock and the nodes' state.
+const BATCH: u64 = 2048;
+/// How often the curve is sampled and timers run.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
+
+/// Run a swarm; `progress` sees each sample as it is taken.
+pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmReport {
+    let setup_start = Instant::now();
+    let mut rng = Rng(config.seed);
+    let mut mesh = Mesh::new();
+    mesh.forget_deliveries();
+    let n = config.nodes.max(1);
+    for _ in 0..n {
+        mesh.add(config.settings);
+    }
+    let now = Instant::now();
+    for i in 1..n {
+        match config.topology {
+            Topology::Tree => mesh.connect(i, rng.below(i), now),
+            Topology::Chain => mesh.connect(i, i - 1, now),
+            Topology::Star => mesh.connect(i, 0, now),
+            Topology::Graph(k) => {
+                for j in rng.sample(i, k.max(1)) {
+                    mesh.connect(i, j, now);
+                }
+            }
+        }
+    }
+    // Let the HELLOs settle, so that the clock measures dissemination.
+    mesh.run(now);
+    let setup = setup_start.elapsed();
+
+    // Tuple t is announced by node announcers[t].
+    let announcers: Vec<usize> = if config.tuples <= n {
+        rng.sample(n, config.tuples)
+    } else {
+        (0..config.tuples).map(|t| t % n).collect()
+    };
+    let churned: Vec<usize> = rng.sample(
+        n,
+        (config.churn.clamp(0.0, 1.0) * n as f64).round() as usize,
+    );
+    let mut is_churned = vec![false; n];
+    for &node in &churned {
+        is_churned[node] = true;
+    }
+
+    let start = Instant::now();
+    for (t, &node) in announcers.iter().enumerate() {
+        let (endpoint, service) = tuple(t);
+        mesh.announce(node, &endpoint, &service, start);
+    }
+    // Churn: leave once dissemination is under way, rejoin a little later.
+    let leave_after = n as u64;
+    let rejoin_after = 3 * n as u64;
+    let mut churn_state = if churned.is_empty() { 2 } else { 0 };
+    let mut moved_since_start = 0u64;
+
+    let mut curve = Vec::new();
+    let mut next_sample = start;
+    let mut converged = false;
+    loop {
+        let now = Instant::now();
+        let moved = mesh.step(BATCH, now);
+        moved_since_start += moved;
+        let idle = moved == 0;
+        if churn_state == 0 && (moved_since_start >= leave_after || idle) {
+            for &node in &churned {
+                mesh.stop(node);
+            }
+            churn_state = 1;
+        } else if churn_state == 1 && (moved_since_start >= rejoin_after || idle) {
+            let now = Instant::now();
+            for &node in &churned {
+                mesh.restart(node, now);
+            }
+            // Rejoined nodes announce their tuples again, as an
+            // application restarting would.
+            for (t, &node) in announcers.iter().enumerate() {
+                if is_churned[node] {
+                    let (endpoint, service) = tuple(t);
+                    mesh.announce(node, &endpoint, &service, now);
+                }
+            }
+            churn_state = 2;
+        }
+        if now >= next_sample || idle {
+            mesh.tick_nodes(now);
+            let sample = measure(&mesh, config.tuples, start.elapsed());
+            progress(&sample);
+            curve.push(sample);
+            next_sample = now + SAMPLE_EVERY;
+            if churn_state == 2 && sample.complete == sample.live {
+                converged = true;
+                break;
+            }
+        }
+        if start.elapsed() >= config.timeout {
+            break;
+        }
+        if idle && mesh.in_flight() == 0 {
+            // Nothing to pass: wait for the next timer (keepalives, expiry)
+            // or sample, whichever is first.
+            let wake = next_sample.min(now + SAMPLE_EVERY);
+            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+        }
+    }
+    let elapsed = start.elapsed();
+    let mut incomplete = Vec::new();
+    let mut incomplete_count = 0;
+    let mut duplicates = 0;
+    for i in 0..n {
+        if let Some(node) = mesh.node(i) {
+            duplicates += node.stats().duplicates;
+            let held = node.tuples().len();
+            if held != config.tuples {
+                incomplete_count += 1;
+                if incomplete.len() < 10 {
+                    incomplete.push((i, held));
+                }
+            }
+        }
+    }
+    let (peak_rss_kib, threads) = process_status();
+    SwarmReport {
+        converged,
+        elapsed,
+        setup,
+        curve,
+        messages: mesh.frames_moved,
+        duplicates,
+        churned: churned.len(),
+        incomplete,
+        incomplete_count,
+        peak_rss_kib,
+        threads,
+    }
+}
+
+fn measure(mesh: &Mesh, tuples: usize, elapsed: Duration) -> Sample {
+    let mut complete = 0;
+    let mut live = 0;
+    for i in 0..mesh.len() {
+        if let Some(node) = mesh.node(i) {
+            live += 1;
+            if node.tuples().len() == tuples {
+                complete += 1;
+            }
+        }
+    }
+    Sample {
+        elapsed,
+        complete,
+        live,
+    }
+}
+
+/// Peak resident memory (KiB) and thread count, from /proc/self/status.
+pub fn process_status() -> (Option<u64>, Option<u64>) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return (None, None);
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    (field("VmHWM:"), field("Threads:"))
+}
+
+impl SwarmReport {
+    /// Messages passed per tuple per node.
+    pub fn messages_per_tuple_per_node(&self, config: &SwarmConfig) -> f64 {
+        self.messages as f64 / (config.tuples.max(1) * config.nodes.max(1)) as f64
+    }
+
+    /// The curve as CSV: `elapsed_ms,complete,live,share`.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("elapsed_ms,complete,live,share\n");
+        for s in &self.curve {
+            out.push_str(&format!(
+                "{:.3},{},{},{:.4}\n",
+                s.elapsed.as_secs_f64() * 1e3,
+                s.complete,
+                s.live,
+                s.share()
+            ));
+        }
+        out
+    }
+
+    /// The curve as an SVG line chart (share of nodes complete over time).
+    pub fn svg(&self, title: &str) -> String {
+        let (w, h, left, bottom, top, right) = (640.0, 400.0, 60.0, 50.0, 40.0, 20.0);
+        let plot_w = w - left - right;
+        let plot_h = h - top - bottom;
+        let t_max = self
+            .curve
+            .last()
+            .map_or(1.0, |s| s.elapsed.as_secs_f64() * 1e3)
+            .max(1.0);
+        let points: Vec<String> = self
+            .curve
+            .iter()
+            .map(|s| {
+                let x = left + plot_w * (s.elapsed.as_secs_f64() * 1e3 / t_max);
+                let y = top + plot_h * (1.0 - s.share());
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let mut svg = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+             <text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n\
+             <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
+             <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+            w / 2.0,
+            xml_escape(title),
+            top + plot_h,
+            top + plot_h,
+            left + plot_w,
+            top + plot_h
+        );
+        for i in 0..=4 {
+            let share = f64::from(i) / 4.0;
+            let y = top + plot_h * (1.0 - share);
+            svg.push_str(&format!(
+                "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n\
+                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>\n",
+                left + plot_w,
+                left - 6.0,
+                y + 4.0,
+                share * 100.0
+            ));
+            let t = t_max * share;
+            let x = left + plot_w * share;
+            svg.push_str(&format!(
+                "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{t:.0}</text>\n",
+                top + plot_h + 16.0
+            ));
+        }
+        svg.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time since first announcement (ms)</text>\n\
+             <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">live nodes holding every tuple</text>\n\
+             <polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n</svg>\n",
+            left + plot_w / 2.0,
+            h - 10.0,
+            top + plot_h / 2.0,
+            top + plot_h / 2.0,
+            points.join(" ")
+        ));
+        svg
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
