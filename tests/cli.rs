@@ -127,3 +127,58 @@ fn monitored_remotes_of_dying_peers_close_cleanly() {
         ("tcp://b:1", "B")
     );
 }
+
+#[test]
+fn swarm_runs_and_writes_its_curve() {
+    let dir = std::env::temp_dir().join(format!("zgossip-swarm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, svg) = (dir.join("curve.csv"), dir.join("curve.svg"));
+    let out = Command::new(BIN)
+        .args(["swarm", "--nodes", "100", "--churn", "0.1", "--csv"])
+        .arg(&csv)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("converged: every live node holds all 100 tuples"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("nodes that left and rejoined: 10"),
+        "{stdout}"
+    );
+    assert!(std::fs::read_to_string(&csv)
+        .unwrap()
+        .starts_with("elapsed_ms,"));
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = Command::new(BIN)
+        .args(["swarm", "--churn", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--churn must be between 0 and 1"));
+    let out = Command::new(BIN)
+        .args(["swarm", "--topology", "ring"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args([
+            "swarm",
+            "--nodes",
+            "400",
+            "--topology",
+            "chain",
+            "--timeout",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT converged"));
+}

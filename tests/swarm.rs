@@ -1,0 +1,83 @@
+//! The swarm, scaled down to run in seconds: convergence under churn, every
+//! topology, the timeout path, and the curve outputs.
+
+use std::time::Duration;
+
+use zgossip::swarm::{self, SwarmConfig, Topology};
+
+fn config(nodes: usize, tuples: usize, topology: Topology, churn: f64) -> SwarmConfig {
+    SwarmConfig {
+        nodes,
+        tuples,
+        topology,
+        churn,
+        timeout: Duration::from_secs(60),
+        ..SwarmConfig::default()
+    }
+}
+
+#[test]
+fn three_hundred_nodes_converge_under_ten_percent_churn() {
+    let config = config(300, 300, Topology::Tree, 0.1);
+    let mut samples = 0;
+    let report = swarm::run(&config, |_| samples += 1);
+    assert!(
+        report.converged,
+        "{} incomplete: {:?}",
+        report.incomplete_count, report.incomplete
+    );
+    assert_eq!(report.churned, 30);
+    assert_eq!(report.incomplete_count, 0);
+    assert!(samples > 0 && report.curve.len() == samples);
+    let last = report.curve.last().unwrap();
+    assert_eq!((last.complete, last.live), (300, 300));
+    // Flooding stops at duplicates: about one message per tuple per node.
+    let per = report.messages_per_tuple_per_node(&config);
+    assert!(per < 3.0, "{per} messages per tuple per node");
+}
+
+#[test]
+fn every_topology_converges() {
+    for topology in [
+        Topology::Chain,
+        Topology::Star,
+        Topology::Graph(3),
+        Topology::Tree,
+    ] {
+        let report = swarm::run(&config(60, 30, topology, 0.0), |_| {});
+        assert!(report.converged, "{topology:?}: {:?}", report.incomplete);
+    }
+}
+
+#[test]
+fn the_curve_only_rises_without_churn() {
+    let report = swarm::run(&config(200, 200, Topology::Tree, 0.0), |_| {});
+    assert!(report.converged);
+    for pair in report.curve.windows(2) {
+        assert!(pair[1].complete >= pair[0].complete, "{pair:?}");
+        assert!(pair[1].elapsed >= pair[0].elapsed, "{pair:?}");
+    }
+}
+
+#[test]
+fn the_timeout_stops_the_run_and_says_what_is_missing() {
+    let mut config = config(400, 400, Topology::Chain, 0.0);
+    config.timeout = Duration::ZERO;
+    let report = swarm::run(&config, |_| {});
+    assert!(!report.converged);
+    assert!(report.incomplete_count > 0);
+    assert!(!report.incomplete.is_empty() && report.incomplete.len() <= 10);
+}
+
+#[test]
+fn csv_and_svg_describe_the_curve() {
+    let report = swarm::run(&config(50, 50, Topology::Tree, 0.0), |_| {});
+    let csv = report.csv();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("elapsed_ms,complete,live,share"));
+    assert_eq!(lines.count(), report.curve.len());
+    assert!(csv.trim_end().ends_with(",50,50,1.0000"), "{csv}");
+    let svg = report.svg("50 <nodes>");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("<polyline") && svg.contains("50 &lt;nodes&gt;"));
+}
