@@ -18,12 +18,14 @@ fn main() {
     build_czmq_peer();
 }
 
-/// `tests/czmq/czmq_node.c` against Debian's libczmq, for
-/// `tests/czmq_interop.rs`; sets `cfg(czmq)` and `CZMQ_NODE_BIN` when built.
+/// `tests/czmq/czmq_node.c` and `tests/czmq/czmq_bench.c` against Debian's
+/// libczmq, for `tests/czmq_interop.rs` and `benches/zgossip.rs`; sets
+/// `cfg(czmq)`, `CZMQ_NODE_BIN` and `CZMQ_BENCH_BIN` when built.
 /// With `ZGOSSIP_REQUIRE_CZMQ=1` (as in CI) a missing libczmq is an error.
 fn build_czmq_peer() {
     println!("cargo:rustc-check-cfg=cfg(czmq)");
     println!("cargo:rerun-if-changed=tests/czmq/czmq_node.c");
+    println!("cargo:rerun-if-changed=tests/czmq/czmq_bench.c");
     println!("cargo:rerun-if-env-changed=ZGOSSIP_REQUIRE_CZMQ");
     let required = std::env::var("ZGOSSIP_REQUIRE_CZMQ").is_ok_and(|v| v == "1");
     let flags = Command::new("pkg-config")
@@ -52,24 +54,31 @@ fn build_czmq_peer() {
         }
         return;
     };
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("czmq_node");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-    let status = Command::new(&cc)
-        .args(["-O1", "-Wall", "-Werror", "-o"])
-        .arg(&out)
-        .arg("tests/czmq/czmq_node.c")
-        .args(flags.split_whitespace())
-        .status();
-    match status {
-        Ok(s) if s.success() => {
-            println!("cargo:rustc-cfg=czmq");
-            println!("cargo:rustc-env=CZMQ_NODE_BIN={}", out.display());
-        }
-        other => {
-            eprintln!("cannot build the CZMQ peer with {cc}: {other:?}");
-            if required {
-                std::process::exit(1);
+    let mut built = true;
+    for (program, variable) in [
+        ("czmq_node", "CZMQ_NODE_BIN"),
+        ("czmq_bench", "CZMQ_BENCH_BIN"),
+    ] {
+        let out = out_dir.join(program);
+        let status = Command::new(&cc)
+            .args(["-O2", "-Wall", "-Werror", "-o"])
+            .arg(&out)
+            .arg(format!("tests/czmq/{program}.c"))
+            .args(flags.split_whitespace())
+            .status();
+        match status {
+            Ok(s) if s.success() => println!("cargo:rustc-env={variable}={}", out.display()),
+            other => {
+                eprintln!("cannot build {program} with {cc}: {other:?}");
+                built = false;
             }
         }
+    }
+    if built {
+        println!("cargo:rustc-cfg=czmq");
+    } else if required {
+        std::process::exit(1);
     }
 }

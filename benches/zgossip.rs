@@ -1,0 +1,291 @@
+//! Our zgossip node beside CZMQ 4.2's and raw libzmq, in one run:
+//!
+//! * PING/PONG round trips, sequential and pipelined (100 in flight), over
+//!   inproc, ipc and tcp loopback, with a raw libzmq ROUTER that echoes every
+//!   message as the ceiling;
+//! * ANNOUNCE ingest: tuples per second until STATUS reports them all;
+//! * fan-out: the application announces tuples to 10, 100 and 1,000
+//!   connected sessions; deliveries per second.
+//!
+//! Each side drives its server with raw DEALER sockets the same way, in its
+//! own process (inproc only works within one): Rust for ours and raw libzmq,
+//! `tests/czmq/czmq_bench.c` for CZMQ. Run with
+//! `cargo bench --bench zgossip` (`-- --quick` for a shorter run).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use zgossip::msg::{Announce, ZgossipMsg};
+use zgossip::swarm::tuple;
+use zgossip::{Codec, Node};
+use zproto_runtime::reactor::context;
+
+const PING: [u8; 4] = [0xaa, 0xa0, 0x03, 0x01];
+const HELLO: [u8; 4] = [0xaa, 0xa0, 0x01, 0x01];
+
+/// A server under test, bound; `endpoint` is where to connect.
+enum Server {
+    Ours(Node),
+    Raw(std::thread::JoinHandle<()>, String),
+}
+
+fn endpoint(transport: &str, who: &str) -> String {
+    match transport {
+        "inproc" => format!("inproc://bench-{who}"),
+        "ipc" => format!("ipc:///tmp/zgossip-bench-{who}-{}.ipc", std::process::id()),
+        _ => "tcp://127.0.0.1:*".to_owned(),
+    }
+}
+
+fn ours(transport: &str) -> (Server, String) {
+    let node = Node::new("bench").expect("node");
+    node.set("server/timeout", "600000").expect("set");
+    let wanted = endpoint(transport, "ours");
+    node.bind(&wanted).expect("bind");
+    let at = if transport == "tcp" {
+        format!("tcp://127.0.0.1:{}", node.port().expect("port"))
+    } else {
+        wanted
+    };
+    (Server::Ours(node), at)
+}
+
+/// A ROUTER that echoes every message: the most a server can do.
+fn raw(transport: &str) -> (Server, String) {
+    let router = context().socket(zmq::ROUTER).expect("router");
+    router.set_linger(0).expect("linger");
+    router.bind(&endpoint(transport, "raw")).expect("bind");
+    let at = router
+        .get_last_endpoint()
+        .expect("endpoint")
+        .expect("utf-8");
+    let thread = std::thread::spawn(move || {
+        // Stops on the empty message the bench sends when done.
+        while let Ok(frames) = router.recv_multipart(0) {
+            if frames.len() == 2 && frames[1].is_empty() {
+                break;
+            }
+            let _ = router.send_multipart(frames, 0);
+        }
+    });
+    (Server::Raw(thread, at.clone()), at)
+}
+
+impl Server {
+    fn stop(self) {
+        if let Server::Raw(thread, at) = self {
+            let d = dealer(&at);
+            let _ = d.send(&b""[..], 0);
+            let _ = thread.join();
+        }
+    }
+}
+
+fn dealer(endpoint: &str) -> zmq::Socket {
+    let d = context().socket(zmq::DEALER).expect("dealer");
+    d.set_linger(0).expect("linger");
+    d.set_sndhwm(0).expect("hwm");
+    d.set_rcvhwm(0).expect("hwm");
+    d.connect(endpoint).expect("connect");
+    d
+}
+
+/// Round trips: `window` PINGs in flight; nanoseconds for `count`.
+fn pingpong(endpoint: &str, count: usize, window: usize) -> u128 {
+    let d = dealer(endpoint);
+    d.send(&PING[..], 0).expect("send");
+    d.recv_bytes(0).expect("warm-up");
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < window.min(count) {
+        d.send(&PING[..], 0).expect("send");
+        sent += 1;
+    }
+    for _ in 0..count {
+        d.recv_bytes(0).expect("reply");
+        if sent < count {
+            d.send(&PING[..], 0).expect("send");
+            sent += 1;
+        }
+    }
+    start.elapsed().as_nanos()
+}
+
+fn announce_frame(n: usize) -> Vec<u8> {
+    let (endpoint, service) = tuple(n);
+    let message = ZgossipMsg::from(Announce {
+        endpoint,
+        service,
+        ttl: 0,
+    });
+    message.encode().expect("encode").remove(0)
+}
+
+/// HELLO, then `count` ANNOUNCEs; nanoseconds until STATUS says `count`.
+fn ingest(node: &Node, endpoint: &str, count: usize) -> u128 {
+    let d = dealer(endpoint);
+    d.send(&HELLO[..], 0).expect("send");
+    d.send(&PING[..], 0).expect("send");
+    d.recv_bytes(0).expect("pong");
+    let frames: Vec<Vec<u8>> = (0..count).map(announce_frame).collect();
+    let start = Instant::now();
+    for frame in frames {
+        d.send(frame, 0).expect("send");
+    }
+    while node.status().expect("status") < count {}
+    start.elapsed().as_nanos()
+}
+
+/// `sessions` peers connected; the application announces `count` tuples;
+/// nanoseconds until every peer has them all.
+fn fanout(node: &Node, endpoint: &str, sessions: usize, count: usize) -> u128 {
+    let dealers: Vec<zmq::Socket> = (0..sessions).map(|_| dealer(endpoint)).collect();
+    for d in &dealers {
+        d.send(&HELLO[..], 0).expect("send");
+        d.send(&PING[..], 0).expect("send");
+    }
+    for d in &dealers {
+        d.recv_bytes(0).expect("pong");
+    }
+    let start = Instant::now();
+    for n in 0..count {
+        let (e, s) = tuple(1_000_000 + n);
+        node.announce(&e, &s).expect("announce");
+    }
+    for d in &dealers {
+        for _ in 0..count {
+            d.recv_bytes(0).expect("announce");
+        }
+    }
+    start.elapsed().as_nanos()
+}
+
+/// The CZMQ side, or None without libczmq.
+fn czmq(args: &[&str]) -> Option<u128> {
+    let program = option_env!("CZMQ_BENCH_BIN")?;
+    let out = Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "czmq_bench {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn best(runs: usize, mut f: impl FnMut() -> u128) -> u128 {
+    (0..runs).map(|_| f()).min().unwrap_or(0)
+}
+
+fn per_second(items: usize, ns: u128) -> f64 {
+    items as f64 * 1e9 / ns as f64
+}
+
+fn fmt_rate(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.2} M/s", rate / 1e6)
+    } else {
+        format!("{:.0} k/s", rate / 1e3)
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let scale = if quick { 5 } else { 1 };
+    let runs = if quick { 1 } else { 3 };
+    let (seq, piped, window) = (20_000 / scale, 100_000 / scale, 100);
+    if option_env!("CZMQ_BENCH_BIN").is_none() {
+        println!("(libczmq-dev is not installed: the CZMQ column is empty)");
+    }
+    println!("zgossip benchmark: best of {runs} run(s); rates are round trips, tuples or deliveries per second\n");
+    println!("| measure | ours | CZMQ 4.2 | raw libzmq | ours / CZMQ | ours / raw |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let row = |name: &str, items: usize, ours: u128, czmq: Option<u128>, raw: Option<u128>| {
+        let o = per_second(items, ours);
+        let c = czmq.map(|ns| per_second(items, ns));
+        let r = raw.map(|ns| per_second(items, ns));
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            fmt_rate(o),
+            c.map_or("-".into(), fmt_rate),
+            r.map_or("-".into(), fmt_rate),
+            c.map_or("-".into(), |c| format!("{:.2}x", o / c)),
+            r.map_or("-".into(), |r| format!("{:.2}", o / r)),
+        );
+    };
+    for transport in ["inproc", "ipc", "tcp"] {
+        for (label, count, w) in [("sequential", seq, 1), ("pipelined", piped, window)] {
+            let ours_ns = best(runs, || {
+                let (server, at) = ours(transport);
+                let ns = pingpong(&at, count, w);
+                server.stop();
+                ns
+            });
+            let raw_ns = best(runs, || {
+                let (server, at) = raw(transport);
+                let ns = pingpong(&at, count, w);
+                server.stop();
+                ns
+            });
+            let czmq_ns = (0..runs)
+                .filter_map(|_| czmq(&["pingpong", transport, &count.to_string(), &w.to_string()]))
+                .min();
+            row(
+                &format!("PING/PONG {label}, {transport}"),
+                count,
+                ours_ns,
+                czmq_ns,
+                Some(raw_ns),
+            );
+        }
+    }
+    let tuples = 20_000 / scale;
+    let ours_ns = best(runs, || {
+        let (server, at) = ours("inproc");
+        let Server::Ours(node) = &server else {
+            unreachable!()
+        };
+        let ns = ingest(node, &at, tuples);
+        server.stop();
+        ns
+    });
+    let czmq_ns = (0..runs)
+        .filter_map(|_| czmq(&["ingest", "inproc", &tuples.to_string()]))
+        .min();
+    row("ANNOUNCE ingest, inproc", tuples, ours_ns, czmq_ns, None);
+    for (sessions, count) in [
+        (10, 2000 / scale),
+        (100, 200 / scale),
+        (1000, 20 / scale.min(4)),
+    ] {
+        let ours_ns = best(runs, || {
+            let (server, at) = ours("inproc");
+            let Server::Ours(node) = &server else {
+                unreachable!()
+            };
+            let ns = fanout(node, &at, sessions, count);
+            server.stop();
+            ns
+        });
+        let czmq_ns = (0..runs)
+            .filter_map(|_| {
+                czmq(&[
+                    "fanout",
+                    "inproc",
+                    &sessions.to_string(),
+                    &count.to_string(),
+                ])
+            })
+            .min();
+        row(
+            &format!("fan-out to {sessions} sessions, inproc"),
+            sessions * count,
+            ours_ns,
+            czmq_ns,
+            None,
+        );
+    }
+    // Let the last sockets close before the process ends.
+    std::thread::sleep(Duration::from_millis(10));
+}
