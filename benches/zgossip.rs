@@ -13,12 +13,17 @@
 //! `cargo bench --bench zgossip` (`-- --quick` for a shorter run).
 
 use std::process::Command;
+
+// As the zgossip binary ships: many small allocations per message.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use zgossip::msg::{Announce, ZgossipMsg};
 use zgossip::swarm::tuple;
 use zgossip::{Codec, Node};
-use zproto_runtime::reactor::context;
+use zproto_runtime::reactor;
 
 const PING: [u8; 4] = [0xaa, 0xa0, 0x03, 0x01];
 const HELLO: [u8; 4] = [0xaa, 0xa0, 0x01, 0x01];
@@ -29,10 +34,16 @@ enum Server {
     Raw(std::thread::JoinHandle<()>, String),
 }
 
+/// A fresh endpoint per run: libzmq frees a closed socket's name later.
 fn endpoint(transport: &str, who: &str) -> String {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     match transport {
-        "inproc" => format!("inproc://bench-{who}"),
-        "ipc" => format!("ipc:///tmp/zgossip-bench-{who}-{}.ipc", std::process::id()),
+        "inproc" => format!("inproc://bench-{who}-{run}"),
+        "ipc" => format!(
+            "ipc:///tmp/zgossip-bench-{who}-{}-{run}.ipc",
+            std::process::id()
+        ),
         _ => "tcp://127.0.0.1:*".to_owned(),
     }
 }
@@ -52,7 +63,7 @@ fn ours(transport: &str) -> (Server, String) {
 
 /// A ROUTER that echoes every message: the most a server can do.
 fn raw(transport: &str) -> (Server, String) {
-    let router = context().socket(zmq::ROUTER).expect("router");
+    let router = reactor::socket(zmq::ROUTER).expect("router");
     router.set_linger(0).expect("linger");
     router.bind(&endpoint(transport, "raw")).expect("bind");
     let at = router
@@ -82,7 +93,7 @@ impl Server {
 }
 
 fn dealer(endpoint: &str) -> zmq::Socket {
-    let d = context().socket(zmq::DEALER).expect("dealer");
+    let d = reactor::socket(zmq::DEALER).expect("dealer");
     d.set_linger(0).expect("linger");
     d.set_sndhwm(0).expect("hwm");
     d.set_rcvhwm(0).expect("hwm");

@@ -27,7 +27,7 @@ mod interop {
     use std::time::{Duration, Instant};
 
     use zgossip::{Node, Settings};
-    use zproto_runtime::reactor::context;
+    use zproto_runtime::reactor;
 
     use super::support::{Running, WAIT};
 
@@ -284,7 +284,7 @@ mod interop {
     #[test]
     fn our_frames_equal_czmqs_on_the_wire() {
         fn capture(connect: impl FnOnce(&str)) -> Vec<Vec<Vec<u8>>> {
-            let router = context().socket(zmq::ROUTER).unwrap();
+            let router = reactor::socket(zmq::ROUTER).unwrap();
             router.set_linger(0).unwrap();
             router.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
             router.bind("tcp://127.0.0.1:*").unwrap();
@@ -316,7 +316,7 @@ mod interop {
     #[test]
     fn our_server_replies_equal_czmqs() {
         fn dealer(endpoint: &str) -> zmq::Socket {
-            let dealer = context().socket(zmq::DEALER).unwrap();
+            let dealer = reactor::socket(zmq::DEALER).unwrap();
             dealer.set_linger(0).unwrap();
             dealer.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
             dealer.connect(endpoint).unwrap();

@@ -151,9 +151,7 @@ fn garbage_from_a_peer_does_not_stop_the_node() {
     let endpoint = format!("inproc://{}", unique("garbage"));
     let a = Node::new("a").unwrap();
     a.bind(&endpoint).unwrap();
-    let evil = zproto_runtime::reactor::context()
-        .socket(zmq::DEALER)
-        .unwrap();
+    let evil = zproto_runtime::reactor::socket(zmq::DEALER).unwrap();
     evil.set_linger(0).unwrap();
     evil.connect(&endpoint).unwrap();
     for frame in [

@@ -8,7 +8,7 @@ use std::time::Duration;
 use zgossip::msg::{Announce, ZgossipMsg};
 use zgossip::{Codec, Node};
 use zproto_conformance::golden::{self, Capture};
-use zproto_runtime::reactor::context;
+use zproto_runtime::reactor;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -23,7 +23,7 @@ fn golden(label: &str) -> Vec<Vec<u8>> {
 
 /// A raw ROUTER standing in for a CZMQ server; returns it and its endpoint.
 fn raw_router() -> (zmq::Socket, String) {
-    let router = context().socket(zmq::ROUTER).unwrap();
+    let router = reactor::socket(zmq::ROUTER).unwrap();
     router.set_linger(0).unwrap();
     router.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
     router.bind("tcp://127.0.0.1:*").unwrap();
@@ -57,7 +57,7 @@ fn a_connecting_node_sends_czmqs_exact_frames() {
 fn our_server_replies_with_czmqs_exact_frames() {
     let node = Node::new("ours").unwrap();
     node.bind("tcp://127.0.0.1:*").unwrap();
-    let dealer = context().socket(zmq::DEALER).unwrap();
+    let dealer = reactor::socket(zmq::DEALER).unwrap();
     dealer.set_linger(0).unwrap();
     dealer.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
     dealer

@@ -15,11 +15,54 @@ use std::time::Instant;
 
 use crate::codec::Frame;
 
-/// The process-wide ZeroMQ context, so that `inproc://` endpoints of all
-/// reactors can reach each other.
-pub fn context() -> &'static zmq::Context {
-    static CONTEXT: OnceLock<zmq::Context> = OnceLock::new();
-    CONTEXT.get_or_init(zmq::Context::new)
+/// Sockets one process may open (libzmq's default is 1023 per context, too
+/// few for a process hosting many nodes; the OS limit on file descriptors,
+/// one per socket, still applies).
+pub const MAX_SOCKETS: i32 = 65_536;
+
+/// The process-wide libzmq context, created on first use and never
+/// terminated.
+struct Context(*mut std::ffi::c_void);
+
+// SAFETY: a libzmq context is thread-safe (zmq_ctx_new(3)); this one lives
+// for the whole process.
+unsafe impl Send for Context {}
+// SAFETY: as above.
+unsafe impl Sync for Context {}
+
+fn raw_context() -> Result<*mut std::ffi::c_void, zmq::Error> {
+    static CONTEXT: OnceLock<Context> = OnceLock::new();
+    let context = CONTEXT.get_or_init(|| {
+        // SAFETY: plain libzmq calls; a null context is checked below.
+        unsafe {
+            let ctx = zmq_sys::zmq_ctx_new();
+            if !ctx.is_null() {
+                zmq_sys::zmq_ctx_set(ctx, zmq_sys::ZMQ_MAX_SOCKETS as i32, MAX_SOCKETS);
+            }
+            Context(ctx)
+        }
+    });
+    if context.0.is_null() {
+        Err(zmq::Error::ENOMEM)
+    } else {
+        Ok(context.0)
+    }
+}
+
+/// A new socket in the process-wide context, so that `inproc://` endpoints
+/// of all reactors (and of the application) reach each other.
+pub fn socket(kind: zmq::SocketType) -> Result<zmq::Socket, zmq::Error> {
+    let ctx = raw_context()?;
+    // SAFETY: `ctx` is a live context; a null socket is checked, and a
+    // non-null one is owned by the returned `zmq::Socket`, which closes it.
+    unsafe {
+        let raw = zmq_sys::zmq_socket(ctx, kind as i32);
+        if raw.is_null() {
+            Err(zmq::Error::from_raw(zmq_sys::zmq_errno()))
+        } else {
+            Ok(zmq::Socket::from_raw(raw))
+        }
+    }
 }
 
 /// A message to send.
@@ -136,7 +179,7 @@ impl Sockets {
         };
         let result = (|| {
             if self.router.is_none() {
-                let router = context().socket(zmq::ROUTER).map_err(fail)?;
+                let router = socket(zmq::ROUTER).map_err(fail)?;
                 router.set_sndhwm(0).map_err(fail)?;
                 router.set_rcvhwm(0).map_err(fail)?;
                 router.set_linger(0).map_err(fail)?;
@@ -173,7 +216,7 @@ impl Sockets {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
         };
-        let dealer = context().socket(zmq::DEALER).map_err(fail)?;
+        let dealer = socket(zmq::DEALER).map_err(fail)?;
         dealer.set_sndhwm(0).map_err(fail)?;
         dealer.set_rcvhwm(0).map_err(fail)?;
         dealer.set_linger(0).map_err(fail)?;
@@ -190,7 +233,7 @@ impl Sockets {
             let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
                 | zmq::SocketEvent::DISCONNECTED.to_raw();
             dealer.monitor(&address, i32::from(events)).map_err(fail)?;
-            let pair = context().socket(zmq::PAIR).map_err(fail)?;
+            let pair = socket(zmq::PAIR).map_err(fail)?;
             pair.set_linger(0).map_err(fail)?;
             pair.connect(&address).map_err(fail)?;
             Some(pair)
@@ -252,9 +295,9 @@ impl<S: Service> Reactor<S> {
             "inproc://zproto-reactor-{}",
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let pull = context().socket(zmq::PULL)?;
+        let pull = socket(zmq::PULL)?;
         pull.bind(&endpoint)?;
-        let push = context().socket(zmq::PUSH)?;
+        let push = socket(zmq::PUSH)?;
         push.set_linger(0)?;
         push.connect(&endpoint)?;
         let (tx, rx) = mpsc::channel();
@@ -324,6 +367,9 @@ enum Source {
 /// busy peer cannot starve the others.
 const BATCH: usize = 256;
 
+/// At most this many rounds read busy sockets without polling the others.
+const HOT_ROUNDS: u32 = 16;
+
 struct Loop<S: Service> {
     wake: zmq::Socket,
     requests: Receiver<Request<S>>,
@@ -342,38 +388,48 @@ impl<S: Service> Loop<S> {
     }
 
     fn run(mut self) {
+        // Sockets that yielded messages last round are read again without
+        // polling: under load they usually have more, and zmq_poll costs a
+        // system call. Bounded, so that other sockets are polled regularly.
+        let mut hot: Vec<Source> = Vec::new();
+        let mut streak = 0;
         loop {
-            let now = Instant::now();
-            let timeout = self
-                .services
-                .values()
-                .filter_map(|h| h.service.next_deadline())
-                .min()
-                .map_or(1000, |at| {
-                    at.saturating_duration_since(now).as_millis().min(1000) as i64
-                });
-            let (ready, sources) = match self.poll(timeout) {
-                Ok(ready) => ready,
-                Err(e) => {
-                    tracing::error!("reactor poll failed: {e}");
-                    return;
+            let ready: Vec<Source> = if !hot.is_empty() && streak < HOT_ROUNDS {
+                streak += 1;
+                std::mem::take(&mut hot)
+            } else {
+                streak = 0;
+                hot.clear();
+                match self.poll(self.poll_timeout()) {
+                    Ok(ready) => ready,
+                    Err(e) => {
+                        tracing::error!("reactor poll failed: {e}");
+                        return;
+                    }
                 }
             };
             let now = Instant::now();
-            for (i, source) in sources.iter().enumerate() {
-                if !ready[i] {
-                    continue;
-                }
-                match *source {
+            for source in ready {
+                let read = match source {
                     Source::Wake => {
-                        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
+                        let mut woken = false;
+                        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {
+                            woken = true;
+                        }
                         if !self.serve_requests(now) {
                             return;
                         }
+                        woken
                     }
-                    Source::Router(id) => self.read(id, None, now),
-                    Source::Dealer(id, r) => self.read(id, Some(r), now),
-                    Source::Monitor(id, r) => self.read_monitor(id, r, now),
+                    Source::Router(id) => self.read(id, None, now) > 0,
+                    Source::Dealer(id, r) => self.read(id, Some(r), now) > 0,
+                    Source::Monitor(id, r) => {
+                        self.read_monitor(id, r, now);
+                        false
+                    }
+                };
+                if read {
+                    hot.push(source);
                 }
             }
             for h in self.services.values_mut() {
@@ -385,8 +441,20 @@ impl<S: Service> Loop<S> {
         }
     }
 
-    /// Poll every socket; returns which are readable, and what each is.
-    fn poll(&self, timeout: i64) -> Result<(Vec<bool>, Vec<Source>), zmq::Error> {
+    /// Until the earliest service deadline, at most a second.
+    fn poll_timeout(&self) -> i64 {
+        let now = Instant::now();
+        self.services
+            .values()
+            .filter_map(|h| h.service.next_deadline())
+            .min()
+            .map_or(1000, |at| {
+                at.saturating_duration_since(now).as_millis().min(1000) as i64
+            })
+    }
+
+    /// Poll every socket; returns the readable ones.
+    fn poll(&self, timeout: i64) -> Result<Vec<Source>, zmq::Error> {
         let mut sources = vec![Source::Wake];
         let mut items = vec![self.wake.as_poll_item(zmq::POLLIN)];
         for (&id, h) in &self.services {
@@ -409,10 +477,12 @@ impl<S: Service> Loop<S> {
             Ok(_) | Err(zmq::Error::EINTR) => {}
             Err(e) => return Err(e),
         }
-        Ok((
-            items.iter().map(zmq::PollItem::is_readable).collect(),
-            sources,
-        ))
+        Ok(items
+            .iter()
+            .zip(sources)
+            .filter(|(item, _)| item.is_readable())
+            .map(|(_, source)| source)
+            .collect())
     }
 
     /// Returns false on shutdown.
@@ -446,21 +516,26 @@ impl<S: Service> Loop<S> {
         true
     }
 
-    fn read(&mut self, id: ServiceId, remote: Option<usize>, now: Instant) {
+    /// Read up to [`BATCH`] messages; returns how many.
+    fn read(&mut self, id: ServiceId, remote: Option<usize>, now: Instant) -> usize {
         let Some(h) = self.services.get_mut(&id) else {
-            return;
+            return 0;
         };
         let socket = match remote {
             None => h.sockets.router.as_ref(),
             Some(r) => h.sockets.dealers.get(r),
         };
-        let Some(socket) = socket else { return };
+        let Some(socket) = socket else { return 0 };
+        let mut read = 0;
         for _ in 0..BATCH {
             match socket.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => match remote {
-                    None => h.service.on_peer(&frames, now),
-                    Some(r) => h.service.on_remote(r, &frames, now),
-                },
+                Ok(frames) => {
+                    read += 1;
+                    match remote {
+                        None => h.service.on_peer(&frames, now),
+                        Some(r) => h.service.on_remote(r, &frames, now),
+                    }
+                }
                 Err(zmq::Error::EAGAIN) => break,
                 Err(e) => {
                     tracing::warn!("receive failed: {e}");
@@ -468,6 +543,7 @@ impl<S: Service> Loop<S> {
                 }
             }
         }
+        read
     }
 
     fn read_monitor(&mut self, id: ServiceId, remote: usize, now: Instant) {
@@ -499,5 +575,20 @@ impl<S: Service> Loop<S> {
 fn flush<S: Service>(h: &mut Hosted<S>) {
     for outgoing in h.service.outgoing() {
         h.sockets.send(outgoing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// libzmq's default cap is 1023 sockets per context; a process hosting
+    /// many nodes needs more.
+    #[test]
+    fn more_sockets_than_libzmqs_default_cap() {
+        let sockets: Vec<zmq::Socket> = (0..1500)
+            .map(|_| socket(zmq::DEALER).expect("a socket"))
+            .collect();
+        assert_eq!(sockets.len(), 1500);
     }
 }
