@@ -134,6 +134,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the demo has seen so far.
+struct Progress {
+    /// Tuples each node has learned.
+    known: Vec<usize>,
+    /// Nodes that know every tuple.
+    complete: usize,
+    start: Instant,
+}
+
+impl Progress {
+    /// Print a delivery; returns how many tuples node `i` knows now.
+    fn learned(&mut self, i: usize, d: &zgossip::Delivery) -> usize {
+        self.known[i] += 1;
+        println!(
+            "[{:>6.1} ms] node-{i:<3} learned {} = {}",
+            self.start.elapsed().as_secs_f64() * 1e3,
+            d.endpoint,
+            d.service
+        );
+        if self.known[i] == self.known.len() {
+            self.complete += 1;
+        }
+        self.known[i]
+    }
+}
+
 /// A chain of nodes on tcp loopback; each announces its own endpoint.
 fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
     let count = args.nodes as usize;
@@ -155,46 +181,29 @@ fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
         node.announce(endpoint, &format!("service-{i}"))?;
     }
     let deadline = start + Duration::from_secs(args.timeout);
-    let mut known = vec![0usize; count];
-    let mut complete = 0;
-    while complete < count && Instant::now() < deadline {
+    let mut progress = Progress {
+        known: vec![0; count],
+        complete: 0,
+        start,
+    };
+    let mut laggard = 0;
+    while progress.complete < count && Instant::now() < deadline {
         let mut idle = true;
         for (i, (node, _)) in nodes.iter().enumerate() {
             for d in node.try_deliveries() {
                 idle = false;
-                known[i] += 1;
-                println!(
-                    "[{:>6.1} ms] node-{i:<3} learned {} = {}",
-                    start.elapsed().as_secs_f64() * 1e3,
-                    d.endpoint,
-                    d.service
-                );
-                if known[i] == count {
-                    complete += 1;
-                }
+                progress.learned(i, &d);
             }
         }
         if idle {
-            // Wait for the next delivery on the node furthest behind.
-            let (laggard, _) = known
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, k)| **k)
-                .unwrap_or((0, &0));
-            if let Some(d) = nodes[laggard].0.recv_delivery(Duration::from_millis(50)) {
-                known[laggard] += 1;
-                println!(
-                    "[{:>6.1} ms] node-{laggard:<3} learned {} = {}",
-                    start.elapsed().as_secs_f64() * 1e3,
-                    d.endpoint,
-                    d.service
-                );
-                if known[laggard] == count {
-                    complete += 1;
-                }
+            // Wait for the next delivery on a node still missing tuples.
+            match nodes[laggard].0.recv_delivery(Duration::from_millis(50)) {
+                Some(d) if progress.learned(laggard, &d) < count => {}
+                _ => laggard = (laggard + 1) % count,
             }
         }
     }
+    let complete = progress.complete;
     let elapsed = start.elapsed().as_secs_f64() * 1e3;
     if complete == count {
         println!("\nAll {count} nodes know all {count} services after {elapsed:.1} ms:");

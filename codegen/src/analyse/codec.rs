@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{load_class, parse_decimal, LoadedClass, Problems};
+use super::{class_name, load_class, parse_decimal, LoadedClass, Problems};
 use crate::error::Diagnostics;
 use crate::model::codec::*;
 use crate::names;
@@ -25,13 +25,7 @@ pub fn analyse(loaded: LoadedClass) -> Result<CodecModel, Diagnostics> {
     let LoadedClass { root, sources } = loaded;
     let mut p = Problems::default();
 
-    let class = match root.attr("name").map(str::trim) {
-        Some(name) if !names::canonical(name).trim_matches('_').is_empty() => name.to_owned(),
-        _ => {
-            p.push(root.location.error("<class> needs a name attribute"));
-            String::from("unnamed")
-        }
-    };
+    let class = class_name(&root, &mut p);
     let signature = match root.attr("signature") {
         None => 0,
         Some(s) => match parse_decimal(s) {

@@ -102,6 +102,19 @@ pub fn analyse_any(path: &Path) -> Result<Analysed, Diagnostics> {
     }
 }
 
+/// The `<class>`'s name, as written; a problem if it has none.
+pub(crate) fn class_name(root: &Element, p: &mut Problems) -> String {
+    match root.attr("name").map(str::trim) {
+        Some(name) if !crate::names::canonical(name).trim_matches('_').is_empty() => {
+            name.to_owned()
+        }
+        _ => {
+            p.push(root.location.error("<class> needs a name attribute"));
+            "unnamed".to_owned()
+        }
+    }
+}
+
 /// Parse an optional decimal attribute.
 pub(crate) fn parse_decimal(text: &str) -> Option<u64> {
     let t = text.trim();

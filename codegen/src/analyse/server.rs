@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{load_class, LoadedClass, Problems};
+use super::{class_name, load_class, LoadedClass, Problems};
 use crate::error::Diagnostics;
 use crate::model::codec::CodecModel;
 use crate::model::server::*;
@@ -59,13 +59,7 @@ struct RawState<'a> {
 pub fn analyse(loaded: LoadedClass, codec: &CodecModel) -> Result<ServerModel, Diagnostics> {
     let LoadedClass { root, sources } = loaded;
     let mut p = Problems::default();
-    let class = match root.attr("name").map(str::trim) {
-        Some(n) if !names::canonical(n).trim_matches('_').is_empty() => n.to_owned(),
-        _ => {
-            p.push(root.location.error("<class> needs a name attribute"));
-            "unnamed".to_owned()
-        }
-    };
+    let class = class_name(&root, &mut p);
     let messages: Vec<String> = codec.messages.iter().map(|m| m.name.clone()).collect();
 
     let mut raw: Vec<RawState<'_>> = Vec::new();

@@ -149,12 +149,7 @@ pub fn emit(model: &CodecModel) -> Result<String, Error> {
     let context = Context {
         class: model.class.clone(),
         title: model.title.clone(),
-        source: model
-            .sources
-            .first()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        source: super::source_name(&model.sources),
         grammar,
         signature: model.signature,
         signature_hex: format!("{:02X}", 0xA0 | model.signature),
@@ -162,14 +157,7 @@ pub fn emit(model: &CodecModel) -> Result<String, Error> {
         types,
         uses,
     };
-    let context = tera::Context::from_serialize(&context).map_err(|source| Error::Template {
-        name: "codec.abnf",
-        source,
-    })?;
-    tera::Tera::one_off(TEMPLATE, &context, false).map_err(|source| Error::Template {
-        name: "codec.abnf",
-        source,
-    })
+    super::render("codec.abnf", TEMPLATE, &context)
 }
 
 fn definition(kind: FieldKind) -> String {

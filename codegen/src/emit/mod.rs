@@ -61,6 +61,26 @@ pub(crate) fn banner(source: &str, license: Option<&str>) -> String {
     out
 }
 
+/// The model file's name, for headers of text artefacts.
+pub(crate) fn source_name(sources: &[std::path::PathBuf]) -> String {
+    sources
+        .first()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Render a tera template with a serialisable context.
+pub(crate) fn render(
+    name: &'static str,
+    template: &str,
+    context: &impl serde::Serialize,
+) -> Result<String, Error> {
+    let fail = |source| Error::Template { name, source };
+    let context = tera::Context::from_serialize(context).map_err(fail)?;
+    tera::Tera::one_off(template, &context, false).map_err(fail)
+}
+
 /// Parse, format and prefix generated tokens.
 pub(crate) fn finish(banner: &str, tokens: TokenStream, model: &str) -> Result<String, Error> {
     let file = syn::parse2::<syn::File>(tokens).map_err(|source| Error::GeneratedSyntax {

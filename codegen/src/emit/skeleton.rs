@@ -40,12 +40,7 @@ pub fn emit(
     let context = Context {
         class: model.class.clone(),
         title: model.title.clone(),
-        source: model
-            .sources
-            .first()
-            .and_then(|p| p.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        source: super::source_name(&model.sources),
         engine_path: engine_path.to_owned(),
         codec_path: codec_path.to_owned(),
         message_enum: names::camel(&codec.class),
@@ -59,12 +54,5 @@ pub fn emit(
             })
             .collect(),
     };
-    let context = tera::Context::from_serialize(&context).map_err(|source| Error::Template {
-        name: "server_skeleton.rs",
-        source,
-    })?;
-    tera::Tera::one_off(TEMPLATE, &context, false).map_err(|source| Error::Template {
-        name: "server_skeleton.rs",
-        source,
-    })
+    super::render("server_skeleton.rs", TEMPLATE, &context)
 }
