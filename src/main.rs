@@ -65,6 +65,10 @@ struct SwarmArgs {
     /// Links per node for --topology graph.
     #[arg(short = 'k', long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     links: u32,
+    /// How nodes reach each other: memory (no sockets), inproc or tcp
+    /// (ZeroMQ sockets on one reactor thread; limited by file descriptors).
+    #[arg(long, default_value = "memory", value_parser = ["memory", "inproc", "tcp"])]
+    transport: String,
     /// Share of nodes that leave during dissemination and rejoin, 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     churn: f64,
@@ -281,7 +285,7 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
 
 fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
     use std::io::{IsTerminal, Write};
-    use zgossip::swarm::{self, SwarmConfig, Topology};
+    use zgossip::swarm::{self, SwarmConfig, Topology, Transport};
     if !(0.0..=1.0).contains(&args.churn) {
         eprintln!(
             "zgossip: --churn must be between 0 and 1, found {}",
@@ -295,7 +299,13 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         "graph" => Topology::Graph(args.links as usize),
         _ => Topology::Tree,
     };
+    let transport = match args.transport.as_str() {
+        "inproc" => Transport::Inproc,
+        "tcp" => Transport::Tcp,
+        _ => Transport::Memory,
+    };
     let config = SwarmConfig {
+        transport,
         nodes: args.nodes as usize,
         tuples: args.tuples.unwrap_or(args.nodes) as usize,
         topology,
@@ -305,14 +315,15 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         settings: Settings::default(),
     };
     println!(
-        "swarm: {} nodes ({}), {} tuples, churn {:.0}%, in memory, one thread",
+        "swarm: {} nodes ({}), {} tuples, churn {:.0}%, over {}",
         config.nodes,
         args.topology,
         config.tuples,
-        config.churn * 100.0
+        config.churn * 100.0,
+        args.transport
     );
     let bar = std::io::stderr().is_terminal();
-    let report = swarm::run(&config, |s| {
+    let report = swarm::run_any(&config, |s| {
         if bar {
             let filled = (s.share() * 40.0) as usize;
             eprint!(
@@ -329,6 +340,13 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
     if bar {
         eprintln!();
     }
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("zgossip: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let ms = report.elapsed.as_secs_f64() * 1e3;
     if report.converged {
         println!(

@@ -18,7 +18,10 @@ use crate::tuples::Tuples;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// `server/timeout`: a server session expires after this long without
-    /// traffic (0: never). CZMQ's zgossip uses 1000 ms; so do we.
+    /// traffic (0: never). Default 10,000 ms. CZMQ's zgossip uses 1000 ms,
+    /// which under load (thousands of nodes on one thread) lets sessions
+    /// expire between keepalives, and each expiry costs a full re-sync:
+    /// a margin of three keepalives is too thin.
     pub timeout: Duration,
     /// `remote/ping`: how often a remote session PINGs when otherwise quiet.
     /// Must stay well under the remote server's timeout (CZMQ: 1000 ms).
@@ -28,7 +31,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_millis(1000),
+            timeout: Duration::from_millis(10_000),
             ping_interval: Duration::from_millis(300),
         }
     }

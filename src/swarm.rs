@@ -26,9 +26,22 @@ pub enum Topology {
     Graph(usize),
 }
 
+/// How the nodes reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Linked in memory: no sockets, no file descriptors, any number of nodes.
+    Memory,
+    /// ZeroMQ `inproc://` sockets, all nodes on one reactor thread.
+    Inproc,
+    /// ZeroMQ over tcp loopback, all nodes on one reactor thread.
+    Tcp,
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
+    /// How nodes reach each other.
+    pub transport: Transport,
     /// Number of nodes.
     pub nodes: usize,
     /// Number of tuples, each announced by one node.
@@ -49,6 +62,7 @@ pub struct SwarmConfig {
 impl Default for SwarmConfig {
     fn default() -> Self {
         Self {
+            transport: Transport::Memory,
             nodes: 1000,
             tuples: 1000,
             topology: Topology::Tree,
@@ -158,7 +172,42 @@ const BATCH: u64 = 2048;
 /// How often the curve is sampled and timers run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
-/// Run a swarm; `progress` sees each sample as it is taken.
+/// Why a swarm cannot run as configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SwarmError {
+    /// inproc connections are never re-established after a peer leaves.
+    #[error("churn needs --transport memory or tcp: inproc connections do not come back after a node leaves")]
+    ChurnOverInproc,
+    /// The sockets would need more file descriptors than the process may have.
+    #[error("{nodes} nodes over {transport} need about {needed} file descriptors; this process may open {limit}")]
+    TooManySockets {
+        /// Nodes asked for.
+        nodes: usize,
+        /// The transport.
+        transport: &'static str,
+        /// Descriptors needed, roughly.
+        needed: u64,
+        /// The process limit.
+        limit: u64,
+    },
+    /// A node could not start, bind or connect.
+    #[error("{0}")]
+    Node(#[from] crate::Error),
+}
+
+/// Run a swarm over the configured transport; `progress` sees each sample
+/// as it is taken.
+pub fn run_any(
+    config: &SwarmConfig,
+    progress: impl FnMut(&Sample),
+) -> Result<SwarmReport, SwarmError> {
+    match config.transport {
+        Transport::Memory => Ok(run(config, progress)),
+        Transport::Inproc | Transport::Tcp => sockets::run(config, progress),
+    }
+}
+
+/// Run a swarm in memory; `progress` sees each sample as it is taken.
 pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmReport {
     let setup_start = Instant::now();
     let mut rng = Rng(config.seed);
@@ -407,6 +456,194 @@ impl SwarmReport {
             points.join(" ")
         ));
         svg
+    }
+}
+
+/// The same scenario over real ZeroMQ sockets.
+mod sockets {
+    use std::time::{Duration, Instant};
+
+    use super::{
+        process_status, tuple, Rng, Sample, SwarmConfig, SwarmError, SwarmReport, Topology,
+        Transport,
+    };
+    use crate::{Node, Reactor};
+
+    /// The descriptor limit of this process (RLIMIT_NOFILE), from /proc.
+    fn descriptor_limit() -> Option<u64> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        line.split_whitespace().nth(3)?.parse().ok()
+    }
+
+    pub(super) fn run(
+        config: &SwarmConfig,
+        mut progress: impl FnMut(&Sample),
+    ) -> Result<SwarmReport, SwarmError> {
+        let n = config.nodes.max(1);
+        let links = match config.topology {
+            Topology::Graph(k) => k.max(1),
+            _ => 1,
+        } as u64;
+        // A ROUTER and a DEALER per link; over tcp also two monitor sockets
+        // per link and a descriptor at each end of each connection.
+        let (per_node, transport) = match config.transport {
+            Transport::Tcp => (1 + 5 * links, "tcp"),
+            _ => (1 + links, "inproc"),
+        };
+        let needed = per_node * n as u64 + 64;
+        if let Some(limit) = descriptor_limit() {
+            if needed > limit {
+                return Err(SwarmError::TooManySockets {
+                    nodes: n,
+                    transport,
+                    needed,
+                    limit,
+                });
+            }
+        }
+        if config.churn > 0.0 && config.transport == Transport::Inproc {
+            return Err(SwarmError::ChurnOverInproc);
+        }
+        let setup_start = Instant::now();
+        let reactor = Reactor::start().map_err(|_| crate::Error::Stopped)?;
+        let mut rng = Rng(config.seed);
+        let run_id = std::process::id();
+        let mut nodes: Vec<Option<Node>> = Vec::with_capacity(n);
+        let mut endpoints = Vec::with_capacity(n);
+        for i in 0..n {
+            let node = Node::on(&reactor, &format!("node-{i}"), config.settings)?;
+            let endpoint = if config.transport == Transport::Tcp {
+                node.bind("tcp://127.0.0.1:*")?;
+                format!("tcp://127.0.0.1:{}", node.port()?)
+            } else {
+                let endpoint = format!("inproc://swarm-{run_id}-{i}");
+                node.bind(&endpoint)?;
+                endpoint
+            };
+            nodes.push(Some(node));
+            endpoints.push(endpoint);
+        }
+        let mut targets: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for i in 1..n {
+            targets[i] = match config.topology {
+                Topology::Tree => vec![rng.below(i)],
+                Topology::Chain => vec![i - 1],
+                Topology::Star => vec![0],
+                Topology::Graph(k) => rng.sample(i, k.max(1)),
+            };
+            for &j in &targets[i] {
+                if let Some(node) = &nodes[i] {
+                    node.connect(&endpoints[j])?;
+                }
+            }
+        }
+        let setup = setup_start.elapsed();
+        let announcers: Vec<usize> = if config.tuples <= n {
+            rng.sample(n, config.tuples)
+        } else {
+            (0..config.tuples).map(|t| t % n).collect()
+        };
+        let churned = rng.sample(
+            n,
+            (config.churn.clamp(0.0, 1.0) * n as f64).round() as usize,
+        );
+        let start = Instant::now();
+        for (t, &i) in announcers.iter().enumerate() {
+            let (endpoint, service) = tuple(t);
+            if let Some(node) = &nodes[i] {
+                node.announce(&endpoint, &service)?;
+            }
+        }
+        let mut known = vec![0usize; n];
+        let mut delivered = 0usize;
+        let mut churn_state = if churned.is_empty() { 2 } else { 0 };
+        let mut curve = Vec::new();
+        let mut converged = false;
+        while start.elapsed() < config.timeout {
+            for (i, node) in nodes.iter().enumerate() {
+                if let Some(node) = node {
+                    let got = node.try_deliveries().count();
+                    known[i] += got;
+                    delivered += got;
+                }
+            }
+            if churn_state == 0 && delivered >= n {
+                for &i in &churned {
+                    nodes[i] = None;
+                    known[i] = 0;
+                }
+                churn_state = 1;
+            } else if churn_state == 1 {
+                for &i in &churned {
+                    let node = Node::on(&reactor, &format!("node-{i}"), config.settings)?;
+                    // The old listener closes asynchronously: retry, bounded.
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while let Err(e) = node.bind(&endpoints[i]) {
+                        if Instant::now() >= deadline {
+                            return Err(e.into());
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    for &j in &targets[i] {
+                        node.connect(&endpoints[j])?;
+                    }
+                    for (t, &a) in announcers.iter().enumerate() {
+                        if a == i {
+                            let (endpoint, service) = tuple(t);
+                            node.announce(&endpoint, &service)?;
+                        }
+                    }
+                    nodes[i] = Some(node);
+                }
+                churn_state = 2;
+            }
+            let live = nodes.iter().filter(|n| n.is_some()).count();
+            let complete = (0..n)
+                .filter(|&i| nodes[i].is_some() && known[i] >= config.tuples)
+                .count();
+            let sample = Sample {
+                elapsed: start.elapsed(),
+                complete,
+                live,
+            };
+            progress(&sample);
+            curve.push(sample);
+            if churn_state == 2 && complete == live {
+                converged = true;
+                break;
+            }
+            // Deliveries arrive on channels: look again shortly.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let elapsed = start.elapsed();
+        let mut report = SwarmReport {
+            converged,
+            elapsed,
+            setup,
+            curve,
+            messages: 0,
+            duplicates: 0,
+            churned: churned.len(),
+            incomplete: Vec::new(),
+            incomplete_count: 0,
+            peak_rss_kib: None,
+            threads: None,
+        };
+        for (i, node) in nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            let stats = node.stats()?;
+            report.messages += stats.sent;
+            report.duplicates += stats.duplicates;
+            if known[i] < config.tuples {
+                report.incomplete_count += 1;
+                if report.incomplete.len() < 10 {
+                    report.incomplete.push((i, known[i]));
+                }
+            }
+        }
+        (report.peak_rss_kib, report.threads) = process_status();
+        Ok(report)
     }
 }
 

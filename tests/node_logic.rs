@@ -139,7 +139,11 @@ fn a_silent_session_expires_after_the_timeout() {
     // A peer that says HELLO and nothing more (as a CZMQ remote does).
     mesh.inject_to_server(a, vec![b"peer".to_vec(), vec![0xaa, 0xa0, 0x01, 0x01]], now);
     assert_eq!(mesh.node(a).unwrap().sessions(), 1);
-    advance(&mut mesh, &mut now, 1100);
+    advance(
+        &mut mesh,
+        &mut now,
+        Settings::default().timeout.as_millis() as u64 + 100,
+    );
     assert_eq!(mesh.node(a).unwrap().sessions(), 0);
 }
 

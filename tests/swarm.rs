@@ -81,3 +81,39 @@ fn csv_and_svg_describe_the_curve() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.contains("<polyline") && svg.contains("50 &lt;nodes&gt;"));
 }
+
+#[test]
+fn a_swarm_over_inproc_sockets_converges() {
+    let mut config = config(100, 100, Topology::Tree, 0.0);
+    config.transport = swarm::Transport::Inproc;
+    let report = swarm::run_any(&config, |_| {}).unwrap();
+    assert!(report.converged, "{:?}", report.incomplete);
+    assert!(report.messages > 0);
+}
+
+#[test]
+fn a_swarm_over_tcp_converges_under_churn() {
+    let mut config = config(60, 60, Topology::Tree, 0.1);
+    config.transport = swarm::Transport::Tcp;
+    let report = swarm::run_any(&config, |_| {}).unwrap();
+    assert!(report.converged, "{:?}", report.incomplete);
+    assert_eq!(report.churned, 6);
+}
+
+#[test]
+fn impossible_socket_swarms_are_refused_up_front() {
+    let mut config = config(100_000, 10, Topology::Tree, 0.0);
+    config.transport = swarm::Transport::Tcp;
+    let err = swarm::run_any(&config, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("file descriptors"), "{err}");
+    let mut config = config_small_inproc_churn();
+    config.transport = swarm::Transport::Inproc;
+    assert_eq!(
+        swarm::run_any(&config, |_| {}).unwrap_err(),
+        swarm::SwarmError::ChurnOverInproc
+    );
+}
+
+fn config_small_inproc_churn() -> SwarmConfig {
+    config(10, 10, Topology::Chain, 0.5)
+}
