@@ -10,7 +10,9 @@
 //! Each side drives its server with raw DEALER sockets the same way, in its
 //! own process (inproc only works within one): Rust for ours and raw libzmq,
 //! `tests/czmq/czmq_bench.c` for CZMQ. Run with
-//! `cargo bench --bench zgossip` (`-- --quick` for a shorter run).
+//! `cargo bench --bench zgossip` (`-- --quick` for a shorter run; other
+//! arguments keep only the measures whose name contains one of them, e.g.
+//! `-- pipelined`; `--ours` measures only our node).
 
 use std::process::Command;
 
@@ -202,7 +204,12 @@ fn fmt_rate(rate: f64) -> String {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only_ours = args.iter().any(|a| a == "--ours");
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
     let scale = if quick { 5 } else { 1 };
     let runs = if quick { 1 } else { 3 };
     let (seq, piped, window) = (20_000 / scale, 100_000 / scale, 100);
@@ -227,49 +234,57 @@ fn main() {
     };
     for transport in ["inproc", "ipc", "tcp"] {
         for (label, count, w) in [("sequential", seq, 1), ("pipelined", piped, window)] {
+            let name = format!("PING/PONG {label}, {transport}");
+            if !wanted(&name) {
+                continue;
+            }
             let ours_ns = best(runs, || {
                 let (server, at) = ours(transport);
                 let ns = pingpong(&at, count, w);
                 server.stop();
                 ns
             });
-            let raw_ns = best(runs, || {
-                let (server, at) = raw(transport);
-                let ns = pingpong(&at, count, w);
-                server.stop();
-                ns
+            let raw_ns = (!only_ours).then(|| {
+                best(runs, || {
+                    let (server, at) = raw(transport);
+                    let ns = pingpong(&at, count, w);
+                    server.stop();
+                    ns
+                })
             });
             let czmq_ns = (0..runs)
+                .filter(|_| !only_ours)
                 .filter_map(|_| czmq(&["pingpong", transport, &count.to_string(), &w.to_string()]))
                 .min();
-            row(
-                &format!("PING/PONG {label}, {transport}"),
-                count,
-                ours_ns,
-                czmq_ns,
-                Some(raw_ns),
-            );
+            row(&name, count, ours_ns, czmq_ns, raw_ns);
         }
     }
     let tuples = 20_000 / scale;
-    let ours_ns = best(runs, || {
-        let (server, at) = ours("inproc");
-        let Server::Ours(node) = &server else {
-            unreachable!()
-        };
-        let ns = ingest(node, &at, tuples);
-        server.stop();
-        ns
-    });
-    let czmq_ns = (0..runs)
-        .filter_map(|_| czmq(&["ingest", "inproc", &tuples.to_string()]))
-        .min();
-    row("ANNOUNCE ingest, inproc", tuples, ours_ns, czmq_ns, None);
+    if wanted("ANNOUNCE ingest, inproc") {
+        let ours_ns = best(runs, || {
+            let (server, at) = ours("inproc");
+            let Server::Ours(node) = &server else {
+                unreachable!()
+            };
+            let ns = ingest(node, &at, tuples);
+            server.stop();
+            ns
+        });
+        let czmq_ns = (0..runs)
+            .filter(|_| !only_ours)
+            .filter_map(|_| czmq(&["ingest", "inproc", &tuples.to_string()]))
+            .min();
+        row("ANNOUNCE ingest, inproc", tuples, ours_ns, czmq_ns, None);
+    }
     for (sessions, count) in [
         (10, 2000 / scale),
         (100, 200 / scale),
         (1000, 20 / scale.min(4)),
     ] {
+        let name = format!("fan-out to {sessions} sessions, inproc");
+        if !wanted(&name) {
+            continue;
+        }
         let ours_ns = best(runs, || {
             let (server, at) = ours("inproc");
             let Server::Ours(node) = &server else {
@@ -280,6 +295,7 @@ fn main() {
             ns
         });
         let czmq_ns = (0..runs)
+            .filter(|_| !only_ours)
             .filter_map(|_| {
                 czmq(&[
                     "fanout",
@@ -289,13 +305,7 @@ fn main() {
                 ])
             })
             .min();
-        row(
-            &format!("fan-out to {sessions} sessions, inproc"),
-            sessions * count,
-            ours_ns,
-            czmq_ns,
-            None,
-        );
+        row(&name, sessions * count, ours_ns, czmq_ns, None);
     }
     // Let the last sockets close before the process ends.
     std::thread::sleep(Duration::from_millis(10));
