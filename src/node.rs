@@ -1,6 +1,6 @@
 //! The zgossip node, sans I/O: server sessions (the generated engine), remote
 //! sessions, the tuple table and the acceptance rule. Drivers feed it frames,
-//! commands and the time, and carry out its [`Output`]s; [`crate::reactor`]
+//! commands and the time, and carry out its [`Output`]s; `zproto_runtime::reactor`
 //! does so over ZeroMQ sockets.
 
 use std::time::{Duration, Instant};

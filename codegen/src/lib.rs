@@ -1,7 +1,9 @@
 //! # zproto-codegen
 //!
 //! Generate Rust from [zproto](https://github.com/zeromq/zproto) XML models,
-//! byte-compatible with the C code zproto generates.
+//! byte-compatible with the C code zproto generates: codecs from codec
+//! models (message sets), state machines from server models, an ABNF grammar
+//! per codec, and a one-time handler skeleton per server.
 //!
 //! The generator runs in distinct stages, one module each:
 //!

@@ -27,7 +27,7 @@ enum Command {
         /// Output directory.
         #[arg(short, long, default_value = "generated")]
         out: PathBuf,
-        /// Do not emit round-trip tests from the models' <test> values.
+        /// Do not emit round-trip tests from the models' `<test>` values.
         #[arg(long)]
         no_tests: bool,
         /// Do not write the ABNF grammar.
