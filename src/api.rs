@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zproto_runtime::reactor::{self, Outgoing, Service, SocketError, Sockets};
-use zproto_runtime::Frame;
 
 use crate::node::{NodeCore, Output, SettingError, Settings, Stats};
 
@@ -155,11 +154,11 @@ impl Service for GossipService {
         }
     }
 
-    fn on_peer(&mut self, frames: &[Frame], now: Instant) {
+    fn on_peer(&mut self, frames: &[&[u8]], now: Instant) {
         self.core.on_peer_frames(frames, now);
     }
 
-    fn on_remote(&mut self, remote: usize, frames: &[Frame], now: Instant) {
+    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant) {
         self.core.on_remote_frames(remote, frames, now);
     }
 
@@ -175,21 +174,17 @@ impl Service for GossipService {
         self.core.next_deadline()
     }
 
-    fn outgoing(&mut self) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        for output in self.core.take_outputs() {
+    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing)) {
+        for output in self.core.drain_outputs() {
             match output {
-                Output::ToPeer(frames) => out.push(Outgoing::ToPeer(frames)),
-                Output::ToRemote { remote, frames } => {
-                    out.push(Outgoing::ToRemote { remote, frames })
-                }
+                Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
+                Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
                 Output::Deliver { endpoint, service } => {
                     // The application may have dropped its receiver.
                     let _ = self.deliveries.send(Delivery { endpoint, service });
                 }
             }
         }
-        out
     }
 }
 

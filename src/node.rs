@@ -387,4 +387,9 @@ impl NodeCore {
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)
     }
+
+    /// What the driver must do, in order, keeping the queue's buffer.
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.outputs.drain(..)
+    }
 }

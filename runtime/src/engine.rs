@@ -96,6 +96,17 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         }
     }
 
+    /// Make a used scratchpad ready for another run with `message`, keeping
+    /// its buffers (and the trace and animate settings).
+    pub fn reset(&mut self, message: Option<M>) {
+        self.message = message;
+        self.next_event = None;
+        self.exception = None;
+        self.outbox.clear();
+        self.wakeup = None;
+        self.broadcasts.clear();
+    }
+
     /// Record every state, event and action in [`Io::trace`].
     pub fn record_trace(mut self) -> Self {
         self.trace = Some(Vec::new());
@@ -218,6 +229,16 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
     /// Messages the run sent to this session, in order.
     pub fn take_outbox(&mut self) -> Vec<M> {
         std::mem::take(&mut self.outbox)
+    }
+
+    /// Messages the run sent to this session, in order, keeping the buffer.
+    pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, M> {
+        self.outbox.drain(..)
+    }
+
+    /// Events to broadcast, keeping the buffer (see [`Io::take_broadcasts`]).
+    pub fn drain_broadcasts(&mut self) -> std::vec::Drain<'_, (E, bool)> {
+        self.broadcasts.drain(..)
     }
 
     /// The wakeup the run asked for, if any.

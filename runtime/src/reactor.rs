@@ -86,10 +86,11 @@ pub trait Service: Send + 'static {
     type Command: Send + 'static;
     /// Carry out a command; `sockets` binds and connects.
     fn command(&mut self, command: Self::Command, sockets: &mut Sockets, now: Instant);
-    /// Frames from a peer, routing id first.
-    fn on_peer(&mut self, frames: &[Frame], now: Instant);
+    /// Frames from a peer, routing id first (borrowed from the socket's
+    /// buffers: nothing is copied to receive).
+    fn on_peer(&mut self, frames: &[&[u8]], now: Instant);
     /// Frames from remote number `remote`.
-    fn on_remote(&mut self, remote: usize, frames: &[Frame], now: Instant);
+    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant);
     /// Remote `remote`'s connection was lost and is established again (tcp
     /// and ipc; libzmq reconnects by itself). The peer sees a new connection.
     fn on_remote_reconnected(&mut self, remote: usize, now: Instant);
@@ -97,8 +98,8 @@ pub trait Service: Send + 'static {
     fn tick(&mut self, now: Instant);
     /// When `tick` next has something to do.
     fn next_deadline(&self) -> Option<Instant>;
-    /// Messages to send, in order.
-    fn outgoing(&mut self) -> Vec<Outgoing>;
+    /// Hand every message to send, in order, to `send`.
+    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing));
 }
 
 /// A socket could not be bound or connected.
@@ -250,9 +251,24 @@ impl Sockets {
             Outgoing::ToPeer(frames) => (self.router.as_ref(), frames),
             Outgoing::ToRemote { remote, frames } => (self.dealers.get(remote), frames),
         };
-        if let Some(socket) = socket {
-            if let Err(e) = socket.send_multipart(frames, zmq::DONTWAIT) {
+        let Some(socket) = socket else { return };
+        let last = frames.len().saturating_sub(1);
+        for (i, frame) in frames.into_iter().enumerate() {
+            let flags = if i < last {
+                zmq::DONTWAIT | zmq::SNDMORE
+            } else {
+                zmq::DONTWAIT
+            };
+            // libzmq keeps small frames inline: copying them there is cheaper
+            // than handing over a heap buffer, which it must track and free.
+            let sent = if frame.len() <= SMALL_FRAME {
+                socket.send(&frame[..], flags)
+            } else {
+                socket.send(frame, flags)
+            };
+            if let Err(e) = sent {
                 tracing::debug!("send failed: {e}");
+                return;
             }
         }
     }
@@ -367,6 +383,9 @@ enum Source {
 /// busy peer cannot starve the others.
 const BATCH: usize = 256;
 
+/// Frames up to this size fit in a libzmq message without a heap buffer.
+const SMALL_FRAME: usize = 32;
+
 /// At most this many rounds read busy sockets without polling the others.
 const HOT_ROUNDS: u32 = 16;
 
@@ -375,6 +394,8 @@ struct Loop<S: Service> {
     requests: Receiver<Request<S>>,
     services: HashMap<ServiceId, Hosted<S>>,
     next_id: ServiceId,
+    /// Receive buffers, reused from message to message.
+    parts: Vec<zmq::Message>,
 }
 
 impl<S: Service> Loop<S> {
@@ -384,6 +405,7 @@ impl<S: Service> Loop<S> {
             requests,
             services: HashMap::new(),
             next_id: 0,
+            parts: Vec::new(),
         }
     }
 
@@ -526,11 +548,13 @@ impl<S: Service> Loop<S> {
             Some(r) => h.sockets.dealers.get(r),
         };
         let Some(socket) = socket else { return 0 };
+        let parts = &mut self.parts;
         let mut read = 0;
-        for _ in 0..BATCH {
-            match socket.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => {
+        while read < BATCH {
+            match receive(socket, parts) {
+                Ok(()) => {
                     read += 1;
+                    let frames: Vec<&[u8]> = parts.iter().map(|m| &m[..]).collect();
                     match remote {
                         None => h.service.on_peer(&frames, now),
                         Some(r) => h.service.on_remote(r, &frames, now),
@@ -572,10 +596,29 @@ impl<S: Service> Loop<S> {
     }
 }
 
-fn flush<S: Service>(h: &mut Hosted<S>) {
-    for outgoing in h.service.outgoing() {
-        h.sockets.send(outgoing);
+/// Receive one multipart message into `parts`, reusing their buffers.
+fn receive(socket: &zmq::Socket, parts: &mut Vec<zmq::Message>) -> Result<(), zmq::Error> {
+    let mut count = 0;
+    loop {
+        if parts.len() == count {
+            parts.push(zmq::Message::new());
+        }
+        // After the first part the rest of the message is already here.
+        let flags = if count == 0 { zmq::DONTWAIT } else { 0 };
+        socket.recv(&mut parts[count], flags)?;
+        count += 1;
+        if !parts[count - 1].get_more() {
+            break;
+        }
     }
+    parts.truncate(count);
+    Ok(())
+}
+
+fn flush<S: Service>(h: &mut Hosted<S>) {
+    let sockets = &h.sockets;
+    h.service
+        .drain_outgoing(&mut |outgoing| sockets.send(outgoing));
 }
 
 #[cfg(test)]

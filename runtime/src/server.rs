@@ -69,7 +69,8 @@ pub struct Sessions<M: StateMachine> {
     retired: Vec<usize>,
     /// Broadcasts raised by runs: (event, slot to leave out).
     pending: Vec<(M::Event, Option<usize>)>,
-    animate: bool,
+    /// The scratchpad of every run, reused so that runs allocate nothing.
+    io: Io<M::Event, M::Message>,
 }
 
 impl<M: StateMachine> fmt::Debug for Sessions<M> {
@@ -93,7 +94,7 @@ impl<M: StateMachine> Sessions<M> {
             outgoing: Vec::new(),
             retired: Vec::new(),
             pending: Vec::new(),
-            animate: false,
+            io: Io::default(),
         }
     }
 
@@ -105,7 +106,8 @@ impl<M: StateMachine> Sessions<M> {
 
     /// Log every state, event and action at debug level.
     pub fn set_animate(&mut self, on: bool) {
-        self.animate = on;
+        let io = std::mem::take(&mut self.io);
+        self.io = io.animate(on);
     }
 
     /// Number of live sessions.
@@ -224,22 +226,21 @@ impl<M: StateMachine> Sessions<M> {
         else {
             return;
         };
-        let mut io = Io::new(message).animate(self.animate);
+        let io = &mut self.io;
+        io.reset(message);
         // Any event cancels a pending wakeup.
         entry.wakeup = None;
-        let outcome = M::execute(
-            actions,
-            &mut entry.session,
-            &mut entry.state,
-            event,
-            &mut io,
-        );
+        let outcome = M::execute(actions, &mut entry.session, &mut entry.state, event, io);
         if let Some((delay, event)) = io.take_wakeup() {
             entry.wakeup = Some((now + delay, event));
         }
-        for message in io.take_outbox() {
-            self.outgoing.push((slot, message));
+        self.outgoing
+            .extend(io.drain_outbox().map(|message| (slot, message)));
+        for (event, except_self) in io.drain_broadcasts() {
+            self.pending.push((event, except_self.then_some(slot)));
         }
+        // The received message is not kept between runs.
+        io.reset(None);
         match outcome {
             Outcome::Waiting => {}
             Outcome::Terminated => self.remove(slot),
@@ -247,9 +248,6 @@ impl<M: StateMachine> Sessions<M> {
                 tracing::warn!(state, event, "unhandled event: session ended");
                 self.remove(slot);
             }
-        }
-        for (event, except_self) in io.take_broadcasts() {
-            self.pending.push((event, except_self.then_some(slot)));
         }
     }
 
