@@ -20,7 +20,7 @@ use std::process::Command;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use zgossip::msg::{Announce, ZgossipMsg};
 use zgossip::swarm::tuple;
@@ -339,6 +339,4 @@ fn main() {
         );
         row(&name, sessions * count, ours_ns, czmq_ns, None);
     }
-    // Let the last sockets close before the process ends.
-    std::thread::sleep(Duration::from_millis(10));
 }
