@@ -45,7 +45,8 @@ pub fn emit(
         } else {
             TokenStream::new()
         };
-        quote!(#[doc = #doc] #default #v)
+        let doc = docs(&doc);
+        quote!(#doc #default #v)
     });
     let state_names = model.states.iter().map(|s| {
         let v = ident(&names::camel(&s.name));
@@ -60,7 +61,8 @@ pub fn emit(
         } else {
             format!("Internal event `{}`.", e.name)
         };
-        quote!(#[doc = #doc] #v)
+        let doc = docs(&doc);
+        quote!(#doc #v)
     });
     let event_names = model.events.iter().map(|e| {
         let v = ident(&names::camel(&e.name));
@@ -136,6 +138,7 @@ pub fn emit(
         class_doc.push_str("\n\n");
         class_doc.push_str(&model.description);
     }
+    let class_doc = docs(&class_doc);
     let actions_doc = docs(&format!(
         "The application side of the `{class}` server: one method per custom action of the model.\n\n\
          `self` is the server, shared by every session; `Session` is the state of one client session. \
@@ -238,7 +241,7 @@ pub fn emit(
             }
         }
 
-        #[doc = #class_doc]
+        #class_doc
         ///
         /// Handle `event` in the session's `state`, and every event it leads to,
         /// until the machine waits for outside input or the session ends.
