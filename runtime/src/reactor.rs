@@ -204,6 +204,41 @@ impl Sockets {
         result.map(|_| ())
     }
 
+    /// Every socket's `ZMQ_FD`, as the loop's sources.
+    fn descriptors(&self, id: ServiceId, out: &mut HashMap<i32, Source>) {
+        if let Some(fd) = self.router.as_ref().and_then(|s| s.get_fd().ok()) {
+            out.insert(fd, Source::Router(id));
+        }
+        for (r, dealer) in self.dealers.iter().enumerate() {
+            if let Ok(fd) = dealer.get_fd() {
+                out.insert(fd, Source::Dealer(id, r));
+            }
+        }
+        for (r, monitor) in self.monitors.iter().enumerate() {
+            if let Some(fd) = monitor.as_ref().and_then(|m| m.get_fd().ok()) {
+                out.insert(fd, Source::Monitor(id, r));
+            }
+        }
+    }
+
+    /// Add to `hot` the sockets that have input waiting (`ZMQ_EVENTS`).
+    fn with_input(&self, id: ServiceId, hot: &mut Vec<Source>) {
+        let has_input = |s: &zmq::Socket| s.get_events().is_ok_and(|e| e.contains(zmq::POLLIN));
+        if self.router.as_ref().is_some_and(has_input) {
+            hot.push(Source::Router(id));
+        }
+        for (r, dealer) in self.dealers.iter().enumerate() {
+            if has_input(dealer) {
+                hot.push(Source::Dealer(id, r));
+            }
+        }
+        for (r, monitor) in self.monitors.iter().enumerate() {
+            if monitor.as_ref().is_some_and(has_input) {
+                hot.push(Source::Monitor(id, r));
+            }
+        }
+    }
+
     /// The port of the last bind (see [`Sockets::bind`]).
     pub fn port(&self) -> i32 {
         self.port
@@ -319,7 +354,10 @@ impl<S: Service> Reactor<S> {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("zproto-reactor".into())
-            .spawn(move || Loop::<S>::new(pull, rx).run())
+            .spawn(move || match Loop::<S>::new(pull, rx) {
+                Ok(event_loop) => event_loop.run(),
+                Err(e) => tracing::error!("reactor cannot start: {e}"),
+            })
             .map_err(|_| zmq::Error::ENOMEM)?;
         Ok(Arc::new(Self {
             requests: tx,
@@ -370,8 +408,8 @@ struct Hosted<S> {
     sockets: Sockets,
 }
 
-/// What a poll item belongs to.
-#[derive(Clone, Copy)]
+/// What a descriptor belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Wake,
     Router(ServiceId),
@@ -386,9 +424,6 @@ const BATCH: usize = 256;
 /// Frames up to this size fit in a libzmq message without a heap buffer.
 const SMALL_FRAME: usize = 32;
 
-/// At most this many rounds read busy sockets without polling the others.
-const HOT_ROUNDS: u32 = 16;
-
 struct Loop<S: Service> {
     wake: zmq::Socket,
     requests: Receiver<Request<S>>,
@@ -396,71 +431,195 @@ struct Loop<S: Service> {
     next_id: ServiceId,
     /// Receive buffers, reused from message to message.
     parts: Vec<zmq::Message>,
+    /// Readiness of every socket, through the descriptors libzmq signals.
+    epoll: Epoll,
+}
+
+/// An epoll set over libzmq's `ZMQ_FD` descriptors.
+///
+/// libzmq signals such a descriptor only when its socket goes from "nothing
+/// to do" to "something to do", and any call into the socket (a send, a
+/// getsockopt) may consume that signal. So the loop never waits on a socket
+/// it has touched until `ZMQ_EVENTS` says it has no input left: such sockets
+/// are kept "hot" and read without waiting. Unlike zmq_poll, a wait costs
+/// nothing per idle socket, which matters with thousands of sockets.
+struct Epoll {
+    fd: i32,
+    /// Registered descriptors and the socket each stands for.
+    sources: HashMap<i32, Source>,
+    events: Vec<libc::epoll_event>,
+}
+
+impl Epoll {
+    fn new() -> Result<Self, zmq::Error> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(zmq::Error::EMFILE);
+        }
+        Ok(Self {
+            fd,
+            sources: HashMap::new(),
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
+        })
+    }
+
+    /// Make the set hold exactly `wanted`; returns the sources added.
+    fn sync(&mut self, wanted: &HashMap<i32, Source>) -> Vec<Source> {
+        let stale: Vec<i32> = self
+            .sources
+            .iter()
+            .filter(|&(fd, source)| wanted.get(fd) != Some(source))
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in stale {
+            self.sources.remove(&fd);
+            // SAFETY: removing a descriptor that may already be closed; an
+            // error (EBADF, ENOENT) only means it is gone already.
+            unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        }
+        let mut added = Vec::new();
+        for (&fd, &source) in wanted {
+            if self.sources.contains_key(&fd) {
+                continue;
+            }
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: fd as u64,
+            };
+            // SAFETY: `event` outlives the call; EEXIST (a descriptor number
+            // reused before its old registration went away) is handled.
+            let rc = unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut event) };
+            if rc != 0 {
+                // SAFETY: as above, replacing the stale registration.
+                unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_MOD, fd, &mut event) };
+            }
+            self.sources.insert(fd, source);
+            added.push(source);
+        }
+        added
+    }
+
+    /// Sources whose descriptor signalled within `timeout` ms.
+    fn wait(&mut self, timeout: i64, ready: &mut Vec<Source>) {
+        let timeout = i32::try_from(timeout).unwrap_or(i32::MAX);
+        // SAFETY: the buffer holds `events.len()` entries.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.fd,
+                self.events.as_mut_ptr(),
+                self.events.len() as i32,
+                timeout,
+            )
+        };
+        for event in self.events.iter().take(usize::try_from(n).unwrap_or(0)) {
+            if let Some(&source) = self.sources.get(&(event.u64 as i32)) {
+                if !ready.contains(&source) {
+                    ready.push(source);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: our own descriptor, closed once.
+        unsafe { libc::close(self.fd) };
+    }
 }
 
 impl<S: Service> Loop<S> {
-    fn new(wake: zmq::Socket, requests: Receiver<Request<S>>) -> Self {
-        Self {
+    fn new(wake: zmq::Socket, requests: Receiver<Request<S>>) -> Result<Self, zmq::Error> {
+        Ok(Self {
             wake,
             requests,
             services: HashMap::new(),
             next_id: 0,
             parts: Vec::new(),
-        }
+            epoll: Epoll::new()?,
+        })
     }
 
     fn run(mut self) {
-        // Sockets that yielded messages last round are read again without
-        // polling: under load they usually have more, and zmq_poll costs a
-        // system call. Bounded, so that other sockets are polled regularly.
+        // Sockets that may have input without their descriptor signalling.
         let mut hot: Vec<Source> = Vec::new();
-        let mut streak = 0;
+        let mut ready: Vec<Source> = Vec::new();
+        hot.extend(self.sync_sockets());
         loop {
-            let ready: Vec<Source> = if !hot.is_empty() && streak < HOT_ROUNDS {
-                streak += 1;
-                std::mem::take(&mut hot)
+            ready.clear();
+            ready.append(&mut hot);
+            let timeout = if ready.is_empty() {
+                self.poll_timeout()
             } else {
-                streak = 0;
-                hot.clear();
-                match self.poll(self.poll_timeout()) {
-                    Ok(ready) => ready,
-                    Err(e) => {
-                        tracing::error!("reactor poll failed: {e}");
-                        return;
-                    }
-                }
+                0
             };
+            self.epoll.wait(timeout, &mut ready);
             let now = Instant::now();
-            for source in ready {
-                let read = match source {
+            let mut changed = false;
+            let mut touched: Vec<ServiceId> = Vec::new();
+            for &source in &ready {
+                match source {
                     Source::Wake => {
-                        let mut woken = false;
-                        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {
-                            woken = true;
+                        while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
+                        match self.serve_requests(now) {
+                            None => return,
+                            Some(ids) => {
+                                changed |= !ids.is_empty();
+                                touched.extend(ids);
+                            }
                         }
-                        if !self.serve_requests(now) {
-                            return;
-                        }
-                        woken
                     }
-                    Source::Router(id) => self.read(id, None, now) > 0,
-                    Source::Dealer(id, r) => self.read(id, Some(r), now) > 0,
-                    Source::Monitor(id, r) => {
-                        self.read_monitor(id, r, now);
-                        false
+                    Source::Router(id) | Source::Dealer(id, _) => {
+                        let remote = match source {
+                            Source::Dealer(_, r) => Some(r),
+                            _ => None,
+                        };
+                        self.read(id, remote, now);
+                        touched.push(id);
                     }
-                };
-                if read {
-                    hot.push(source);
+                    Source::Monitor(id, r) => self.read_monitor(id, r, now),
                 }
             }
-            for h in self.services.values_mut() {
+            for (&id, h) in self.services.iter_mut() {
                 if h.service.next_deadline().is_some_and(|at| at <= now) {
                     h.service.tick(now);
                 }
-                flush(h);
+                if flush(h) > 0 {
+                    touched.push(id);
+                }
+            }
+            if changed {
+                hot.extend(self.sync_sockets());
+            }
+            // A touched socket may have consumed its own signal: look.
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched {
+                if let Some(h) = self.services.get(&id) {
+                    h.sockets.with_input(id, &mut hot);
+                }
+            }
+            if self
+                .wake
+                .get_events()
+                .is_ok_and(|e| e.contains(zmq::POLLIN))
+            {
+                hot.push(Source::Wake);
             }
         }
+    }
+
+    /// Register every socket's descriptor; returns the newly registered.
+    fn sync_sockets(&mut self) -> Vec<Source> {
+        let mut wanted = HashMap::new();
+        if let Ok(fd) = self.wake.get_fd() {
+            wanted.insert(fd, Source::Wake);
+        }
+        for (&id, h) in &self.services {
+            h.sockets.descriptors(id, &mut wanted);
+        }
+        self.epoll.sync(&wanted)
     }
 
     /// Until the earliest service deadline, at most a second.
@@ -475,43 +634,13 @@ impl<S: Service> Loop<S> {
             })
     }
 
-    /// Poll every socket; returns the readable ones.
-    fn poll(&self, timeout: i64) -> Result<Vec<Source>, zmq::Error> {
-        let mut sources = vec![Source::Wake];
-        let mut items = vec![self.wake.as_poll_item(zmq::POLLIN)];
-        for (&id, h) in &self.services {
-            if let Some(router) = &h.sockets.router {
-                items.push(router.as_poll_item(zmq::POLLIN));
-                sources.push(Source::Router(id));
-            }
-            for (r, dealer) in h.sockets.dealers.iter().enumerate() {
-                items.push(dealer.as_poll_item(zmq::POLLIN));
-                sources.push(Source::Dealer(id, r));
-            }
-            for (r, monitor) in h.sockets.monitors.iter().enumerate() {
-                if let Some(monitor) = monitor {
-                    items.push(monitor.as_poll_item(zmq::POLLIN));
-                    sources.push(Source::Monitor(id, r));
-                }
-            }
-        }
-        match zmq::poll(&mut items, timeout) {
-            Ok(_) | Err(zmq::Error::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-        Ok(items
-            .iter()
-            .zip(sources)
-            .filter(|(item, _)| item.is_readable())
-            .map(|(_, source)| source)
-            .collect())
-    }
-
-    /// Returns false on shutdown.
-    fn serve_requests(&mut self, now: Instant) -> bool {
+    /// Carry out requests; returns the services whose sockets may have
+    /// changed or been touched, or `None` on shutdown.
+    fn serve_requests(&mut self, now: Instant) -> Option<Vec<ServiceId>> {
+        let mut touched = Vec::new();
         while let Ok(request) = self.requests.try_recv() {
             match request {
-                Request::Shutdown => return false,
+                Request::Shutdown => return None,
                 Request::Add(service, reply) => {
                     let id = self.next_id;
                     self.next_id += 1;
@@ -526,16 +655,18 @@ impl<S: Service> Loop<S> {
                 }
                 Request::Remove(id) => {
                     self.services.remove(&id);
+                    touched.push(id);
                 }
                 Request::Command(id, command) => {
                     if let Some(h) = self.services.get_mut(&id) {
                         h.service.command(command, &mut h.sockets, now);
                         flush(h);
+                        touched.push(id);
                     }
                 }
             }
         }
-        true
+        Some(touched)
     }
 
     /// Read up to [`BATCH`] messages; returns how many.
@@ -615,10 +746,15 @@ fn receive(socket: &zmq::Socket, parts: &mut Vec<zmq::Message>) -> Result<(), zm
     Ok(())
 }
 
-fn flush<S: Service>(h: &mut Hosted<S>) {
+/// Send what the service has to send; returns how many messages.
+fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
     let sockets = &h.sockets;
-    h.service
-        .drain_outgoing(&mut |outgoing| sockets.send(outgoing));
+    let mut sent = 0;
+    h.service.drain_outgoing(&mut |outgoing| {
+        sockets.send(outgoing);
+        sent += 1;
+    });
+    sent
 }
 
 #[cfg(test)]
