@@ -409,7 +409,7 @@ struct Hosted<S> {
 }
 
 /// What a descriptor belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Source {
     Wake,
     Router(ServiceId),
@@ -512,9 +512,15 @@ impl Epoll {
                 timeout,
             )
         };
-        for event in self.events.iter().take(usize::try_from(n).unwrap_or(0)) {
+        let n = usize::try_from(n).unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        // Hot sources may be many (thousands of nodes): look them up in a set.
+        let mut seen: std::collections::HashSet<Source> = ready.iter().copied().collect();
+        for event in self.events.iter().take(n) {
             if let Some(&source) = self.sources.get(&(event.u64 as i32)) {
-                if !ready.contains(&source) {
+                if seen.insert(source) {
                     ready.push(source);
                 }
             }
