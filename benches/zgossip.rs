@@ -63,6 +63,15 @@ fn ours(transport: &str) -> (Server, String) {
     (Server::Ours(node), at)
 }
 
+/// Measure `f` against a fresh node of ours on inproc.
+fn with_our_node(f: impl FnOnce(&Node, &str) -> u128) -> u128 {
+    let node = Node::new("bench").expect("node");
+    node.set("server/timeout", "600000").expect("set");
+    let at = endpoint("inproc", "ours");
+    node.bind(&at).expect("bind");
+    f(&node, &at)
+}
+
 /// A ROUTER that echoes every message: the most a server can do.
 fn raw(transport: &str) -> (Server, String) {
     let router = reactor::socket(zmq::ROUTER).expect("router");
@@ -86,10 +95,14 @@ fn raw(transport: &str) -> (Server, String) {
 
 impl Server {
     fn stop(self) {
-        if let Server::Raw(thread, at) = self {
-            let d = dealer(&at);
-            let _ = d.send(&b""[..], 0);
-            let _ = thread.join();
+        match self {
+            // Dropping the node stops it.
+            Server::Ours(node) => drop(node),
+            Server::Raw(thread, at) => {
+                let d = dealer(&at);
+                let _ = d.send(&b""[..], 0);
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -285,15 +298,7 @@ fn main() {
     if wanted("ANNOUNCE ingest, inproc") {
         let (ours_ns, _, czmq_ns) = best_of(
             runs,
-            || {
-                let (server, at) = ours("inproc");
-                let Server::Ours(node) = &server else {
-                    unreachable!()
-                };
-                let ns = ingest(node, &at, tuples);
-                server.stop();
-                ns
-            },
+            || with_our_node(|node, at| ingest(node, at, tuples)),
             None,
             || {
                 if only_ours {
@@ -315,15 +320,7 @@ fn main() {
         }
         let (ours_ns, _, czmq_ns) = best_of(
             runs,
-            || {
-                let (server, at) = ours("inproc");
-                let Server::Ours(node) = &server else {
-                    unreachable!()
-                };
-                let ns = fanout(node, &at, sessions, count);
-                server.stop();
-                ns
-            },
+            || with_our_node(|node, at| fanout(node, at, sessions, count)),
             None,
             || {
                 if only_ours {

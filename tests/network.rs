@@ -38,6 +38,19 @@ fn wait_for(node: &Node, expected: &[(String, String)]) {
     }
 }
 
+/// A new node `b` connects to `a` at `endpoint`; each announces a tuple and
+/// both must end up with both. Returns `b` and the two tuples.
+fn exchange_with_a_new_peer(a: &Node, endpoint: &str) -> (Node, Vec<(String, String)>) {
+    let b = Node::new("b").unwrap();
+    b.connect(endpoint).unwrap();
+    a.announce("tcp://a:1", "A").unwrap();
+    b.announce("tcp://b:1", "B").unwrap();
+    let both = tuples(&[("tcp://a:1", "A"), ("tcp://b:1", "B")]);
+    expect_tuples(a, &both);
+    expect_tuples(&b, &both);
+    (b, both)
+}
+
 fn tuples(names: &[(&str, &str)]) -> Vec<(String, String)> {
     names
         .iter()
@@ -134,13 +147,7 @@ fn a_late_joiner_receives_the_full_state() {
     let endpoint = format!("inproc://{}", unique("late"));
     let a = Node::new("a").unwrap();
     a.bind(&endpoint).unwrap();
-    let b = Node::new("b").unwrap();
-    b.connect(&endpoint).unwrap();
-    a.announce("tcp://a:1", "A").unwrap();
-    b.announce("tcp://b:1", "B").unwrap();
-    let both = tuples(&[("tcp://a:1", "A"), ("tcp://b:1", "B")]);
-    expect_tuples(&a, &both);
-    expect_tuples(&b, &both);
+    let (_b, both) = exchange_with_a_new_peer(&a, &endpoint);
     let late = Node::new("late").unwrap();
     late.connect(&endpoint).unwrap();
     expect_tuples(&late, &both);
@@ -174,13 +181,7 @@ fn garbage_from_a_peer_does_not_stop_the_node() {
     );
     assert_eq!(a.stats().unwrap().malformed, 5);
 
-    let b = Node::new("b").unwrap();
-    b.connect(&endpoint).unwrap();
-    a.announce("tcp://a:1", "A").unwrap();
-    b.announce("tcp://b:1", "B").unwrap();
-    let both = tuples(&[("tcp://a:1", "A"), ("tcp://b:1", "B")]);
-    expect_tuples(&a, &both);
-    expect_tuples(&b, &both);
+    exchange_with_a_new_peer(&a, &endpoint);
 }
 
 #[test]
