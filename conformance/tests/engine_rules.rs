@@ -96,6 +96,7 @@ fn run(
     }
 }
 
+/// A session opened with OPEN, its notes of that cleared.
 fn open(server: &mut Server) -> (Session, State) {
     let mut session = Session::default();
     let mut state = State::default();
@@ -107,6 +108,7 @@ fn open(server: &mut Server) -> (Session, State) {
         Some(Open.into()),
     );
     assert_eq!(r.outcome, Outcome::Waiting);
+    session.notes.clear();
     (session, state)
 }
 
@@ -144,7 +146,6 @@ fn next_event_chains_in_the_same_run_with_after_and_before() {
         ..Server::default()
     };
     let (mut session, mut state) = open(&mut server);
-    session.notes.clear();
     let data = Data { value: "x".into() };
     let r = run(
         &mut server,
@@ -204,7 +205,6 @@ fn send_uses_the_fields_actions_stored() {
 fn an_exception_skips_the_rest_and_is_handled_in_the_current_state() {
     let mut server = Server::default();
     let (mut session, mut state) = open(&mut server);
-    session.notes.clear();
     let r = run(
         &mut server,
         &mut session,
@@ -235,7 +235,6 @@ fn an_exception_skips_the_rest_and_is_handled_in_the_current_state() {
 fn terminate_lets_later_actions_run_then_ends_the_session() {
     let mut server = Server::default();
     let (mut session, mut state) = open(&mut server);
-    session.notes.clear();
     let r = run(&mut server, &mut session, &mut state, Event::Stop, None);
     assert_eq!(r.outcome, Outcome::Terminated);
     assert_eq!(
@@ -252,7 +251,6 @@ fn terminate_lets_later_actions_run_then_ends_the_session() {
 fn an_exception_overrides_terminate() {
     let mut server = Server::default();
     let (mut session, mut state) = open(&mut server);
-    session.notes.clear();
     let r = run(
         &mut server,
         &mut session,
@@ -292,7 +290,6 @@ fn own_events_win_over_superstates_and_superstates_chain() {
     assert_eq!(session.notes, ["note own close"]);
     // `open` inherits CLOSE from `root`, two levels up (open -> base -> root).
     let (mut session, mut state) = open(&mut server);
-    session.notes.clear();
     let r = run(
         &mut server,
         &mut session,

@@ -236,7 +236,7 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         self.outbox.drain(..)
     }
 
-    /// Events to broadcast, keeping the buffer (see [`Io::take_broadcasts`]).
+    /// Events to broadcast, each with whether this session is left out.
     pub fn drain_broadcasts(&mut self) -> std::vec::Drain<'_, (E, bool)> {
         self.broadcasts.drain(..)
     }
@@ -244,11 +244,6 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
     /// The wakeup the run asked for, if any.
     pub fn take_wakeup(&mut self) -> Option<(Duration, E)> {
         self.wakeup.take()
-    }
-
-    /// Events to broadcast, each with whether this session is left out.
-    pub fn take_broadcasts(&mut self) -> Vec<(E, bool)> {
-        std::mem::take(&mut self.broadcasts)
     }
 
     /// The recorded trace (empty unless [`Io::record_trace`]).
