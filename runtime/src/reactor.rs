@@ -551,12 +551,15 @@ impl<S: Service> Loop<S> {
         // Sockets that may have input without their descriptor signalling.
         let mut hot: Vec<Source> = Vec::new();
         let mut ready: Vec<Source> = Vec::new();
+        // The earliest service deadline, found by the pass over services
+        // that ends every round (which also runs the due timers).
+        let mut earliest: Option<Instant> = None;
         hot.extend(self.sync_sockets());
         loop {
             ready.clear();
             ready.append(&mut hot);
             let timeout = if ready.is_empty() {
-                self.poll_timeout()
+                wait_until(earliest)
             } else {
                 0
             };
@@ -587,13 +590,20 @@ impl<S: Service> Loop<S> {
                     Source::Monitor(id, r) => self.read_monitor(id, r, now),
                 }
             }
+            earliest = None;
             for (&id, h) in self.services.iter_mut() {
-                if h.service.next_deadline().is_some_and(|at| at <= now) {
+                let mut deadline = h.service.next_deadline();
+                if deadline.is_some_and(|at| at <= now) {
                     h.service.tick(now);
+                    deadline = h.service.next_deadline();
                 }
                 if flush(h) > 0 {
                     touched.push(id);
                 }
+                earliest = match (earliest, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
             if changed {
                 hot.extend(self.sync_sockets());
@@ -626,18 +636,6 @@ impl<S: Service> Loop<S> {
             h.sockets.descriptors(id, &mut wanted);
         }
         self.epoll.sync(&wanted)
-    }
-
-    /// Until the earliest service deadline, at most a second.
-    fn poll_timeout(&self) -> i64 {
-        let now = Instant::now();
-        self.services
-            .values()
-            .filter_map(|h| h.service.next_deadline())
-            .min()
-            .map_or(1000, |at| {
-                at.saturating_duration_since(now).as_millis().min(1000) as i64
-            })
     }
 
     /// Carry out requests; returns the services whose sockets may have
@@ -750,6 +748,16 @@ fn receive(socket: &zmq::Socket, parts: &mut Vec<zmq::Message>) -> Result<(), zm
     }
     parts.truncate(count);
     Ok(())
+}
+
+/// Milliseconds to wait for `deadline` (none: a second at most, so that the
+/// loop stays lively).
+fn wait_until(deadline: Option<Instant>) -> i64 {
+    deadline.map_or(1000, |at| {
+        at.saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(1000) as i64
+    })
 }
 
 /// Send what the service has to send; returns how many messages.
