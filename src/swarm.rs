@@ -195,6 +195,55 @@ pub enum SwarmError {
     Node(#[from] crate::Error),
 }
 
+/// Who connects to whom, who announces what, who leaves: the random choices
+/// of a run, the same whatever the transport.
+#[derive(Debug)]
+struct Plan {
+    /// Per node, the nodes it connects to.
+    targets: Vec<Vec<usize>>,
+    /// Tuple `t` is announced by node `announcers[t]`.
+    announcers: Vec<usize>,
+    /// Nodes that leave and rejoin.
+    churned: Vec<usize>,
+    /// Per node, whether it is in `churned`.
+    is_churned: Vec<bool>,
+}
+
+impl Plan {
+    fn new(config: &SwarmConfig) -> Self {
+        let mut rng = Rng(config.seed);
+        let n = config.nodes.max(1);
+        let mut targets = vec![Vec::new(); n];
+        for (i, to) in targets.iter_mut().enumerate().skip(1) {
+            *to = match config.topology {
+                Topology::Tree => vec![rng.below(i)],
+                Topology::Chain => vec![i - 1],
+                Topology::Star => vec![0],
+                Topology::Graph(k) => rng.sample(i, k.max(1)),
+            };
+        }
+        let announcers = if config.tuples <= n {
+            rng.sample(n, config.tuples)
+        } else {
+            (0..config.tuples).map(|t| t % n).collect()
+        };
+        let churned = rng.sample(
+            n,
+            (config.churn.clamp(0.0, 1.0) * n as f64).round() as usize,
+        );
+        let mut is_churned = vec![false; n];
+        for &node in &churned {
+            is_churned[node] = true;
+        }
+        Self {
+            targets,
+            announcers,
+            churned,
+            is_churned,
+        }
+    }
+}
+
 /// Run a swarm over the configured transport; `progress` sees each sample
 /// as it is taken.
 pub fn run_any(
@@ -210,7 +259,7 @@ pub fn run_any(
 /// Run a swarm in memory; `progress` sees each sample as it is taken.
 pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmReport {
     let setup_start = Instant::now();
-    let mut rng = Rng(config.seed);
+    let plan = Plan::new(config);
     let mut mesh = Mesh::new();
     mesh.forget_deliveries();
     let n = config.nodes.max(1);
@@ -218,16 +267,9 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
         mesh.add(config.settings);
     }
     let now = Instant::now();
-    for i in 1..n {
-        match config.topology {
-            Topology::Tree => mesh.connect(i, rng.below(i), now),
-            Topology::Chain => mesh.connect(i, i - 1, now),
-            Topology::Star => mesh.connect(i, 0, now),
-            Topology::Graph(k) => {
-                for j in rng.sample(i, k.max(1)) {
-                    mesh.connect(i, j, now);
-                }
-            }
+    for (i, targets) in plan.targets.iter().enumerate() {
+        for &j in targets {
+            mesh.connect(i, j, now);
         }
     }
     // Let the HELLOs settle, so that the clock measures dissemination.
@@ -235,19 +277,12 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let setup = setup_start.elapsed();
 
     // Tuple t is announced by node announcers[t].
-    let announcers: Vec<usize> = if config.tuples <= n {
-        rng.sample(n, config.tuples)
-    } else {
-        (0..config.tuples).map(|t| t % n).collect()
-    };
-    let churned: Vec<usize> = rng.sample(
-        n,
-        (config.churn.clamp(0.0, 1.0) * n as f64).round() as usize,
-    );
-    let mut is_churned = vec![false; n];
-    for &node in &churned {
-        is_churned[node] = true;
-    }
+    let Plan {
+        announcers,
+        churned,
+        is_churned,
+        ..
+    } = plan;
 
     let start = Instant::now();
     for (t, &node) in announcers.iter().enumerate() {
@@ -464,7 +499,7 @@ mod sockets {
     use std::time::{Duration, Instant};
 
     use super::{
-        process_status, tuple, Rng, Sample, SwarmConfig, SwarmError, SwarmReport, Topology,
+        process_status, tuple, Plan, Sample, SwarmConfig, SwarmError, SwarmReport, Topology,
         Transport,
     };
     use crate::{Node, Reactor};
@@ -507,7 +542,7 @@ mod sockets {
         }
         let setup_start = Instant::now();
         let reactor = Reactor::start().map_err(|_| crate::Error::Stopped)?;
-        let mut rng = Rng(config.seed);
+        let plan = Plan::new(config);
         let run_id = std::process::id();
         let mut nodes: Vec<Option<Node>> = Vec::with_capacity(n);
         let mut endpoints = Vec::with_capacity(n);
@@ -524,30 +559,20 @@ mod sockets {
             nodes.push(Some(node));
             endpoints.push(endpoint);
         }
-        let mut targets: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for i in 1..n {
-            targets[i] = match config.topology {
-                Topology::Tree => vec![rng.below(i)],
-                Topology::Chain => vec![i - 1],
-                Topology::Star => vec![0],
-                Topology::Graph(k) => rng.sample(i, k.max(1)),
-            };
-            for &j in &targets[i] {
+        for (i, targets) in plan.targets.iter().enumerate() {
+            for &j in targets {
                 if let Some(node) = &nodes[i] {
                     node.connect(&endpoints[j])?;
                 }
             }
         }
         let setup = setup_start.elapsed();
-        let announcers: Vec<usize> = if config.tuples <= n {
-            rng.sample(n, config.tuples)
-        } else {
-            (0..config.tuples).map(|t| t % n).collect()
-        };
-        let churned = rng.sample(
-            n,
-            (config.churn.clamp(0.0, 1.0) * n as f64).round() as usize,
-        );
+        let Plan {
+            targets,
+            announcers,
+            churned,
+            ..
+        } = plan;
         let start = Instant::now();
         for (t, &i) in announcers.iter().enumerate() {
             let (endpoint, service) = tuple(t);
