@@ -133,6 +133,13 @@ pub struct Sockets {
     monitors: Vec<Option<zmq::Socket>>,
     /// Per remote: whether its connection was lost since the last handshake.
     lost: Vec<bool>,
+    /// The ROUTER was used (sent on, bound) since a read last found it
+    /// empty; see [`Sockets::look_again`].
+    router_unchecked: bool,
+    /// Per remote: its DEALER was sent on since a read last found it empty.
+    dealers_unchecked: Vec<bool>,
+    /// Some entry of `dealers_unchecked` is set.
+    any_dealer_unchecked: bool,
 }
 
 impl std::fmt::Debug for Sockets {
@@ -189,6 +196,8 @@ impl Sockets {
             let Some(router) = &self.router else {
                 return Ok(0);
             };
+            // zmq_bind processes the socket's pending commands.
+            self.router_unchecked = true;
             router.bind(endpoint).map_err(fail)?;
             Ok(match router.get_last_endpoint() {
                 Ok(Ok(last)) if last.starts_with("tcp://") => last
@@ -221,20 +230,38 @@ impl Sockets {
         }
     }
 
-    /// Add to `hot` the sockets that have input waiting (`ZMQ_EVENTS`).
-    fn with_input(&self, id: ServiceId, hot: &mut Vec<Source>) {
+    /// Add to `hot` the sockets used since a read last found them empty and
+    /// that have input waiting (`ZMQ_EVENTS`).
+    ///
+    /// A send or a bind makes libzmq process the socket's pending commands,
+    /// which may consume the descriptor's signal of input that arrived
+    /// meanwhile; a read that ends empty re-arms it. Only sockets used after
+    /// their last empty read need a look (one system call each), so a
+    /// request answered on the socket it came from costs none.
+    fn look_again(&mut self, id: ServiceId, hot: &mut Vec<Source>) {
         let has_input = |s: &zmq::Socket| s.get_events().is_ok_and(|e| e.contains(zmq::POLLIN));
-        if self.router.as_ref().is_some_and(has_input) {
+        if std::mem::take(&mut self.router_unchecked) && self.router.as_ref().is_some_and(has_input)
+        {
             hot.push(Source::Router(id));
         }
-        for (r, dealer) in self.dealers.iter().enumerate() {
-            if has_input(dealer) {
+        if !std::mem::take(&mut self.any_dealer_unchecked) {
+            return;
+        }
+        for (r, unchecked) in self.dealers_unchecked.iter_mut().enumerate() {
+            if std::mem::take(unchecked) && self.dealers.get(r).is_some_and(has_input) {
                 hot.push(Source::Dealer(id, r));
             }
         }
-        for (r, monitor) in self.monitors.iter().enumerate() {
-            if monitor.as_ref().is_some_and(has_input) {
-                hot.push(Source::Monitor(id, r));
+    }
+
+    /// A read found the socket of `remote` (None: the ROUTER) empty.
+    fn read_empty(&mut self, remote: Option<usize>) {
+        match remote {
+            None => self.router_unchecked = false,
+            Some(r) => {
+                if let Some(unchecked) = self.dealers_unchecked.get_mut(r) {
+                    *unchecked = false;
+                }
             }
         }
     }
@@ -278,13 +305,23 @@ impl Sockets {
         self.dealers.push(dealer);
         self.monitors.push(monitor);
         self.lost.push(false);
+        self.dealers_unchecked.push(false);
         Ok(self.dealers.len() - 1)
     }
 
-    fn send(&self, outgoing: Outgoing) {
+    fn send(&mut self, outgoing: Outgoing) {
         let (socket, frames) = match outgoing {
-            Outgoing::ToPeer(frames) => (self.router.as_ref(), frames),
-            Outgoing::ToRemote { remote, frames } => (self.dealers.get(remote), frames),
+            Outgoing::ToPeer(frames) => {
+                self.router_unchecked = true;
+                (self.router.as_ref(), frames)
+            }
+            Outgoing::ToRemote { remote, frames } => {
+                if let Some(unchecked) = self.dealers_unchecked.get_mut(remote) {
+                    *unchecked = true;
+                    self.any_dealer_unchecked = true;
+                }
+                (self.dealers.get(remote), frames)
+            }
         };
         let Some(socket) = socket else { return };
         let last = frames.len().saturating_sub(1);
@@ -440,8 +477,8 @@ struct Loop<S: Service> {
 /// libzmq signals such a descriptor only when its socket goes from "nothing
 /// to do" to "something to do", and any call into the socket (a send, a
 /// getsockopt) may consume that signal. So the loop never waits on a socket
-/// it has touched until `ZMQ_EVENTS` says it has no input left: such sockets
-/// are kept "hot" and read without waiting. Unlike zmq_poll, a wait costs
+/// it has used since a read last found it empty, until `ZMQ_EVENTS` says it
+/// has no input left: such sockets are kept "hot" and read without waiting. Unlike zmq_poll, a wait costs
 /// nothing per idle socket, which matters with thousands of sockets.
 struct Epoll {
     fd: i32,
@@ -584,7 +621,9 @@ impl<S: Service> Loop<S> {
                             Source::Dealer(_, r) => Some(r),
                             _ => None,
                         };
-                        self.read(id, remote, now);
+                        if self.read(id, remote, now) {
+                            hot.push(source);
+                        }
                         touched.push(id);
                     }
                     Source::Monitor(id, r) => self.read_monitor(id, r, now),
@@ -608,20 +647,15 @@ impl<S: Service> Loop<S> {
             if changed {
                 hot.extend(self.sync_sockets());
             }
-            // A touched socket may have consumed its own signal: look.
+            // A socket used since its last empty read may have consumed
+            // its own signal: look. (The wake socket is only ever read
+            // until empty.)
             touched.sort_unstable();
             touched.dedup();
             for id in touched {
-                if let Some(h) = self.services.get(&id) {
-                    h.sockets.with_input(id, &mut hot);
+                if let Some(h) = self.services.get_mut(&id) {
+                    h.sockets.look_again(id, &mut hot);
                 }
-            }
-            if self
-                .wake
-                .get_events()
-                .is_ok_and(|e| e.contains(zmq::POLLIN))
-            {
-                hot.push(Source::Wake);
             }
         }
     }
@@ -673,36 +707,48 @@ impl<S: Service> Loop<S> {
         Some(touched)
     }
 
-    /// Read up to [`BATCH`] messages; returns how many.
-    fn read(&mut self, id: ServiceId, remote: Option<usize>, now: Instant) -> usize {
+    /// Handle up to [`BATCH`] messages of one socket and send what they
+    /// cause. Returns whether the socket may hold more.
+    fn read(&mut self, id: ServiceId, remote: Option<usize>, now: Instant) -> bool {
         let Some(h) = self.services.get_mut(&id) else {
-            return 0;
+            return false;
         };
-        let socket = match remote {
-            None => h.sockets.router.as_ref(),
-            Some(r) => h.sockets.dealers.get(r),
-        };
-        let Some(socket) = socket else { return 0 };
         let parts = &mut self.parts;
-        let mut read = 0;
-        while read < BATCH {
+        for i in 0..BATCH {
+            let socket = match remote {
+                None => h.sockets.router.as_ref(),
+                Some(r) => h.sockets.dealers.get(r),
+            };
+            let Some(socket) = socket else { return false };
             match receive(socket, parts) {
                 Ok(()) => {
-                    read += 1;
                     let frames: Vec<&[u8]> = parts.iter().map(|m| &m[..]).collect();
                     match remote {
                         None => h.service.on_peer(&frames, now),
                         Some(r) => h.service.on_remote(r, &frames, now),
                     }
+                    // The first message is answered at once: a lone request
+                    // then costs no look at the socket after its empty read.
+                    // Later ones are answered together, at the end: a peer
+                    // that pipelines gets its replies in one wake-up.
+                    if i == 0 {
+                        flush(h);
+                    }
                 }
-                Err(zmq::Error::EAGAIN) => break,
+                Err(zmq::Error::EAGAIN) => {
+                    h.sockets.read_empty(remote);
+                    flush(h);
+                    return false;
+                }
                 Err(e) => {
                     tracing::warn!("receive failed: {e}");
-                    break;
+                    flush(h);
+                    return false;
                 }
             }
         }
-        read
+        flush(h);
+        true
     }
 
     fn read_monitor(&mut self, id: ServiceId, remote: usize, now: Instant) {
@@ -762,7 +808,7 @@ fn wait_until(deadline: Option<Instant>) -> i64 {
 
 /// Send what the service has to send; returns how many messages.
 fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
-    let sockets = &h.sockets;
+    let sockets = &mut h.sockets;
     let mut sent = 0;
     h.service.drain_outgoing(&mut |outgoing| {
         sockets.send(outgoing);
