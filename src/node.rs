@@ -186,7 +186,7 @@ impl NodeCore {
                     self.stats.duplicates += 1;
                 }
                 self.sessions
-                    .handle(&mut self.gossip, &routing_id, message, now);
+                    .handle(&mut self.gossip, routing_id, message, now);
                 self.after_sessions(now);
             }
             Err(e) => {

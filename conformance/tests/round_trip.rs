@@ -108,7 +108,7 @@ proptest! {
         prop_assert_eq!(frames[0].len(), body_len(&message));
         prop_assert_eq!(ex::ZprotoExample::decode(&frames), Ok(message.clone()));
         let routed = message.encode_routed(&routing_id).unwrap();
-        prop_assert_eq!(ex::ZprotoExample::decode_routed(&routed), Ok((routing_id, message)));
+        prop_assert_eq!(ex::ZprotoExample::decode_routed(&routed), Ok((routing_id.as_slice(), message)));
     }
 
     /// Number fields of 4 and 8 bytes, a string constant and a numeric constant

@@ -44,12 +44,12 @@ pub trait Codec: Sized {
         Ok(frames)
     }
 
-    /// Decode a message received on a ROUTER socket: the routing id and the
-    /// message.
-    fn decode_routed<F: AsRef<[u8]>>(frames: &[F]) -> Result<(Frame, Self), DecodeError> {
+    /// Decode a message received on a ROUTER socket: the routing id
+    /// (borrowed from `frames`) and the message.
+    fn decode_routed<F: AsRef<[u8]>>(frames: &[F]) -> Result<(&[u8], Self), DecodeError> {
         match frames {
             [routing_id, rest @ ..] if !rest.is_empty() => {
-                Ok((routing_id.as_ref().to_vec(), Self::decode(rest)?))
+                Ok((routing_id.as_ref(), Self::decode(rest)?))
             }
             _ => Err(DecodeError::NoRoutingId { class: Self::CLASS }),
         }

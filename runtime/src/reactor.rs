@@ -6,7 +6,7 @@
 //! [`Reactor::command`]; requests travel over a channel, and a message on an
 //! inproc PULL socket wakes the poll.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,6 +14,10 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::codec::Frame;
+
+/// Maps keyed by small integers (descriptors, service ids), looked up on
+/// every message: a fast hash, not SipHash.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Sockets one process may open (libzmq's default is 1023 per context, too
 /// few for a process hosting many nodes; the OS limit on file descriptors,
@@ -214,7 +218,7 @@ impl Sockets {
     }
 
     /// Every socket's `ZMQ_FD`, as the loop's sources.
-    fn descriptors(&self, id: ServiceId, out: &mut HashMap<i32, Source>) {
+    fn descriptors(&self, id: ServiceId, out: &mut FastMap<i32, Source>) {
         if let Some(fd) = self.router.as_ref().and_then(|s| s.get_fd().ok()) {
             out.insert(fd, Source::Router(id));
         }
@@ -464,7 +468,7 @@ const SMALL_FRAME: usize = 32;
 struct Loop<S: Service> {
     wake: zmq::Socket,
     requests: Receiver<Request<S>>,
-    services: HashMap<ServiceId, Hosted<S>>,
+    services: FastMap<ServiceId, Hosted<S>>,
     next_id: ServiceId,
     /// Receive buffers, reused from message to message.
     parts: Vec<zmq::Message>,
@@ -483,7 +487,7 @@ struct Loop<S: Service> {
 struct Epoll {
     fd: i32,
     /// Registered descriptors and the socket each stands for.
-    sources: HashMap<i32, Source>,
+    sources: FastMap<i32, Source>,
     events: Vec<libc::epoll_event>,
 }
 
@@ -496,13 +500,13 @@ impl Epoll {
         }
         Ok(Self {
             fd,
-            sources: HashMap::new(),
+            sources: FastMap::default(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 256],
         })
     }
 
     /// Make the set hold exactly `wanted`; returns the sources added.
-    fn sync(&mut self, wanted: &HashMap<i32, Source>) -> Vec<Source> {
+    fn sync(&mut self, wanted: &FastMap<i32, Source>) -> Vec<Source> {
         let stale: Vec<i32> = self
             .sources
             .iter()
@@ -553,13 +557,22 @@ impl Epoll {
         if n == 0 {
             return;
         }
+        let signalled = self
+            .events
+            .iter()
+            .take(n)
+            .filter_map(|event| self.sources.get(&(event.u64 as i32)).copied());
+        if ready.is_empty() {
+            // epoll reports each descriptor once.
+            ready.extend(signalled);
+            return;
+        }
         // Hot sources may be many (thousands of nodes): look them up in a set.
-        let mut seen: std::collections::HashSet<Source> = ready.iter().copied().collect();
-        for event in self.events.iter().take(n) {
-            if let Some(&source) = self.sources.get(&(event.u64 as i32)) {
-                if seen.insert(source) {
-                    ready.push(source);
-                }
+        let mut seen: HashSet<Source, foldhash::fast::RandomState> =
+            ready.iter().copied().collect();
+        for source in signalled {
+            if seen.insert(source) {
+                ready.push(source);
             }
         }
     }
@@ -577,7 +590,7 @@ impl<S: Service> Loop<S> {
         Ok(Self {
             wake,
             requests,
-            services: HashMap::new(),
+            services: FastMap::default(),
             next_id: 0,
             parts: Vec::new(),
             epoll: Epoll::new()?,
@@ -591,6 +604,8 @@ impl<S: Service> Loop<S> {
         // The earliest service deadline, found by the pass over services
         // that ends every round (which also runs the due timers).
         let mut earliest: Option<Instant> = None;
+        // Services whose sockets were read or used this round.
+        let mut touched: Vec<ServiceId> = Vec::new();
         hot.extend(self.sync_sockets());
         loop {
             ready.clear();
@@ -603,7 +618,7 @@ impl<S: Service> Loop<S> {
             self.epoll.wait(timeout, &mut ready);
             let now = Instant::now();
             let mut changed = false;
-            let mut touched: Vec<ServiceId> = Vec::new();
+            touched.clear();
             for &source in &ready {
                 match source {
                     Source::Wake => {
@@ -652,7 +667,7 @@ impl<S: Service> Loop<S> {
             // until empty.)
             touched.sort_unstable();
             touched.dedup();
-            for id in touched {
+            for &id in &touched {
                 if let Some(h) = self.services.get_mut(&id) {
                     h.sockets.look_again(id, &mut hot);
                 }
@@ -662,7 +677,7 @@ impl<S: Service> Loop<S> {
 
     /// Register every socket's descriptor; returns the newly registered.
     fn sync_sockets(&mut self) -> Vec<Source> {
-        let mut wanted = HashMap::new();
+        let mut wanted = FastMap::default();
         if let Ok(fd) = self.wake.get_fd() {
             wanted.insert(fd, Source::Wake);
         }
@@ -722,11 +737,10 @@ impl<S: Service> Loop<S> {
             let Some(socket) = socket else { return false };
             match receive(socket, parts) {
                 Ok(()) => {
-                    let frames: Vec<&[u8]> = parts.iter().map(|m| &m[..]).collect();
-                    match remote {
-                        None => h.service.on_peer(&frames, now),
-                        Some(r) => h.service.on_remote(r, &frames, now),
-                    }
+                    with_slices(parts, |frames| match remote {
+                        None => h.service.on_peer(frames, now),
+                        Some(r) => h.service.on_remote(r, frames, now),
+                    });
                     // The first message is answered at once: a lone request
                     // then costs no look at the socket after its empty read.
                     // Later ones are answered together, at the end: a peer
@@ -794,6 +808,21 @@ fn receive(socket: &zmq::Socket, parts: &mut Vec<zmq::Message>) -> Result<(), zm
     }
     parts.truncate(count);
     Ok(())
+}
+
+/// Call `f` with the bytes of `parts`, without allocating for the usual
+/// few frames.
+fn with_slices<R>(parts: &[zmq::Message], f: impl FnOnce(&[&[u8]]) -> R) -> R {
+    const INLINE: usize = 4;
+    if parts.len() <= INLINE {
+        let mut slices: [&[u8]; INLINE] = [&[]; INLINE];
+        for (slice, part) in slices.iter_mut().zip(parts) {
+            *slice = part;
+        }
+        f(&slices[..parts.len()])
+    } else {
+        f(&parts.iter().map(|m| &m[..]).collect::<Vec<&[u8]>>())
+    }
 }
 
 /// Milliseconds to wait for `deadline` (none: a second at most, so that the

@@ -529,7 +529,7 @@ fn emit_tests(model: &CodecModel, enum_ident: &Ident, rt: &TokenStream) -> Token
                 let routed = message.encode_routed(b"\x00peer").expect("test values encode");
                 assert_eq!(
                     #enum_ident::decode_routed(&routed),
-                    Ok((b"\x00peer".to_vec(), message))
+                    Ok((&b"\x00peer"[..], message))
                 );
             }
         }
