@@ -859,4 +859,16 @@ mod tests {
             .collect();
         assert_eq!(sockets.len(), 1500);
     }
+
+    /// The workspace's `.cargo/config.toml` builds libzmq with eventfd, as
+    /// Debian does: a socket's `ZMQ_FD` is then an eventfd, not one end of
+    /// a socket pair (which costs more per wake-up).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn libzmq_signals_through_an_eventfd() {
+        let dealer = socket(zmq::DEALER).expect("a socket");
+        let fd = dealer.get_fd().expect("its descriptor");
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("a descriptor");
+        assert_eq!(target.to_string_lossy(), "anon_inode:[eventfd]");
+    }
 }
