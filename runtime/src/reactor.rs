@@ -317,14 +317,14 @@ impl Sockets {
         let (socket, frames) = match outgoing {
             Outgoing::ToPeer(frames) => {
                 self.router_unchecked = true;
-                (self.router.as_ref(), frames)
+                (self.router.as_mut(), frames)
             }
             Outgoing::ToRemote { remote, frames } => {
                 if let Some(unchecked) = self.dealers_unchecked.get_mut(remote) {
                     *unchecked = true;
                     self.any_dealer_unchecked = true;
                 }
-                (self.dealers.get(remote), frames)
+                (self.dealers.get_mut(remote), frames)
             }
         };
         let Some(socket) = socket else { return };
@@ -335,10 +335,11 @@ impl Sockets {
             } else {
                 zmq::DONTWAIT
             };
-            // libzmq keeps small frames inline: copying them there is cheaper
-            // than handing over a heap buffer, which it must track and free.
-            let sent = if frame.len() <= SMALL_FRAME {
-                socket.send(&frame[..], flags)
+            // Copying a frame into libzmq's own message (inline when small)
+            // is cheaper than lending it our buffer, which libzmq must wrap,
+            // count and hand back for freeing on its I/O thread.
+            let sent = if frame.len() <= COPIED_FRAME {
+                send_copy(socket, &frame, flags)
             } else {
                 socket.send(frame, flags)
             };
@@ -462,8 +463,8 @@ enum Source {
 /// busy peer cannot starve the others.
 const BATCH: usize = 256;
 
-/// Frames up to this size fit in a libzmq message without a heap buffer.
-const SMALL_FRAME: usize = 32;
+/// Frames up to this size are copied into libzmq's messages, not lent.
+const COPIED_FRAME: usize = 1024;
 
 struct Loop<S: Service> {
     wake: zmq::Socket,
@@ -788,6 +789,26 @@ impl<S: Service> Loop<S> {
                 _ => {}
             }
         }
+    }
+}
+
+/// `zmq_send(3)`: one frame, copied into a new libzmq message.
+fn send_copy(socket: &mut zmq::Socket, frame: &[u8], flags: i32) -> Result<(), zmq::Error> {
+    // SAFETY: `socket` is an open socket used only by this thread, and the
+    // buffer is valid for `frame.len()` bytes for the duration of the call.
+    let rc = unsafe {
+        zmq_sys::zmq_send(
+            socket.as_mut_ptr(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            flags,
+        )
+    };
+    if rc < 0 {
+        // SAFETY: reads this thread's libzmq error number.
+        Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+    } else {
+        Ok(())
     }
 }
 
