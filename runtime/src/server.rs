@@ -317,7 +317,8 @@ impl<M: StateMachine> Sessions<M> {
     /// Messages to send, each with its routing id, in order; `send` is
     /// called for each.
     pub fn drain_outgoing(&mut self, mut send: impl FnMut(&[u8], M::Message)) {
-        for (slot, message) in std::mem::take(&mut self.outgoing) {
+        // Drained in place: the queue keeps its buffer for the next message.
+        for (slot, message) in self.outgoing.drain(..) {
             if let Some(entry) = self.slots[slot].as_ref() {
                 send(&entry.routing_id, message);
             }
