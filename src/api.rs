@@ -8,9 +8,11 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zproto_runtime::reactor::{self, Outgoing, Service, SocketError, Sockets};
+use zproto_runtime::reactor::{
+    self, Outgoing, Refused, RefusedReason, Service, SocketError, SocketOptions, Sockets,
+};
 
-use crate::node::{NodeCore, Output, SettingError, Settings, Stats};
+use crate::node::{AnnounceError, NodeCore, Output, SettingError, Settings, Stats};
 
 /// A reactor thread running zgossip nodes.
 pub type Reactor = reactor::Reactor<GossipService>;
@@ -49,6 +51,9 @@ pub enum Error {
     /// SET failed.
     #[error(transparent)]
     Setting(#[from] SettingError),
+    /// ANNOUNCE was refused.
+    #[error(transparent)]
+    Announce(#[from] AnnounceError),
     /// The reactor thread is gone.
     #[error("the zgossip reactor has stopped")]
     Stopped,
@@ -77,7 +82,7 @@ pub enum Command {
     /// CONNECT.
     Connect(String, Sender<Result<(), Error>>),
     /// ANNOUNCE.
-    Announce(String, String),
+    Announce(String, String, Sender<Result<(), Error>>),
     /// SET.
     Set(String, String, Sender<Result<(), Error>>),
     /// VERBOSE.
@@ -107,16 +112,18 @@ impl Service for GossipService {
         // Replies go to a caller that may have given up waiting: ignore that.
         match command {
             Command::Bind(endpoint, reply) => {
-                let result = sockets.bind(&endpoint).map_err(Error::from);
+                sockets.set_options(socket_options(&self.core.settings()));
+                let result = check_endpoint(&endpoint, true)
+                    .and_then(|()| sockets.bind(&endpoint).map_err(Error::from));
                 if let Err(e) = &result {
                     tracing::warn!(node = %self.core.name(), "{e}");
                 }
                 let _ = reply.send(result);
             }
             Command::Connect(endpoint, reply) => {
-                let result = sockets
-                    .connect(&endpoint)
-                    .map_err(Error::from)
+                sockets.set_options(socket_options(&self.core.settings()));
+                let result = check_endpoint(&endpoint, false)
+                    .and_then(|()| sockets.connect(&endpoint).map_err(Error::from))
                     .map(|remote| {
                         let index = self.core.connect(&endpoint, now);
                         debug_assert_eq!(index, remote);
@@ -126,7 +133,10 @@ impl Service for GossipService {
                 }
                 let _ = reply.send(result);
             }
-            Command::Announce(endpoint, service) => self.core.announce(&endpoint, &service, now),
+            Command::Announce(endpoint, service, reply) => {
+                let result = self.core.announce(&endpoint, &service, now);
+                let _ = reply.send(result.map_err(Error::from));
+            }
             Command::Set(path, value, reply) => {
                 let _ = reply.send(self.core.set(&path, &value).map_err(Error::from));
             }
@@ -158,6 +168,14 @@ impl Service for GossipService {
         self.core.on_peer_frames(frames, now);
     }
 
+    fn on_peer_connected(&mut self, routing_id: &[u8], _now: Instant) {
+        self.core.on_peer_connected(routing_id);
+    }
+
+    fn on_peer_disconnected(&mut self, routing_id: &[u8], _now: Instant) {
+        self.core.on_peer_disconnected(routing_id);
+    }
+
     fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant) {
         self.core.on_remote_frames(remote, frames, now);
     }
@@ -174,18 +192,98 @@ impl Service for GossipService {
         self.core.next_deadline()
     }
 
-    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing)) {
+    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
+        // Refusals are rare (a full queue, a peer gone): handled after the
+        // drain, which borrows the node.
+        let mut refused = Vec::new();
         for output in self.core.drain_outputs() {
-            match output {
+            let result = match output {
                 Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
                 Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
                 Output::Deliver { endpoint, service } => {
                     // The application may have dropped its receiver.
                     let _ = self.deliveries.send(Delivery { endpoint, service });
+                    Ok(())
                 }
+            };
+            if let Err(r) = result {
+                refused.push(r);
             }
         }
+        if refused.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for Refused { reason, outgoing } in refused {
+            let output = match outgoing {
+                Outgoing::ToPeer(frames) => Output::ToPeer(frames),
+                Outgoing::ToRemote { remote, frames } => Output::ToRemote { remote, frames },
+            };
+            self.core
+                .on_refused(output, reason == RefusedReason::Unreachable, now);
+        }
+        // What the refusals caused (a session's replay set back) goes out
+        // on the next round.
     }
+}
+
+/// The socket options a node's settings ask for.
+pub fn socket_options(settings: &Settings) -> SocketOptions {
+    let limits = settings.limits;
+    SocketOptions {
+        hwm: i32::try_from(limits.hwm).unwrap_or(i32::MAX),
+        max_message: limits.max_message(),
+        // Four heartbeats per timeout: one lost or late is no reason to drop
+        // a connection.
+        heartbeat: settings.timeout / 4,
+        heartbeat_timeout: settings.timeout,
+    }
+}
+
+/// Check what libzmq would accept silently: a tcp port out of range (libzmq
+/// takes it modulo 65536), and, for a connect, a host name that does not
+/// resolve now (a warning only: it may resolve later, and libzmq retries).
+fn check_endpoint(endpoint: &str, bind: bool) -> Result<(), Error> {
+    let Some(address) = endpoint.strip_prefix("tcp://") else {
+        return Ok(());
+    };
+    let fail = |reason: String| {
+        let endpoint = endpoint.to_owned();
+        if bind {
+            Error::Bind { endpoint, reason }
+        } else {
+            Error::Connect { endpoint, reason }
+        }
+    };
+    // A connect may name a source first: "tcp://source;host:port".
+    let address = address.rsplit(';').next().unwrap_or(address);
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return Err(fail("no port".to_owned()));
+    };
+    let port_ok = match port {
+        "*" | "!" => bind,
+        p if p.starts_with("!ephemeral") || p.starts_with("*[") => bind,
+        p => p.parse::<u16>().is_ok(),
+    };
+    if !port_ok {
+        return Err(fail(format!(
+            "port \"{port}\" is not a number from 0 to 65535"
+        )));
+    }
+    if !bind && port.parse::<u16>().is_ok() {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let resolves = host.parse::<std::net::IpAddr>().is_ok()
+            || std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+                .is_ok_and(|mut a| a.next().is_some());
+        if !resolves {
+            tracing::warn!(
+                "host \"{}\" of '{}' does not resolve now; libzmq will keep trying",
+                crate::text::Escaped(host),
+                crate::text::Escaped(endpoint)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A zgossip node running on a reactor thread. Dropping it stops the node
@@ -241,12 +339,11 @@ impl Node {
         self.ask(|tx| Command::Connect(endpoint.to_owned(), tx))?
     }
 
-    /// `ANNOUNCE endpoint service` (CZMQ: `PUBLISH key value`).
+    /// `ANNOUNCE endpoint service` (CZMQ: `PUBLISH key value`). Refused if
+    /// the endpoint cannot be sent (1 to 255 bytes), or the tuple is over the
+    /// node's limits (`limits/service`, `limits/tuples`).
     pub fn announce(&self, endpoint: &str, service: &str) -> Result<(), Error> {
-        Ok(self.reactor.command(
-            self.id,
-            Command::Announce(endpoint.to_owned(), service.to_owned()),
-        )?)
+        self.ask(|tx| Command::Announce(endpoint.to_owned(), service.to_owned(), tx))?
     }
 
     /// `SET path value`, e.g. `server/timeout` in milliseconds.

@@ -29,14 +29,17 @@ pub mod engine {
 
 pub mod api;
 pub mod command;
+pub mod limits;
 pub mod mesh;
 pub mod node;
 pub mod remote;
 pub mod server;
 pub mod swarm;
+pub mod text;
 pub mod tuples;
 
 pub use api::Node;
 pub use api::{Delivery, Error, Reactor};
-pub use node::{NodeCore, Output, Settings};
+pub use limits::Limits;
+pub use node::{AnnounceError, NodeCore, Output, Settings, Stats};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

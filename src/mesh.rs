@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::node::{NodeCore, Output, Settings};
+use crate::node::{AnnounceError, NodeCore, Output, Settings};
 
 /// Frames on their way.
 #[derive(Debug)]
@@ -127,27 +127,50 @@ impl Mesh {
         self.open_remote(from, to, now);
     }
 
-    /// Open `from`'s session with `to` (its next remote).
+    /// Open `from`'s session with `to` (its next remote). Links behave as
+    /// tcp connections do: the server learns of the connection before its
+    /// first message, and of its end when `from` stops.
     fn open_remote(&mut self, from: usize, to: usize, now: Instant) {
-        if let Some(node) = self.node_mut(from) {
-            node.connect(&format!("mesh://{to}"), now);
-            self.collect(from);
+        let Some(node) = self.node_mut(from) else {
+            return;
+        };
+        let remote = node.connect(&format!("mesh://{to}"), now);
+        if let Some(server) = self.node_mut(to) {
+            server.on_peer_connected(&routing_id(from, remote));
         }
+        self.collect(from, now);
     }
 
-    /// The application of node `node` announces a tuple.
-    pub fn announce(&mut self, node: usize, endpoint: &str, service: &str, now: Instant) {
+    /// The application of node `node` announces a tuple (nothing if the
+    /// node is down).
+    pub fn announce(
+        &mut self,
+        node: usize,
+        endpoint: &str,
+        service: &str,
+        now: Instant,
+    ) -> Result<(), AnnounceError> {
         if let Some(n) = self.node_mut(node) {
-            n.announce(endpoint, service, now);
-            self.collect(node);
+            n.announce(endpoint, service, now)?;
+            self.collect(node, now);
         }
+        Ok(())
     }
 
     /// Take node `node` down: its state is lost and frames to it are dropped
-    /// until [`Mesh::restart`].
+    /// until [`Mesh::restart`]; the servers it was connected to see its
+    /// connections end.
     pub fn stop(&mut self, node: usize) {
-        if let Some(slot) = self.slots.get_mut(node) {
-            slot.core = None;
+        let Some(slot) = self.slots.get_mut(node) else {
+            return;
+        };
+        if slot.core.take().is_none() {
+            return;
+        }
+        for (remote, to) in self.slots[node].targets.clone().into_iter().enumerate() {
+            if let Some(server) = self.node_mut(to) {
+                server.on_peer_disconnected(&routing_id(node, remote));
+            }
         }
     }
 
@@ -161,27 +184,40 @@ impl Mesh {
         if slot.core.is_some() {
             return;
         }
-        slot.core = Some(NodeCore::new(format!("node-{node}"), slot.settings));
-        for to in slot.targets.clone() {
+        let mut core = NodeCore::new(format!("node-{node}"), slot.settings);
+        let targets = slot.targets.clone();
+        for &(from, remote) in &slot.incoming {
+            core.on_peer_connected(&routing_id(from, remote));
+        }
+        slot.core = Some(core);
+        // The new node's remotes are numbered from 0 again, in the same order.
+        for to in targets {
             self.open_remote(node, to, now);
         }
         for (from, remote) in self.slots[node].incoming.clone() {
             if let Some(n) = self.node_mut(from) {
                 n.on_remote_reconnected(remote, now);
-                self.collect(from);
+                self.collect(from, now);
             }
         }
     }
 
-    fn collect(&mut self, from: usize) {
+    fn collect(&mut self, from: usize, now: Instant) {
         let Some(node) = self.slots.get_mut(from).and_then(|s| s.core.as_mut()) else {
             return;
         };
+        let mut refused = Vec::new();
         for output in node.take_outputs() {
             match output {
                 Output::ToPeer(mut frames) => {
-                    let Some((to, remote)) = frames.first().and_then(|id| parse_routing_id(id))
-                    else {
+                    let peer = frames.first().and_then(|id| parse_routing_id(id));
+                    let Some((to, remote)) = peer.filter(|&(to, remote)| {
+                        self.slots
+                            .get(to)
+                            .is_some_and(|s| s.core.is_some() && s.targets.len() > remote)
+                    }) else {
+                        // No such peer: a ROUTER_MANDATORY send says so.
+                        refused.push(Output::ToPeer(frames));
                         continue;
                     };
                     frames.remove(0);
@@ -202,6 +238,15 @@ impl Mesh {
                     service,
                 }),
             }
+        }
+        if refused.is_empty() {
+            return;
+        }
+        if let Some(node) = self.node_mut(from) {
+            for output in refused {
+                node.on_refused(output, true, now);
+            }
+            self.collect(from, now);
         }
     }
 
@@ -239,7 +284,7 @@ impl Mesh {
                     to
                 }
             };
-            self.collect(to);
+            self.collect(to, now);
         }
         self.frames_moved += moved;
         moved
@@ -259,7 +304,7 @@ impl Mesh {
             };
             if node.next_deadline().is_some_and(|at| at <= now) {
                 node.tick(now);
-                self.collect(index);
+                self.collect(index, now);
             }
         }
     }

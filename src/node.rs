@@ -6,26 +6,37 @@
 use std::time::{Duration, Instant};
 
 use zproto_runtime::server::Sessions;
+use zproto_runtime::throttle::Throttle;
 use zproto_runtime::{Codec, Frame};
 
 use crate::engine::{Event, Machine};
+use crate::limits::{Limits, MAX_ENDPOINT};
 use crate::msg::{Announce, ZgossipMsg};
-use crate::remote::{Received, Remote};
-use crate::server::Gossip;
-use crate::tuples::Tuples;
+use crate::remote::{Pace, Received, Remote, BACKOFF};
+use crate::server::{Gossip, Refusal};
+use crate::text::Escaped;
+use crate::tuples::{Accepted, Tuples};
 
 /// Settings of a node (`SET path value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
-    /// `server/timeout`: a server session expires after this long without
-    /// traffic (0: never). Default 10,000 ms. CZMQ's zgossip uses 1000 ms,
-    /// which under load (thousands of nodes on one thread) lets sessions
-    /// expire between keepalives, and each expiry costs a full re-sync:
-    /// a margin of three keepalives is too thin.
+    /// `server/timeout`: how long a peer may be silent before the node
+    /// checks that it is still there (0: never). Over tcp and ipc, libzmq
+    /// checks with ZMTP heartbeats every quarter of it and drops a
+    /// connection silent for this long; the peer's session lives exactly as
+    /// long as its connection. Over inproc, the node sends the peer a PING
+    /// (which zgossip remotes ignore) and drops the session if libzmq says
+    /// the peer is gone. Default 10,000 ms.
     pub timeout: Duration,
     /// `remote/ping`: how often a remote session PINGs when otherwise quiet.
     /// Must stay well under the remote server's timeout (CZMQ: 1000 ms).
     pub ping_interval: Duration,
+    /// `remote/resync`: least time between two synchronisations of a remote
+    /// (HELLO and every tuple); doubled while they follow each other
+    /// closely, up to a minute. Default 1000 ms.
+    pub resync: Duration,
+    /// `limits/...`: what the node accepts and queues.
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -33,24 +44,61 @@ impl Default for Settings {
         Self {
             timeout: Duration::from_millis(10_000),
             ping_interval: Duration::from_millis(300),
+            resync: Duration::from_millis(1000),
+            limits: Limits::default(),
         }
     }
 }
+
+impl Settings {
+    fn pace(&self) -> Pace {
+        Pace {
+            ping: self.ping_interval,
+            resync: self.resync,
+            slice: self.limits.slice,
+        }
+    }
+}
+
+/// The settings `SET` knows, for messages.
+pub const SETTINGS: &str = "server/timeout, server/verbose, remote/ping, remote/resync, \
+                            limits/tuples, limits/service, limits/hwm, limits/slice";
 
 /// A setting that could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SettingError {
     /// No such path.
-    #[error("unknown setting \"{0}\" (known: server/timeout, remote/ping)")]
+    #[error("unknown setting \"{0}\" (known: {SETTINGS})")]
     UnknownPath(String),
-    /// The value is not a number of milliseconds.
-    #[error("setting {path}: \"{value}\" is not a number of milliseconds")]
+    /// The value is not a number in the setting's range.
+    #[error("setting {path}: \"{value}\" is not {expected}")]
     BadValue {
         /// The path.
         path: String,
         /// The value given.
         value: String,
+        /// What the setting takes.
+        expected: &'static str,
     },
+}
+
+/// A tuple the application may not announce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnounceError {
+    /// Empty, or longer than the wire allows (255 bytes).
+    #[error("endpoint of {0} bytes cannot be sent (1 to 255 bytes)")]
+    Endpoint(usize),
+    /// Longer than `limits/service`.
+    #[error("service of {len} bytes is over limits/service ({limit} bytes)")]
+    Service {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A new endpoint, and the node holds `limits/tuples` already.
+    #[error("the node holds limits/tuples ({0}) tuples already")]
+    TableFull(usize),
 }
 
 /// Something the driver must do.
@@ -85,6 +133,17 @@ pub struct Stats {
     pub duplicates: u64,
     /// Frames that failed to decode, logged and dropped.
     pub malformed: u64,
+    /// Tuples from peers and remotes refused: over `limits/service`, or
+    /// new endpoints beyond `limits/tuples`.
+    pub refused_tuples: u64,
+    /// Messages a full queue refused (a peer that does not read): sent
+    /// again once it has room.
+    pub refused_sends: u64,
+    /// Sessions ended because the peer went away.
+    pub peers_gone: u64,
+    /// Remote synchronisations (HELLO and every tuple) after the first:
+    /// after INVALID, a reconnection, or a refused HELLO.
+    pub resyncs: u64,
 }
 
 /// One zgossip node.
@@ -97,6 +156,9 @@ pub struct NodeCore {
     remotes: Vec<Remote>,
     outputs: Vec<Output>,
     stats: Stats,
+    /// Warnings about what peers send, at most ten a second each.
+    warn_malformed: Throttle,
+    warn_refused: Throttle,
 }
 
 impl NodeCore {
@@ -110,7 +172,15 @@ impl NodeCore {
             remotes: Vec::new(),
             outputs: Vec::new(),
             stats: Stats::default(),
+            warn_malformed: Throttle::default(),
+            warn_refused: Throttle::default(),
         }
+        .with_limits()
+    }
+
+    fn with_limits(mut self) -> Self {
+        self.gossip.limits = self.settings.limits;
+        self
     }
 
     /// The node's name.
@@ -125,7 +195,11 @@ impl NodeCore {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.stats
+        let generations: u64 = self.remotes.iter().map(Remote::generations).sum();
+        Stats {
+            resyncs: generations.saturating_sub(self.remotes.len() as u64),
+            ..self.stats
+        }
     }
 
     /// Current settings.
@@ -143,38 +217,70 @@ impl NodeCore {
         self.sessions.set_animate(on);
     }
 
-    /// `SET path value`.
+    /// `SET path value`. Limits on queues and frame sizes apply to sockets
+    /// opened afterwards: set them before BIND and CONNECT.
     pub fn set(&mut self, path: &str, value: &str) -> Result<(), SettingError> {
-        let ms = || {
+        let number = |min: u64, max: u64, expected: &'static str| {
             value
                 .trim()
                 .parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| SettingError::BadValue {
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| SettingError::BadValue {
                     path: path.to_owned(),
                     value: value.to_owned(),
+                    expected,
                 })
         };
+        const DAY_MS: u64 = 86_400_000;
+        let limits = &mut self.settings.limits;
         match path {
             "server/timeout" => {
-                self.settings.timeout = ms()?;
+                let ms = number(0, DAY_MS, "a number of milliseconds, at most a day")?;
+                self.settings.timeout = Duration::from_millis(ms);
                 self.sessions.set_timeout(Some(self.settings.timeout));
             }
             "remote/ping" => {
-                let interval = ms()?;
-                if interval.is_zero() {
-                    return Err(SettingError::BadValue {
-                        path: path.to_owned(),
-                        value: value.to_owned(),
-                    });
-                }
-                self.settings.ping_interval = interval;
+                let ms = number(1, 3_600_000, "a number of milliseconds from 1 to an hour")?;
+                self.settings.ping_interval = Duration::from_millis(ms);
+            }
+            "remote/resync" => {
+                let ms = number(0, 60_000, "a number of milliseconds, at most a minute")?;
+                self.settings.resync = Duration::from_millis(ms);
+            }
+            "limits/tuples" => {
+                limits.tuples =
+                    number(1, u32::MAX.into(), "a count from 1 to 4294967295")? as usize;
+            }
+            "limits/service" => {
+                limits.service = number(0, 1 << 30, "a number of bytes, at most 1 GiB")? as usize;
+            }
+            "limits/hwm" => {
+                limits.hwm = number(1, 10_000_000, "a count from 1 to 10000000")? as u32;
+            }
+            "limits/slice" => {
+                limits.slice = number(1, 1_000_000, "a count from 1 to 1000000")? as usize;
             }
             // Accepted for compatibility with CZMQ's engine, which has it.
             "server/verbose" => self.set_verbose(value.trim() != "0"),
             other => return Err(SettingError::UnknownPath(other.to_owned())),
         }
+        self.gossip.limits = self.settings.limits;
         Ok(())
+    }
+
+    /// A peer's first message is about to arrive over a connection that
+    /// reports its end (tcp, ipc): its session lives as long as that
+    /// connection, however quiet the peer is.
+    pub fn on_peer_connected(&mut self, routing_id: &[u8]) {
+        self.sessions.open(routing_id);
+    }
+
+    /// A peer's connection is gone: forget its session.
+    pub fn on_peer_disconnected(&mut self, routing_id: &[u8]) {
+        if self.sessions.close(routing_id) {
+            self.stats.peers_gone += 1;
+        }
     }
 
     /// Frames received on our ROUTER (routing id first).
@@ -192,7 +298,9 @@ impl NodeCore {
             Err(e) => {
                 // Logged and dropped; every other session goes on.
                 self.stats.malformed += 1;
-                tracing::warn!(node = %self.name, "malformed message from a peer dropped: {e}");
+                if let Some(suppressed) = self.warn_malformed.allow(now) {
+                    tracing::warn!(node = %self.name, suppressed, "malformed message from a peer dropped: {e}");
+                }
             }
         }
     }
@@ -215,48 +323,38 @@ impl NodeCore {
             Ok(message) => message,
             Err(e) => {
                 self.stats.malformed += 1;
-                tracing::warn!(node = %self.name, endpoint = %self.remotes[remote].endpoint(), "malformed message from a remote dropped: {e}");
+                if let Some(suppressed) = self.warn_malformed.allow(now) {
+                    let endpoint = Escaped(self.remotes[remote].endpoint());
+                    tracing::warn!(node = %self.name, %endpoint, suppressed, "malformed message from a remote dropped: {e}");
+                }
                 return;
             }
         };
         self.stats.received += 1;
-        let mut sent = Vec::new();
-        let interval = self.settings.ping_interval;
-        let received =
-            self.remotes[remote].receive(message, &self.gossip.tuples, interval, now, &mut |m| {
-                sent.push(m)
-            });
-        self.send_to_remote(remote, sent);
-        if let Received::Tuple(endpoint, service) = received {
+        if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
             self.accept(endpoint, service, Some(remote), now);
         }
+        self.tick_remote(remote, now);
     }
 
     /// Remote number `remote`'s connection was lost and is back: the server
     /// sees a new session, so synchronise again.
     pub fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
-        let Some(r) = self.remotes.get_mut(remote) else {
-            return;
-        };
-        let mut sent = Vec::new();
-        r.reconnected(
-            &self.gossip.tuples,
-            self.settings.ping_interval,
-            now,
-            &mut |m| sent.push(m),
-        );
-        self.send_to_remote(remote, sent);
+        if let Some(r) = self.remotes.get_mut(remote) {
+            r.reconnected();
+            self.tick_remote(remote, now);
+        }
     }
 
     /// `CONNECT endpoint`: open a remote session; returns its index. The
-    /// driver connects a DEALER for it; the opening HELLO, our tuples and a
-    /// PING are already in the outputs.
+    /// driver connects a DEALER for it; the opening HELLO and the first
+    /// slice of our tuples are already in the outputs.
     pub fn connect(&mut self, endpoint: &str, now: Instant) -> usize {
         let mut sent = Vec::new();
         let remote = Remote::new(
             endpoint,
             &self.gossip.tuples,
-            self.settings.ping_interval,
+            self.settings.pace(),
             now,
             &mut |m| sent.push(m),
         );
@@ -271,13 +369,33 @@ impl NodeCore {
         &self.remotes
     }
 
-    /// `ANNOUNCE endpoint service`: a tuple from the application.
-    pub fn announce(&mut self, endpoint: &str, service: &str, now: Instant) {
-        self.accept(endpoint.to_owned(), service.to_owned(), None, now);
+    /// `ANNOUNCE endpoint service`: a tuple from the application. Refused
+    /// if it could not be sent (endpoint over 255 bytes), is over
+    /// `limits/service`, or is a new endpoint beyond `limits/tuples`.
+    pub fn announce(
+        &mut self,
+        endpoint: &str,
+        service: &str,
+        now: Instant,
+    ) -> Result<(), AnnounceError> {
+        if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT {
+            return Err(AnnounceError::Endpoint(endpoint.len()));
+        }
+        match self.gossip.store(endpoint, service) {
+            Err(Refusal::ServiceTooLong) => Err(AnnounceError::Service {
+                len: service.len(),
+                limit: self.settings.limits.service,
+            }),
+            Err(Refusal::TableFull) => Err(AnnounceError::TableFull(self.settings.limits.tuples)),
+            Ok(accepted) => {
+                self.spread(accepted, endpoint.to_owned(), service.to_owned(), None, now);
+                Ok(())
+            }
+        }
     }
 
-    /// The acceptance rule for tuples from the application or a remote:
-    /// store if new, deliver, flood to every session and every other remote.
+    /// The acceptance rule for tuples from a remote: store if new, deliver,
+    /// flood to every session and every other remote.
     fn accept(
         &mut self,
         endpoint: String,
@@ -285,16 +403,46 @@ impl NodeCore {
         from_remote: Option<usize>,
         now: Instant,
     ) {
-        if !self.gossip.tuples.accept(&endpoint, &service) {
+        match self.gossip.store(&endpoint, &service) {
+            Ok(accepted) => self.spread(accepted, endpoint, service, from_remote, now),
+            Err(refusal) => self.refused_tuple(refusal, now),
+        }
+    }
+
+    /// A stored tuple: if new, deliver it and flood it.
+    fn spread(
+        &mut self,
+        accepted: Accepted,
+        endpoint: String,
+        service: String,
+        from_remote: Option<usize>,
+        now: Instant,
+    ) {
+        let Some(position) = accepted.position() else {
             self.stats.duplicates += 1;
             return;
-        }
+        };
         self.gossip.forwarding = Some((endpoint.clone(), service.clone()));
         self.sessions
             .broadcast(&mut self.gossip, Event::Forward, now);
         self.flush_sessions();
-        self.flood(&endpoint, &service, from_remote, now);
+        self.flood(&endpoint, &service, position, from_remote, now);
         self.outputs.push(Output::Deliver { endpoint, service });
+    }
+
+    fn refused_tuple(&mut self, refusal: Refusal, now: Instant) {
+        self.stats.refused_tuples += 1;
+        if let Some(suppressed) = self.warn_refused.allow(now) {
+            let limits = self.settings.limits;
+            match refusal {
+                Refusal::ServiceTooLong => {
+                    tracing::warn!(node = %self.name, suppressed, "tuple refused: service over limits/service ({} bytes)", limits.service)
+                }
+                Refusal::TableFull => {
+                    tracing::warn!(node = %self.name, suppressed, "tuple refused: the node holds limits/tuples ({}) tuples", limits.tuples)
+                }
+            }
+        }
     }
 
     /// After server sessions ran: send their messages, and deliver and pass
@@ -302,8 +450,12 @@ impl NodeCore {
     fn after_sessions(&mut self, now: Instant) {
         self.flush_sessions();
         for (endpoint, service) in std::mem::take(&mut self.gossip.accepted) {
-            self.flood(&endpoint, &service, None, now);
+            let position = self.gossip.tuples.position(&endpoint).unwrap_or(0);
+            self.flood(&endpoint, &service, position, None, now);
             self.outputs.push(Output::Deliver { endpoint, service });
+        }
+        for refusal in std::mem::take(&mut self.gossip.refused) {
+            self.refused_tuple(refusal, now);
         }
     }
 
@@ -320,8 +472,16 @@ impl NodeCore {
         });
     }
 
-    /// Send a tuple to every remote but `except`: encoded once, copied.
-    fn flood(&mut self, endpoint: &str, service: &str, except: Option<usize>, now: Instant) {
+    /// Send a tuple to every remote but `except` (and those about to send
+    /// it anyway): encoded once, copied.
+    fn flood(
+        &mut self,
+        endpoint: &str,
+        service: &str,
+        position: usize,
+        except: Option<usize>,
+        now: Instant,
+    ) {
         if self.remotes.len() <= usize::from(except.is_some()) {
             return;
         }
@@ -337,11 +497,12 @@ impl NodeCore {
                 return;
             }
         };
+        let pace = self.settings.pace();
         for index in 0..self.remotes.len() {
-            if Some(index) == except {
+            if Some(index) == except || self.remotes[index].will_send(position) {
                 continue;
             }
-            self.remotes[index].sent_traffic(self.settings.ping_interval, now);
+            self.remotes[index].sent_traffic(pace, now);
             self.stats.sent += 1;
             self.outputs.push(Output::ToRemote {
                 remote: index,
@@ -362,15 +523,64 @@ impl NodeCore {
         }
     }
 
-    /// Fire due session expiries and wakeups, and remote keepalives.
+    /// Fire due session expiries and wakeups, and what remotes have due:
+    /// generations, slices of tuples, keepalives.
     pub fn tick(&mut self, now: Instant) {
         self.sessions.tick(&mut self.gossip, now);
         self.after_sessions(now);
-        let interval = self.settings.ping_interval;
         for index in 0..self.remotes.len() {
-            let mut sent = Vec::new();
-            self.remotes[index].tick(interval, now, &mut |m| sent.push(m));
-            self.send_to_remote(index, sent);
+            if self.remotes[index].next_deadline() <= now {
+                self.tick_remote(index, now);
+            }
+        }
+    }
+
+    fn tick_remote(&mut self, index: usize, now: Instant) {
+        let mut sent = Vec::new();
+        let pace = self.settings.pace();
+        if let Some(remote) = self.remotes.get_mut(index) {
+            remote.tick(&self.gossip.tuples, pace, now, &mut |m| sent.push(m));
+        }
+        self.send_to_remote(index, sent);
+    }
+
+    /// The driver could not send `output` (see
+    /// [`zproto_runtime::reactor::Refused`]): `gone` if the peer no longer
+    /// exists, else its queue was full. A peer that is gone loses its
+    /// session; anything else that was refused is sent again later.
+    pub fn on_refused(&mut self, output: Output, gone: bool, now: Instant) {
+        match output {
+            Output::ToPeer(frames) => {
+                let Some((routing_id, body)) = frames.split_first() else {
+                    return;
+                };
+                if gone {
+                    self.on_peer_disconnected(routing_id);
+                    return;
+                }
+                self.stats.refused_sends += 1;
+                let position = match ZgossipMsg::decode(body) {
+                    Ok(ZgossipMsg::Announce(a)) => self.gossip.tuples.position(&a.endpoint),
+                    // A PONG or INVALID: nothing a replay must resend.
+                    Ok(_) => return,
+                    // A large frame lent to libzmq is lost with the send:
+                    // send everything again.
+                    Err(_) => None,
+                };
+                self.gossip.behind = Some((position.unwrap_or(0), BACKOFF));
+                self.sessions
+                    .send_event(&mut self.gossip, routing_id, Event::Behind, now);
+                self.gossip.behind = None;
+                self.after_sessions(now);
+            }
+            Output::ToRemote { remote, frames } => {
+                self.stats.refused_sends += 1;
+                let message = ZgossipMsg::decode(&frames).ok();
+                if let Some(r) = self.remotes.get_mut(remote) {
+                    r.refused(message.as_ref(), &self.gossip.tuples, now);
+                }
+            }
+            Output::Deliver { .. } => {}
         }
     }
 

@@ -1,5 +1,6 @@
 //! The remote side of a node: our session with another node's server, over a
-//! DEALER socket. Sans-IO: it says what to send; the driver sends it.
+//! DEALER socket. Sans-IO: it says what to send; the driver sends it, and
+//! hands back what the socket refused.
 //!
 //! CZMQ's remote side loses updates (reference 6.9, 6.10): it never PINGs,
 //! so the server's session expires and later ANNOUNCEs are refused; after an
@@ -7,19 +8,73 @@
 //!
 //! * PINGs every `ping_interval`, so the session never silently expires;
 //! * (re)synchronises with a *generation*: HELLO, every tuple we know, then a
-//!   PING as a marker. The PONG to that marker ends the generation;
+//!   PING as a marker. The PONG to that marker ends the generation. The
+//!   tuples go in slices, a cursor over the table, so that a million tuples
+//!   neither freeze the node nor sit in a queue all at once;
 //! * answers INVALID with a new generation. INVALIDs that arrive while a
 //!   generation is in flight answer messages sent before its HELLO (frames
 //!   queued while disconnected, say): they are noted, and if any came, one
 //!   more generation follows the marker's PONG. Each retry starts from a
 //!   session the server has just reset, so it converges;
+//! * starts generations no closer together than `resync`, and twice as far
+//!   apart each time they follow each other closely (up to a minute): a
+//!   server that answers INVALID forever gets one table per minute, not one
+//!   per INVALID;
 //! * starts a new generation when the connection is re-established (libzmq
-//!   gives the new connection a new routing id: a fresh server session).
+//!   gives the new connection a new routing id: a fresh server session);
+//! * after a stall of its own (no message sent for over a second, the
+//!   session timeout of a CZMQ server), sends one tuple again as a probe: a
+//!   live session ignores it as a duplicate, an expired one answers INVALID,
+//!   which starts a generation;
+//! * when the socket refuses a tuple (its queue is full), sends every tuple
+//!   from that one on again, a little later.
 
 use std::time::{Duration, Instant};
 
 use crate::msg::{Announce, Hello, Ping, ZgossipMsg};
 use crate::tuples::Tuples;
+
+/// Longest spacing between generations, however often INVALID comes.
+const MAX_SPACING: Duration = Duration::from_secs(60);
+
+/// How long to wait before sending again what a full queue refused.
+pub const BACKOFF: Duration = Duration::from_millis(10);
+
+/// A remote that sent nothing for this long (at least) has stalled: its
+/// server may have expired the session (CZMQ's timeout is one second).
+const STALL: Duration = Duration::from_secs(1);
+
+/// Where the current generation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No generation in flight.
+    Synced,
+    /// HELLO sent; tuples going out.
+    Sending,
+    /// Marker PING sent: the generation ends when the PONG count reaches it.
+    AwaitingMarker(u64),
+}
+
+/// How a remote paces itself; from the node's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// Keepalive PING interval.
+    pub ping: Duration,
+    /// Least time between the starts of two generations.
+    pub resync: Duration,
+    /// Tuples sent per slice.
+    pub slice: usize,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            ping: Duration::from_millis(300),
+            resync: Duration::from_millis(1000),
+            slice: 256,
+        }
+    }
+}
 
 /// Our session with one remote server.
 #[derive(Debug)]
@@ -27,10 +82,21 @@ pub struct Remote {
     endpoint: String,
     pings_sent: u64,
     pongs_received: u64,
-    /// While a generation is in flight: the PONG count that ends it.
-    marker: Option<u64>,
+    phase: Phase,
     invalid_during_sync: bool,
+    /// Tuples from this position on are still to be sent.
+    backlog: Option<usize>,
+    /// No backlog slice before this time (the queue was full).
+    backlog_at: Instant,
+    /// A generation is wanted, to start at `next_sync_at` or later.
+    sync_wanted: bool,
+    next_sync_at: Instant,
+    last_sync_at: Option<Instant>,
+    spacing: Duration,
     next_ping: Instant,
+    last_sent: Instant,
+    /// Generations started.
+    generations: u64,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -43,11 +109,12 @@ pub enum Received {
 }
 
 impl Remote {
-    /// A remote for `endpoint`; `send` receives the opening generation.
+    /// A remote for `endpoint`; `send` receives the opening of the first
+    /// generation (the rest goes out from [`Remote::tick`]).
     pub fn new(
         endpoint: &str,
         tuples: &Tuples,
-        ping_interval: Duration,
+        pace: Pace,
         now: Instant,
         send: &mut impl FnMut(ZgossipMsg),
     ) -> Self {
@@ -55,11 +122,19 @@ impl Remote {
             endpoint: endpoint.to_owned(),
             pings_sent: 0,
             pongs_received: 0,
-            marker: None,
+            phase: Phase::Synced,
             invalid_during_sync: false,
-            next_ping: now + ping_interval,
+            backlog: None,
+            backlog_at: now,
+            sync_wanted: true,
+            next_sync_at: now,
+            last_sync_at: None,
+            spacing: pace.resync,
+            next_ping: now + pace.ping,
+            last_sent: now,
+            generations: 0,
         };
-        remote.synchronise(tuples, ping_interval, now, send);
+        remote.tick(tuples, pace, now, send);
         remote
     }
 
@@ -68,110 +143,195 @@ impl Remote {
         &self.endpoint
     }
 
-    /// Whether a generation is in flight.
+    /// Whether a generation is in flight or waiting to start.
     pub fn is_synchronising(&self) -> bool {
-        self.marker.is_some()
+        self.phase != Phase::Synced || self.sync_wanted
     }
 
-    /// Start a generation: HELLO, every tuple, a marker PING.
-    fn synchronise(
+    /// Generations started so far (the first included).
+    pub fn generations(&self) -> u64 {
+        self.generations
+    }
+
+    /// Whether tuples from `position` on will be sent anyway: a tuple
+    /// flooded now would go twice.
+    pub fn will_send(&self, position: usize) -> bool {
+        self.backlog.is_some_and(|b| b <= position)
+    }
+
+    /// Ask for a generation, as soon as the spacing allows.
+    fn want_sync(&mut self) {
+        self.sync_wanted = true;
+    }
+
+    /// Start a generation: HELLO now, every tuple from [`Remote::tick`],
+    /// then a marker PING.
+    fn start_generation(&mut self, pace: Pace, now: Instant, send: &mut impl FnMut(ZgossipMsg)) {
+        // Generations that follow each other closely push the next further.
+        self.spacing = match self.last_sync_at {
+            Some(last) if now.saturating_duration_since(last) < self.spacing * 2 => {
+                (self.spacing * 2).min(MAX_SPACING).max(pace.resync)
+            }
+            _ => pace.resync,
+        };
+        self.last_sync_at = Some(now);
+        self.next_sync_at = now + self.spacing;
+        self.sync_wanted = false;
+        self.generations += 1;
+        self.sent(Hello.into(), pace, now, send);
+        self.phase = Phase::Sending;
+        self.invalid_during_sync = false;
+        self.backlog = Some(0);
+        self.backlog_at = now;
+    }
+
+    fn sent(
         &mut self,
-        tuples: &Tuples,
-        ping_interval: Duration,
+        message: ZgossipMsg,
+        pace: Pace,
         now: Instant,
         send: &mut impl FnMut(ZgossipMsg),
     ) {
-        send(Hello.into());
-        for (endpoint, service) in tuples.to_vec() {
-            send(
-                Announce {
-                    endpoint: endpoint.to_string(),
-                    service: service.to_string(),
-                    ttl: 0,
-                }
-                .into(),
-            );
+        if matches!(message, ZgossipMsg::Ping(_)) {
+            self.pings_sent += 1;
         }
-        self.ping(ping_interval, now, send);
-        self.marker = Some(self.pings_sent);
-        self.invalid_during_sync = false;
-    }
-
-    fn ping(&mut self, ping_interval: Duration, now: Instant, send: &mut impl FnMut(ZgossipMsg)) {
-        send(Ping.into());
-        self.pings_sent += 1;
-        self.next_ping = now + ping_interval;
+        send(message);
+        self.sent_traffic(pace, now);
     }
 
     /// Any message we send counts as traffic for the server's expiry.
-    pub fn sent_traffic(&mut self, ping_interval: Duration, now: Instant) {
-        self.next_ping = now + ping_interval;
+    pub fn sent_traffic(&mut self, pace: Pace, now: Instant) {
+        self.next_ping = now + pace.ping;
+        self.last_sent = now;
     }
 
     /// A message from the remote's server.
-    pub fn receive(
-        &mut self,
-        message: ZgossipMsg,
-        tuples: &Tuples,
-        ping_interval: Duration,
-        now: Instant,
-        send: &mut impl FnMut(ZgossipMsg),
-    ) -> Received {
+    pub fn receive(&mut self, message: ZgossipMsg) -> Received {
         match message {
             ZgossipMsg::Announce(a) => return Received::Tuple(a.endpoint, a.service),
             ZgossipMsg::Pong(_) => {
                 self.pongs_received += 1;
-                if self.marker.is_some_and(|m| self.pongs_received >= m) {
-                    self.marker = None;
-                    if self.invalid_during_sync {
-                        self.synchronise(tuples, ping_interval, now, send);
+                if let Phase::AwaitingMarker(marker) = self.phase {
+                    if self.pongs_received >= marker {
+                        self.phase = Phase::Synced;
+                        if self.invalid_during_sync {
+                            self.want_sync();
+                        }
                     }
                 }
             }
             ZgossipMsg::Invalid(_) => {
-                if self.marker.is_some() {
-                    self.invalid_during_sync = true;
+                if self.phase == Phase::Synced {
+                    tracing::debug!(endpoint = %crate::text::Escaped(&self.endpoint), "INVALID from server: synchronising again");
+                    self.want_sync();
                 } else {
-                    tracing::debug!(endpoint = %self.endpoint, "INVALID from server: synchronising again");
-                    self.synchronise(tuples, ping_interval, now, send);
+                    self.invalid_during_sync = true;
                 }
             }
-            // A server never sends these; ignore them as CZMQ does.
+            // A server never sends these (ours PINGs to see whether we are
+            // still there): ignore them, as CZMQ does.
             ZgossipMsg::Hello(_) | ZgossipMsg::Ping(_) => {}
         }
         Received::Nothing
     }
 
     /// The connection was lost and is back: the server sees a new session.
-    pub fn reconnected(
-        &mut self,
-        tuples: &Tuples,
-        ping_interval: Duration,
-        now: Instant,
-        send: &mut impl FnMut(ZgossipMsg),
-    ) {
-        tracing::debug!(endpoint = %self.endpoint, "reconnected: synchronising again");
+    pub fn reconnected(&mut self) {
+        tracing::debug!(endpoint = %crate::text::Escaped(&self.endpoint), "reconnected: synchronising again");
         // PINGs queued on the old connection may be lost or answered late.
         self.pings_sent = 0;
         self.pongs_received = 0;
-        self.synchronise(tuples, ping_interval, now, send);
+        self.phase = Phase::Synced;
+        self.backlog = None;
+        self.want_sync();
     }
 
-    /// Send a keepalive PING if one is due.
-    pub fn tick(
-        &mut self,
-        ping_interval: Duration,
-        now: Instant,
-        send: &mut impl FnMut(ZgossipMsg),
-    ) {
-        if now >= self.next_ping {
-            self.ping(ping_interval, now, send);
+    /// The socket refused `message` (its queue is full): send it again
+    /// later, with whatever followed it.
+    pub fn refused(&mut self, message: Option<&ZgossipMsg>, tuples: &Tuples, now: Instant) {
+        match message {
+            Some(ZgossipMsg::Announce(a)) => {
+                let position = tuples.position(&a.endpoint).unwrap_or(0);
+                self.backlog = Some(self.backlog.map_or(position, |b| b.min(position)));
+                self.backlog_at = now + BACKOFF;
+            }
+            // PINGs are counted by the PONGs that come back; one lost only
+            // delays the marker to the next keepalive.
+            Some(ZgossipMsg::Ping(_)) => {}
+            // The generation never started (a lost HELLO), or an unknown
+            // frame was lost: start again, from the HELLO.
+            _ => {
+                self.phase = Phase::Synced;
+                self.backlog = None;
+                self.sync_wanted = true;
+                self.next_sync_at = self.next_sync_at.min(now + BACKOFF);
+            }
         }
     }
 
-    /// When the next keepalive is due.
+    /// Time passed: start a wanted generation, send a slice of tuples, the
+    /// marker, or a keepalive PING, whichever is due.
+    pub fn tick(
+        &mut self,
+        tuples: &Tuples,
+        pace: Pace,
+        now: Instant,
+        send: &mut impl FnMut(ZgossipMsg),
+    ) {
+        if self.phase == Phase::Synced
+            && !self.sync_wanted
+            && now.saturating_duration_since(self.last_sent) > STALL.max(pace.ping * 3)
+        {
+            if let Some((endpoint, service)) = tuples.at(0) {
+                // Probe: a duplicate to a live session, INVALID from a lost one.
+                let probe = Announce {
+                    endpoint: endpoint.to_string(),
+                    service: service.to_string(),
+                    ttl: 0,
+                };
+                self.sent(probe.into(), pace, now, send);
+            } else {
+                self.want_sync();
+            }
+        }
+        if self.sync_wanted && now >= self.next_sync_at {
+            self.start_generation(pace, now, send);
+        }
+        if let Some(from) = self.backlog.filter(|_| now >= self.backlog_at) {
+            let mut slice = Vec::new();
+            tuples.slice_into(from, pace.slice.max(1), &mut slice);
+            for (endpoint, service) in slice.drain(..) {
+                let announce = Announce {
+                    endpoint: endpoint.to_string(),
+                    service: service.to_string(),
+                    ttl: 0,
+                };
+                self.sent(announce.into(), pace, now, send);
+                self.backlog = self.backlog.map(|b| b + 1);
+            }
+            if self.backlog.is_some_and(|b| b >= tuples.len()) {
+                self.backlog = None;
+                if self.phase == Phase::Sending {
+                    self.sent(Ping.into(), pace, now, send);
+                    self.phase = Phase::AwaitingMarker(self.pings_sent);
+                }
+            }
+        }
+        if now >= self.next_ping {
+            self.sent(Ping.into(), pace, now, send);
+        }
+    }
+
+    /// When [`Remote::tick`] next has something to do.
     pub fn next_deadline(&self) -> Instant {
-        self.next_ping
+        let mut at = self.next_ping;
+        if self.sync_wanted {
+            at = at.min(self.next_sync_at);
+        }
+        if self.backlog.is_some() {
+            at = at.min(self.backlog_at);
+        }
+        at
     }
 }
 
@@ -180,71 +340,179 @@ mod tests {
     use super::*;
     use crate::msg::{Invalid, Pong};
 
-    const PING: Duration = Duration::from_millis(300);
+    const PACE: Pace = Pace {
+        ping: Duration::from_millis(300),
+        resync: Duration::from_millis(1000),
+        slice: 2,
+    };
 
     fn names(sent: &[ZgossipMsg]) -> Vec<&'static str> {
         use zproto_runtime::Codec;
         sent.iter().map(|m| m.command()).collect()
     }
 
-    fn tuples() -> Tuples {
+    fn tuples(n: usize) -> Tuples {
         let mut t = Tuples::default();
-        t.accept("tcp://a:1", "a");
+        for i in 0..n {
+            t.accept(&format!("tcp://a:{i}"), "a", usize::MAX);
+        }
         t
     }
 
-    #[test]
-    fn opens_with_hello_tuples_and_a_marker_ping() {
-        let mut sent = Vec::new();
-        let r = Remote::new("tcp://x:1", &tuples(), PING, Instant::now(), &mut |m| {
-            sent.push(m)
-        });
-        assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
-        assert!(r.is_synchronising());
+    /// Tick until nothing more is due now.
+    fn settle(r: &mut Remote, t: &Tuples, now: Instant, sent: &mut Vec<ZgossipMsg>) {
+        while r.next_deadline() <= now {
+            r.tick(t, PACE, now, &mut |m| sent.push(m));
+        }
     }
 
     #[test]
-    fn invalid_after_sync_starts_a_new_generation() {
+    fn opens_with_hello_tuples_in_slices_and_a_marker_ping() {
         let now = Instant::now();
-        let t = tuples();
+        let t = tuples(3);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PING, now, &mut |m| sent.push(m));
-        r.receive(Pong.into(), &t, PING, now, &mut |m| sent.push(m));
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "ANNOUNCE"], "one slice");
+        settle(&mut r, &t, now, &mut sent);
+        assert_eq!(
+            names(&sent),
+            ["HELLO", "ANNOUNCE", "ANNOUNCE", "ANNOUNCE", "PING"]
+        );
+        assert!(r.is_synchronising());
+        r.receive(Pong.into());
         assert!(!r.is_synchronising());
+    }
+
+    #[test]
+    fn invalid_after_sync_starts_a_new_generation_once_spacing_allows() {
+        let now = Instant::now();
+        let t = tuples(1);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        settle(&mut r, &t, now, &mut sent);
+        r.receive(Pong.into());
         sent.clear();
-        r.receive(Invalid.into(), &t, PING, now, &mut |m| sent.push(m));
+        r.receive(Invalid.into());
+        settle(&mut r, &t, now, &mut sent);
+        assert!(sent.is_empty(), "too soon after the first generation");
+        let later = now + PACE.resync;
+        settle(&mut r, &t, later, &mut sent);
         assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
+        assert_eq!(r.generations(), 2);
     }
 
     #[test]
     fn invalid_during_sync_is_retried_once_the_marker_returns() {
         let now = Instant::now();
-        let t = tuples();
+        let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PING, now, &mut |m| sent.push(m));
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        settle(&mut r, &t, now, &mut sent);
         sent.clear();
-        r.receive(Invalid.into(), &t, PING, now, &mut |m| sent.push(m));
-        r.receive(Invalid.into(), &t, PING, now, &mut |m| sent.push(m));
-        assert!(sent.is_empty(), "stale INVALIDs alone send nothing");
-        r.receive(Pong.into(), &t, PING, now, &mut |m| sent.push(m));
+        r.receive(Invalid.into());
+        r.receive(Invalid.into());
+        settle(&mut r, &t, now + PACE.resync, &mut sent);
+        assert!(
+            names(&sent).iter().all(|n| *n == "PING"),
+            "stale INVALIDs alone start nothing"
+        );
+        r.receive(Pong.into());
+        sent.clear();
+        settle(&mut r, &t, now + PACE.resync, &mut sent);
         assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
         sent.clear();
-        r.receive(Pong.into(), &t, PING, now, &mut |m| sent.push(m));
-        assert!(sent.is_empty() && !r.is_synchronising());
+        // PONGs to the keepalive sent meanwhile and to the new marker.
+        r.receive(Pong.into());
+        assert!(r.is_synchronising());
+        r.receive(Pong.into());
+        assert!(!r.is_synchronising());
+    }
+
+    #[test]
+    fn a_server_that_answers_invalid_forever_gets_ever_fewer_generations() {
+        let start = Instant::now();
+        let t = tuples(1);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, start, &mut |m| sent.push(m));
+        // For ten minutes, answer every marker with PONG and INVALID.
+        let mut now = start;
+        while now < start + Duration::from_secs(600) {
+            settle(&mut r, &t, now, &mut sent);
+            if r.phase != Phase::Synced {
+                r.receive(Pong.into());
+                r.receive(Invalid.into());
+            }
+            now += Duration::from_millis(100);
+        }
+        // 1, 2, 4, ... 32 s, then one a minute: about 15, not 600.
+        assert!(
+            r.generations() <= 16,
+            "{} generations in ten minutes",
+            r.generations()
+        );
+        assert!(r.generations() >= 8);
     }
 
     #[test]
     fn keepalive_pings_when_quiet_and_reconnects_resync() {
         let now = Instant::now();
-        let t = tuples();
+        let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PING, now, &mut |_| {});
-        r.tick(PING, now + PING / 2, &mut |m| sent.push(m));
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        settle(&mut r, &t, now, &mut Vec::new());
+        r.receive(Pong.into());
+        settle(&mut r, &t, now + PACE.ping / 2, &mut sent);
         assert!(sent.is_empty());
-        r.tick(PING, now + PING, &mut |m| sent.push(m));
+        settle(&mut r, &t, now + PACE.ping, &mut sent);
         assert_eq!(names(&sent), ["PING"]);
         sent.clear();
-        r.reconnected(&t, PING, now, &mut |m| sent.push(m));
+        r.reconnected();
+        let later = now + PACE.resync * 3;
+        settle(&mut r, &t, later, &mut sent);
         assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
+    }
+
+    #[test]
+    fn a_refused_tuple_is_sent_again_with_those_after_it() {
+        let now = Instant::now();
+        let t = tuples(4);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        settle(&mut r, &t, now, &mut Vec::new());
+        r.receive(Pong.into());
+        let refused: ZgossipMsg = Announce {
+            endpoint: "tcp://a:2".into(),
+            service: "a".into(),
+            ttl: 0,
+        }
+        .into();
+        r.refused(Some(&refused), &t, now);
+        settle(&mut r, &t, now, &mut sent);
+        assert!(sent.is_empty(), "not before the backoff");
+        settle(&mut r, &t, now + BACKOFF, &mut sent);
+        let endpoints: Vec<String> = sent
+            .iter()
+            .filter_map(|m| match m {
+                ZgossipMsg::Announce(a) => Some(a.endpoint.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(endpoints, ["tcp://a:2", "tcp://a:3"]);
+        assert!(
+            !names(&sent).contains(&"HELLO"),
+            "no new generation for a refused tuple"
+        );
+    }
+
+    #[test]
+    fn after_a_stall_one_tuple_probes_the_session() {
+        let now = Instant::now();
+        let t = tuples(2);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        settle(&mut r, &t, now, &mut Vec::new());
+        r.receive(Pong.into());
+        settle(&mut r, &t, now + Duration::from_secs(5), &mut sent);
+        assert_eq!(names(&sent), ["ANNOUNCE"]);
     }
 }

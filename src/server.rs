@@ -1,11 +1,14 @@
 //! The hand-written actions of the zgossip server model
 //! (`protocol/zgossip.xml`), run by the generated engine in [`crate::engine`].
 
+use std::time::{Duration, Instant};
+
 use zproto_runtime::engine::Io;
 
 use crate::engine::{Actions, Event};
+use crate::limits::Limits;
 use crate::msg::{Announce, ZgossipMsg};
-use crate::tuples::Tuples;
+use crate::tuples::{Accepted, Tuples};
 
 /// A tuple: endpoint and service.
 pub type Tuple = (String, String);
@@ -15,27 +18,67 @@ pub type Tuple = (String, String);
 pub struct Gossip {
     /// Every tuple the node knows.
     pub tuples: Tuples,
+    /// What the node accepts.
+    pub limits: Limits,
     /// The tuple being forwarded to every session (`forward` event).
     pub(crate) forwarding: Option<Tuple>,
     /// Tuples accepted as new from sessions, for the node to deliver to the
     /// application and pass on to its remotes.
     pub(crate) accepted: Vec<Tuple>,
+    /// Tuples refused from sessions (over a limit), for the node to count.
+    pub(crate) refused: Vec<Refusal>,
+    /// For `behind`: the first position the session must send again, and
+    /// how long to wait before it does.
+    pub(crate) behind: Option<(usize, Duration)>,
 }
 
-/// Per-session state: the tuples still to replay after HELLO.
+/// Why a tuple was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The service is longer than `limits/service`.
+    ServiceTooLong,
+    /// The table holds `limits/tuples` already.
+    TableFull,
+}
+
+/// Per-session state: where the replay after HELLO stands.
 #[derive(Debug, Default)]
 pub struct Session {
-    replay: Vec<Tuple>,
+    /// Position of the next tuple to replay.
+    cursor: usize,
+    /// Tuples sent in the current slice.
+    in_slice: usize,
+    /// No slice before this time (the peer's queue was full).
+    resume_at: Option<Instant>,
 }
 
 impl Gossip {
-    fn next_replayed(session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        match session.replay.pop() {
+    /// Store a tuple if it is new and within the limits. Returns its
+    /// position if it was new.
+    pub(crate) fn store(&mut self, endpoint: &str, service: &str) -> Result<Accepted, Refusal> {
+        if service.len() > self.limits.service {
+            return Err(Refusal::ServiceTooLong);
+        }
+        match self.tuples.accept(endpoint, service, self.limits.tuples) {
+            Accepted::Full => Err(Refusal::TableFull),
+            accepted => Ok(accepted),
+        }
+    }
+
+    fn next_replayed(&self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        if session.in_slice >= self.limits.slice.max(1) {
+            session.in_slice = 0;
+            io.set_next_event(Event::Pause);
+            return;
+        }
+        match self.tuples.at(session.cursor) {
             Some((endpoint, service)) => {
+                session.cursor += 1;
+                session.in_slice += 1;
                 io.set_message(
                     Announce {
-                        endpoint,
-                        service,
+                        endpoint: endpoint.to_string(),
+                        service: service.to_string(),
                         ttl: 0,
                     }
                     .into(),
@@ -51,25 +94,45 @@ impl Actions for Gossip {
     type Session = Session;
 
     fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        session.replay = self
-            .tuples
-            .to_vec()
-            .into_iter()
-            .map(|(e, s)| (e.to_string(), s.to_string()))
-            .collect();
-        Self::next_replayed(session, io);
+        session.cursor = 0;
+        session.in_slice = 0;
+        self.next_replayed(session, io);
     }
 
     fn get_next_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        Self::next_replayed(session, io);
+        session.resume_at = None;
+        self.next_replayed(session, io);
+    }
+
+    fn wait_to_resume(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        // Any event cancels a wakeup, and each event here sets it again: a
+        // deadline, not a delay, so that busy traffic cannot postpone it.
+        let delay = match (session.resume_at, io.now()) {
+            (Some(at), Some(now)) => at.saturating_duration_since(now),
+            _ => Duration::ZERO,
+        };
+        io.set_wakeup(delay, Event::Resume);
+    }
+
+    fn fall_behind(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        if let Some((position, wait)) = self.behind.take() {
+            session.cursor = session.cursor.min(position);
+            session.in_slice = 0;
+            session.resume_at = io.now().map(|now| now + wait);
+        }
     }
 
     fn store_tuple_if_new(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
-        if !self.tuples.accept(&a.endpoint, &a.service) {
-            return;
+        match self.store(&a.endpoint, &a.service) {
+            Ok(accepted) if accepted.position().is_some() => {}
+            Ok(_) => return,
+            Err(refusal) => {
+                self.refused.push(refusal);
+                return;
+            }
         }
         // The received message is not needed after this action: keep its
         // strings instead of copying them.

@@ -190,9 +190,69 @@ pub enum SwarmError {
         /// The process limit.
         limit: u64,
     },
+    /// The swarm would not fit in memory.
+    #[error("{nodes} nodes holding {tuples} tuples each need about {} MB; this machine has {} MB available", needed / 1_000_000, available / 1_000_000)]
+    TooLarge {
+        /// Nodes asked for.
+        nodes: usize,
+        /// Tuples asked for.
+        tuples: usize,
+        /// Bytes needed, estimated.
+        needed: u64,
+        /// Bytes available (MemAvailable).
+        available: u64,
+    },
     /// A node could not start, bind or connect.
     #[error("{0}")]
     Node(#[from] crate::Error),
+}
+
+/// Bytes a swarm needs, roughly: every node holds every tuple (two symbols
+/// and a map entry, about 48 bytes with the table's slack), plus what a node
+/// costs alone (its tables and queues in memory; its sockets and their
+/// libzmq pipes over inproc or tcp), plus the tuple strings once.
+pub fn estimated_bytes(config: &SwarmConfig) -> u64 {
+    let nodes = config.nodes.max(1) as u64;
+    let tuples = config.tuples as u64;
+    let per_node = match config.transport {
+        Transport::Memory => 8_000,
+        Transport::Inproc | Transport::Tcp => 150_000,
+    };
+    nodes
+        .saturating_mul(tuples)
+        .saturating_mul(48)
+        .saturating_add(nodes.saturating_mul(per_node))
+        .saturating_add(tuples.saturating_mul(96))
+}
+
+/// Memory this machine can still give (MemAvailable), if known.
+fn available_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuse, before allocating anything, a swarm that cannot fit in memory.
+pub fn check_size(config: &SwarmConfig) -> Result<(), SwarmError> {
+    let needed = estimated_bytes(config);
+    match available_bytes() {
+        Some(available) if needed > available => Err(SwarmError::TooLarge {
+            nodes: config.nodes,
+            tuples: config.tuples,
+            needed,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The settings of a swarm's nodes: the configured ones, with room for
+/// every tuple of the run.
+fn node_settings(config: &SwarmConfig) -> Settings {
+    let mut settings = config.settings;
+    settings.limits.tuples = settings.limits.tuples.max(config.tuples);
+    settings
 }
 
 /// Who connects to whom, who announces what, who leaves: the random choices
@@ -250,6 +310,7 @@ pub fn run_any(
     config: &SwarmConfig,
     progress: impl FnMut(&Sample),
 ) -> Result<SwarmReport, SwarmError> {
+    check_size(config)?;
     match config.transport {
         Transport::Memory => Ok(run(config, progress)),
         Transport::Inproc | Transport::Tcp => sockets::run(config, progress),
@@ -264,7 +325,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     mesh.forget_deliveries();
     let n = config.nodes.max(1);
     for _ in 0..n {
-        mesh.add(config.settings);
+        mesh.add(node_settings(config));
     }
     let now = Instant::now();
     for (i, targets) in plan.targets.iter().enumerate() {
@@ -287,7 +348,9 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let start = Instant::now();
     for (t, &node) in announcers.iter().enumerate() {
         let (endpoint, service) = tuple(t);
-        mesh.announce(node, &endpoint, &service, start);
+        if let Err(e) = mesh.announce(node, &endpoint, &service, start) {
+            tracing::error!("node-{node}: {e}");
+        }
     }
     // Churn: leave once dissemination is under way, rejoin a little later.
     let leave_after = n as u64;
@@ -318,7 +381,9 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
             for (t, &node) in announcers.iter().enumerate() {
                 if is_churned[node] {
                     let (endpoint, service) = tuple(t);
-                    mesh.announce(node, &endpoint, &service, now);
+                    if let Err(e) = mesh.announce(node, &endpoint, &service, now) {
+                        tracing::error!("node-{node}: {e}");
+                    }
                 }
             }
             churn_state = 2;
@@ -547,7 +612,7 @@ mod sockets {
         let mut nodes: Vec<Option<Node>> = Vec::with_capacity(n);
         let mut endpoints = Vec::with_capacity(n);
         for i in 0..n {
-            let node = Node::on(&reactor, &format!("node-{i}"), config.settings)?;
+            let node = Node::on(&reactor, &format!("node-{i}"), super::node_settings(config))?;
             let endpoint = if config.transport == Transport::Tcp {
                 node.bind("tcp://127.0.0.1:*")?;
                 format!("tcp://127.0.0.1:{}", node.port()?)
@@ -601,7 +666,8 @@ mod sockets {
                 churn_state = 1;
             } else if churn_state == 1 {
                 for &i in &churned {
-                    let node = Node::on(&reactor, &format!("node-{i}"), config.settings)?;
+                    let node =
+                        Node::on(&reactor, &format!("node-{i}"), super::node_settings(config))?;
                     // The old listener closes asynchronously: retry, bounded.
                     let deadline = Instant::now() + Duration::from_secs(5);
                     while let Err(e) = node.bind(&endpoints[i]) {

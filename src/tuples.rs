@@ -1,10 +1,16 @@
 //! The tuple table of a node: endpoint → service, latest value wins.
 //!
+//! Tuples keep the order in which their endpoints first arrived, so that a
+//! replay (to a peer that said HELLO, or to a server we connect to) is a
+//! cursor, a position in that order, rather than a copy of the table: a
+//! peer that asks for a million tuples costs one number until they are sent.
+//! A tuple whose service changes keeps its position.
+//!
 //! Tuple strings are interned process-wide as numbered symbols: a swarm of
 //! thousands of nodes holds one copy of each endpoint and service, and a
-//! node stores two 4-byte symbols per tuple. Symbols are never freed, as
-//! tuples never expire (zgossip's design); only a service that is replaced
-//! for an endpoint leaves an unused symbol behind.
+//! node stores two 4-byte symbols per tuple. Symbols are counted, and a
+//! string nobody holds any more is freed, so a peer that keeps replacing a
+//! service does not leave garbage behind.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -17,7 +23,9 @@ type Symbol = u32;
 #[derive(Default)]
 struct Symbols {
     numbers: HashMap<Arc<str>, Symbol, FastHash>,
-    strings: Vec<Arc<str>>,
+    /// By symbol: the string and how many tuple fields hold it (0: free).
+    strings: Vec<(Arc<str>, u32)>,
+    free: Vec<Symbol>,
 }
 
 impl Symbols {
@@ -34,86 +42,258 @@ impl Symbols {
         self.numbers.get(text).copied()
     }
 
-    fn intern(&mut self, text: &str) -> Symbol {
+    /// The symbol of `text`, holding one more reference to it.
+    fn hold(&mut self, text: &str) -> Symbol {
         if let Some(symbol) = self.find(text) {
+            self.retain(symbol);
             return symbol;
         }
         let shared: Arc<str> = Arc::from(text);
-        // Over four billion distinct strings would exhaust the numbers; the
-        // last one is then reused, which keeps nodes running, wrongly named.
-        let symbol = Symbol::try_from(self.strings.len()).unwrap_or(Symbol::MAX);
-        self.strings.push(shared.clone());
+        let symbol = match self.free.pop() {
+            Some(symbol) => {
+                self.strings[symbol as usize] = (shared.clone(), 1);
+                symbol
+            }
+            None => {
+                // Four billion live strings would not fit in memory first.
+                let symbol = Symbol::try_from(self.strings.len()).unwrap_or(Symbol::MAX);
+                self.strings.push((shared.clone(), 1));
+                symbol
+            }
+        };
         self.numbers.insert(shared, symbol);
         symbol
+    }
+
+    fn retain(&mut self, symbol: Symbol) {
+        if let Some((_, count)) = self.strings.get_mut(symbol as usize) {
+            *count += 1;
+        }
+    }
+
+    fn release(&mut self, symbol: Symbol) {
+        let Some((text, count)) = self.strings.get_mut(symbol as usize) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            let text = std::mem::replace(text, Arc::from(""));
+            self.numbers.remove(&text);
+            self.free.push(symbol);
+        }
     }
 
     fn string(&self, symbol: Symbol) -> Arc<str> {
         self.strings
             .get(symbol as usize)
-            .cloned()
+            .map(|(s, _)| s.clone())
             .unwrap_or_else(|| Arc::from(""))
     }
 }
 
-/// Every tuple a node knows. Nothing expires, as in CZMQ.
-#[derive(Debug, Default, Clone)]
+/// What [`Tuples::accept`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// A new endpoint, stored at this position.
+    New(usize),
+    /// A new service for a known endpoint, at this position.
+    Changed(usize),
+    /// Known already with the same service: the flood stops here.
+    Duplicate,
+    /// A new endpoint, but the table holds its limit already.
+    Full,
+}
+
+impl Accepted {
+    /// The position of a tuple that is new to the node.
+    pub fn position(self) -> Option<usize> {
+        match self {
+            Accepted::New(i) | Accepted::Changed(i) => Some(i),
+            Accepted::Duplicate | Accepted::Full => None,
+        }
+    }
+}
+
+/// Every tuple a node knows, in order of arrival. Nothing expires, as in
+/// CZMQ.
+#[derive(Debug, Default)]
 pub struct Tuples {
-    map: HashMap<Symbol, Symbol, FastHash>,
+    /// (endpoint, service) by position.
+    entries: Vec<(Symbol, Symbol)>,
+    /// Endpoint to position.
+    positions: HashMap<Symbol, u32, FastHash>,
+}
+
+impl Clone for Tuples {
+    fn clone(&self) -> Self {
+        let mut symbols = Symbols::lock();
+        for &(e, s) in &self.entries {
+            symbols.retain(e);
+            symbols.retain(s);
+        }
+        Self {
+            entries: self.entries.clone(),
+            positions: self.positions.clone(),
+        }
+    }
+}
+
+impl Drop for Tuples {
+    fn drop(&mut self) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let mut symbols = Symbols::lock();
+        for &(e, s) in &self.entries {
+            symbols.release(e);
+            symbols.release(s);
+        }
+    }
 }
 
 impl Tuples {
-    /// Store a tuple unless it is already known with the same service.
-    /// Returns whether it was new (a new endpoint or a new service for it);
-    /// a duplicate stops the flood.
-    pub fn accept(&mut self, endpoint: &str, service: &str) -> bool {
+    /// Store a tuple unless it is already known with the same service, or
+    /// it is a new endpoint and the table already holds `limit` tuples.
+    pub fn accept(&mut self, endpoint: &str, service: &str, limit: usize) -> Accepted {
         let mut symbols = Symbols::lock();
-        let endpoint = symbols.intern(endpoint);
-        let service = symbols.intern(service);
-        drop(symbols);
-        match self.map.insert(endpoint, service) {
-            Some(old) => old != service,
-            None => true,
+        let position = symbols
+            .find(endpoint)
+            .and_then(|e| self.positions.get(&e))
+            .map(|&p| p as usize);
+        match position {
+            Some(p) => {
+                let old = self.entries[p].1;
+                if symbols.find(service) == Some(old) {
+                    return Accepted::Duplicate;
+                }
+                self.entries[p].1 = symbols.hold(service);
+                symbols.release(old);
+                Accepted::Changed(p)
+            }
+            None => {
+                let p = self.entries.len();
+                if p >= limit || u32::try_from(p).is_err() {
+                    return Accepted::Full;
+                }
+                let e = symbols.hold(endpoint);
+                let s = symbols.hold(service);
+                self.entries.push((e, s));
+                self.positions.insert(e, p as u32);
+                Accepted::New(p)
+            }
         }
     }
 
     /// The service at `endpoint`.
     pub fn get(&self, endpoint: &str) -> Option<Arc<str>> {
         let symbols = Symbols::lock();
-        let service = self.map.get(&symbols.find(endpoint)?)?;
+        let p = *self.positions.get(&symbols.find(endpoint)?)?;
+        let (_, service) = self.entries.get(p as usize)?;
         Some(symbols.string(*service))
+    }
+
+    /// The position of `endpoint`'s tuple.
+    pub fn position(&self, endpoint: &str) -> Option<usize> {
+        let symbols = Symbols::lock();
+        self.positions
+            .get(&symbols.find(endpoint)?)
+            .map(|&p| p as usize)
+    }
+
+    /// The tuple at `position`.
+    pub fn at(&self, position: usize) -> Option<(Arc<str>, Arc<str>)> {
+        let (e, s) = *self.entries.get(position)?;
+        let symbols = Symbols::lock();
+        Some((symbols.string(e), symbols.string(s)))
+    }
+
+    /// Up to `count` tuples from `position` on, into `out` (one lock for
+    /// the lot).
+    pub fn slice_into(&self, position: usize, count: usize, out: &mut Vec<(Arc<str>, Arc<str>)>) {
+        let Some(entries) = self.entries.get(position..) else {
+            return;
+        };
+        let symbols = Symbols::lock();
+        out.extend(
+            entries
+                .iter()
+                .take(count)
+                .map(|&(e, s)| (symbols.string(e), symbols.string(s))),
+        );
     }
 
     /// Number of tuples.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Every tuple, in no particular order.
+    /// Every tuple, in order of arrival.
     pub fn to_vec(&self) -> Vec<(Arc<str>, Arc<str>)> {
-        let symbols = Symbols::lock();
-        self.map
-            .iter()
-            .map(|(e, s)| (symbols.string(*e), symbols.string(*s)))
-            .collect()
+        let mut out = Vec::with_capacity(self.len());
+        self.slice_into(0, self.len(), &mut out);
+        out
     }
+}
+
+/// Distinct strings interned process-wide, for tests and measurements.
+pub fn interned_strings() -> usize {
+    Symbols::lock().numbers.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const NO_LIMIT: usize = usize::MAX;
+
     #[test]
     fn duplicates_are_not_new_changes_are() {
         let mut t = Tuples::default();
-        assert!(t.accept("tcp://a:1", "s1"));
-        assert!(!t.accept("tcp://a:1", "s1"));
-        assert!(t.accept("tcp://a:1", "s2"));
+        assert_eq!(t.accept("tcp://a:1", "s1", NO_LIMIT), Accepted::New(0));
+        assert_eq!(t.accept("tcp://a:1", "s1", NO_LIMIT), Accepted::Duplicate);
+        assert_eq!(t.accept("tcp://b:1", "s1", NO_LIMIT), Accepted::New(1));
+        assert_eq!(t.accept("tcp://a:1", "s2", NO_LIMIT), Accepted::Changed(0));
         assert_eq!(t.get("tcp://a:1").as_deref(), Some("s2"));
+        assert_eq!(t.position("tcp://b:1"), Some(1));
+        assert_eq!(t.len(), 2);
+        let at: Vec<String> = t.to_vec().iter().map(|(e, _)| e.to_string()).collect();
+        assert_eq!(at, ["tcp://a:1", "tcp://b:1"], "order of first arrival");
+    }
+
+    #[test]
+    fn the_limit_refuses_new_endpoints_but_not_changes() {
+        let mut t = Tuples::default();
+        assert_eq!(t.accept("tcp://a:1", "s1", 1), Accepted::New(0));
+        assert_eq!(t.accept("tcp://b:1", "s1", 1), Accepted::Full);
+        assert_eq!(t.accept("tcp://a:1", "s2", 1), Accepted::Changed(0));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn replaced_and_dropped_strings_are_freed() {
+        let unique = |i: u32| format!("tuples-test-service-{i}-{}", std::process::id());
+        let mut t = Tuples::default();
+        t.accept("tuples-test-endpoint", &unique(0), NO_LIMIT);
+        let copy = t.clone();
+        for i in 1..1000 {
+            t.accept("tuples-test-endpoint", &unique(i), NO_LIMIT);
+        }
+        let symbols = Symbols::lock();
+        // The clone still holds service 0; replaced services 1..998 are gone.
+        assert!(symbols.find(&unique(0)).is_some());
+        assert!(symbols.find(&unique(500)).is_none());
+        assert!(symbols.find(&unique(999)).is_some());
+        drop(symbols);
+        drop(copy);
+        drop(t);
+        let symbols = Symbols::lock();
+        assert!(symbols.find(&unique(0)).is_none());
+        assert!(symbols.find(&unique(999)).is_none());
+        assert!(symbols.find("tuples-test-endpoint").is_none());
     }
 }

@@ -9,7 +9,7 @@
 //! I/O, so the same machine runs over ZeroMQ sockets or in memory.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One line of the execution trace ("animate" in zproto).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +70,7 @@ pub struct Io<E, M> {
     broadcasts: Vec<(E, bool)>,
     trace: Option<Vec<Trace>>,
     animate: bool,
+    now: Option<Instant>,
 }
 
 impl<E, M> Default for Io<E, M> {
@@ -83,6 +84,7 @@ impl<E, M> Default for Io<E, M> {
             broadcasts: Vec::new(),
             trace: None,
             animate: false,
+            now: None,
         }
     }
 }
@@ -119,7 +121,19 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
         self
     }
 
+    /// Set the time of the run, which actions read with [`Io::now`]
+    /// (drivers call this; the session table does).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
+    }
+
     // ---- the action API ----
+
+    /// The time of the run, as the driver gave it (sans-IO: actions never
+    /// read the clock themselves). `None` if the driver gave none.
+    pub fn now(&self) -> Option<Instant> {
+        self.now
+    }
 
     /// The shared message: the one received, or the one actions prepared.
     pub fn message(&self) -> Option<&M> {

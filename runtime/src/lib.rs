@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(feature = "reactor")]
 pub mod reactor;
 pub mod server;
+pub mod throttle;
 pub mod wire;
 
 pub use codec::{Codec, Frame};

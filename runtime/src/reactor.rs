@@ -83,6 +83,79 @@ pub enum Outgoing {
     },
 }
 
+/// Why the reactor did not send a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedReason {
+    /// The connection's queue is at its high-water mark: the peer does not
+    /// read fast enough (or, for a DEALER, is not connected).
+    Full,
+    /// No peer has that routing id any more (it disconnected).
+    Unreachable,
+    /// Any other failure (the socket is closing, say).
+    Failed,
+}
+
+/// A message the reactor could not send, handed back to the service.
+///
+/// Frames over [`COPIED_FRAME`] bytes are lent to libzmq and lost if the
+/// send fails: such a frame comes back empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub reason: RefusedReason,
+    /// The message.
+    pub outgoing: Outgoing,
+}
+
+/// Options for the sockets a service opens ([`Sockets::set_options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`: messages queued per connection and
+    /// direction before sends are refused ([`RefusedReason::Full`]) and
+    /// reading from the peer pauses. 0 means no limit.
+    pub hwm: i32,
+    /// `ZMQ_MAXMSGSIZE`: a peer that sends a larger frame is disconnected
+    /// before libzmq buffers it. -1 means no limit.
+    pub max_message: i64,
+    /// `ZMQ_HEARTBEAT_IVL`: ZMTP heartbeats on tcp and ipc connections, so
+    /// that a peer that stopped answering (killed, stopped, partitioned) is
+    /// disconnected. Zero turns them off.
+    pub heartbeat: std::time::Duration,
+    /// `ZMQ_HEARTBEAT_TIMEOUT` and `ZMQ_HEARTBEAT_TTL`: how long a silent
+    /// connection lives.
+    pub heartbeat_timeout: std::time::Duration,
+}
+
+impl Default for SocketOptions {
+    /// libzmq's defaults: 1000 messages, no size limit, no heartbeats.
+    fn default() -> Self {
+        Self {
+            hwm: 1000,
+            max_message: -1,
+            heartbeat: std::time::Duration::ZERO,
+            heartbeat_timeout: std::time::Duration::ZERO,
+        }
+    }
+}
+
+impl SocketOptions {
+    fn apply(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
+        let ms = |d: std::time::Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        socket.set_sndhwm(self.hwm.max(0))?;
+        socket.set_rcvhwm(self.hwm.max(0))?;
+        socket.set_maxmsgsize(self.max_message)?;
+        socket.set_linger(0)?;
+        if !self.heartbeat.is_zero() {
+            socket.set_heartbeat_ivl(ms(self.heartbeat))?;
+            let timeout = self.heartbeat_timeout.max(self.heartbeat);
+            socket.set_heartbeat_timeout(ms(timeout))?;
+            // The TTL travels in deciseconds, at most 6553.5 s.
+            socket.set_heartbeat_ttl(ms(timeout).min(6_553_500))?;
+        }
+        Ok(())
+    }
+}
+
 /// Something a reactor runs: a server (peers on a ROUTER) with remote
 /// sessions (DEALERs), driven by frames, commands and time.
 pub trait Service: Send + 'static {
@@ -93,6 +166,19 @@ pub trait Service: Send + 'static {
     /// Frames from a peer, routing id first (borrowed from the socket's
     /// buffers: nothing is copied to receive).
     fn on_peer(&mut self, frames: &[&[u8]], now: Instant);
+    /// A peer's first message is about to arrive over a connection whose
+    /// end the reactor will report ([`Service::on_peer_disconnected`]):
+    /// tcp and ipc. Peers over inproc are never announced this way; their
+    /// liveness is the service's own business (expiry).
+    fn on_peer_connected(&mut self, routing_id: &[u8], now: Instant) {
+        let _ = (routing_id, now);
+    }
+    /// The connection of a peer announced by [`Service::on_peer_connected`]
+    /// is gone (closed by the peer, or by ZMTP heartbeats, or too large a
+    /// frame). Its routing id will not come back.
+    fn on_peer_disconnected(&mut self, routing_id: &[u8], now: Instant) {
+        let _ = (routing_id, now);
+    }
     /// Frames from remote number `remote`.
     fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant);
     /// Remote `remote`'s connection was lost and is established again (tcp
@@ -102,8 +188,9 @@ pub trait Service: Send + 'static {
     fn tick(&mut self, now: Instant);
     /// When `tick` next has something to do.
     fn next_deadline(&self) -> Option<Instant>;
-    /// Hand every message to send, in order, to `send`.
-    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing));
+    /// Hand every message to send, in order, to `send`, which hands back
+    /// those the sockets refused.
+    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>);
 }
 
 /// A socket could not be bound or connected.
@@ -130,7 +217,17 @@ pub enum SocketError {
 /// The sockets of one service.
 #[derive(Default)]
 pub struct Sockets {
+    options: SocketOptions,
     router: Option<zmq::Socket>,
+    /// The ROUTER's monitor: disconnections of tcp and ipc peers.
+    router_monitor: Option<zmq::Socket>,
+    /// Peers seen on the ROUTER: routing id to the connection's descriptor
+    /// (tcp, ipc), or -1 (inproc, which reports no disconnection; such an
+    /// entry goes when a send to it finds the peer gone). A connection
+    /// carries one routing id.
+    peer_fds: FastMap<Vec<u8>, i32>,
+    /// Descriptor to routing id, for tcp and ipc peers.
+    fd_peers: FastMap<i32, Vec<u8>>,
     port: i32,
     dealers: Vec<zmq::Socket>,
     /// Per remote: its monitor socket, for tcp and ipc endpoints.
@@ -162,28 +259,73 @@ impl Drop for Sockets {
         // reports that to the socket's monitor with a blocking send: if the
         // monitor's peer (ours) is already closed, the I/O thread blocks for
         // good and every socket of the process stops. So stop each monitor
-        // first, while its peer is open; then close the DEALER, then the PAIR.
+        // first, while its peer is open; then close the socket, then the PAIR.
         for (dealer, monitor) in self.dealers.iter_mut().zip(&self.monitors) {
             if monitor.is_some() {
-                // SAFETY: `dealer` is an open socket owned here; a null
-                // endpoint with no events is how zmq_socket_monitor(3) says
-                // to stop monitoring.
-                let rc = unsafe {
-                    zmq_sys::zmq_socket_monitor(dealer.as_mut_ptr(), std::ptr::null(), 0)
-                };
-                if rc != 0 {
-                    tracing::warn!("could not stop a socket monitor");
-                }
+                stop_monitor(dealer);
             }
         }
         self.dealers.clear();
         self.monitors.clear();
+        if let (Some(router), Some(_)) = (self.router.as_mut(), &self.router_monitor) {
+            stop_monitor(router);
+        }
+        self.router = None;
+        self.router_monitor = None;
     }
 }
 
+/// `zmq_socket_monitor(3)` with a null endpoint: stop monitoring `socket`.
+fn stop_monitor(socket: &mut zmq::Socket) {
+    // SAFETY: `socket` is an open socket owned by the caller; a null
+    // endpoint with no events is how zmq_socket_monitor(3) says to stop.
+    let rc = unsafe { zmq_sys::zmq_socket_monitor(socket.as_mut_ptr(), std::ptr::null(), 0) };
+    if rc != 0 {
+        tracing::warn!("could not stop a socket monitor");
+    }
+}
+
+/// Start monitoring `socket` for `events` on a new inproc PAIR, which is
+/// returned. It listens before the caller connects or binds the socket, so
+/// that no event is missed.
+fn monitor(target: &zmq::Socket, events: u16) -> Result<zmq::Socket, zmq::Error> {
+    static MONITORS: AtomicU64 = AtomicU64::new(0);
+    let address = format!(
+        "inproc://zproto-monitor-{}",
+        MONITORS.fetch_add(1, Ordering::Relaxed)
+    );
+    target.monitor(&address, i32::from(events))?;
+    let pair = socket(zmq::PAIR)?;
+    pair.set_linger(0)?;
+    pair.connect(&address)?;
+    Ok(pair)
+}
+
+/// One monitor event: its number and value (zmq_socket_monitor(3): frame 0
+/// holds the event as a native u16 and the value as a native u32).
+fn monitor_event(frames: &[Vec<u8>]) -> Option<(u16, u32)> {
+    let first = frames.first()?;
+    let event = u16::from_ne_bytes(first.get(0..2)?.try_into().ok()?);
+    let value = u32::from_ne_bytes(first.get(2..6)?.try_into().ok()?);
+    Some((event, value))
+}
+
 impl Sockets {
-    /// Accept peers on `endpoint` (a ROUTER, created on first use, with
-    /// unbounded queues as CZMQ's engines have).
+    /// Options for the sockets opened from now on: the ROUTER (created by
+    /// the first [`Sockets::bind`]) and each DEALER ([`Sockets::connect`]).
+    pub fn set_options(&mut self, options: SocketOptions) {
+        self.options = options;
+    }
+
+    /// The options sockets are opened with.
+    pub fn options(&self) -> SocketOptions {
+        self.options
+    }
+
+    /// Accept peers on `endpoint`: a ROUTER, created on first use with the
+    /// [`SocketOptions`], `ZMQ_ROUTER_MANDATORY` (so that a full or vanished
+    /// peer is reported, never silently dropped) and a monitor that reports
+    /// the end of tcp and ipc connections.
     pub fn bind(&mut self, endpoint: &str) -> Result<(), SocketError> {
         let fail = |e: zmq::Error| SocketError::Bind {
             endpoint: endpoint.to_owned(),
@@ -192,9 +334,10 @@ impl Sockets {
         let result = (|| {
             if self.router.is_none() {
                 let router = socket(zmq::ROUTER).map_err(fail)?;
-                router.set_sndhwm(0).map_err(fail)?;
-                router.set_rcvhwm(0).map_err(fail)?;
-                router.set_linger(0).map_err(fail)?;
+                self.options.apply(&router).map_err(fail)?;
+                router.set_router_mandatory(true).map_err(fail)?;
+                let events = zmq::SocketEvent::DISCONNECTED.to_raw();
+                self.router_monitor = Some(monitor(&router, events).map_err(fail)?);
                 self.router = Some(router);
             }
             let Some(router) = &self.router else {
@@ -221,6 +364,9 @@ impl Sockets {
     fn descriptors(&self, id: ServiceId, out: &mut FastMap<i32, Source>) {
         if let Some(fd) = self.router.as_ref().and_then(|s| s.get_fd().ok()) {
             out.insert(fd, Source::Router(id));
+        }
+        if let Some(fd) = self.router_monitor.as_ref().and_then(|s| s.get_fd().ok()) {
+            out.insert(fd, Source::RouterMonitor(id));
         }
         for (r, dealer) in self.dealers.iter().enumerate() {
             if let Ok(fd) = dealer.get_fd() {
@@ -278,32 +424,20 @@ impl Sockets {
     /// Open a remote session: a DEALER connected to `endpoint`. Returns the
     /// remote's index.
     pub fn connect(&mut self, endpoint: &str) -> Result<usize, SocketError> {
-        static MONITORS: AtomicU64 = AtomicU64::new(0);
         let fail = |e: zmq::Error| SocketError::Connect {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
         };
         let dealer = socket(zmq::DEALER).map_err(fail)?;
-        dealer.set_sndhwm(0).map_err(fail)?;
-        dealer.set_rcvhwm(0).map_err(fail)?;
-        dealer.set_linger(0).map_err(fail)?;
+        self.options.apply(&dealer).map_err(fail)?;
         // inproc connections do not drop and re-establish; tcp and ipc do,
-        // and the monitor says when. It listens before the connect, so that
-        // no event is missed.
+        // and the monitor says when.
         let monitor = if endpoint.starts_with("inproc://") {
             None
         } else {
-            let address = format!(
-                "inproc://zproto-monitor-{}",
-                MONITORS.fetch_add(1, Ordering::Relaxed)
-            );
             let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
                 | zmq::SocketEvent::DISCONNECTED.to_raw();
-            dealer.monitor(&address, i32::from(events)).map_err(fail)?;
-            let pair = socket(zmq::PAIR).map_err(fail)?;
-            pair.set_linger(0).map_err(fail)?;
-            pair.connect(&address).map_err(fail)?;
-            Some(pair)
+            Some(monitor(&dealer, events).map_err(fail)?)
         };
         dealer.connect(endpoint).map_err(fail)?;
         self.dealers.push(dealer);
@@ -313,23 +447,28 @@ impl Sockets {
         Ok(self.dealers.len() - 1)
     }
 
-    fn send(&mut self, outgoing: Outgoing) {
-        let (socket, frames) = match outgoing {
+    fn send(&mut self, mut outgoing: Outgoing) -> Result<(), Refused> {
+        let (socket, frames) = match &mut outgoing {
             Outgoing::ToPeer(frames) => {
                 self.router_unchecked = true;
                 (self.router.as_mut(), frames)
             }
             Outgoing::ToRemote { remote, frames } => {
-                if let Some(unchecked) = self.dealers_unchecked.get_mut(remote) {
+                if let Some(unchecked) = self.dealers_unchecked.get_mut(*remote) {
                     *unchecked = true;
                     self.any_dealer_unchecked = true;
                 }
-                (self.dealers.get_mut(remote), frames)
+                (self.dealers.get_mut(*remote), frames)
             }
         };
-        let Some(socket) = socket else { return };
+        let Some(socket) = socket else {
+            return Err(Refused {
+                reason: RefusedReason::Failed,
+                outgoing,
+            });
+        };
         let last = frames.len().saturating_sub(1);
-        for (i, frame) in frames.into_iter().enumerate() {
+        for (i, frame) in frames.iter_mut().enumerate() {
             let flags = if i < last {
                 zmq::DONTWAIT | zmq::SNDMORE
             } else {
@@ -339,15 +478,27 @@ impl Sockets {
             // is cheaper than lending it our buffer, which libzmq must wrap,
             // count and hand back for freeing on its I/O thread.
             let sent = if frame.len() <= COPIED_FRAME {
-                send_copy(socket, &frame, flags)
+                send_copy(socket, frame, flags)
             } else {
-                socket.send(frame, flags)
+                socket.send(std::mem::take(frame), flags)
             };
             if let Err(e) = sent {
-                tracing::debug!("send failed: {e}");
-                return;
+                let reason = match e {
+                    zmq::Error::EAGAIN => RefusedReason::Full,
+                    zmq::Error::EHOSTUNREACH => RefusedReason::Unreachable,
+                    _ => RefusedReason::Failed,
+                };
+                return Err(Refused { reason, outgoing });
             }
         }
+        Ok(())
+    }
+
+    /// The connection with descriptor `fd` ended: its routing id, if known.
+    fn forget_fd(&mut self, fd: i32) -> Option<Vec<u8>> {
+        let routing_id = self.fd_peers.remove(&fd)?;
+        self.peer_fds.remove(&routing_id);
+        Some(routing_id)
     }
 }
 
@@ -457,6 +608,7 @@ enum Source {
     Router(ServiceId),
     Dealer(ServiceId, usize),
     Monitor(ServiceId, usize),
+    RouterMonitor(ServiceId),
 }
 
 /// At most this many messages are read from one socket per poll, so that a
@@ -643,6 +795,12 @@ impl<S: Service> Loop<S> {
                         touched.push(id);
                     }
                     Source::Monitor(id, r) => self.read_monitor(id, r, now),
+                    Source::RouterMonitor(id) => {
+                        if let Some(h) = self.services.get_mut(&id) {
+                            read_router_monitor(h, now);
+                            touched.push(id);
+                        }
+                    }
                 }
             }
             earliest = None;
@@ -738,6 +896,9 @@ impl<S: Service> Loop<S> {
             let Some(socket) = socket else { return false };
             match receive(socket, parts) {
                 Ok(()) => {
+                    if remote.is_none() {
+                        admit_peer(h, parts, now);
+                    }
                     with_slices(parts, |frames| match remote {
                         None => h.service.on_peer(frames, now),
                         Some(r) => h.service.on_remote(r, frames, now),
@@ -774,11 +935,7 @@ impl<S: Service> Loop<S> {
             return;
         };
         while let Ok(frames) = monitor.recv_multipart(zmq::DONTWAIT) {
-            // Frame 0: event (u16, native order) and value (u32).
-            let event = frames
-                .first()
-                .and_then(|f| f.get(0..2))
-                .map(|b| u16::from_ne_bytes([b[0], b[1]]));
+            let event = monitor_event(&frames).map(|(event, _)| event);
             let lost = &mut h.sockets.lost[remote];
             match event {
                 Some(e) if e == zmq::SocketEvent::DISCONNECTED.to_raw() => *lost = true,
@@ -788,6 +945,62 @@ impl<S: Service> Loop<S> {
                 }
                 _ => {}
             }
+        }
+    }
+}
+
+/// A message from a peer on the ROUTER: if its routing id is new, find
+/// whether its connection will report its end (tcp and ipc messages carry
+/// the connection's descriptor as metadata, which is what `ZMQ_SRCFD`
+/// reads), and tell the service.
+fn admit_peer<S: Service>(h: &mut Hosted<S>, parts: &mut [zmq::Message], now: Instant) {
+    let Some((first, rest)) = parts.split_first_mut() else {
+        return;
+    };
+    let routing_id: &[u8] = first;
+    if h.sockets.peer_fds.contains_key(routing_id) {
+        return;
+    }
+    let fd = rest
+        .last_mut()
+        .and_then(|m| m.gets("__fd"))
+        .and_then(|fd| fd.parse::<i32>().ok())
+        .unwrap_or(-1);
+    if fd >= 0 && h.sockets.fd_peers.contains_key(&fd) {
+        // The descriptor was closed and reused; libzmq reported the old
+        // connection's end before accepting the new one: read it first.
+        read_router_monitor(h, now);
+        if let Some(old) = h.sockets.forget_fd(fd) {
+            h.service.on_peer_disconnected(&old, now);
+        }
+    }
+    h.sockets.peer_fds.insert(routing_id.to_vec(), fd);
+    if fd >= 0 {
+        h.sockets.fd_peers.insert(fd, routing_id.to_vec());
+        h.service.on_peer_connected(routing_id, now);
+    }
+}
+
+/// Disconnections reported by the ROUTER's monitor.
+fn read_router_monitor<S: Service>(h: &mut Hosted<S>, now: Instant) {
+    let disconnected = zmq::SocketEvent::DISCONNECTED.to_raw();
+    loop {
+        let Some(Ok(frames)) = h
+            .sockets
+            .router_monitor
+            .as_ref()
+            .map(|m| m.recv_multipart(zmq::DONTWAIT))
+        else {
+            return;
+        };
+        match monitor_event(&frames) {
+            Some((event, fd)) if event == disconnected => {
+                let Ok(fd) = i32::try_from(fd) else { continue };
+                if let Some(routing_id) = h.sockets.forget_fd(fd) {
+                    h.service.on_peer_disconnected(&routing_id, now);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -861,8 +1074,22 @@ fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
     let sockets = &mut h.sockets;
     let mut sent = 0;
     h.service.drain_outgoing(&mut |outgoing| {
-        sockets.send(outgoing);
         sent += 1;
+        let result = sockets.send(outgoing);
+        if let Err(Refused {
+            reason: RefusedReason::Unreachable,
+            outgoing: Outgoing::ToPeer(frames),
+        }) = &result
+        {
+            // Gone: an inproc peer's entry goes here (tcp and ipc peers'
+            // go with their connection).
+            if let Some(routing_id) = frames.first() {
+                if sockets.peer_fds.get(routing_id.as_slice()) == Some(&-1) {
+                    sockets.peer_fds.remove(routing_id.as_slice());
+                }
+            }
+        }
+        result
     });
     sent
 }

@@ -43,6 +43,9 @@ struct Entry<M: StateMachine> {
     routing_id: RoutingId,
     /// False once the session ended (its slot waits for reuse).
     live: bool,
+    /// Whether silence ends the session (`expired`). False for sessions
+    /// whose transport reports when the peer goes away.
+    expires: bool,
     state: M::State,
     session: M::Session,
     expires_at: Option<Instant>,
@@ -137,9 +140,9 @@ impl<M: StateMachine> Sessions<M> {
         let expires_at = self.expiry(now);
         let slot = match self.index.get(routing_id) {
             Some(&slot) => slot,
-            None => self.create(routing_id),
+            None => self.create(routing_id, true),
         };
-        if let Some(entry) = self.slots[slot].as_mut() {
+        if let Some(entry) = self.slots[slot].as_mut().filter(|e| e.expires) {
             // Every message, valid for the state or not, counts as traffic.
             entry.expires_at = expires_at;
         }
@@ -148,10 +151,46 @@ impl<M: StateMachine> Sessions<M> {
         self.settle_broadcasts(actions, now);
     }
 
-    fn create(&mut self, routing_id: &[u8]) -> usize {
+    /// A peer connected over a transport that reports its disconnection
+    /// (see [`Sessions::close`]): open its session now, in the initial
+    /// state, with no expiry. Its liveness is the transport's job, so an
+    /// idle but connected peer keeps its session for as long as it is
+    /// connected. Does nothing if the session exists.
+    pub fn open(&mut self, routing_id: &[u8]) {
+        if !self.index.contains_key(routing_id) {
+            self.create(routing_id, false);
+        }
+    }
+
+    /// The peer's connection is gone: forget its session, without running
+    /// the machine (zproto has no event for it). Returns whether there was
+    /// one.
+    pub fn close(&mut self, routing_id: &[u8]) -> bool {
+        match self.index.get(routing_id) {
+            Some(&slot) => {
+                self.remove(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether `routing_id` has a live session.
+    pub fn contains(&self, routing_id: &[u8]) -> bool {
+        self.index.contains_key(routing_id)
+    }
+
+    /// The state of `routing_id`'s session, if it has one.
+    pub fn state(&self, routing_id: &[u8]) -> Option<M::State> {
+        let slot = *self.index.get(routing_id)?;
+        self.slots.get(slot)?.as_ref().map(|e| e.state)
+    }
+
+    fn create(&mut self, routing_id: &[u8], expires: bool) -> usize {
         let entry = Entry {
             routing_id: routing_id.to_vec(),
             live: true,
+            expires,
             state: M::State::default(),
             session: M::Session::default(),
             expires_at: None,
@@ -228,6 +267,7 @@ impl<M: StateMachine> Sessions<M> {
         };
         let io = &mut self.io;
         io.reset(message);
+        io.set_now(now);
         // Any event cancels a pending wakeup.
         entry.wakeup = None;
         let outcome = M::execute(actions, &mut entry.session, &mut entry.state, event, io);

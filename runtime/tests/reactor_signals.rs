@@ -9,7 +9,7 @@
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use zproto_runtime::reactor::{self, Outgoing, Reactor, Service, Sockets};
+use zproto_runtime::reactor::{self, Outgoing, Reactor, Refused, Service, Sockets};
 
 enum Command {
     Bind(String),
@@ -62,7 +62,7 @@ impl Service for Probe {
         None
     }
 
-    fn drain_outgoing(&mut self, _send: &mut dyn FnMut(Outgoing)) {}
+    fn drain_outgoing(&mut self, _send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {}
 }
 
 #[test]
