@@ -377,6 +377,15 @@ impl Node {
         self.deliveries.recv_timeout(timeout).ok()
     }
 
+    /// The next delivery, waiting at most `timeout`; tells a timeout from a
+    /// node that has stopped.
+    pub fn recv_delivery_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Delivery, mpsc::RecvTimeoutError> {
+        self.deliveries.recv_timeout(timeout)
+    }
+
     /// Deliveries already waiting.
     pub fn try_deliveries(&self) -> impl Iterator<Item = Delivery> + '_ {
         self.deliveries.try_iter()

@@ -1,7 +1,8 @@
 //! The text form of the node's command API, as CZMQ's zgossip actor takes it
 //! on its pipe, one command per line: `VERBOSE`, `SET path value`,
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
-//! (or `PUBLISH key value`), `STATUS`, `$TERM`.
+//! (or `PUBLISH key value`), `STATUS`, `$TERM`; and ours, `STATS` (every
+//! counter, as `name=value` pairs).
 
 use crate::api::Error;
 use crate::api::Node;
@@ -23,6 +24,8 @@ pub enum TextCommand {
     Announce(String, String),
     /// `STATUS`.
     Status,
+    /// `STATS`.
+    Stats,
     /// `$TERM`.
     Term,
 }
@@ -31,7 +34,7 @@ pub enum TextCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Unknown command word.
-    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, $TERM)")]
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, $TERM)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{command} takes {expected}")]
@@ -79,6 +82,7 @@ impl TextCommand {
             "VERBOSE" => none("VERBOSE", Self::Verbose)?,
             "PORT" => none("PORT", Self::Port)?,
             "STATUS" => none("STATUS", Self::Status)?,
+            "STATS" => none("STATS", Self::Stats)?,
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
             "CONNECT" => Self::Connect(one("CONNECT")?),
@@ -126,6 +130,7 @@ impl TextCommand {
             Self::Connect(endpoint) => node.connect(endpoint).map(|()| None),
             Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
             Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
+            Self::Stats => node.stats().map(|s| Some(format!("STATS {s}"))),
             Self::Term => Ok(None),
         }
     }
@@ -175,6 +180,7 @@ mod tests {
     #[test]
     fn bad_commands_say_why() {
         assert_eq!(parse("FLY away"), Err(ParseError::Unknown("FLY".into())));
+        assert_eq!(parse("stats"), Ok(Some(TextCommand::Stats)));
         let err = parse("BIND").unwrap_err().to_string();
         assert_eq!(err, "BIND takes one argument, an endpoint");
         assert!(parse("ANNOUNCE tcp://a:1").is_err());

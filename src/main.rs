@@ -5,6 +5,7 @@
 
 use std::io::BufRead;
 use std::process::ExitCode;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
@@ -13,7 +14,12 @@ use clap::{Args, Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use zgossip::command::TextCommand;
+use zgossip::text::{Escaped, EscapedWord};
 use zgossip::{Node, Reactor, Settings};
+
+/// Longest duration a flag takes, in seconds (ten years): past it, adding
+/// it to the clock would overflow.
+const MAX_SECONDS: u64 = 315_360_000;
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +53,7 @@ struct DemoArgs {
     #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..=500))]
     nodes: u32,
     /// Give up after this many seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     timeout: u64,
 }
 
@@ -73,7 +79,7 @@ struct SwarmArgs {
     #[arg(long, default_value_t = 0.0)]
     churn: f64,
     /// Give up after this many seconds and say what did not converge.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     timeout: u64,
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
@@ -100,9 +106,14 @@ struct NodeArgs {
     /// A setting, PATH=VALUE, e.g. server/timeout=5000 (repeatable).
     #[arg(short, long, value_parser = parse_tuple)]
     set: Vec<(String, String)>,
-    /// Stop after this many seconds (default: run until $TERM or killed).
-    #[arg(long = "for")]
+    /// Stop after this many seconds (default: run until $TERM, the end of
+    /// standard input, or a signal).
+    #[arg(long = "for", value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     run_for: Option<u64>,
+    /// Do not read commands from standard input, nor stop at its end (for
+    /// running as a service, whose standard input is closed).
+    #[arg(long)]
+    no_stdin: bool,
 }
 
 fn parse_tuple(text: &str) -> Result<(String, String), String> {
@@ -115,11 +126,15 @@ fn parse_tuple(text: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = if cli.verbose { "debug" } else { "warn" };
+    // Logs go through a queue to a thread of their own: a stderr that
+    // nobody reads blocks that thread, never the reactor. When the queue is
+    // full, lines are dropped (lossy) rather than waited for.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs {
         nodes: 5,
@@ -154,8 +169,8 @@ impl Progress {
         println!(
             "[{:>6.1} ms] node-{i:<3} learned {} = {}",
             self.start.elapsed().as_secs_f64() * 1e3,
-            d.endpoint,
-            d.service
+            Escaped(&d.endpoint),
+            Escaped(&d.service)
         );
         if self.known[i] == self.known.len() {
             self.complete += 1;
@@ -239,47 +254,84 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
     for (endpoint, service) in &args.announce {
         node.announce(endpoint, service)?;
     }
-    // Commands on stdin, handled on their own thread.
-    let (term_tx, term_rx) = std::sync::mpsc::channel::<()>();
+    // Commands on stdin, handled on their own thread; its end (EOF) or
+    // `$TERM` closes the channel.
     let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<TextCommand>();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match TextCommand::parse(&line) {
-                Ok(Some(command)) => {
-                    let term = command == TextCommand::Term;
-                    if cmd_tx.send(command).is_err() || term {
-                        break;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => eprintln!("zgossip: {e}"),
-            }
-        }
-        drop(term_tx);
-    });
-    let deadline = args
-        .run_for
-        .map(|s| Instant::now() + Duration::from_secs(s));
+    if !args.no_stdin {
+        std::thread::spawn(move || read_commands(std::io::stdin().lock(), &cmd_tx));
+    }
+    let deadline = match args.run_for {
+        Some(s) => Some(
+            Instant::now()
+                .checked_add(Duration::from_secs(s))
+                .ok_or(zgossip::Error::Stopped)?,
+        ),
+        None => None,
+    };
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(ExitCode::SUCCESS);
         }
-        while let Ok(command) = cmd_rx.try_recv() {
-            if command == TextCommand::Term {
-                return Ok(ExitCode::SUCCESS);
-            }
-            match command.execute(&node) {
-                Ok(Some(reply)) => println!("{reply}"),
-                Ok(None) => {}
-                Err(e) => eprintln!("zgossip: {e}"),
+        loop {
+            match cmd_rx.try_recv() {
+                Ok(command) => match command.execute(&node) {
+                    Ok(Some(reply)) => println!("{reply}"),
+                    Ok(None) => {}
+                    Err(e) => eprintln!("zgossip: {e}"),
+                },
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                // `$TERM` or the end of standard input.
+                Err(std::sync::mpsc::TryRecvError::Disconnected) if !args.no_stdin => {
+                    return Ok(ExitCode::SUCCESS)
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
         }
-        if let Some(d) = node.recv_delivery(Duration::from_millis(50)) {
-            println!("DELIVER {} {}", d.endpoint, d.service);
+        match node.recv_delivery_timeout(Duration::from_millis(50)) {
+            // Strings from the network, escaped: one delivery, one line.
+            Ok(d) => println!(
+                "DELIVER {} {}",
+                EscapedWord(&d.endpoint),
+                Escaped(&d.service)
+            ),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Err(zgossip::Error::Stopped),
         }
-        // stdin closed without $TERM: keep serving (until --for, if given).
-        let _ = term_rx.try_recv();
+    }
+}
+
+/// Read text commands until `$TERM` or the end of input. Any bytes may
+/// come: a line that is not UTF-8, or not a command, gets an error on
+/// stderr and the reader goes on.
+fn read_commands(mut input: impl BufRead, commands: &std::sync::mpsc::Sender<TextCommand>) {
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        match input.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                eprintln!("zgossip: cannot read standard input: {e}");
+                return;
+            }
+        }
+        number += 1;
+        let Ok(text) = std::str::from_utf8(&line) else {
+            eprintln!("zgossip: line {number} of standard input is not UTF-8: ignored");
+            continue;
+        };
+        match TextCommand::parse(text) {
+            Ok(Some(TextCommand::Term)) => return,
+            Ok(Some(command)) => {
+                if commands.send(command).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("zgossip: line {number}: {e}"),
+        }
     }
 }
 

@@ -122,9 +122,13 @@ pub enum Output {
     },
 }
 
-/// Counters, for STATUS and for measuring.
+/// Counters and gauges, for STATS and for measuring.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Tuples the node holds (STATUS).
+    pub tuples: u64,
+    /// Live server sessions.
+    pub sessions: u64,
     /// Messages decoded from peers and remotes.
     pub received: u64,
     /// Messages encoded to peers and remotes.
@@ -144,6 +148,27 @@ pub struct Stats {
     /// Remote synchronisations (HELLO and every tuple) after the first:
     /// after INVALID, a reconnection, or a refused HELLO.
     pub resyncs: u64,
+}
+
+impl std::fmt::Display for Stats {
+    /// `name=value` pairs, space-separated (the STATS reply).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tuples={} sessions={} received={} sent={} duplicates={} malformed={} \
+             refused_tuples={} refused_sends={} peers_gone={} resyncs={}",
+            self.tuples,
+            self.sessions,
+            self.received,
+            self.sent,
+            self.duplicates,
+            self.malformed,
+            self.refused_tuples,
+            self.refused_sends,
+            self.peers_gone,
+            self.resyncs
+        )
+    }
 }
 
 /// One zgossip node.
@@ -197,6 +222,8 @@ impl NodeCore {
     pub fn stats(&self) -> Stats {
         let generations: u64 = self.remotes.iter().map(Remote::generations).sum();
         Stats {
+            tuples: self.gossip.tuples.len() as u64,
+            sessions: self.sessions.len() as u64,
             resyncs: generations.saturating_sub(self.remotes.len() as u64),
             ..self.stats
         }
