@@ -152,6 +152,24 @@ mod interop {
         assert_eq!((a.status(), b.status(), ours.status().unwrap()), (3, 3, 3));
     }
 
+    /// CZMQ clients never PING: one quiet for three of our session
+    /// timeouts (10 s) still receives new tuples, for as long as its
+    /// connection lives. (The 30 s of silence is the scenario, not a wait
+    /// for something to happen.)
+    #[test]
+    fn an_idle_czmq_client_still_receives_new_tuples() {
+        let (ours, endpoint) = ours_on_tcp();
+        let mut czmq = Czmq::start("czmq-idle");
+        czmq.command(&format!("CONNECT {endpoint}"));
+        ours.announce("tcp://ours:1", "before").unwrap();
+        czmq.wait_for(&[("tcp://ours:1", "before")]);
+        std::thread::sleep(3 * Settings::default().timeout);
+        assert_eq!(ours.stats().unwrap().sessions, 1, "the session lives");
+        ours.announce("tcp://ours:2", "after 30 s").unwrap();
+        czmq.wait_for(&[("tcp://ours:2", "after 30 s")]);
+        assert_eq!(czmq.status(), 2);
+    }
+
     #[test]
     fn czmq_server_with_our_clients_past_its_session_timeout() {
         let mut server = Czmq::start("czmq-server");
