@@ -420,3 +420,80 @@ fn flags_and_commands_out_of_range_get_clear_errors() {
     node.send("STATUS");
     node.expect("STATUS 1");
 }
+
+/// A frame larger than any valid ANNOUNCE closes its connection before
+/// libzmq buffers it (`ZMQ_MAXMSGSIZE`); a service over `limits/service`
+/// in a frame that fits is refused and counted. Nothing is stored, and
+/// the node goes on serving.
+#[test]
+fn oversized_services_are_refused_without_buffering_them() {
+    let (mut node, endpoint) = node_process(&[]);
+    let pid = node.child.id();
+    let before = memory(pid, "VmRSS");
+    let huge = dealer(&endpoint);
+    huge.send(frame(Hello), 0).expect("send");
+    huge.send(announce("tcp://huge:1", &"x".repeat(64 << 20)), 0)
+        .expect("send");
+    let over = dealer(&endpoint);
+    over.send(frame(Hello), 0).expect("send");
+    over.send(announce("tcp://over:1", &"y".repeat(1100)), 0)
+        .expect("send");
+    wait_stat(&mut node, "refused_tuples", |n| n == 1);
+    // The 64 MB frame's connection is closed on the frame's size alone.
+    wait_stat(&mut node, "peers_gone", |n| n >= 1);
+    let grown = memory(pid, "VmHWM").saturating_sub(before);
+    assert!(grown < 16_000_000, "grew by {} MB", grown / 1_000_000);
+    let probe = dealer(&endpoint);
+    probe.send(frame(Ping), 0).expect("send");
+    assert_eq!(probe.recv_bytes(0).expect("PONG"), frame(Pong));
+    node.send("STATUS");
+    node.expect("STATUS 0");
+}
+
+/// A flood of malformed frames is counted in full but logged at most ten
+/// times a second, each line saying how many were left out.
+#[test]
+fn malformed_frames_are_logged_at_a_limited_rate() {
+    let mut child = Command::new(BIN)
+        .args(["node", "--bind", "tcp://127.0.0.1:*"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("BOUND line");
+    let port = line.split_whitespace().nth(3).expect("a port").to_owned();
+    let peer = dealer(&format!("tcp://127.0.0.1:{port}"));
+    for _ in 0..1000 {
+        peer.send(&[0xde, 0xad][..], 0).expect("send");
+    }
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("stdin");
+        // A PING after the garbage: once it is answered, all was read.
+        peer.send(frame(Ping), 0).expect("send");
+        assert_eq!(peer.recv_bytes(0).expect("PONG"), frame(Pong));
+        writeln!(stdin, "STATS").expect("write");
+        stdin.flush().expect("flush");
+    }
+    line.clear();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("STATS line");
+    assert!(line.contains("malformed=1000"), "{line}");
+    drop(child.stdin.take());
+    let status = child.wait().expect("exits at the end of its input");
+    assert!(status.success());
+    let logged = errors.join().expect("stderr");
+    let warnings = logged.matches("malformed message from a peer").count();
+    assert!(
+        (1..=20).contains(&warnings),
+        "{warnings} warnings for 1000 frames"
+    );
+}

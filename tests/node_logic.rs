@@ -283,3 +283,34 @@ fn an_announce_before_hello_is_refused_but_kept() {
         "the stranger's session ended with INVALID"
     );
 }
+
+#[test]
+fn the_tuple_limit_refuses_new_endpoints_and_counts_them() {
+    let now = Instant::now();
+    let mut mesh = Mesh::new();
+    let mut settings = Settings::default();
+    settings.limits.tuples = 2;
+    let (a, b) = (mesh.add(settings), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    for i in 0..3 {
+        mesh.announce(b, &format!("tcp://b:{i}"), "B", now)
+            .expect("b has no limit");
+    }
+    mesh.run(now);
+    let node = mesh.node(a).unwrap();
+    assert_eq!(node.tuples().len(), 2);
+    assert_eq!(node.stats().refused_tuples, 1);
+    // A new service for a known endpoint is still taken.
+    mesh.announce(b, "tcp://b:0", "B2", now).expect("announced");
+    mesh.run(now);
+    assert_eq!(
+        mesh.node(a).unwrap().tuples().get("tcp://b:0").as_deref(),
+        Some("B2")
+    );
+    // The application is told.
+    let err = mesh.announce(a, "tcp://a:1", "A", now).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the node holds limits/tuples (2) tuples already"
+    );
+}
