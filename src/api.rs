@@ -4,7 +4,7 @@
 //! [`zproto_runtime::reactor::Service`] on a reactor thread, which may run
 //! thousands of them.
 
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,12 @@ use crate::node::{AnnounceError, NodeCore, Output, SettingError, Settings, Stats
 
 /// A reactor thread running zgossip nodes.
 pub type Reactor = reactor::Reactor<GossipService>;
+
+/// Deliveries waiting for the application, at most. An application that
+/// does not read them (or a stdout nobody drains) costs no more than this;
+/// further deliveries are dropped and counted (`Stats::deliveries_dropped`),
+/// and the tuples stay in [`Node::tuples`].
+pub const DELIVERY_QUEUE: usize = 100_000;
 
 /// How long to wait for the reactor's answer to a command.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -102,7 +108,8 @@ pub enum Command {
 #[derive(Debug)]
 pub struct GossipService {
     core: NodeCore,
-    deliveries: Sender<Delivery>,
+    deliveries: SyncSender<Delivery>,
+    deliveries_dropped: u64,
 }
 
 impl Service for GossipService {
@@ -159,7 +166,11 @@ impl Service for GossipService {
                 let _ = reply.send(tuples);
             }
             Command::Stats(reply) => {
-                let _ = reply.send(self.core.stats());
+                let stats = Stats {
+                    deliveries_dropped: self.deliveries_dropped,
+                    ..self.core.stats()
+                };
+                let _ = reply.send(stats);
             }
         }
     }
@@ -201,8 +212,11 @@ impl Service for GossipService {
                 Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
                 Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
                 Output::Deliver { endpoint, service } => {
-                    // The application may have dropped its receiver.
-                    let _ = self.deliveries.send(Delivery { endpoint, service });
+                    match self.deliveries.try_send(Delivery { endpoint, service }) {
+                        Err(TrySendError::Full(_)) => self.deliveries_dropped += 1,
+                        // The application may have dropped its receiver.
+                        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    }
                     Ok(())
                 }
             };
@@ -304,10 +318,11 @@ impl Node {
 
     /// A node on a shared reactor: one thread can run thousands of nodes.
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
-        let (tx, deliveries) = mpsc::channel();
+        let (tx, deliveries) = mpsc::sync_channel(DELIVERY_QUEUE);
         let service = GossipService {
             core: NodeCore::new(name, settings),
             deliveries: tx,
+            deliveries_dropped: 0,
         };
         let id = reactor.add(service)?;
         Ok(Self {

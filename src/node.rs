@@ -148,6 +148,8 @@ pub struct Stats {
     /// Remote synchronisations (HELLO and every tuple) after the first:
     /// after INVALID, a reconnection, or a refused HELLO.
     pub resyncs: u64,
+    /// Deliveries dropped because the application's queue was full.
+    pub deliveries_dropped: u64,
 }
 
 impl std::fmt::Display for Stats {
@@ -156,7 +158,7 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "tuples={} sessions={} received={} sent={} duplicates={} malformed={} \
-             refused_tuples={} refused_sends={} peers_gone={} resyncs={}",
+             refused_tuples={} refused_sends={} peers_gone={} resyncs={} deliveries_dropped={}",
             self.tuples,
             self.sessions,
             self.received,
@@ -166,7 +168,8 @@ impl std::fmt::Display for Stats {
             self.refused_tuples,
             self.refused_sends,
             self.peers_gone,
-            self.resyncs
+            self.resyncs,
+            self.deliveries_dropped
         )
     }
 }

@@ -497,3 +497,25 @@ fn malformed_frames_are_logged_at_a_limited_rate() {
         "{warnings} warnings for 1000 frames"
     );
 }
+
+/// An application that never reads its deliveries costs a bounded queue:
+/// beyond it, deliveries are dropped and counted; the tuples are kept.
+#[test]
+fn deliveries_nobody_reads_are_bounded() {
+    let node = zgossip::Node::new("unread").expect("node");
+    node.bind("tcp://127.0.0.1:*").expect("bind");
+    let peer = dealer(&format!("tcp://127.0.0.1:{}", node.port().expect("port")));
+    peer.send(frame(Hello), 0).expect("send");
+    let count = zgossip::api::DELIVERY_QUEUE + 10;
+    for i in 0..count {
+        peer.send(announce(&format!("tcp://d:{i}"), "s"), 0)
+            .expect("send");
+    }
+    let deadline = Instant::now() + WAIT * 3;
+    while node.status().expect("status") < count {
+        assert!(Instant::now() < deadline, "the tuples did not all arrive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(node.stats().expect("stats").deliveries_dropped, 10);
+    assert_eq!(node.try_deliveries().count(), zgossip::api::DELIVERY_QUEUE);
+}
