@@ -87,10 +87,10 @@ pub enum Command {
     Bind(String, Sender<Result<(), Error>>),
     /// CONNECT.
     Connect(String, Sender<Result<(), Error>>),
-    /// ANNOUNCE.
-    Announce(String, String, Sender<Result<(), Error>>),
+    /// ANNOUNCE (checked by the handle already).
+    Announce(String, String),
     /// SET.
-    Set(String, String, Sender<Result<(), Error>>),
+    Set(String, String, Sender<Result<Settings, Error>>),
     /// VERBOSE.
     Verbose,
     /// PORT.
@@ -140,12 +140,14 @@ impl Service for GossipService {
                 }
                 let _ = reply.send(result);
             }
-            Command::Announce(endpoint, service, reply) => {
-                let result = self.core.announce(&endpoint, &service, now);
-                let _ = reply.send(result.map_err(Error::from));
+            Command::Announce(endpoint, service) => {
+                // What the handle could not check: the table's limit
+                // (counted and logged by the node).
+                let _ = self.core.announce(&endpoint, &service, now);
             }
             Command::Set(path, value, reply) => {
-                let _ = reply.send(self.core.set(&path, &value).map_err(Error::from));
+                let result = self.core.set(&path, &value).map(|()| self.core.settings());
+                let _ = reply.send(result.map_err(Error::from));
             }
             Command::Verbose => self.core.set_verbose(true),
             Command::Port(reply) => {
@@ -307,6 +309,9 @@ pub struct Node {
     reactor: Arc<Reactor>,
     id: reactor::ServiceId,
     deliveries: Receiver<Delivery>,
+    /// The node's limits as last set, to check ANNOUNCE without a round
+    /// trip to the reactor.
+    limits: std::sync::Mutex<crate::Limits>,
 }
 
 impl Node {
@@ -319,6 +324,7 @@ impl Node {
     /// A node on a shared reactor: one thread can run thousands of nodes.
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
         let (tx, deliveries) = mpsc::sync_channel(DELIVERY_QUEUE);
+        let limits = std::sync::Mutex::new(settings.limits);
         let service = GossipService {
             core: NodeCore::new(name, settings),
             deliveries: tx,
@@ -329,6 +335,7 @@ impl Node {
             reactor: reactor.clone(),
             id,
             deliveries,
+            limits,
         })
     }
 
@@ -354,16 +361,26 @@ impl Node {
         self.ask(|tx| Command::Connect(endpoint.to_owned(), tx))?
     }
 
-    /// `ANNOUNCE endpoint service` (CZMQ: `PUBLISH key value`). Refused if
-    /// the endpoint cannot be sent (1 to 255 bytes), or the tuple is over the
-    /// node's limits (`limits/service`, `limits/tuples`).
+    /// `ANNOUNCE endpoint service` (CZMQ: `PUBLISH key value`). Refused at
+    /// once if the endpoint cannot be sent (1 to 255 bytes) or the service
+    /// is over `limits/service`. A new endpoint beyond `limits/tuples` is
+    /// refused by the node, which logs and counts it (`refused_tuples`).
     pub fn announce(&self, endpoint: &str, service: &str) -> Result<(), Error> {
-        self.ask(|tx| Command::Announce(endpoint.to_owned(), service.to_owned(), tx))?
+        let limits = self.limits.lock().map(|l| *l).unwrap_or_default();
+        crate::node::check_tuple(endpoint, service, &limits)?;
+        Ok(self.reactor.command(
+            self.id,
+            Command::Announce(endpoint.to_owned(), service.to_owned()),
+        )?)
     }
 
     /// `SET path value`, e.g. `server/timeout` in milliseconds.
     pub fn set(&self, path: &str, value: &str) -> Result<(), Error> {
-        self.ask(|tx| Command::Set(path.to_owned(), value.to_owned(), tx))?
+        let settings = self.ask(|tx| Command::Set(path.to_owned(), value.to_owned(), tx))??;
+        if let Ok(mut limits) = self.limits.lock() {
+            *limits = settings.limits;
+        }
+        Ok(())
     }
 
     /// `VERBOSE`: log every state, event and action of the server sessions.

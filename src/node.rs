@@ -101,6 +101,21 @@ pub enum AnnounceError {
     TableFull(usize),
 }
 
+/// Whether the application may announce this tuple under `limits`: an
+/// endpoint that can be sent, a service within `limits/service`.
+pub fn check_tuple(endpoint: &str, service: &str, limits: &Limits) -> Result<(), AnnounceError> {
+    if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT {
+        return Err(AnnounceError::Endpoint(endpoint.len()));
+    }
+    if service.len() > limits.service {
+        return Err(AnnounceError::Service {
+            len: service.len(),
+            limit: limits.service,
+        });
+    }
+    Ok(())
+}
+
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -408,15 +423,16 @@ impl NodeCore {
         service: &str,
         now: Instant,
     ) -> Result<(), AnnounceError> {
-        if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT {
-            return Err(AnnounceError::Endpoint(endpoint.len()));
-        }
+        check_tuple(endpoint, service, &self.settings.limits)?;
         match self.gossip.store(endpoint, service) {
             Err(Refusal::ServiceTooLong) => Err(AnnounceError::Service {
                 len: service.len(),
                 limit: self.settings.limits.service,
             }),
-            Err(Refusal::TableFull) => Err(AnnounceError::TableFull(self.settings.limits.tuples)),
+            Err(Refusal::TableFull) => {
+                self.refused_tuple(Refusal::TableFull, now);
+                Err(AnnounceError::TableFull(self.settings.limits.tuples))
+            }
             Ok(accepted) => {
                 self.spread(accepted, endpoint.to_owned(), service.to_owned(), None, now);
                 Ok(())

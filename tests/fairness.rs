@@ -80,6 +80,11 @@ fn big_replays_leave_room_for_everyone_else() {
     wait_until(load_limit, "the upstream's copy", || {
         upstream.status().expect("status") == tuples
     });
+    // The load's deliveries, read: the queue has room for the one to come.
+    assert_eq!(
+        node.try_deliveries().count(),
+        tuples.min(zgossip::api::DELIVERY_QUEUE)
+    );
 
     // Twelve peers ask for everything, and read it.
     let complete = Arc::new(AtomicUsize::new(0));
