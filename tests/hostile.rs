@@ -158,6 +158,10 @@ fn peers_that_never_read_cost_a_bounded_amount_of_memory() {
         assert!(stats(&mut node)["sessions"] >= 12);
     }
     let grown = memory(pid, "VmHWM").saturating_sub(before);
+    eprintln!(
+        "12 stalled peers: peak grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
     assert!(
         grown < 12 * BOUND_PER_PEER,
         "12 stalled peers grew the node by {} MB",
@@ -209,6 +213,10 @@ fn a_server_answering_invalid_forever_cannot_amplify() {
     }
     let resyncs = stats(&mut node)["resyncs"];
     let grown = memory(pid, "VmHWM").saturating_sub(before);
+    eprintln!(
+        "hostile server: {pairs} pairs, {resyncs} resyncs, {announces} tuples sent, peak grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
     // Generations at 0 s, 1 s and 3 s at most (spacing 1 s, doubling).
     assert!(pairs >= 50, "the hostile server sent {pairs} pairs");
     assert!(resyncs <= 2, "{resyncs} re-synchronisations in 4 s");
@@ -326,15 +334,24 @@ fn a_stderr_nobody_reads_does_not_block_the_node() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut first = [0u8; 256];
-    let n = stdout.read(&mut first).expect("BOUND line");
-    let line = String::from_utf8_lossy(&first[..n]).to_string();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("BOUND line");
     let port = line
         .split_whitespace()
         .nth(3)
         .expect("BOUND endpoint PORT n")
         .to_owned();
+    {
+        // Animate every session (VERBOSE); STATUS answers once it is on.
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("stdin");
+        stdin.write_all(b"VERBOSE\nSTATUS\n").expect("write");
+        stdin.flush().expect("flush");
+        line.clear();
+        std::io::BufRead::read_line(&mut stdout, &mut line).expect("STATUS line");
+        assert_eq!(line.trim(), "STATUS 0");
+    }
     let peer = dealer(&format!("tcp://127.0.0.1:{port}"));
     // Verbose: every PING logs its state, event and action (hundreds of
     // bytes); 20,000 of them are megabytes, far past a pipe's 64 KiB.
