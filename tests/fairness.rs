@@ -7,30 +7,15 @@
 //! The table holds 100,000 tuples here (`ZGOSSIP_REPLAY_TUPLES` changes
 //! it; README gives the figures for 1,000,000 in a release build).
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::{dealer, frame, WAIT};
 use zgossip::msg::{Announce, Hello, Ping, ZgossipMsg};
 use zgossip::{Codec, Node};
-use zproto_runtime::reactor;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn frame(message: impl Into<ZgossipMsg>) -> Vec<u8> {
-    let mut frames = message.into().encode().expect("encodes");
-    frames.remove(0)
-}
-
-fn dealer(endpoint: &str) -> zmq::Socket {
-    let dealer = reactor::socket(zmq::DEALER).expect("a socket");
-    dealer.set_linger(0).expect("linger");
-    dealer
-        .set_rcvtimeo(WAIT.as_millis() as i32)
-        .expect("timeout");
-    dealer.connect(endpoint).expect("connect");
-    dealer
-}
 
 fn bound(node: &Node) -> String {
     node.bind("tcp://127.0.0.1:*").expect("bind");

@@ -16,37 +16,12 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Running, WAIT};
-use zgossip::msg::{Announce, Hello, Invalid, Ping, Pong, ZgossipMsg};
+use support::{announce, dealer, frame, Running, WAIT};
+use zgossip::msg::{Hello, Invalid, Ping, Pong, ZgossipMsg};
 use zgossip::Codec;
 use zproto_runtime::reactor;
 
 const BIN: &str = env!("CARGO_BIN_EXE_zgossip");
-
-/// One zgossip frame.
-fn frame(message: impl Into<ZgossipMsg>) -> Vec<u8> {
-    let mut frames = message.into().encode().expect("encodes");
-    frames.remove(0)
-}
-
-fn announce(endpoint: &str, service: &str) -> Vec<u8> {
-    frame(Announce {
-        endpoint: endpoint.to_owned(),
-        service: service.to_owned(),
-        ttl: 0,
-    })
-}
-
-/// A raw DEALER connected to `endpoint`.
-fn dealer(endpoint: &str) -> zmq::Socket {
-    let dealer = reactor::socket(zmq::DEALER).expect("a socket");
-    dealer.set_linger(0).expect("linger");
-    dealer
-        .set_rcvtimeo(WAIT.as_millis() as i32)
-        .expect("timeout");
-    dealer.connect(endpoint).expect("connect");
-    dealer
-}
 
 /// A node process bound on tcp loopback, with `args` added; its endpoint.
 fn node_process(args: &[&str]) -> (Running, String) {

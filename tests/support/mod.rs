@@ -1,8 +1,9 @@
 // Each test binary uses a part of these helpers.
 #![allow(dead_code)]
 
-//! Helpers shared by the tests that run programs: a child process driven by
-//! lines on stdin, whose stdout lines arrive on a channel.
+//! Helpers shared by the tests that run programs (a child process driven by
+//! lines on stdin, whose stdout lines arrive on a channel) and by those that
+//! play raw peers (zgossip frames on a DEALER).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -93,4 +94,32 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One zgossip frame.
+pub fn frame(message: impl Into<zgossip::msg::ZgossipMsg>) -> Vec<u8> {
+    use zgossip::Codec;
+    let mut frames = message.into().encode().expect("encodes");
+    frames.remove(0)
+}
+
+/// An ANNOUNCE frame.
+pub fn announce(endpoint: &str, service: &str) -> Vec<u8> {
+    frame(zgossip::msg::Announce {
+        endpoint: endpoint.to_owned(),
+        service: service.to_owned(),
+        ttl: 0,
+    })
+}
+
+/// A raw DEALER connected to `endpoint`, whose receives wait at most
+/// [`WAIT`].
+pub fn dealer(endpoint: &str) -> zmq::Socket {
+    let dealer = zproto_runtime::reactor::socket(zmq::DEALER).expect("a socket");
+    dealer.set_linger(0).expect("linger");
+    dealer
+        .set_rcvtimeo(WAIT.as_millis() as i32)
+        .expect("timeout");
+    dealer.connect(endpoint).expect("connect");
+    dealer
 }
