@@ -1,11 +1,13 @@
 //! Big replays do not freeze a node: while twelve peers each receive the
-//! whole table after HELLO, another peer's PING is answered within 50 ms,
-//! and a tuple from upstream still arrives (before, the replays ran in one
-//! go: every other peer waited seconds, and the upstream session expired
-//! meanwhile, for good).
+//! whole table after HELLO, another peer's PING waits behind a slice of
+//! each replay, not behind the replays, and a tuple from upstream still
+//! arrives (before, the replays ran in one go: every other peer waited
+//! seconds, 4.3 s in this test, and the upstream tuple never arrived).
 //!
-//! The table holds 100,000 tuples here (`ZGOSSIP_REPLAY_TUPLES` changes
-//! it; README gives the figures for 1,000,000 in a release build).
+//! The table holds 100,000 tuples here. The same run in a release build
+//! with 1,000,000 tuples is the measurement README quotes (PING latency,
+//! goal under 50 ms):
+//! `ZGOSSIP_REPLAY_TUPLES=1000000 cargo test --release --test fairness -- --nocapture`.
 
 mod support;
 
@@ -73,17 +75,19 @@ fn big_replays_leave_room_for_everyone_else() {
 
     // Twelve peers ask for everything, and read it.
     let complete = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..12)
         .map(|_| {
             let peer = dealer(&endpoint);
             peer.send(frame(Hello), 0).expect("send");
-            let complete = complete.clone();
+            let (complete, received) = (complete.clone(), received.clone());
             std::thread::spawn(move || {
                 let mut got = 0;
                 while got < tuples {
                     let Ok(bytes) = peer.recv_bytes(0) else { break };
                     if matches!(ZgossipMsg::decode(&[bytes]), Ok(ZgossipMsg::Announce(_))) {
                         got += 1;
+                        received.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 complete.fetch_add(1, Ordering::SeqCst);
@@ -95,12 +99,15 @@ fn big_replays_leave_room_for_everyone_else() {
     // Meanwhile, another peer PINGs, and the upstream announces a tuple.
     let probe = dealer(&endpoint);
     let mut latencies = Vec::new();
+    let mut windows = Vec::new();
     let mut announced = false;
     while complete.load(Ordering::SeqCst) < 12 {
         let sent = Instant::now();
+        let before = received.load(Ordering::SeqCst);
         probe.send(frame(Ping), 0).expect("send");
         probe.recv_bytes(0).expect("a PONG");
         latencies.push(sent.elapsed());
+        windows.push(received.load(Ordering::SeqCst) - before);
         if !announced && latencies.len() == 10 {
             upstream
                 .announce("tcp://upstream:1", "late")
@@ -115,15 +122,24 @@ fn big_replays_leave_room_for_everyone_else() {
         std::iter::from_fn(|| node.recv_delivery(WAIT)).any(|d| d.endpoint == "tcp://upstream:1");
     assert!(delivered, "the upstream's tuple arrived");
     latencies.sort();
+    windows.sort();
     let worst = latencies.last().copied().unwrap_or_default();
     let median = latencies[latencies.len() / 2];
+    let widest = windows.last().copied().unwrap_or_default();
+    // The figures to quote come from a release build (README); here they
+    // are printed, and the test checks what does not depend on the
+    // machine's speed: how much replay traffic a PING waits behind.
     eprintln!(
-        "{tuples} tuples to 12 peers: {} PINGs, median {median:?}, worst {worst:?}",
-        latencies.len()
+        "{tuples} tuples to 12 peers: {} PINGs, median {median:?}, worst {worst:?}; \
+         replayed tuples received while a PING waited: median {}, most {widest}",
+        latencies.len(),
+        windows[windows.len() / 2]
     );
     assert!(latencies.len() >= 10, "the replays were over too soon");
+    // A slice per peer per round, a few rounds: not the whole table (which
+    // a replay in one go would put between a PING and its PONG).
     assert!(
-        worst < Duration::from_millis(50),
-        "a PING waited {worst:?} during the replays"
+        widest < 12 * tuples / 10,
+        "a PING waited behind {widest} replayed tuples"
     );
 }
