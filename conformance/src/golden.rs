@@ -3,8 +3,6 @@
 //! The format: `#` comment lines; a line per message, `LABEL frames=N`; then
 //! N lines `  frame I (L bytes): HEX`.
 
-use std::path::Path;
-
 /// One captured message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
@@ -15,8 +13,9 @@ pub struct Capture {
 }
 
 /// Load a capture file from [`crate::GOLDEN_DIR`].
+#[cfg(shared_models)]
 pub fn load(file: &str) -> Result<Vec<Capture>, String> {
-    let path = Path::new(crate::GOLDEN_DIR).join(file);
+    let path = std::path::Path::new(crate::GOLDEN_DIR).join(file);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -1,5 +1,7 @@
-//! Conformance suite for `zproto-codegen`: the codec and server models of
-//! public ZeroMQ projects (zproto, CZMQ, Malamute, Zyre, FileMQ), generated at build time.
+//! Conformance suite for `zproto-codegen`: our own models (every field
+//! type, every engine rule), and the codec and server models of public
+//! ZeroMQ projects (zproto, CZMQ, Malamute, Zyre, FileMQ) when the
+//! reference material is beside the repository, generated at build time.
 //!
 //! Each module denies warnings, so a generated codec that compiles with a
 //! warning fails the build. Each module also carries the round-trip tests
@@ -8,8 +10,12 @@
 
 macro_rules! generated {
     ($(#[$doc:meta] $name:ident),* $(,)?) => {
+        generated!(@cfg all(), $(#[$doc] $name),*);
+    };
+    (@cfg $cfg:meta, $(#[$doc:meta] $name:ident),* $(,)?) => {
         $(
             #[$doc]
+            #[cfg($cfg)]
             #[deny(warnings, clippy::all)]
             pub mod $name {
                 include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".rs"));
@@ -18,7 +24,19 @@ macro_rules! generated {
     };
 }
 
+// Our own models, always here.
 generated! {
+    /// Our own model with every field type and naming corner case.
+    every_type,
+    /// Our own codec for the engine-rules tests.
+    rules_msg,
+    /// Our own server model exercising every execution rule.
+    rules_server_engine,
+}
+
+// The public models, when the reference material is beside the repository.
+generated! {
+    @cfg shared_models,
     /// zproto's example protocol (every field type).
     zproto_example,
     /// CZMQ's zgossip messages.
@@ -31,12 +49,6 @@ generated! {
     fmq_msg,
     /// zproto's peer example (a virtual protocol).
     example_peer_msg,
-    /// Our own model with every field type and naming corner case.
-    every_type,
-    /// Our own codec for the engine-rules tests.
-    rules_msg,
-    /// Our own server model exercising every execution rule.
-    rules_server_engine,
     /// CZMQ's zgossip server state machine.
     zgossip_engine,
     /// Malamute's broker state machine.
@@ -55,4 +67,8 @@ pub mod rules_skeleton {
 }
 
 /// The directory of golden frame captures (`shared/spec/golden`).
+#[cfg(shared_models)]
 pub const GOLDEN_DIR: &str = env!("ZPROTO_GOLDEN_DIR");
+
+/// Whether the public models and golden frames were found at build time.
+pub const HAS_SHARED: bool = cfg!(shared_models);

@@ -1,6 +1,8 @@
 //! Decoding never allocates what the input merely claims: a frame that claims
 //! gigabytes costs no more than its own size. Measured with a counting global
 //! allocator (this test binary only).
+// Needs the public models and golden frames (../shared); see shared_material.rs.
+#![cfg(shared_models)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,5 +1,7 @@
 //! The generated codecs reproduce, byte for byte, the frames captured from
 //! zproto's C codec and from CZMQ 4.2.1's zgossip, and decode them back equal.
+// Needs the public models and golden frames (../shared); see shared_material.rs.
+#![cfg(shared_models)]
 
 use zproto_conformance::golden::{self, Capture};
 use zproto_conformance::{zgossip_msg as czmq, zproto_example as ex};

@@ -2,6 +2,8 @@
 //! panics, whatever the bytes. Covers the malformed cases of the wire
 //! examples (section 5.2), every truncation of every test message, random
 //! mutations, and absurd lengths and counts.
+// Needs the public models and golden frames (../shared); see shared_material.rs.
+#![cfg(shared_models)]
 
 use proptest::prelude::*;
 use zproto_conformance::golden::decode_hex;

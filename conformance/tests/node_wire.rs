@@ -2,6 +2,8 @@
 //! a CZMQ 4.2 peer: the frames it sends are the golden frames captured from
 //! CZMQ, and it never sends a CZMQ server what would make it drop the
 //! session (PONG, INVALID, a second HELLO on a live session).
+// Needs the public models and golden frames (../shared); see shared_material.rs.
+#![cfg(shared_models)]
 
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! Property test: random messages of every field type encode and decode back
 //! equal, and their body is exactly `body_len()` bytes.
+// Needs the public models and golden frames (../shared); see shared_material.rs.
+#![cfg(shared_models)]
 
 use std::collections::BTreeMap;
 
