@@ -4,6 +4,7 @@
 //! stopping at the first, so one run shows an author all of them.
 
 pub mod codec;
+pub mod kind;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -90,15 +91,21 @@ pub enum Analysed {
     Server(Box<(ServerModel, CodecModel)>),
 }
 
-/// Load and validate a codec or a server model, telling them apart by their
-/// content (`protocol_class` or `<state>` elements make a server model).
+/// Load and validate a model of any kind, told apart by its `script` and
+/// its content ([`kind::model_kind`]).
 pub fn analyse_any(path: &Path) -> Result<Analysed, Diagnostics> {
     let loaded = load_class(path)?;
-    if server::is_server_model(&loaded.root) {
-        let (server, codec) = server::analyse_file(path)?;
-        Ok(Analysed::Server(Box::new((server, codec))))
-    } else {
-        codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m)))
+    match kind::model_kind(&loaded.root)? {
+        kind::ModelKind::Server => {
+            let (server, codec) = server::analyse_file(path)?;
+            Ok(Analysed::Server(Box::new((server, codec))))
+        }
+        kind::ModelKind::Codec => codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m))),
+        kind::ModelKind::Client => Err(loaded
+            .root
+            .location
+            .error("a client model (zproto_client_c): the client generator is not written yet")
+            .into()),
     }
 }
 

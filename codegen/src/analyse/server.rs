@@ -45,7 +45,8 @@ pub fn analyse_file(path: &Path) -> Result<(ServerModel, CodecModel), Diagnostic
     Ok((server, codec))
 }
 
-/// Whether `root` looks like a server model rather than a codec model.
+/// Whether `root` looks like a state machine (server or client) rather than a
+/// codec model; [`super::kind::model_kind`] tells the three apart.
 pub fn is_server_model(root: &Element) -> bool {
     root.attr("protocol_class").is_some() || root.elements().any(|e| e.name == "state")
 }
