@@ -12,6 +12,9 @@ struct Server {
     data_is_good: bool,
     /// `note good` asks for a `stop` wakeup after this long.
     wakeup: Option<std::time::Duration>,
+    /// `check data` leaves the received DATA in the engine instead of
+    /// preparing a REPLY.
+    leave_message: bool,
 }
 
 #[derive(Default)]
@@ -41,12 +44,14 @@ impl Actions for Server {
             _ => String::new(),
         };
         // Prepare the REPLY that the following `send` sends.
-        io.set_message(
-            Reply {
-                value: format!("re: {value}"),
-            }
-            .into(),
-        );
+        if !self.leave_message {
+            io.set_message(
+                Reply {
+                    value: format!("re: {value}"),
+                }
+                .into(),
+            );
+        }
         if self.data_is_good {
             io.set_next_event(Event::Good);
         } else {
@@ -449,6 +454,7 @@ mod sessions {
         let now = Instant::now();
         let delay = Duration::from_millis(10);
         let mut server = Server {
+            leave_message: false,
             data_is_good: true,
             wakeup: Some(delay),
         };
@@ -486,4 +492,35 @@ mod sessions {
             vec![&b"b".to_vec()]
         );
     }
+}
+
+/// As in zproto, actions share one message object: `send REPLY` after a
+/// DATA that no action replaced sends a REPLY with DATA's fields of the
+/// same name, not an empty one.
+#[test]
+fn send_carries_the_fields_of_the_same_name_from_the_message_held() {
+    let mut server = Server {
+        data_is_good: true,
+        leave_message: true,
+        ..Server::default()
+    };
+    let (mut session, mut state) = open(&mut server);
+    let data = Data {
+        value: "kept".into(),
+    };
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(data.into()),
+    );
+    assert_eq!(
+        r.sent,
+        vec![RulesMsg::Reply(Reply {
+            value: "kept".into()
+        })]
+    );
+    // Between messages with no field in common, the rest is default.
+    assert_eq!(Reply::with_fields_of(&Open.into()), Reply::default());
 }

@@ -368,6 +368,54 @@ fn message_struct(
         quote!(Self { #(#test_inits,)* })
     };
 
+    // zproto's engines share one message object between actions: `send X`
+    // sends X with the fields that actions (or the received message) set.
+    // This carries the fields of the same name from whatever message the
+    // engine holds (one type per field name, checked by the analysis).
+    let with_fields_of = if slots.is_empty() {
+        TokenStream::new()
+    } else {
+        let arms = model.messages.iter().map(|other| {
+            let v = ident(&names::camel(&other.name));
+            if other.name == m.name {
+                return quote!(#enum_ident::#v(o) => o.clone());
+            }
+            let shared: Vec<TokenStream> = slots
+                .iter()
+                .filter(|f| {
+                    other
+                        .fields
+                        .iter()
+                        .any(|g| g.name == f.name && g.constant.is_none() && g.kind == f.kind)
+                })
+                .map(|f| {
+                    let fname = ident(&names::rust_ident(&f.name));
+                    if f.kind.is_copy() {
+                        quote!(#fname: o.#fname)
+                    } else {
+                        quote!(#fname: o.#fname.clone())
+                    }
+                })
+                .collect();
+            if shared.is_empty() {
+                quote!(#enum_ident::#v(_) => ::std::default::Default::default())
+            } else if shared.len() == slots.len() {
+                quote!(#enum_ident::#v(o) => Self { #(#shared,)* })
+            } else {
+                quote!(#enum_ident::#v(o) => Self { #(#shared,)* ..::std::default::Default::default() })
+            }
+        });
+        quote! {
+            /// This message with the fields of the same name taken from
+            /// `other`, the rest at their defaults: what a generated engine's
+            /// `send` sends when the actions left another message in the
+            /// engine (zproto's shared message object).
+            pub fn with_fields_of(other: &#enum_ident) -> Self {
+                match other { #(#arms,)* }
+            }
+        }
+    };
+
     quote! {
         #doc
         #derives
@@ -386,6 +434,8 @@ fn message_struct(
             pub fn test_value() -> Self {
                 #test_value_body
             }
+
+            #with_fields_of
 
             #body_len_fn
 

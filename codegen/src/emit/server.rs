@@ -390,16 +390,17 @@ impl Ctx<'_> {
                     .find(|m| &m.name == message)
                     .is_some_and(|m| m.fields.iter().any(|f| f.constant.is_none()));
                 // The fields are whatever the actions stored in the shared
-                // message; a message of another kind leaves them at default.
+                // message, or the received message's of the same name, as in
+                // zproto; never a silent default for fields that were set.
+                let path = self.codec_struct(message);
                 let outgoing = if has_fields {
                     quote! {
-                        match io.message() {
-                            ::std::option::Option::Some(#msg::#v(m)) => #msg::#v(m.clone()),
-                            _ => #msg::#v(::std::default::Default::default()),
-                        }
+                        #msg::#v(io.message().map_or_else(
+                            ::std::default::Default::default,
+                            #path::with_fields_of,
+                        ))
                     }
                 } else {
-                    let path = self.codec_struct(message);
                     quote!(#msg::#v(#path))
                 };
                 quote! {

@@ -135,6 +135,14 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// Whether its Rust type is `Copy` (numbers, octets, uuids).
+    pub fn is_copy(&self) -> bool {
+        matches!(
+            self,
+            FieldKind::Number(_) | FieldKind::Octets(_) | FieldKind::Uuid
+        )
+    }
+
     /// The zproto type name, as in the model.
     pub fn model_name(&self) -> &'static str {
         match self {
