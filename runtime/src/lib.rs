@@ -15,6 +15,7 @@ pub mod reactor;
 pub mod server;
 pub mod throttle;
 pub mod wire;
+pub mod zpl;
 
 pub use codec::{Codec, Frame};
 pub use error::{DecodeError, EncodeError};
