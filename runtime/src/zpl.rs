@@ -254,8 +254,9 @@ mlm_server
         assert_eq!(zpl.get("mlm_server/bind"), None);
         assert_eq!(zpl.node("mlm_server/bind").map(|n| n.line), Some(8));
         assert_eq!(zpl.values().len(), 4);
-        // It writes back to what it read.
-        assert_eq!(Zpl::parse(&zpl.to_string()), Ok(zpl));
+        // It writes back to what it read (comments aside).
+        let again = Zpl::parse(&zpl.to_string()).expect("parses");
+        assert_eq!(again.values(), zpl.values());
     }
 
     #[test]
