@@ -323,7 +323,7 @@ impl NodeCore {
 
     /// A peer's connection is gone: forget its session.
     pub fn on_peer_disconnected(&mut self, routing_id: &[u8]) {
-        if self.sessions.close(routing_id) {
+        if self.sessions.close(&mut self.gossip, routing_id) {
             self.stats.peers_gone += 1;
         }
     }

@@ -67,6 +67,9 @@ impl Actions for Server {
     fn note_bad(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note bad");
     }
+    fn note_malformed(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+        s.notes.push("note malformed");
+    }
     fn note_after_terminate(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note after terminate");
     }

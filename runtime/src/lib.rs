@@ -11,6 +11,8 @@ pub mod codec;
 pub mod engine;
 pub mod error;
 #[cfg(feature = "reactor")]
+pub mod host;
+#[cfg(feature = "reactor")]
 pub mod reactor;
 pub mod server;
 pub mod throttle;

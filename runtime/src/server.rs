@@ -25,8 +25,16 @@ pub trait StateMachine {
     type Message: Codec + Clone + fmt::Debug;
     /// The built-in `expired` event, if the model handles it.
     const EXPIRED: Option<Self::Event>;
+    /// The `malformed` event, if the model has one: raised on a session
+    /// whose peer sent a frame that does not decode (zproto's current
+    /// template); without it such frames are logged and dropped.
+    const MALFORMED: Option<Self::Event> = None;
     /// The event a received message raises.
     fn event_for(message: &Self::Message) -> Self::Event;
+    /// A session ended: zproto's `client_terminate` hook.
+    fn session_ended(actions: &mut Self::Actions, session: &mut Self::Session) {
+        let _ = (actions, session);
+    }
     /// Run the machine (the generated `execute`).
     fn execute(
         actions: &mut Self::Actions,
@@ -165,10 +173,10 @@ impl<M: StateMachine> Sessions<M> {
     /// The peer's connection is gone: forget its session, without running
     /// the machine (zproto has no event for it). Returns whether there was
     /// one.
-    pub fn close(&mut self, routing_id: &[u8]) -> bool {
+    pub fn close(&mut self, actions: &mut M::Actions, routing_id: &[u8]) -> bool {
         match self.index.get(routing_id) {
             Some(&slot) => {
-                self.remove(slot);
+                self.remove(actions, slot);
                 true
             }
             None => false,
@@ -283,21 +291,22 @@ impl<M: StateMachine> Sessions<M> {
         io.reset(None);
         match outcome {
             Outcome::Waiting => {}
-            Outcome::Terminated => self.remove(slot),
+            Outcome::Terminated => self.remove(actions, slot),
             Outcome::Unhandled { state, event } => {
                 tracing::warn!(state, event, "unhandled event: session ended");
-                self.remove(slot);
+                self.remove(actions, slot);
             }
         }
     }
 
-    fn remove(&mut self, slot: usize) {
+    fn remove(&mut self, actions: &mut M::Actions, slot: usize) {
         if let Some(entry) = self
             .slots
             .get_mut(slot)
             .and_then(Option::as_mut)
             .filter(|e| e.live)
         {
+            M::session_ended(actions, &mut entry.session);
             self.index.remove(&entry.routing_id);
             entry.live = false;
             // The slot keeps its routing id for messages still to be sent,

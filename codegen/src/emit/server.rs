@@ -152,6 +152,12 @@ pub fn emit(
     } else {
         quote!(::std::option::Option::None)
     };
+    let has_malformed = model.events.iter().any(|e| e.name == "malformed");
+    let malformed = if has_malformed {
+        quote!(::std::option::Option::Some(Event::Malformed))
+    } else {
+        quote!(::std::option::Option::None)
+    };
     let expiry_doc = if expires {
         " Some state handles `expired`: sessions expire after the server timeout with no traffic."
     } else {
@@ -213,6 +219,13 @@ pub fn emit(
             /// The state of one client session; a new session starts from `Default`.
             type Session: ::std::default::Default;
             #(#action_methods)*
+
+            /// A session ended (terminated, expired, or its peer gone),
+            /// zproto's `client_terminate`: release what it holds. Does
+            /// nothing unless implemented.
+            fn session_ended(&mut self, session: &mut Self::Session) {
+                let _ = session;
+            }
         }
 
         /// The machine with actions `A`, for `zproto_runtime::server::Sessions`.
@@ -225,9 +238,14 @@ pub fn emit(
             type Event = Event;
             type Message = #msg;
             const EXPIRED: ::std::option::Option<Event> = #expired;
+            const MALFORMED: ::std::option::Option<Event> = #malformed;
 
             fn event_for(message: &#msg) -> Event {
                 Event::from_message(message)
+            }
+
+            fn session_ended(actions: &mut A, session: &mut A::Session) {
+                actions.session_ended(session);
             }
 
             fn execute(

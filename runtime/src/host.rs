@@ -1,0 +1,419 @@
+//! The server host: any generated server model on a ROUTER, with no
+//! protocol-specific glue. It is what zproto's generated server actor is:
+//! a handle that takes BIND, PORT, SET, VERBOSE, LOAD and `$TERM` (drop),
+//! a [`Sessions`] table run by the reactor, decoding and encoding, the
+//! model's `malformed` event (or a logged drop), and sessions that live as
+//! long as their peer's connection.
+//!
+//! ```ignore
+//! let server = ServerHandle::<Machine<MyActions>>::start("my_server", MyActions::default())?;
+//! server.bind("tcp://127.0.0.1:*")?;
+//! let port = server.port()?;
+//! ```
+//!
+//! Settings (`SET path value`, or a ZPL file with `LOAD`), zproto's names:
+//!
+//! | path | meaning |
+//! |---|---|
+//! | `server/timeout` | session expiry in ms, for models that handle `expired` (inproc peers; tcp and ipc sessions live as long as their connection) |
+//! | `server/verbose`, `server/animate` | non-zero: log every state, event and action |
+//! | `server/hwm` | messages queued per connection and direction (default 1000) |
+//! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
+//! | `server/heartbeat` | ZMTP heartbeat interval in ms on tcp and ipc (default: none) |
+//! | `<name>/bind/endpoint` | (in a loaded file) a bind, as zproto's servers do |
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::Codec;
+use crate::reactor::{
+    self, Outgoing, Reactor, Refused, RefusedReason, Service, SocketError, SocketOptions, Sockets,
+};
+use crate::server::{Sessions, StateMachine};
+use crate::throttle::Throttle;
+use crate::zpl::Zpl;
+
+/// Largest config file `LOAD` reads: a config file is hostile input too.
+pub const MAX_CONFIG: u64 = 1 << 20;
+
+/// How long a handle waits for the reactor's answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a host command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// BIND failed.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// A setting's path or value is wrong.
+    #[error("setting {path}: {reason}")]
+    Setting {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A config file could not be read or parsed.
+    #[error("{file}: {reason}")]
+    Config {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, located (`line:column: message`) where it can be.
+        reason: String,
+    },
+    /// The reactor thread is gone.
+    #[error("the server's reactor has stopped")]
+    Stopped,
+}
+
+impl From<reactor::Stopped> for HostError {
+    fn from(_: reactor::Stopped) -> Self {
+        HostError::Stopped
+    }
+}
+
+/// Counters of a host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Live sessions.
+    pub sessions: u64,
+    /// Messages decoded.
+    pub received: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Frames that did not decode.
+    pub malformed: u64,
+    /// Messages refused by a full queue (dropped).
+    pub refused: u64,
+    /// Sessions ended because the peer went away.
+    pub peers_gone: u64,
+}
+
+/// A closure run on a server's actions, on the reactor thread.
+pub type ActionsFn<A> = Box<dyn FnOnce(&mut A) + Send>;
+
+/// A request to the host, with where to answer.
+pub enum HostCommand<M: StateMachine> {
+    /// BIND: the port (0 for non-tcp) or why not.
+    Bind(String, Sender<Result<i32, HostError>>),
+    /// PORT.
+    Port(Sender<i32>),
+    /// SET.
+    Set(String, String, Sender<Result<(), HostError>>),
+    /// LOAD.
+    Load(PathBuf, Sender<Result<(), HostError>>),
+    /// Counters.
+    Stats(Sender<HostStats>),
+    /// Run a closure on the server's actions (zproto's `server_method`):
+    /// the application's own commands, with no glue.
+    With(ActionsFn<M::Actions>),
+}
+
+/// A generated server model running on the reactor: a [`Service`] with
+/// no protocol-specific code.
+pub struct ServerHost<M: StateMachine> {
+    name: String,
+    actions: M::Actions,
+    sessions: Sessions<M>,
+    options: SocketOptions,
+    stats: HostStats,
+    warn: Throttle,
+    /// Routing ids whose peer is gone, found while sending.
+    gone: Vec<Vec<u8>>,
+}
+
+impl<M: StateMachine> ServerHost<M> {
+    /// A host named `name` (its config section) around `actions`.
+    pub fn new(name: &str, actions: M::Actions) -> Self {
+        Self {
+            name: name.to_owned(),
+            actions,
+            // zproto's default.
+            sessions: Sessions::new(Some(Duration::from_millis(60_000))),
+            options: SocketOptions::default(),
+            stats: HostStats::default(),
+            warn: Throttle::default(),
+            gone: Vec::new(),
+        }
+    }
+
+    /// The server's actions.
+    pub fn actions(&self) -> &M::Actions {
+        &self.actions
+    }
+
+    fn set(&mut self, path: &str, value: &str) -> Result<(), HostError> {
+        let number = || {
+            value.trim().parse::<u64>().map_err(|_| HostError::Setting {
+                path: path.to_owned(),
+                reason: format!("\"{value}\" is not a number"),
+            })
+        };
+        match path {
+            "server/timeout" => {
+                let ms = number()?;
+                self.sessions.set_timeout(Some(Duration::from_millis(ms)));
+            }
+            "server/verbose" | "server/animate" => {
+                self.sessions.set_animate(value.trim() != "0");
+            }
+            "server/hwm" => {
+                self.options.hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
+            }
+            "server/max-message" => {
+                self.options.max_message = i64::try_from(number()?).unwrap_or(i64::MAX);
+            }
+            "server/heartbeat" => {
+                let ms = Duration::from_millis(number()?);
+                self.options.heartbeat = ms;
+                self.options.heartbeat_timeout = ms * 4;
+            }
+            // Other paths belong to the application (zproto keeps them in
+            // its config tree); a bind section is read by LOAD.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// LOAD: apply a ZPL file's settings, then its `<name>/bind/endpoint`s.
+    fn load(&mut self, file: &Path, sockets: &mut Sockets) -> Result<(), HostError> {
+        let fail = |reason: String| HostError::Config {
+            file: file.to_owned(),
+            reason,
+        };
+        let size = std::fs::metadata(file)
+            .map_err(|e| fail(e.to_string()))?
+            .len();
+        if size > MAX_CONFIG {
+            return Err(fail(format!(
+                "{size} bytes, over the {MAX_CONFIG}-byte limit"
+            )));
+        }
+        let text = std::fs::read_to_string(file).map_err(|e| fail(e.to_string()))?;
+        let zpl = Zpl::parse(&text).map_err(|e| fail(e.to_string()))?;
+        for (path, value) in zpl.values() {
+            self.set(&path, &value).map_err(|e| {
+                let line = zpl.node(&path).map_or(0, |n| n.line);
+                fail(format!("{line}: {e}"))
+            })?;
+        }
+        if let Some(bind) = zpl.node(&format!("{}/bind", self.name)) {
+            for endpoint in bind.children.iter().filter(|c| c.name == "endpoint") {
+                let Some(value) = &endpoint.value else {
+                    continue;
+                };
+                sockets.set_options(self.options);
+                sockets
+                    .bind(value)
+                    .map_err(|e| fail(format!("{}: {e}", endpoint.line)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<M: StateMachine + Send + 'static> Service for ServerHost<M>
+where
+    M::Actions: Send + 'static,
+    M::Session: Send + 'static,
+    M::State: Send + 'static,
+    M::Event: Send + 'static,
+    M::Message: Send + 'static,
+{
+    type Command = HostCommand<M>;
+
+    fn command(&mut self, command: HostCommand<M>, sockets: &mut Sockets, _now: Instant) {
+        // Replies go to a caller that may have given up waiting: ignore that.
+        match command {
+            HostCommand::Bind(endpoint, reply) => {
+                sockets.set_options(self.options);
+                let result = sockets
+                    .bind(&endpoint)
+                    .map(|()| sockets.port())
+                    .map_err(HostError::from);
+                let _ = reply.send(result);
+            }
+            HostCommand::Port(reply) => {
+                let _ = reply.send(sockets.port());
+            }
+            HostCommand::Set(path, value, reply) => {
+                let _ = reply.send(self.set(&path, &value));
+            }
+            HostCommand::Load(file, reply) => {
+                let _ = reply.send(self.load(&file, sockets));
+            }
+            HostCommand::Stats(reply) => {
+                let stats = HostStats {
+                    sessions: self.sessions.len() as u64,
+                    ..self.stats
+                };
+                let _ = reply.send(stats);
+            }
+            HostCommand::With(f) => f(&mut self.actions),
+        }
+    }
+
+    fn on_peer(&mut self, frames: &[&[u8]], now: Instant) {
+        match M::Message::decode_routed(frames) {
+            Ok((routing_id, message)) => {
+                self.stats.received += 1;
+                self.sessions
+                    .handle(&mut self.actions, routing_id, message, now);
+            }
+            Err(e) => {
+                self.stats.malformed += 1;
+                match (M::MALFORMED, frames.first()) {
+                    (Some(event), Some(routing_id)) => {
+                        self.sessions
+                            .send_event(&mut self.actions, routing_id, event, now);
+                    }
+                    _ => {
+                        if let Some(suppressed) = self.warn.allow(now) {
+                            tracing::warn!(server = %self.name, suppressed, "malformed message dropped: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_peer_connected(&mut self, routing_id: &[u8], _now: Instant) {
+        self.sessions.open(routing_id);
+    }
+
+    fn on_peer_disconnected(&mut self, routing_id: &[u8], _now: Instant) {
+        if self.sessions.close(&mut self.actions, routing_id) {
+            self.stats.peers_gone += 1;
+        }
+    }
+
+    fn on_remote(&mut self, _remote: usize, _frames: &[&[u8]], _now: Instant) {}
+
+    fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
+
+    fn tick(&mut self, now: Instant) {
+        self.sessions.tick(&mut self.actions, now);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.sessions.next_deadline()
+    }
+
+    fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
+        let (stats, gone, name) = (&mut self.stats, &mut self.gone, &self.name);
+        self.sessions.drain_outgoing(|routing_id, message| {
+            let frames = match message.encode_routed(routing_id) {
+                Ok(frames) => frames,
+                Err(e) => {
+                    tracing::warn!(server = %name, "cannot encode {}: {e}", message.command());
+                    return;
+                }
+            };
+            match send(Outgoing::ToPeer(frames)) {
+                Ok(()) => stats.sent += 1,
+                Err(Refused {
+                    reason: RefusedReason::Unreachable,
+                    ..
+                }) => gone.push(routing_id.to_vec()),
+                Err(_) => stats.refused += 1,
+            }
+        });
+        for routing_id in std::mem::take(&mut self.gone) {
+            self.on_peer_disconnected(&routing_id, Instant::now());
+        }
+    }
+}
+
+/// A server running on a reactor thread; dropping it stops the server
+/// (zproto's `$TERM`).
+pub struct ServerHandle<M: StateMachine>
+where
+    ServerHost<M>: Service<Command = HostCommand<M>>,
+{
+    reactor: Arc<Reactor<ServerHost<M>>>,
+    id: reactor::ServiceId,
+}
+
+impl<M: StateMachine> ServerHandle<M>
+where
+    ServerHost<M>: Service<Command = HostCommand<M>>,
+{
+    /// A server named `name` on a reactor thread of its own.
+    pub fn start(name: &str, actions: M::Actions) -> Result<Self, HostError> {
+        let reactor = Reactor::start().map_err(|_| HostError::Stopped)?;
+        Self::on(&reactor, ServerHost::new(name, actions))
+    }
+
+    /// A server on a shared reactor: one thread may run many.
+    pub fn on(
+        reactor: &Arc<Reactor<ServerHost<M>>>,
+        host: ServerHost<M>,
+    ) -> Result<Self, HostError> {
+        let id = reactor.add(host)?;
+        Ok(Self {
+            reactor: reactor.clone(),
+            id,
+        })
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> HostCommand<M>) -> Result<T, HostError> {
+        let (tx, rx) = mpsc::channel();
+        self.reactor.command(self.id, make(tx))?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| HostError::Stopped)
+    }
+
+    /// BIND: accept clients on `endpoint`; the port for tcp, else 0.
+    pub fn bind(&self, endpoint: &str) -> Result<i32, HostError> {
+        self.ask(|tx| HostCommand::Bind(endpoint.to_owned(), tx))?
+    }
+
+    /// PORT: the port of the last bind (-1 after a failed one).
+    pub fn port(&self) -> Result<i32, HostError> {
+        self.ask(HostCommand::Port)
+    }
+
+    /// SET `path` `value` (zproto's names; see the module's table).
+    pub fn set(&self, path: &str, value: &str) -> Result<(), HostError> {
+        self.ask(|tx| HostCommand::Set(path.to_owned(), value.to_owned(), tx))?
+    }
+
+    /// VERBOSE: log every state, event and action.
+    pub fn verbose(&self) -> Result<(), HostError> {
+        self.set("server/verbose", "1")
+    }
+
+    /// LOAD a ZPL config file: its settings, then its bind endpoints.
+    pub fn load(&self, file: &Path) -> Result<(), HostError> {
+        self.ask(|tx| HostCommand::Load(file.to_owned(), tx))?
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Result<HostStats, HostError> {
+        self.ask(HostCommand::Stats)
+    }
+
+    /// Run `f` on the server's actions, on the reactor thread, and return
+    /// what it returns.
+    pub fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut M::Actions) -> T + Send + 'static,
+    ) -> Result<T, HostError> {
+        self.ask(|tx| {
+            HostCommand::With(Box::new(move |actions| {
+                let _ = tx.send(f(actions));
+            }))
+        })
+    }
+}
+
+impl<M: StateMachine> Drop for ServerHandle<M>
+where
+    ServerHost<M>: Service<Command = HostCommand<M>>,
+{
+    fn drop(&mut self) {
+        let _ = self.reactor.remove(self.id);
+    }
+}
