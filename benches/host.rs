@@ -7,19 +7,17 @@
 //!
 //! `cargo bench --bench host` (`-- --quick` for a shorter run).
 
-use std::time::Instant;
+mod support;
 
 // As the zgossip binary ships.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use support::pingpong;
 use zgossip::engine::Machine;
 use zgossip::server::Gossip;
 use zgossip::Node;
 use zproto_runtime::host::ServerHandle;
-use zproto_runtime::reactor;
-
-const PING: [u8; 4] = [0xaa, 0xa0, 0x03, 0x01];
 
 fn endpoint(transport: &str, who: &str, run: usize) -> String {
     match transport {
@@ -29,32 +27,6 @@ fn endpoint(transport: &str, who: &str, run: usize) -> String {
             std::process::id()
         ),
     }
-}
-
-/// `count` PINGs with `window` in flight; nanoseconds.
-fn pingpong(endpoint: &str, count: usize, window: usize) -> u128 {
-    let d = reactor::socket(zmq::DEALER).expect("dealer");
-    d.set_linger(0).expect("linger");
-    d.set_sndhwm(0).expect("hwm");
-    d.set_rcvhwm(0).expect("hwm");
-    d.connect(endpoint).expect("connect");
-    let mut buffer = [0u8; 64];
-    d.send(&PING[..], 0).expect("send");
-    d.recv_into(&mut buffer, 0).expect("PONG");
-    let start = Instant::now();
-    let mut sent = 0;
-    while sent < window.min(count) {
-        d.send(&PING[..], 0).expect("send");
-        sent += 1;
-    }
-    for _ in 0..count {
-        d.recv_into(&mut buffer, 0).expect("PONG");
-        if sent < count {
-            d.send(&PING[..], 0).expect("send");
-            sent += 1;
-        }
-    }
-    start.elapsed().as_nanos()
 }
 
 fn main() {

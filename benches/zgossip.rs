@@ -14,6 +14,8 @@
 //! arguments keep only the measures whose name contains one of them, e.g.
 //! `-- pipelined`; `--ours` measures only our node).
 
+mod support;
+
 use std::process::Command;
 
 // As the zgossip binary ships: many small allocations per message.
@@ -22,12 +24,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
 
+use support::{dealer, pingpong, recv, PING};
 use zgossip::msg::{Announce, ZgossipMsg};
 use zgossip::swarm::tuple;
 use zgossip::{Codec, Node};
 use zproto_runtime::reactor;
 
-const PING: [u8; 4] = [0xaa, 0xa0, 0x03, 0x01];
 const HELLO: [u8; 4] = [0xaa, 0xa0, 0x01, 0x01];
 
 /// A server under test, bound; `endpoint` is where to connect.
@@ -105,44 +107,6 @@ impl Server {
             }
         }
     }
-}
-
-fn dealer(endpoint: &str) -> zmq::Socket {
-    let d = reactor::socket(zmq::DEALER).expect("dealer");
-    d.set_linger(0).expect("linger");
-    d.set_sndhwm(0).expect("hwm");
-    d.set_rcvhwm(0).expect("hwm");
-    d.connect(endpoint).expect("connect");
-    d
-}
-
-/// Receive one message into a buffer on the stack, as the C driver does:
-/// the driver's own cost is the same for every side.
-fn recv(d: &zmq::Socket) {
-    let mut buffer = [0u8; 512];
-    let size = d.recv_into(&mut buffer, 0).expect("receive");
-    assert!(size >= 4, "a message of {size} bytes");
-}
-
-/// Round trips: `window` PINGs in flight; nanoseconds for `count`.
-fn pingpong(endpoint: &str, count: usize, window: usize) -> u128 {
-    let d = dealer(endpoint);
-    d.send(&PING[..], 0).expect("send");
-    recv(&d);
-    let start = Instant::now();
-    let mut sent = 0;
-    while sent < window.min(count) {
-        d.send(&PING[..], 0).expect("send");
-        sent += 1;
-    }
-    for _ in 0..count {
-        recv(&d);
-        if sent < count {
-            d.send(&PING[..], 0).expect("send");
-            sent += 1;
-        }
-    }
-    start.elapsed().as_nanos()
 }
 
 fn announce_frame(n: usize) -> Vec<u8> {

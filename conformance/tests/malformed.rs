@@ -5,6 +5,8 @@
 // Needs the public models and golden frames (../shared); see shared_material.rs.
 #![cfg(shared_models)]
 
+mod common;
+
 use proptest::prelude::*;
 use zproto_conformance::golden::decode_hex;
 use zproto_conformance::{fmq_msg, mlm_proto, zproto_example as ex, zre_msg};
@@ -307,24 +309,7 @@ fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
             .encode()
             .unwrap(),
     ];
-    (
-        prop::sample::select(samples),
-        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
-        any::<prop::sample::Index>(),
-        prop::option::of(prop::collection::vec(any::<u8>(), 0..8)),
-    )
-        .prop_map(|(mut frames, edits, cut, tail)| {
-            let body = &mut frames[0];
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
-            if let Some(tail) = tail {
-                body.truncate(cut.index(body.len() + 1));
-                body.extend(tail);
-            }
-            frames
-        })
+    common::mutated(samples)
 }
 
 proptest! {

@@ -5,6 +5,8 @@
 //! round-trips. (The same checks run on the public models in malformed.rs
 //! when the reference material is there.)
 
+mod common;
+
 use proptest::prelude::*;
 use zproto_conformance::every_type::{EveryType, Type, A};
 use zproto_runtime::Codec;
@@ -40,28 +42,12 @@ fn every_truncation_of_the_body_is_an_error() {
 }
 
 fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
-    let encoded: Vec<Vec<Vec<u8>>> = samples()
-        .iter()
-        .map(|m| m.encode().expect("encodes"))
-        .collect();
-    (
-        prop::sample::select(encoded),
-        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
-        any::<prop::sample::Index>(),
-        prop::option::of(prop::collection::vec(any::<u8>(), 0..8)),
+    common::mutated(
+        samples()
+            .iter()
+            .map(|m| m.encode().expect("encodes"))
+            .collect(),
     )
-        .prop_map(|(mut frames, edits, cut, tail)| {
-            let body = &mut frames[0];
-            for (at, byte) in edits {
-                let i = at.index(body.len());
-                body[i] = byte;
-            }
-            if let Some(tail) = tail {
-                body.truncate(cut.index(body.len() + 1));
-                body.extend(tail);
-            }
-            frames
-        })
 }
 
 proptest! {
