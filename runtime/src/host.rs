@@ -5,7 +5,7 @@
 //! model's `malformed` event (or a logged drop), and sessions that live as
 //! long as their peer's connection.
 //!
-//! ```ignore
+//! ```text
 //! let server = ServerHandle::<Machine<MyActions>>::start("my_server", MyActions::default())?;
 //! server.bind("tcp://127.0.0.1:*")?;
 //! let port = server.port()?;
