@@ -207,3 +207,88 @@ fn the_application_reaches_its_actions_through_the_handle() {
     assert_eq!(ended, 0);
     assert!(Arc::strong_count(&seen) >= 2);
 }
+
+/// A DEALER with PLAIN credentials, and a monitor that reports a refusal.
+fn plain_client(endpoint: &str, user: &str, password: &str) -> (zmq::Socket, zmq::Socket) {
+    static MONITORS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dealer = reactor::socket(zmq::DEALER).expect("a socket");
+    dealer.set_linger(0).expect("linger");
+    dealer
+        .set_rcvtimeo(WAIT.as_millis() as i32)
+        .expect("timeout");
+    dealer.set_plain_username(Some(user)).expect("user");
+    dealer.set_plain_password(Some(password)).expect("password");
+    let address = format!(
+        "inproc://host-plain-monitor-{}-{}",
+        std::process::id(),
+        MONITORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    dealer
+        .monitor(
+            &address,
+            zmq::SocketEvent::HANDSHAKE_FAILED_AUTH.to_raw() as i32,
+        )
+        .expect("monitor");
+    let monitor = reactor::socket(zmq::PAIR).expect("a socket");
+    monitor.set_linger(0).expect("linger");
+    monitor
+        .set_rcvtimeo(WAIT.as_millis() as i32)
+        .expect("timeout");
+    monitor.connect(&address).expect("connect");
+    dealer.connect(endpoint).expect("connect");
+    (dealer, monitor)
+}
+
+#[test]
+fn plain_security_accepts_good_credentials_and_refuses_bad_ones() {
+    let dir = std::env::temp_dir().join(format!("zproto-host-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let passwords = dir.join("passwords.cfg");
+    std::fs::write(&passwords, "# zauth's format\nreader=secret\n").expect("write");
+    let (server, _) = server();
+    server
+        .set("server/auth/plain", &passwords.display().to_string())
+        .expect("set");
+    server
+        .set("rules_server/security/mechanism", "plain")
+        .expect("set");
+    let port = server.bind("tcp://127.0.0.1:*").expect("binds");
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+
+    let (good, _) = plain_client(&endpoint, "reader", "secret");
+    request_reply(&good, "authenticated");
+
+    let (bad, monitor) = plain_client(&endpoint, "reader", "guess");
+    bad.send(frame(Open), 0).expect("queued");
+    let event = monitor.recv_multipart(0).expect("a refusal");
+    let number = u16::from_ne_bytes([event[0][0], event[0][1]]);
+    assert_eq!(number, zmq::SocketEvent::HANDSHAKE_FAILED_AUTH.to_raw());
+    assert_eq!(
+        server.stats().expect("stats").received,
+        2,
+        "only the good client's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn security_that_cannot_be_had_is_an_error_never_plain_text() {
+    let (server, _) = server();
+    let err = server
+        .set("rules_server/security/mechanism", "rot13")
+        .expect_err("unknown");
+    assert!(err.to_string().contains("is not null or plain"), "{err}");
+    if !zproto_runtime::zap::curve_available() {
+        let err = server
+            .set("rules_server/security/mechanism", "curve")
+            .expect_err("no CURVE in this libzmq");
+        assert!(err.to_string().contains("libsodium"), "{err}");
+    }
+    // PLAIN without a passwords file: the bind is refused, not opened.
+    server
+        .set("rules_server/security/mechanism", "plain")
+        .expect("set");
+    let err = server.bind("tcp://127.0.0.1:*").expect_err("no passwords");
+    assert!(err.to_string().contains("passwords file"), "{err}");
+    assert_eq!(server.port().expect("port"), 0);
+}

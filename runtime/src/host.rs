@@ -21,6 +21,12 @@
 //! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
 //! | `server/heartbeat` | ZMTP heartbeat interval in ms on tcp and ipc (default: none) |
 //! | `<name>/bind/endpoint` | (in a loaded file) a bind, as zproto's servers do |
+//! | `<name>/security/mechanism` | `null` (default) or `plain`; `curve` is an error where libzmq lacks it |
+//! | `<name>/security/domain` | the ZAP domain (default: the server's name) |
+//! | `server/auth/plain` | the passwords file for PLAIN (zauth's format: `user=password` lines) |
+//!
+//! Security applies to binds made after it is set, as in zproto: a `LOAD`
+//! applies every setting first, then binds.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Sender};
@@ -29,7 +35,8 @@ use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
 use crate::reactor::{
-    self, Outgoing, Reactor, Refused, RefusedReason, Service, SocketError, SocketOptions, Sockets,
+    self, Outgoing, Reactor, Refused, RefusedReason, Security, Service, SocketError, SocketOptions,
+    Sockets,
 };
 use crate::server::{Sessions, StateMachine};
 use crate::throttle::Throttle;
@@ -63,9 +70,20 @@ pub enum HostError {
         /// What is wrong, located (`line:column: message`) where it can be.
         reason: String,
     },
+    /// Security could not be set up.
+    #[error(transparent)]
+    Security(#[from] crate::zap::ZapError),
     /// The reactor thread is gone.
     #[error("the server's reactor has stopped")]
     Stopped,
+}
+
+/// The authentication mechanism a host asks of its clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Mechanism {
+    #[default]
+    Null,
+    Plain,
 }
 
 impl From<reactor::Stopped> for HostError {
@@ -118,6 +136,9 @@ pub struct ServerHost<M: StateMachine> {
     actions: M::Actions,
     sessions: Sessions<M>,
     options: SocketOptions,
+    mechanism: Mechanism,
+    domain: Option<String>,
+    passwords: Option<PathBuf>,
     stats: HostStats,
     warn: Throttle,
     /// Routing ids whose peer is gone, found while sending.
@@ -133,6 +154,9 @@ impl<M: StateMachine> ServerHost<M> {
             // zproto's default.
             sessions: Sessions::new(Some(Duration::from_millis(60_000))),
             options: SocketOptions::default(),
+            mechanism: Mechanism::default(),
+            domain: None,
+            passwords: None,
             stats: HostStats::default(),
             warn: Throttle::default(),
             gone: Vec::new(),
@@ -170,10 +194,62 @@ impl<M: StateMachine> ServerHost<M> {
                 self.options.heartbeat = ms;
                 self.options.heartbeat_timeout = ms * 4;
             }
+            "server/auth/plain" => self.passwords = Some(PathBuf::from(value.trim())),
+            path if self.is_own(path, "security/mechanism") => {
+                self.mechanism = match value.trim() {
+                    "null" => Mechanism::Null,
+                    "plain" => Mechanism::Plain,
+                    "curve" if !crate::zap::curve_available() => {
+                        return Err(crate::zap::ZapError::NoCurve.into())
+                    }
+                    other => {
+                        return Err(HostError::Setting {
+                            path: path.to_owned(),
+                            reason: format!("mechanism \"{other}\" is not null or plain"),
+                        })
+                    }
+                };
+            }
+            path if self.is_own(path, "security/domain") => {
+                self.domain = Some(value.trim().to_owned());
+            }
             // Other paths belong to the application (zproto keeps them in
             // its config tree); a bind section is read by LOAD.
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Whether `path` is `server/<tail>` or `<name>/<tail>`.
+    fn is_own(&self, path: &str, tail: &str) -> bool {
+        path.split_once('/')
+            .is_some_and(|(head, rest)| rest == tail && (head == "server" || head == self.name))
+    }
+
+    /// Before a bind: the options and security the ROUTER gets; installs
+    /// the ZAP policy for PLAIN.
+    fn prepare(&mut self, sockets: &mut Sockets) -> Result<(), HostError> {
+        sockets.set_options(self.options);
+        let domain = self.domain.clone().unwrap_or_else(|| self.name.clone());
+        let security = match self.mechanism {
+            Mechanism::Null if self.domain.is_some() => {
+                crate::zap::install(&domain, crate::zap::Policy::Null)?;
+                Security::Null { domain }
+            }
+            Mechanism::Null => Security::None,
+            Mechanism::Plain => {
+                let Some(file) = &self.passwords else {
+                    return Err(HostError::Setting {
+                        path: "server/auth/plain".into(),
+                        reason: "PLAIN security needs a passwords file".into(),
+                    });
+                };
+                let users = crate::zap::load_passwords(file)?;
+                crate::zap::install(&domain, crate::zap::Policy::Plain(users))?;
+                Security::Plain { domain }
+            }
+        };
+        sockets.set_security(security);
         Ok(())
     }
 
@@ -204,7 +280,8 @@ impl<M: StateMachine> ServerHost<M> {
                 let Some(value) = &endpoint.value else {
                     continue;
                 };
-                sockets.set_options(self.options);
+                self.prepare(sockets)
+                    .map_err(|e| fail(format!("{}: {e}", endpoint.line)))?;
                 sockets
                     .bind(value)
                     .map_err(|e| fail(format!("{}: {e}", endpoint.line)))?;
@@ -228,11 +305,12 @@ where
         // Replies go to a caller that may have given up waiting: ignore that.
         match command {
             HostCommand::Bind(endpoint, reply) => {
-                sockets.set_options(self.options);
-                let result = sockets
-                    .bind(&endpoint)
-                    .map(|()| sockets.port())
-                    .map_err(HostError::from);
+                let result = self.prepare(sockets).and_then(|()| {
+                    sockets
+                        .bind(&endpoint)
+                        .map(|()| sockets.port())
+                        .map_err(HostError::from)
+                });
                 let _ = reply.send(result);
             }
             HostCommand::Port(reply) => {

@@ -17,6 +17,8 @@ pub mod reactor;
 pub mod server;
 pub mod throttle;
 pub mod wire;
+#[cfg(feature = "reactor")]
+pub mod zap;
 pub mod zpl;
 
 pub use codec::{Codec, Frame};

@@ -156,6 +156,26 @@ impl SocketOptions {
     }
 }
 
+/// How the ROUTER authenticates peers (see [`crate::zap`]), for
+/// connections accepted after it is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Security {
+    /// NULL: anyone, with no ZAP request.
+    #[default]
+    None,
+    /// NULL, but ask the ZAP handler about `domain` (a policy must exist).
+    Null {
+        /// ZAP domain.
+        domain: String,
+    },
+    /// PLAIN: username and password, checked by the ZAP handler's policy
+    /// for `domain`.
+    Plain {
+        /// ZAP domain.
+        domain: String,
+    },
+}
+
 /// Something a reactor runs: a server (peers on a ROUTER) with remote
 /// sessions (DEALERs), driven by frames, commands and time.
 pub trait Service: Send + 'static {
@@ -218,6 +238,7 @@ pub enum SocketError {
 #[derive(Default)]
 pub struct Sockets {
     options: SocketOptions,
+    security: Security,
     router: Option<zmq::Socket>,
     /// The ROUTER's monitor: disconnections of tcp and ipc peers.
     router_monitor: Option<zmq::Socket>,
@@ -322,6 +343,12 @@ impl Sockets {
         self.options
     }
 
+    /// How the ROUTER authenticates peers, from the next [`Sockets::bind`]
+    /// on (libzmq applies it to connections accepted afterwards).
+    pub fn set_security(&mut self, security: Security) {
+        self.security = security;
+    }
+
     /// Accept peers on `endpoint`: a ROUTER, created on first use with the
     /// [`SocketOptions`], `ZMQ_ROUTER_MANDATORY` (so that a full or vanished
     /// peer is reported, never silently dropped) and a monitor that reports
@@ -343,6 +370,19 @@ impl Sockets {
             let Some(router) = &self.router else {
                 return Ok(0);
             };
+            match &self.security {
+                // libzmq refuses an empty ZAP domain; NULL without one asks
+                // no handler.
+                Security::None => router.set_plain_server(false).map_err(fail)?,
+                Security::Null { domain } => {
+                    router.set_plain_server(false).map_err(fail)?;
+                    router.set_zap_domain(domain).map_err(fail)?;
+                }
+                Security::Plain { domain } => {
+                    router.set_plain_server(true).map_err(fail)?;
+                    router.set_zap_domain(domain).map_err(fail)?;
+                }
+            }
             // zmq_bind processes the socket's pending commands.
             self.router_unchecked = true;
             router.bind(endpoint).map_err(fail)?;

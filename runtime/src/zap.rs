@@ -1,0 +1,237 @@
+//! ZAP (rfc.zeromq.org/spec/27), the ZeroMQ authentication protocol: who
+//! may connect to a server, decided per ZAP domain. libzmq asks the handler
+//! bound at `inproc://zeromq.zap.01` in its context; this module runs that
+//! handler, once per process (the process has one context, [`crate::reactor`]),
+//! on a thread of its own, and dispatches each request to the policy
+//! installed for its domain:
+//!
+//! * [`Policy::Null`]: anyone (NULL mechanism with a domain set);
+//! * [`Policy::Plain`]: a username and password from a passwords file, in
+//!   the format CZMQ's `zauth` reads (`user=password` lines, `#` comments);
+//! * CURVE needs a libzmq built with libsodium ([`curve_available`]): where
+//!   it is missing, asking for it is an error, never a silent fallback to
+//!   plain text.
+//!
+//! A request for a domain with no policy is refused (status 400): a server
+//! that asked for authentication never lets everyone in by mistake.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// Who may connect in one ZAP domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    /// Anyone.
+    Null,
+    /// These usernames, with these passwords.
+    Plain(HashMap<String, String>),
+}
+
+/// Why a policy could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZapError {
+    /// The passwords file could not be read.
+    #[error("passwords file {file}: {reason}")]
+    Passwords {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, with its line where it has one.
+        reason: String,
+    },
+    /// The handler could not be bound.
+    #[error("cannot start the ZAP handler: {0}")]
+    Handler(String),
+    /// CURVE is not in the linked libzmq.
+    #[error("CURVE security needs a libzmq built with libsodium; this one has no CURVE (zmq_has(\"curve\") is false)")]
+    NoCurve,
+}
+
+/// Largest passwords file read: it is input too.
+const MAX_PASSWORDS: u64 = 1 << 20;
+
+/// Whether the linked libzmq can do CURVE.
+pub fn curve_available() -> bool {
+    zmq::has("curve").unwrap_or(false)
+}
+
+/// Read a passwords file in zauth's format: `user=password` per line;
+/// blank lines and `#` comments are skipped.
+pub fn load_passwords(file: &Path) -> Result<HashMap<String, String>, ZapError> {
+    let fail = |reason: String| ZapError::Passwords {
+        file: file.to_owned(),
+        reason,
+    };
+    let size = std::fs::metadata(file)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
+    if size > MAX_PASSWORDS {
+        return Err(fail(format!(
+            "{size} bytes, over the {MAX_PASSWORDS}-byte limit"
+        )));
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| fail(e.to_string()))?;
+    let mut users = HashMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, password)) = line.split_once('=') else {
+            return Err(fail(format!("line {}: expected user=password", number + 1)));
+        };
+        users.insert(user.trim().to_owned(), password.trim().to_owned());
+    }
+    Ok(users)
+}
+
+type Policies = Mutex<HashMap<String, Policy>>;
+
+fn policies() -> &'static Policies {
+    static POLICIES: OnceLock<Policies> = OnceLock::new();
+    POLICIES.get_or_init(Policies::default)
+}
+
+/// Install `policy` for `domain` (replacing any), starting the process's
+/// ZAP handler on first use.
+pub fn install(domain: &str, policy: Policy) -> Result<(), ZapError> {
+    start_handler()?;
+    policies()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(domain.to_owned(), policy);
+    Ok(())
+}
+
+/// Remove `domain`'s policy: its connections are refused from now on.
+pub fn remove(domain: &str) {
+    policies()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(domain);
+}
+
+fn start_handler() -> Result<(), ZapError> {
+    static STARTED: OnceLock<Result<(), ZapError>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            let handler =
+                crate::reactor::socket(zmq::REP).map_err(|e| ZapError::Handler(e.to_string()))?;
+            handler
+                .bind("inproc://zeromq.zap.01")
+                .map_err(|e| ZapError::Handler(e.to_string()))?;
+            std::thread::Builder::new()
+                .name("zproto-zap".into())
+                .spawn(move || serve(&handler))
+                .map_err(|e| ZapError::Handler(e.to_string()))?;
+            Ok(())
+        })
+        .clone()
+}
+
+/// Answer requests for as long as the process lives.
+fn serve(handler: &zmq::Socket) {
+    loop {
+        let request = match handler.recv_multipart(0) {
+            Ok(request) => request,
+            Err(zmq::Error::EINTR) => continue,
+            Err(e) => {
+                tracing::error!("ZAP handler stopped: {e}");
+                return;
+            }
+        };
+        let reply = answer(&request);
+        if let Err(e) = handler.send_multipart(reply, 0) {
+            tracing::warn!("ZAP reply not sent: {e}");
+        }
+    }
+}
+
+/// The reply to one request: version, request id, status code and text,
+/// user id, metadata.
+fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let frame = |i: usize| request.get(i).map(Vec::as_slice).unwrap_or_default();
+    let request_id = frame(1).to_vec();
+    let reply = |code: &str, text: &str, user: &str| {
+        vec![
+            b"1.0".to_vec(),
+            request_id.clone(),
+            code.as_bytes().to_vec(),
+            text.as_bytes().to_vec(),
+            user.as_bytes().to_vec(),
+            Vec::new(),
+        ]
+    };
+    if frame(0) != b"1.0" {
+        return reply("500", "unsupported ZAP version", "");
+    }
+    let domain = String::from_utf8_lossy(frame(2)).into_owned();
+    let mechanism = frame(5);
+    let policy = policies()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&domain)
+        .cloned();
+    match (policy, mechanism) {
+        (Some(Policy::Null), b"NULL") => reply("200", "OK", ""),
+        (Some(Policy::Plain(users)), b"PLAIN") => {
+            let user = String::from_utf8_lossy(frame(6));
+            let password = String::from_utf8_lossy(frame(7));
+            if users.get(user.as_ref()) == Some(&password.into_owned()) {
+                reply("200", "OK", &user)
+            } else {
+                tracing::debug!(domain, user = %user, "PLAIN credentials refused");
+                reply("400", "invalid username or password", "")
+            }
+        }
+        (None, _) => reply("400", "no policy for this ZAP domain", ""),
+        (Some(_), _) => reply("400", "mechanism not allowed in this ZAP domain", ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_files_as_zauth_reads_them() {
+        let file = std::env::temp_dir().join(format!("zap-passwords-{}", std::process::id()));
+        std::fs::write(&file, "# comment\nreader=secret\n\nwriter = other\n").unwrap();
+        let users = load_passwords(&file).unwrap();
+        assert_eq!(users.get("reader").map(String::as_str), Some("secret"));
+        assert_eq!(users.get("writer").map(String::as_str), Some("other"));
+        std::fs::write(&file, "reader=secret\nnonsense\n").unwrap();
+        let err = load_passwords(&file).unwrap_err().to_string();
+        assert!(err.ends_with("line 2: expected user=password"), "{err}");
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
+    fn requests_are_answered_by_their_domains_policy() {
+        let mut users = HashMap::new();
+        users.insert("reader".to_owned(), "secret".to_owned());
+        policies()
+            .lock()
+            .unwrap()
+            .insert("zap-test-plain".into(), Policy::Plain(users));
+        let request = |domain: &str, mechanism: &str, creds: &[&str]| {
+            let mut frames: Vec<Vec<u8>> = ["1.0", "7", domain, "127.0.0.1", "", mechanism]
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect();
+            frames.extend(creds.iter().map(|s| s.as_bytes().to_vec()));
+            String::from_utf8(answer(&frames)[2].clone()).unwrap()
+        };
+        assert_eq!(
+            request("zap-test-plain", "PLAIN", &["reader", "secret"]),
+            "200"
+        );
+        assert_eq!(
+            request("zap-test-plain", "PLAIN", &["reader", "wrong"]),
+            "400"
+        );
+        assert_eq!(request("zap-test-plain", "NULL", &[]), "400");
+        assert_eq!(request("zap-test-unknown", "NULL", &[]), "400");
+        assert_eq!(answer(&[b"2.0".to_vec()])[2], b"500");
+    }
+}
