@@ -30,6 +30,7 @@ pub struct Config {
     runtime: String,
     tests: bool,
     abnf: bool,
+    dot: bool,
     cargo_directives: Option<bool>,
     codec_paths: Vec<(String, String)>,
 }
@@ -62,6 +63,7 @@ impl Config {
             runtime: "::zproto_runtime".to_owned(),
             tests: true,
             abnf: true,
+            dot: false,
             cargo_directives: None,
             codec_paths: Vec::new(),
         }
@@ -113,6 +115,13 @@ impl Config {
     /// Write the ABNF grammar next to the code (default on).
     pub fn emit_abnf(&mut self, on: bool) -> &mut Self {
         self.abnf = on;
+        self
+    }
+
+    /// Write each state machine's diagram beside its code, as Graphviz
+    /// `<class>.dot` (default off).
+    pub fn emit_dot(&mut self, on: bool) -> &mut Self {
+        self.dot = on;
         self
     }
 
@@ -260,6 +269,13 @@ impl Config {
                         &rust,
                         &mut generated,
                     )?;
+                    if self.dot {
+                        write_if_changed(
+                            &out_dir.join(format!("{stem}.dot")),
+                            &emit::dot::emit(&pair.0),
+                            &mut generated,
+                        )?;
+                    }
                 }
             }
             out.push(generated);

@@ -33,6 +33,9 @@ enum Command {
         /// Do not write the ABNF grammar.
         #[arg(long)]
         no_abnf: bool,
+        /// Also write each state machine's diagram (`<class>.dot`).
+        #[arg(long)]
+        dot: bool,
     },
     /// Write a handler skeleton for a server model, once: an existing file
     /// is never overwritten.
@@ -48,6 +51,15 @@ enum Command {
         /// Module path of the generated codec, as the skeleton uses it.
         #[arg(long)]
         codec_path: Option<String>,
+    },
+    /// Write the state diagram of a server model as Graphviz `dot` (render
+    /// it with `dot -Tsvg`).
+    Dot {
+        /// Server model file (XML).
+        model: PathBuf,
+        /// Where to write it (default: standard output).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
     },
     /// Validate models only; print every problem found.
     Check {
@@ -65,11 +77,13 @@ fn main() -> ExitCode {
             out,
             no_tests,
             no_abnf,
+            dot,
         } => {
             let result = Config::new()
                 .out_dir(&out)
                 .emit_tests(!no_tests)
                 .emit_abnf(!no_abnf)
+                .emit_dot(dot)
                 .cargo_directives(false)
                 .compile(&models);
             match result {
@@ -122,6 +136,39 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Dot { model, out } => match analyse::analyse_any(&model) {
+            Ok(analyse::Analysed::Server(pair)) => {
+                let text = zproto_codegen::emit::dot::emit(&pair.0);
+                match out {
+                    None => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Some(path) => match std::fs::write(&path, text) {
+                        Ok(()) => {
+                            println!("wrote {}", path.display());
+                            ExitCode::SUCCESS
+                        }
+                        Err(e) => {
+                            eprintln!("cannot write {}: {e}", path.display());
+                            ExitCode::FAILURE
+                        }
+                    },
+                }
+            }
+            Ok(analyse::Analysed::Codec(m)) => {
+                eprintln!(
+                    "{}: codec {} has no state machine to draw",
+                    model.display(),
+                    m.class
+                );
+                ExitCode::FAILURE
+            }
+            Err(d) => {
+                eprintln!("{d}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Check { models } => {
             let mut ok = true;
             for model in &models {

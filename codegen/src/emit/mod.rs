@@ -3,6 +3,7 @@
 
 pub mod abnf;
 pub mod codec;
+pub mod dot;
 pub mod server;
 pub mod skeleton;
 
