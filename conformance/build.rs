@@ -30,7 +30,13 @@ fn main() {
         .iter()
         .map(|m| PathBuf::from(format!("models/{m}.xml")))
         .collect();
-    if let Err(e) = zproto_codegen::Config::new().compile(&own) {
+    // With prost-style attributes, which tests/own_models.rs relies on.
+    let compiled = zproto_codegen::Config::new()
+        .type_attribute("every_type", "#[derive(Hash)]")
+        .message_attribute("every_type.A", "#[derive(PartialOrd, Ord)]")
+        .field_attribute("every_type.A.n1", "#[doc(alias = \"first_number\")]")
+        .compile(&own);
+    if let Err(e) = compiled {
         eprintln!("{e}");
         std::process::exit(1);
     }

@@ -33,6 +33,10 @@ pub struct Config {
     dot: bool,
     cargo_directives: Option<bool>,
     codec_paths: Vec<(String, String)>,
+    /// (path, attribute text) for types, messages and fields.
+    type_attributes: Vec<(String, String)>,
+    message_attributes: Vec<(String, String)>,
+    field_attributes: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -66,7 +70,46 @@ impl Config {
             dot: false,
             cargo_directives: None,
             codec_paths: Vec::new(),
+            type_attributes: Vec::new(),
+            message_attributes: Vec::new(),
+            field_attributes: Vec::new(),
         }
+    }
+
+    /// Add `attribute` (e.g. `#[derive(serde::Serialize)]`) to the message
+    /// enum and message structs that `path` selects: `.` for all, a codec
+    /// class (`zgossip_msg`), or one message (`zgossip_msg.ANNOUNCE`).
+    pub fn type_attribute(
+        &mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> &mut Self {
+        self.type_attributes.push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Add `attribute` to the message structs (not the enum) that `path`
+    /// selects.
+    pub fn message_attribute(
+        &mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> &mut Self {
+        self.message_attributes
+            .push((path.into(), attribute.into()));
+        self
+    }
+
+    /// Add `attribute` (e.g. `#[serde(skip)]`) to the fields that `path`
+    /// selects: `.`, a class, a message, or one field
+    /// (`zgossip_msg.ANNOUNCE.ttl`).
+    pub fn field_attribute(
+        &mut self,
+        path: impl Into<String>,
+        attribute: impl Into<String>,
+    ) -> &mut Self {
+        self.field_attributes.push((path.into(), attribute.into()));
+        self
     }
 
     /// Where generated server engines find the codec of `protocol_class`
@@ -133,9 +176,19 @@ impl Config {
     }
 
     fn emit_options(&self) -> Result<EmitOptions, Error> {
+        let parse = |list: &[(String, String)]| -> Result<Vec<(String, TokenStream)>, Error> {
+            list.iter()
+                .map(|(path, text)| Ok((path.clone(), parse_attributes(text)?)))
+                .collect()
+        };
         Ok(EmitOptions {
             runtime: parse_path(&self.runtime)?,
             tests: self.tests,
+            attributes: emit::Attributes {
+                types: parse(&self.type_attributes)?,
+                messages: parse(&self.message_attributes)?,
+                fields: parse(&self.field_attributes)?,
+            },
         })
     }
 
@@ -282,6 +335,18 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+/// Outer attributes (`#[...]`, one or more), checked to be such.
+fn parse_attributes(text: &str) -> Result<TokenStream, Error> {
+    use syn::parse::Parser;
+    syn::Attribute::parse_outer
+        .parse_str(text)
+        .map(|attrs| attrs.iter().map(quote::ToTokens::to_token_stream).collect())
+        .map_err(|source| Error::GeneratedSyntax {
+            model: format!("attribute {text:?}"),
+            source,
+        })
 }
 
 fn parse_path(path: &str) -> Result<TokenStream, Error> {

@@ -187,3 +187,71 @@ fn server_models_generate_engines_beside_their_codec() {
         "{run:?}"
     );
 }
+
+/// The generated codec of zgossip_msg with the given knobs.
+fn generate(configure: impl FnOnce(&mut Config)) -> String {
+    let model = match zproto_codegen::analyse::analyse_any(Path::new(MODEL)).unwrap() {
+        zproto_codegen::analyse::Analysed::Codec(m) => m,
+        zproto_codegen::analyse::Analysed::Server(_) => unreachable!("a codec model"),
+    };
+    let mut config = Config::new();
+    configure(&mut config);
+    config.generate_codec(&model).unwrap()
+}
+
+/// The lines from the `pub struct NAME` / `pub enum NAME` item back to the
+/// last doc line: the item's attributes.
+fn attributes_of(text: &str, item: &str) -> String {
+    let at = text.find(item).unwrap_or_else(|| panic!("no {item}"));
+    // Up to the start of the item's own line.
+    let head = &text[..text[..at].rfind('\n').unwrap_or(0)];
+    head.lines()
+        .rev()
+        .take_while(|l| !l.trim_start().starts_with("///") && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn type_message_and_field_attributes_go_where_their_paths_say() {
+    let text = generate(|c| {
+        c.type_attribute(".", "#[derive(Hash)]")
+            .message_attribute("zgossip_msg.announce", "#[derive(PartialOrd)]")
+            .field_attribute("zgossip_msg.ANNOUNCE.ttl", "#[doc(alias = \"lease\")]")
+            .field_attribute("other_class", "#[doc(alias = \"not-this-class\")]");
+    });
+    syn::parse_file(&text).expect("parses");
+    let on_enum = attributes_of(&text, "pub enum ZgossipMsg");
+    assert!(
+        on_enum.contains("Hash") && !on_enum.contains("PartialOrd"),
+        "{on_enum}"
+    );
+    let on_announce = attributes_of(&text, "pub struct Announce");
+    assert!(
+        on_announce.contains("Hash") && on_announce.contains("PartialOrd"),
+        "{on_announce}"
+    );
+    let on_hello = attributes_of(&text, "pub struct Hello");
+    assert!(
+        on_hello.contains("Hash") && !on_hello.contains("PartialOrd"),
+        "{on_hello}"
+    );
+    let ttl = attributes_of(&text, "pub ttl: u32");
+    assert!(ttl.contains("lease"), "{ttl}");
+    assert!(!text.contains("not-this-class"));
+    assert_eq!(text.matches("alias = \"lease\"").count(), 1);
+}
+
+#[test]
+fn an_attribute_that_is_not_one_is_an_error() {
+    let model = match zproto_codegen::analyse::analyse_any(Path::new(MODEL)).unwrap() {
+        zproto_codegen::analyse::Analysed::Codec(m) => m,
+        zproto_codegen::analyse::Analysed::Server(_) => unreachable!("a codec model"),
+    };
+    let err = Config::new()
+        .type_attribute(".", "derive(Hash)")
+        .generate_codec(&model)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("attribute \"derive(Hash)\""), "{err}");
+}

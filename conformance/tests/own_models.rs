@@ -41,6 +41,17 @@ fn every_truncation_of_the_body_is_an_error() {
     }
 }
 
+/// `Config::type_attribute` and `message_attribute` (conformance/build.rs)
+/// reached the generated types: these derives are theirs.
+#[test]
+fn config_attributes_apply_to_the_generated_types() {
+    let set: std::collections::HashSet<EveryType> = samples().into_iter().collect();
+    assert_eq!(set.len(), 2);
+    let (a, mut b) = (A::test_value(), A::test_value());
+    b.n1 = a.n1.wrapping_add(1);
+    assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
+}
+
 fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
     common::mutated(
         samples()

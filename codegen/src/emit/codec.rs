@@ -76,7 +76,7 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
     let structs = model
         .messages
         .iter()
-        .map(|m| message_struct(model, m, &enum_ident, rt));
+        .map(|m| message_struct(model, m, &enum_ident, rt, &options.attributes));
     let arms = |body: &dyn Fn(&Ident) -> TokenStream| -> Vec<TokenStream> {
         model
             .messages
@@ -100,6 +100,7 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         TokenStream::new()
     };
 
+    let enum_attrs = options.attributes.for_enum(&model.class);
     let sig_doc =
         format!(" Protocol signature: every body frame starts with `0xAAA0 | {signature}`.");
     let tokens = quote! {
@@ -114,6 +115,7 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         // Variants mirror the model; boxing them would cost an allocation per message.
         #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Eq)]
+        #enum_attrs
         pub enum #enum_ident {
             #(#variants,)*
         }
@@ -229,7 +231,9 @@ fn message_struct(
     m: &Message,
     enum_ident: &Ident,
     rt: &TokenStream,
+    attributes: &crate::emit::Attributes,
 ) -> TokenStream {
+    let struct_attrs = attributes.for_message(&model.class, &m.name);
     let name = ident(&names::camel(&m.name));
     let upper = names::upper(&m.name);
     let id = Literal::u8_unsuffixed(m.id);
@@ -264,7 +268,8 @@ fn message_struct(
         let fname = ident(&names::rust_ident(&f.name));
         let ty = rust_type(f.kind);
         let doc = docs(&field_doc(f));
-        quote! { #doc pub #fname: #ty }
+        let attrs = attributes.for_field(&model.class, &m.name, &f.name);
+        quote! { #doc #attrs pub #fname: #ty }
     });
     let body = if slots.is_empty() {
         quote!(;)
@@ -419,6 +424,7 @@ fn message_struct(
     quote! {
         #doc
         #derives
+        #struct_attrs
         pub struct #name #body
 
         #manual_default

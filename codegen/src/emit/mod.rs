@@ -19,6 +19,8 @@ pub struct EmitOptions {
     pub runtime: TokenStream,
     /// Emit `#[cfg(test)]` round-trip tests from the model's `<test>` values.
     pub tests: bool,
+    /// Attributes added to generated types and fields.
+    pub attributes: Attributes,
 }
 
 impl Default for EmitOptions {
@@ -26,7 +28,66 @@ impl Default for EmitOptions {
         Self {
             runtime: quote!(::zproto_runtime),
             tests: true,
+            attributes: Attributes::default(),
         }
+    }
+}
+
+/// Attributes to add, by path (prost-build's `type_attribute`,
+/// `message_attribute`, `field_attribute`).
+///
+/// A path is `.` (everything), a codec class (`zgossip_msg`), a message of
+/// it (`zgossip_msg.ANNOUNCE`) or a field of a message
+/// (`zgossip_msg.ANNOUNCE.endpoint`); names compare as zproto normalises
+/// them (case, spaces, dashes).
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    /// On the message enum and message structs.
+    pub types: Vec<(String, TokenStream)>,
+    /// On message structs only.
+    pub messages: Vec<(String, TokenStream)>,
+    /// On fields.
+    pub fields: Vec<(String, TokenStream)>,
+}
+
+/// Whether `path` selects `target` (class, message, field): `.`, or a
+/// prefix of the target's own path.
+fn selects(path: &str, target: &[&str]) -> bool {
+    if path == "." {
+        return true;
+    }
+    let parts: Vec<String> = path.split('.').map(crate::names::canonical).collect();
+    parts.len() <= target.len()
+        && parts
+            .iter()
+            .zip(target)
+            .all(|(p, t)| *p == crate::names::canonical(t))
+}
+
+impl Attributes {
+    fn matching(list: &[(String, TokenStream)], target: &[&str]) -> TokenStream {
+        list.iter()
+            .filter(|(path, _)| selects(path, target))
+            .map(|(_, attr)| attr.clone())
+            .collect()
+    }
+
+    /// For the message enum of `class`: `type_attribute`s of `.` or the class.
+    pub fn for_enum(&self, class: &str) -> TokenStream {
+        Self::matching(&self.types, &[class])
+    }
+
+    /// For the struct of `message`: its `type_attribute`s and
+    /// `message_attribute`s.
+    pub fn for_message(&self, class: &str, message: &str) -> TokenStream {
+        let mut tokens = Self::matching(&self.types, &[class, message]);
+        tokens.extend(Self::matching(&self.messages, &[class, message]));
+        tokens
+    }
+
+    /// For `field` of `message`.
+    pub fn for_field(&self, class: &str, message: &str, field: &str) -> TokenStream {
+        Self::matching(&self.fields, &[class, message, field])
     }
 }
 
