@@ -40,6 +40,19 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
+    // The rules models again, through an include file (Config::include_file):
+    // src/lib.rs compiles it as `via_include_file`.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let included = zproto_codegen::Config::new()
+        .out_dir(out.join("included"))
+        .emit_abnf(false)
+        .emit_tests(false)
+        .include_file("mod.rs")
+        .compile(&own[1..]);
+    if let Err(e) = included {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     // The public models and golden frames, when the reference material is
     // beside the repository. Without it, the tests that need it are left
     // out and `tests/shared_material.rs` says so in one line; with
@@ -80,7 +93,6 @@ fn main() {
     }
     // A handler skeleton, compiled by src/lib.rs to prove it is valid Rust
     // for the generated engine. Removed first: skeletons never overwrite.
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let skeleton = out.join("rules_skeleton.rs");
     let _ = std::fs::remove_file(&skeleton);
     let written = zproto_codegen::Config::new()

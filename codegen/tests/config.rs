@@ -255,3 +255,73 @@ fn an_attribute_that_is_not_one_is_an_error() {
         .to_string();
     assert!(err.contains("attribute \"derive(Hash)\""), "{err}");
 }
+
+#[test]
+fn include_paths_find_included_files_and_codec_models_elsewhere() {
+    let models = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(
+        shared.path().join("ping_msg.xml"),
+        "<class name = \"ping_msg\" signature = \"1\">\n\
+         <include filename = \"common.xml\" />\n\
+         <message name = \"PING\" /><message name = \"PONG\" />\n</class>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        shared.path().join("common.xml"),
+        "<define name = \"VERSION\" value = \"1\" />\n",
+    )
+    .unwrap();
+    let server = models.path().join("ping_server.xml");
+    std::fs::write(
+        &server,
+        "<class name = \"ping_server\" protocol_class = \"ping_msg\">\n\
+         <state name = \"start\"><event name = \"PING\">\
+         <action name = \"send\" message = \"PONG\" /></event></state>\n</class>\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut config = Config::new();
+    config.out_dir(out.path()).cargo_directives(false);
+    let err = config.compile(&[&server]).unwrap_err().to_string();
+    assert!(
+        err.contains("codec model") && err.contains("not found"),
+        "{err}"
+    );
+    config.include_path(shared.path());
+    let generated = config.compile(&[&server]).unwrap();
+    assert!(out.path().join("ping_server_engine.rs").exists());
+    // The codec model and its include came from the search path.
+    let sources = &generated[0].sources;
+    assert!(
+        sources.iter().any(|s| s.ends_with("ping_msg.xml")),
+        "{sources:?}"
+    );
+    assert!(
+        sources.iter().any(|s| s.ends_with("common.xml")),
+        "{sources:?}"
+    );
+}
+
+#[test]
+fn the_include_file_has_a_module_per_generated_file() {
+    let out = tempfile::tempdir().unwrap();
+    let engine = concat!(env!("CARGO_MANIFEST_DIR"), "/../protocol/zgossip.xml");
+    Config::new()
+        .out_dir(out.path())
+        .cargo_directives(false)
+        .include_file("protocols.rs")
+        .compile(&[MODEL, engine])
+        .unwrap();
+    let text = std::fs::read_to_string(out.path().join("protocols.rs")).unwrap();
+    syn::parse_file(&text).expect("parses");
+    assert!(
+        text.contains("pub mod zgossip_msg {\n    include!(\"zgossip_msg.rs\");\n}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pub mod zgossip_engine {\n    include!(\"zgossip_engine.rs\");\n}"),
+        "{text}"
+    );
+    assert!(!text.contains(".bnf"));
+}

@@ -57,6 +57,14 @@ generated! {
     fmq_server_engine,
 }
 
+/// The rules models, generated with `Config::include_file`: one file that
+/// declares a module per generated file (the engine finds its codec as a
+/// sibling).
+#[deny(warnings, clippy::all)]
+pub mod via_include_file {
+    include!(concat!(env!("OUT_DIR"), "/included/mod.rs"));
+}
+
 pub mod golden;
 
 /// The handler skeleton `zproto skeleton` writes for `rules_server.xml`,

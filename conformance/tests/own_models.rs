@@ -52,6 +52,21 @@ fn config_attributes_apply_to_the_generated_types() {
     assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
 }
 
+/// `Config::include_file` (conformance/build.rs): the same models through
+/// one include file give the same codec and a working engine.
+#[test]
+fn the_include_file_modules_are_the_generated_code() {
+    use zproto_conformance::rules_msg;
+    use zproto_conformance::via_include_file::{rules_msg as included, rules_server_engine};
+    let direct = rules_msg::RulesMsg::from(rules_msg::Data::test_value());
+    let through = included::RulesMsg::from(included::Data::test_value());
+    assert_eq!(direct.encode().unwrap(), through.encode().unwrap());
+    assert_eq!(
+        rules_server_engine::Event::from_message(&through),
+        rules_server_engine::Event::Data
+    );
+}
+
 fn mutated() -> impl Strategy<Value = Vec<Vec<u8>>> {
     common::mutated(
         samples()

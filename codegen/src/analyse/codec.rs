@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{class_name, load_class, parse_decimal, LoadedClass, Problems};
+use super::{class_name, parse_decimal, LoadedClass, Problems};
 use crate::error::Diagnostics;
 use crate::model::codec::*;
 use crate::names;
@@ -17,7 +17,15 @@ const DEFAULT_BYTES: &[u8] = b"Captcha Diem";
 
 /// Load, resolve and validate the codec model at `path`.
 pub fn analyse_file(path: &Path) -> Result<CodecModel, Diagnostics> {
-    analyse(load_class(path)?)
+    analyse_file_in(path, &[])
+}
+
+/// [`analyse_file`], looking for includes in `search` too.
+pub fn analyse_file_in(
+    path: &Path,
+    search: &[std::path::PathBuf],
+) -> Result<CodecModel, Diagnostics> {
+    analyse(super::load_class_in(path, search)?)
 }
 
 /// Validate a loaded `<class>` as a codec model.

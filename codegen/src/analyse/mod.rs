@@ -28,6 +28,27 @@ pub struct LoadedClass {
 /// As in zproto, only includes that are direct children of `<class>` are
 /// expanded, one level deep, relative to the including file.
 pub fn load_class(path: &Path) -> Result<LoadedClass, Diagnostics> {
+    load_class_in(path, &[])
+}
+
+/// Where an included or referenced file is: beside `base` first, then in
+/// each search directory, in order. The first that exists, else the path
+/// beside `base` (whose absence the caller reports).
+pub fn find(base: &Path, name: &Path, search: &[PathBuf]) -> PathBuf {
+    let beside = base.join(name);
+    if beside.exists() {
+        return beside;
+    }
+    search
+        .iter()
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists())
+        .unwrap_or(beside)
+}
+
+/// [`load_class`], looking for includes in `search` too
+/// (`Config::include_path`).
+pub fn load_class_in(path: &Path, search: &[PathBuf]) -> Result<LoadedClass, Diagnostics> {
     let mut root = xml::parse_file(path)?;
     if root.name != "class" {
         return Err(root
@@ -56,7 +77,7 @@ pub fn load_class(path: &Path) -> Result<LoadedClass, Diagnostics> {
             );
             continue;
         };
-        let target = base.join(filename);
+        let target = find(base, Path::new(filename), search);
         match xml::parse_file(&target) {
             Ok(included) => {
                 sources.push(target);
@@ -94,10 +115,16 @@ pub enum Analysed {
 /// Load and validate a model of any kind, told apart by its `script` and
 /// its content ([`kind::model_kind`]).
 pub fn analyse_any(path: &Path) -> Result<Analysed, Diagnostics> {
-    let loaded = load_class(path)?;
+    analyse_any_in(path, &[])
+}
+
+/// [`analyse_any`], looking for included files and codec models in
+/// `search` too, after the model's own directory.
+pub fn analyse_any_in(path: &Path, search: &[PathBuf]) -> Result<Analysed, Diagnostics> {
+    let loaded = load_class_in(path, search)?;
     match kind::model_kind(&loaded.root)? {
         kind::ModelKind::Server => {
-            let (server, codec) = server::analyse_file(path)?;
+            let (server, codec) = server::analyse_file_in(path, search)?;
             Ok(Analysed::Server(Box::new((server, codec))))
         }
         kind::ModelKind::Codec => codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m))),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{class_name, load_class, LoadedClass, Problems};
+use super::{class_name, LoadedClass, Problems};
 use crate::error::Diagnostics;
 use crate::model::codec::CodecModel;
 use crate::model::server::*;
@@ -18,7 +18,16 @@ pub const TERMINATE_EVENT: &str = "terminate";
 /// Load a server model, its codec model (`protocol_dir` + `protocol_class` +
 /// `.xml`, relative to the server model), and validate both.
 pub fn analyse_file(path: &Path) -> Result<(ServerModel, CodecModel), Diagnostics> {
-    let loaded = load_class(path)?;
+    analyse_file_in(path, &[])
+}
+
+/// [`analyse_file`], looking for includes and the codec model in `search`
+/// too.
+pub fn analyse_file_in(
+    path: &Path,
+    search: &[std::path::PathBuf],
+) -> Result<(ServerModel, CodecModel), Diagnostics> {
+    let loaded = super::load_class_in(path, search)?;
     let root = &loaded.root;
     let Some(protocol_class) = root.attr("protocol_class").or_else(|| root.attr("proto")) else {
         return Err(root
@@ -27,9 +36,11 @@ pub fn analyse_file(path: &Path) -> Result<(ServerModel, CodecModel), Diagnostic
             .into());
     };
     let dir = path.parent().unwrap_or(Path::new(""));
-    let codec_path = dir
-        .join(root.attr("protocol_dir").unwrap_or(""))
-        .join(format!("{protocol_class}.xml"));
+    let codec_path = super::find(
+        dir,
+        &Path::new(root.attr("protocol_dir").unwrap_or("")).join(format!("{protocol_class}.xml")),
+        search,
+    );
     if !codec_path.exists() {
         return Err(root
             .location
@@ -39,7 +50,7 @@ pub fn analyse_file(path: &Path) -> Result<(ServerModel, CodecModel), Diagnostic
             ))
             .into());
     }
-    let codec = super::codec::analyse_file(&codec_path)?;
+    let codec = super::codec::analyse_file_in(&codec_path, search)?;
     let mut server = analyse(loaded, &codec)?;
     server.sources.extend(codec.sources.iter().cloned());
     Ok((server, codec))
