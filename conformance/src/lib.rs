@@ -32,6 +32,8 @@ generated! {
     rules_msg,
     /// Our own server model exercising every execution rule.
     rules_server_engine,
+    /// Our own pubsub codec.
+    feed_msg,
 }
 
 // The public models, when the reference material is beside the repository.
@@ -49,6 +51,8 @@ generated! {
     fmq_msg,
     /// zproto's peer example (a virtual protocol).
     example_peer_msg,
+    /// The pubsub test model (a market feed).
+    pubsub_example_msg,
     /// CZMQ's zgossip server state machine.
     zgossip_engine,
     /// Malamute's broker state machine.

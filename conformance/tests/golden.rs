@@ -154,3 +154,53 @@ fn default_binary_encodes_zeroed_fields() {
     body.extend([0u8; 4 + 4 + 16]);
     assert_eq!(frames, vec![body, vec![]]);
 }
+
+/// pubsub="1": frames from zproto's own C codec for the pubsub test model,
+/// each under its topic, reproduced and decoded back with the topic.
+#[test]
+fn pubsub_frames_match_the_c_codec() {
+    use zproto_conformance::pubsub_example_msg::*;
+    let captures = golden::load("pubsub_example.frames.txt").unwrap();
+    let cases: Vec<(PubsubExampleMsg, &str, &str)> = vec![
+        (
+            Quote {
+                symbol: "EURUSD".into(),
+                price: 108_250,
+                venue: "ECN-1".into(),
+            }
+            .into(),
+            "eu.fx",
+            "QUOTE",
+        ),
+        (
+            Trade {
+                symbol: "IBM".into(),
+                quantity: 300,
+                tags: [("side".to_owned(), "buy".to_owned())].into(),
+                payload: vec![1, 2, 3],
+            }
+            .into(),
+            "us.eq.nyse",
+            "TRADE",
+        ),
+        (Heartbeat.into(), "", "HEARTBEAT"),
+    ];
+    for (message, topic, label) in cases {
+        let capture = find(&captures, label);
+        assert_eq!(
+            message.encode_with_topic(topic).unwrap(),
+            capture.frames,
+            "{label}"
+        );
+        assert_eq!(
+            PubsubExampleMsg::decode_with_topic(&capture.frames),
+            Ok((topic.to_owned(), message)),
+            "{label}"
+        );
+    }
+    // QUOTE on "eu." subscribes to 51 65 75 2e.
+    assert_eq!(
+        PubsubExampleMsg::subscription(Quote::ID, "eu."),
+        [0x51, 0x65, 0x75, 0x2e]
+    );
+}

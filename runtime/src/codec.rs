@@ -101,6 +101,86 @@ pub fn open<'a, F: AsRef<[u8]>>(
     })
 }
 
+/// Split a pubsub body frame (zproto's `pubsub="1"`): the id, then the
+/// topic up to its NUL, then the fields. No signature. A topic with no NUL
+/// is malformed (the C decoder does not check it), and so is one that is
+/// not UTF-8.
+pub fn open_pubsub<'a, F: AsRef<[u8]>>(
+    frames: &'a [F],
+    class: &'static str,
+) -> Result<(Opened<'a, F>, &'a str), DecodeError> {
+    let (body, rest) = frames
+        .split_first()
+        .ok_or(DecodeError::NoFrames { class })?;
+    let body = body.as_ref();
+    let Some((&id, after)) = body.split_first() else {
+        return Err(DecodeError::TooShort { class, len: 0 });
+    };
+    let end = after
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(DecodeError::BadTopic {
+            class,
+            problem: "has no terminating NUL",
+        })?;
+    let topic = std::str::from_utf8(&after[..end]).map_err(|_| DecodeError::BadTopic {
+        class,
+        problem: "is not UTF-8",
+    })?;
+    Ok((
+        Opened {
+            id,
+            body: &after[end + 1..],
+            frames: FrameCursor {
+                frames: rest,
+                class,
+            },
+        },
+        topic,
+    ))
+}
+
+/// The subscription prefix that selects messages `id` on `topic` (and, as
+/// ZeroMQ filters by prefix, on every topic that starts with it): the id
+/// and the topic, with no NUL. Pass it to `SUB`'s `ZMQ_SUBSCRIBE`.
+pub fn subscription(id: u8, topic: &[u8]) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(topic.len() + 1);
+    prefix.push(id);
+    prefix.extend_from_slice(topic);
+    prefix
+}
+
+/// A subscription as an `XPUB` socket receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// Subscribe (true) or unsubscribe.
+    pub subscribe: bool,
+    /// The message id.
+    pub id: u8,
+    /// The topic prefix, raw: a prefix may end inside a UTF-8 character.
+    pub topic: Vec<u8>,
+}
+
+/// Read a subscription frame from an `XPUB` socket: 1 (subscribe) or 0
+/// (unsubscribe), the message id, the topic to the end of the frame.
+pub fn decode_subscription(frame: &[u8], class: &'static str) -> Result<Subscription, DecodeError> {
+    match frame {
+        [flag @ (0 | 1), id, topic @ ..] => Ok(Subscription {
+            subscribe: *flag == 1,
+            id: *id,
+            topic: topic.to_vec(),
+        }),
+        [_, _, ..] => Err(DecodeError::BadTopic {
+            class,
+            problem: "subscription does not start with 0 or 1",
+        }),
+        _ => Err(DecodeError::TooShort {
+            class,
+            len: frame.len(),
+        }),
+    }
+}
+
 fn check_signature(body: &[u8], class: &'static str, signature: u8) -> Result<(), DecodeError> {
     let found = u16::from_be_bytes([body[0], body[1]]);
     let expected = signature_word(signature);

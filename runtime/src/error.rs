@@ -100,6 +100,15 @@ pub enum DecodeError {
         /// Field name.
         field: &'static str,
     },
+    /// A pubsub body frame whose topic has no terminating NUL, or is not
+    /// UTF-8.
+    #[error("{class}: topic {problem}")]
+    BadTopic {
+        /// Protocol class name.
+        class: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+    },
 }
 
 /// Why a message cannot be put on the wire as it is.
@@ -131,5 +140,15 @@ pub enum EncodeError {
         field: &'static str,
         /// The size that was refused.
         len: usize,
+    },
+    /// A pubsub topic holds a NUL byte, which ends topics on the wire.
+    #[error("{class}: {message}: the topic holds a NUL byte at {at}")]
+    TopicWithNul {
+        /// Protocol class name.
+        class: &'static str,
+        /// Message name.
+        message: &'static str,
+        /// Where.
+        at: usize,
     },
 }

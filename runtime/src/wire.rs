@@ -240,6 +240,22 @@ impl<'a> Writer<'a> {
         self.buf.push(id);
     }
 
+    /// The head of a pubsub body frame (zproto's `pubsub="1"`): the id, the
+    /// topic and a NUL; no signature. A topic holding a NUL is refused.
+    pub fn head_pubsub(&mut self, id: u8, topic: &str) -> Result<(), EncodeError> {
+        if let Some(at) = topic.bytes().position(|b| b == 0) {
+            return Err(EncodeError::TopicWithNul {
+                class: self.ctx.class,
+                message: self.ctx.message,
+                at,
+            });
+        }
+        self.buf.push(id);
+        self.buf.extend_from_slice(topic.as_bytes());
+        self.buf.push(0);
+        Ok(())
+    }
+
     fn too_large(&self, field: &'static str, len: usize) -> EncodeError {
         EncodeError::TooLarge {
             class: self.ctx.class,

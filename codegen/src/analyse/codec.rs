@@ -46,11 +46,7 @@ pub fn analyse(loaded: LoadedClass) -> Result<CodecModel, Diagnostics> {
             }
         },
     };
-    if root.attr("pubsub").map(str::trim) == Some("1") {
-        p.push(root.location.error(
-            "pubsub=\"1\" (topic instead of signature) is not supported by the Rust generator",
-        ));
-    }
+    let pubsub = root.attr("pubsub").map(str::trim) == Some("1");
     let is_virtual = root.attr("virtual").map(str::trim) == Some("1");
 
     let defines = defines(&root, &mut p);
@@ -90,6 +86,7 @@ pub fn analyse(loaded: LoadedClass) -> Result<CodecModel, Diagnostics> {
         license,
         signature,
         is_virtual,
+        pubsub,
         defines: defines.into_iter().map(|(d, _)| d).collect(),
         grammar,
         messages,

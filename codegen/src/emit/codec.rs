@@ -89,7 +89,50 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
     };
     let id_arms = arms(&|v| quote! { Self::#v(_) => #v::ID });
     let command_arms = arms(&|v| quote! { Self::#v(_) => #v::NAME });
-    let encode_arms = arms(&|v| quote! { Self::#v(m) => m.encode_frames(frames) });
+    let encode_arms = if model.pubsub {
+        arms(&|v| quote! { Self::#v(m) => m.encode_frames("", frames) })
+    } else {
+        arms(&|v| quote! { Self::#v(m) => m.encode_frames(frames) })
+    };
+    let topic_arms = arms(&|v| quote! { Self::#v(m) => m.encode_frames(topic, &mut frames) });
+    let open = if model.pubsub {
+        quote!(#rt::codec::open_pubsub(frames, CLASS)?.0)
+    } else {
+        quote!(#rt::codec::open(frames, CLASS, SIGNATURE)?)
+    };
+    let pubsub_api = if model.pubsub {
+        quote! {
+            impl #enum_ident {
+                /// Encode for a PUB socket under `topic` (pubsub model): the body
+                /// frame is the id, the topic, a NUL, then the fields.
+                pub fn encode_with_topic(&self, topic: &str) -> ::std::result::Result<::std::vec::Vec<#rt::Frame>, #rt::EncodeError> {
+                    let mut frames = ::std::vec::Vec::with_capacity(1);
+                    match self { #(#topic_arms,)* }?;
+                    ::std::result::Result::Ok(frames)
+                }
+
+                /// Decode a message from a SUB socket, with its topic.
+                pub fn decode_with_topic<F: ::std::convert::AsRef<[u8]>>(frames: &[F]) -> ::std::result::Result<(::std::string::String, Self), #rt::DecodeError> {
+                    let (opened, topic) = #rt::codec::open_pubsub(frames, CLASS)?;
+                    let topic = topic.to_owned();
+                    Self::from_opened(opened).map(|m| (topic, m))
+                }
+
+                /// The subscription prefix for messages `id` (a message's `ID`)
+                /// on `topic` and every topic that starts with it.
+                pub fn subscription(id: u8, topic: &str) -> ::std::vec::Vec<u8> {
+                    #rt::codec::subscription(id, topic.as_bytes())
+                }
+
+                /// A subscription as an XPUB socket receives it.
+                pub fn decode_subscription(frame: &[u8]) -> ::std::result::Result<#rt::codec::Subscription, #rt::DecodeError> {
+                    #rt::codec::decode_subscription(frame, CLASS)
+                }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     let decode_arms = arms(&|v| {
         quote! { #v::ID => #v::decode_body(opened.reader(#v::NAME), &mut opened.frames).map(Self::#v) }
     });
@@ -137,13 +180,20 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
             }
 
             fn decode<F: ::std::convert::AsRef<[u8]>>(frames: &[F]) -> ::std::result::Result<Self, #rt::DecodeError> {
-                let mut opened = #rt::codec::open(frames, CLASS, SIGNATURE)?;
+                Self::from_opened(#open)
+            }
+        }
+
+        impl #enum_ident {
+            fn from_opened<F: ::std::convert::AsRef<[u8]>>(mut opened: #rt::codec::Opened<'_, F>) -> ::std::result::Result<Self, #rt::DecodeError> {
                 match opened.id {
                     #(#decode_arms,)*
                     id => ::std::result::Result::Err(#rt::DecodeError::UnknownMessage { class: CLASS, id }),
                 }
             }
         }
+
+        #pubsub_api
 
         #(#structs)*
 
@@ -305,8 +355,9 @@ fn message_struct(
         TokenStream::new()
     };
 
-    // body_len: fixed part folded into one literal.
-    let mut fixed = 3usize;
+    // body_len: fixed part folded into one literal. The head is the
+    // signature and id, or (pubsub) the id and the empty topic's NUL.
+    let mut fixed = if model.pubsub { 2usize } else { 3usize };
     let mut variable = Vec::new();
     for f in &body_fields {
         let fname = ident(&names::rust_ident(&f.name));
@@ -329,12 +380,26 @@ fn message_struct(
     }
     let fixed = Literal::usize_unsuffixed(fixed);
     let body_len_fn = quote! {
-        /// Size of the body frame this message encodes to.
+        /// Size of the body frame this message encodes to (under an empty
+        /// topic, for a pubsub model).
         pub fn body_len(&self) -> usize {
             #fixed #(+ #variable)*
         }
     };
 
+    let (topic_param, topic_len, head) = if model.pubsub {
+        (
+            quote!(topic: &str,),
+            quote!(+ topic.len()),
+            quote!(w.head_pubsub(Self::ID, topic)?;),
+        )
+    } else {
+        (
+            TokenStream::new(),
+            TokenStream::new(),
+            quote!(w.head(SIGNATURE, Self::ID);),
+        )
+    };
     let writes = body_fields.iter().map(|f| write_field(f));
     let frame_pushes = frame_fields.iter().map(|f| {
         let fname = ident(&names::rust_ident(&f.name));
@@ -445,10 +510,10 @@ fn message_struct(
 
             #body_len_fn
 
-            fn encode_frames(&self, frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
-                let mut body = ::std::vec::Vec::with_capacity(self.body_len());
+            fn encode_frames(&self, #topic_param frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
+                let mut body = ::std::vec::Vec::with_capacity(self.body_len() #topic_len);
                 let mut w = #rt::wire::Writer::new(&mut body, #rt::wire::Context { class: CLASS, message: Self::NAME });
-                w.head(SIGNATURE, Self::ID);
+                #head
                 #(#writes)*
                 frames.push(body);
                 #(#frame_pushes)*

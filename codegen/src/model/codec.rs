@@ -19,6 +19,9 @@ pub struct CodecModel {
     pub signature: u8,
     /// `virtual="1"`: a missing `frame` field decodes as empty.
     pub is_virtual: bool,
+    /// `pubsub="1"`: body frames start with the id and a NUL-terminated
+    /// topic instead of the signature.
+    pub pubsub: bool,
     /// `<define>` constants.
     pub defines: Vec<Define>,
     /// `<grammar>` text, for the ABNF file.
