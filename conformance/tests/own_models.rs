@@ -95,3 +95,30 @@ proptest! {
         }
     }
 }
+
+/// zproto's text form (`zpl`/`new_zpl`): what it looks like, and what a
+/// wrong value gets.
+#[test]
+fn the_text_form_reads_as_zprotos_and_refuses_bad_values() {
+    use zproto_runtime::zpl::message::ZplMessageError;
+    use zproto_runtime::zpl::Zpl;
+    let text = EveryType::from(A::test_value()).to_zpl().to_string();
+    assert!(
+        text.starts_with("message = \"EVERY_TYPE_A\"\ncontent\n"),
+        "{text}"
+    );
+    assert!(text.contains("\n    n1 = \""), "{text}");
+    assert!(text.contains("\n    list\n        0 = \"a\"\n"), "{text}");
+    assert!(text.contains("\n    h\n        k = \"v\"\n"), "{text}");
+    let bad = text.replacen("    n1 = \"", "    n1 = \"300", 1);
+    let err = EveryType::from_zpl(&Zpl::parse(&bad).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, ZplMessageError::Field { field: "n1", .. }),
+        "{err}"
+    );
+    let unknown = Zpl::parse("message = \"EVERY_TYPE_Z\"\n").unwrap();
+    assert_eq!(
+        EveryType::from_zpl(&unknown),
+        Err(ZplMessageError::UnknownMessage("EVERY_TYPE_Z".into()))
+    );
+}

@@ -306,3 +306,227 @@ mlm_server
         }
     }
 }
+
+/// zproto's text form of messages (`zpl` / `new_zpl` in the C codec): a
+/// `message` value naming the message (`CLASS_MESSAGE`), an optional
+/// `routing_id` in lower-case hex, and a `content` section with the fields:
+/// numbers in decimal; octets, chunk, uuid and frame in lower-case hex; a
+/// list as children `0`, `1`, ...; a hash as a child per key; a msg field
+/// as children `0`, `1`, ... of hex frames. Generated codecs build on these.
+pub mod message {
+    use super::{Zpl, ZplNode};
+
+    /// Why a ZPL document is not a message of this protocol.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum ZplMessageError {
+        /// No `message` value.
+        #[error("no \"message\" value naming the message")]
+        NoMessage,
+        /// A `message` this protocol does not have.
+        #[error("unknown message \"{0}\"")]
+        UnknownMessage(String),
+        /// A field's value is missing or not of its type.
+        #[error("field \"{field}\": {reason}")]
+        Field {
+            /// The field.
+            field: &'static str,
+            /// What is wrong.
+            reason: String,
+        },
+    }
+
+    fn field_error(field: &'static str, reason: impl Into<String>) -> ZplMessageError {
+        ZplMessageError::Field {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    fn leaf(name: &str, value: String) -> ZplNode {
+        ZplNode {
+            name: name.to_owned(),
+            value: Some(value),
+            ..ZplNode::default()
+        }
+    }
+
+    /// Lower-case hex.
+    pub fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(field: &'static str, text: &str) -> Result<Vec<u8>, ZplMessageError> {
+        if text.len() % 2 != 0 {
+            return Err(field_error(field, "hex of odd length"));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .ok_or_else(|| field_error(field, format!("\"{text}\" is not hex")))
+            })
+            .collect()
+    }
+
+    /// A document: `message`, the optional `routing_id`, and `content`.
+    pub fn document(name: String, routing_id: Option<&[u8]>, content: Vec<ZplNode>) -> Zpl {
+        let mut roots = vec![leaf("message", name)];
+        if let Some(id) = routing_id {
+            roots.push(leaf("routing_id", hex(id)));
+        }
+        roots.push(ZplNode {
+            name: "content".into(),
+            children: content,
+            ..ZplNode::default()
+        });
+        Zpl { roots }
+    }
+
+    /// The message name, routing id and content of a document.
+    pub fn open(zpl: &Zpl) -> Result<(&str, Option<Vec<u8>>, &[ZplNode]), ZplMessageError> {
+        let name = zpl.get("message").ok_or(ZplMessageError::NoMessage)?;
+        let routing_id = zpl
+            .get("routing_id")
+            .map(|h| unhex("routing_id", h))
+            .transpose()?;
+        let content = zpl.node("content").map_or(&[][..], |n| &n.children[..]);
+        Ok((name, routing_id, content))
+    }
+
+    /// Writes fields into a `content` section.
+    #[derive(Debug, Default)]
+    pub struct Writer(pub Vec<ZplNode>);
+
+    impl Writer {
+        /// A number, in decimal.
+        pub fn number(&mut self, field: &str, value: u64) {
+            self.0.push(leaf(field, value.to_string()));
+        }
+        /// A string or long string.
+        pub fn text(&mut self, field: &str, value: &str) {
+            self.0.push(leaf(field, value.to_owned()));
+        }
+        /// Octets, chunk, uuid or frame, in hex.
+        pub fn bytes(&mut self, field: &str, value: &[u8]) {
+            self.0.push(leaf(field, hex(value)));
+        }
+        /// A list of strings, as children `0`, `1`, ...
+        pub fn strings(&mut self, field: &str, value: &[String]) {
+            self.0.push(ZplNode {
+                name: field.to_owned(),
+                children: value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| leaf(&i.to_string(), s.clone()))
+                    .collect(),
+                ..ZplNode::default()
+            });
+        }
+        /// A hash, as a child per key.
+        pub fn hash<'a>(
+            &mut self,
+            field: &str,
+            value: impl IntoIterator<Item = (&'a String, &'a String)>,
+        ) {
+            self.0.push(ZplNode {
+                name: field.to_owned(),
+                children: value.into_iter().map(|(k, v)| leaf(k, v.clone())).collect(),
+                ..ZplNode::default()
+            });
+        }
+        /// A msg field: frames as children `0`, `1`, ..., in hex.
+        pub fn frames(&mut self, field: &str, value: &[Vec<u8>]) {
+            self.0.push(ZplNode {
+                name: field.to_owned(),
+                children: value
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| leaf(&i.to_string(), hex(f)))
+                    .collect(),
+                ..ZplNode::default()
+            });
+        }
+    }
+
+    /// Reads fields from a `content` section; a missing field reads as its
+    /// default (zproto's `new_zpl` leaves it unset), a malformed one is an
+    /// error.
+    #[derive(Debug)]
+    pub struct Reader<'a>(pub &'a [ZplNode]);
+
+    impl<'a> Reader<'a> {
+        fn node(&self, field: &str) -> Option<&'a ZplNode> {
+            self.0.iter().find(|n| n.name == field)
+        }
+        fn value(&self, field: &str) -> Option<&'a str> {
+            self.node(field)?.value.as_deref()
+        }
+        /// A number that must fit in `T`.
+        pub fn number<T: TryFrom<u64> + Default>(
+            &self,
+            field: &'static str,
+        ) -> Result<T, ZplMessageError> {
+            let Some(text) = self.value(field) else {
+                return Ok(T::default());
+            };
+            text.trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|n| T::try_from(n).ok())
+                .ok_or_else(|| {
+                    field_error(field, format!("\"{text}\" is not a number of its size"))
+                })
+        }
+        /// A string or long string.
+        pub fn text(&self, field: &'static str) -> String {
+            self.value(field).unwrap_or_default().to_owned()
+        }
+        /// Bytes in hex (chunk, frame).
+        pub fn bytes(&self, field: &'static str) -> Result<Vec<u8>, ZplMessageError> {
+            self.value(field)
+                .map_or(Ok(Vec::new()), |h| unhex(field, h))
+        }
+        /// Exactly `N` bytes in hex (octets, uuid).
+        pub fn array<const N: usize>(
+            &self,
+            field: &'static str,
+        ) -> Result<[u8; N], ZplMessageError> {
+            let Some(text) = self.value(field) else {
+                return Ok([0; N]);
+            };
+            let bytes = unhex(field, text)?;
+            <[u8; N]>::try_from(bytes)
+                .map_err(|b| field_error(field, format!("{} bytes, expected {N}", b.len())))
+        }
+        /// A list of strings.
+        pub fn strings(&self, field: &'static str) -> Vec<String> {
+            self.node(field).map_or_else(Vec::new, |n| {
+                n.children
+                    .iter()
+                    .map(|c| c.value.clone().unwrap_or_default())
+                    .collect()
+            })
+        }
+        /// A hash.
+        pub fn hash<C: FromIterator<(String, String)>>(&self, field: &'static str) -> C {
+            self.node(field)
+                .map(|n| {
+                    n.children
+                        .iter()
+                        .map(|c| (c.name.clone(), c.value.clone().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_else(|| std::iter::empty().collect())
+        }
+        /// A msg field's frames.
+        pub fn frames(&self, field: &'static str) -> Result<Vec<Vec<u8>>, ZplMessageError> {
+            self.node(field).map_or(Ok(Vec::new()), |n| {
+                n.children
+                    .iter()
+                    .map(|c| unhex(field, c.value.as_deref().unwrap_or_default()))
+                    .collect()
+            })
+        }
+    }
+}

@@ -95,6 +95,27 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         arms(&|v| quote! { Self::#v(m) => m.encode_frames(frames) })
     };
     let topic_arms = arms(&|v| quote! { Self::#v(m) => m.encode_frames(topic, &mut frames) });
+    let zpl_name = |m: &Message| {
+        format!("{}_{}", names::upper(&model.class), names::upper(&m.name)).replace(' ', "_")
+    };
+    let zpl_arms: Vec<TokenStream> = model
+        .messages
+        .iter()
+        .map(|m| {
+            let v = ident(&names::camel(&m.name));
+            let name = zpl_name(m);
+            quote! { Self::#v(m) => { m.zpl_content(&mut w); ::std::string::String::from(#name) } }
+        })
+        .collect();
+    let zpl_from_arms: Vec<TokenStream> = model
+        .messages
+        .iter()
+        .map(|m| {
+            let v = ident(&names::camel(&m.name));
+            let name = zpl_name(m);
+            quote! { #name => Self::#v(#v::from_zpl_content(&r)?) }
+        })
+        .collect();
     let open = if model.pubsub {
         quote!(#rt::codec::open_pubsub(frames, CLASS)?.0)
     } else {
@@ -185,6 +206,39 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         }
 
         impl #enum_ident {
+            /// zproto's text form of the message (its C codec's `zpl`): a
+            /// `message` value naming it, and a `content` section with its
+            /// fields (numbers in decimal, bytes in lower-case hex, lists and
+            /// hashes as children).
+            pub fn to_zpl(&self) -> #rt::zpl::Zpl {
+                self.zpl_document(::std::option::Option::None)
+            }
+
+            /// [`Self::to_zpl`], with the routing id of a ROUTER message.
+            pub fn to_zpl_routed(&self, routing_id: &[u8]) -> #rt::zpl::Zpl {
+                self.zpl_document(::std::option::Option::Some(routing_id))
+            }
+
+            fn zpl_document(&self, routing_id: ::std::option::Option<&[u8]>) -> #rt::zpl::Zpl {
+                let mut w = #rt::zpl::message::Writer::default();
+                let name = match self { #(#zpl_arms,)* };
+                #rt::zpl::message::document(name, routing_id, w.0)
+            }
+
+            /// A message from its text form (the C codec's `new_zpl`), with
+            /// the routing id if the text has one. Missing fields are left at
+            /// their defaults; malformed ones are errors.
+            #[allow(clippy::type_complexity)]
+            pub fn from_zpl(zpl: &#rt::zpl::Zpl) -> ::std::result::Result<(::std::option::Option<::std::vec::Vec<u8>>, Self), #rt::zpl::message::ZplMessageError> {
+                let (name, routing_id, content) = #rt::zpl::message::open(zpl)?;
+                let r = #rt::zpl::message::Reader(content);
+                let message = match name {
+                    #(#zpl_from_arms,)*
+                    other => return ::std::result::Result::Err(#rt::zpl::message::ZplMessageError::UnknownMessage(other.to_owned())),
+                };
+                ::std::result::Result::Ok((routing_id, message))
+            }
+
             fn from_opened<F: ::std::convert::AsRef<[u8]>>(mut opened: #rt::codec::Opened<'_, F>) -> ::std::result::Result<Self, #rt::DecodeError> {
                 match opened.id {
                     #(#decode_arms,)*
@@ -438,6 +492,54 @@ fn message_struct(
         quote!(Self { #(#test_inits,)* })
     };
 
+    // zproto's text form (`zpl`/`new_zpl`): the fields that have slots.
+    let zpl_writes = slots.iter().map(|f| {
+        let fname = ident(&names::rust_ident(&f.name));
+        let label = &f.name;
+        match f.kind {
+            FieldKind::Number(8) => quote!(w.number(#label, self.#fname);),
+            FieldKind::Number(_) => quote!(w.number(#label, u64::from(self.#fname));),
+            FieldKind::String | FieldKind::Longstr => quote!(w.text(#label, &self.#fname);),
+            FieldKind::Octets(_) | FieldKind::Uuid | FieldKind::Chunk | FieldKind::Frame => {
+                quote!(w.bytes(#label, &self.#fname);)
+            }
+            FieldKind::Strings => quote!(w.strings(#label, &self.#fname);),
+            FieldKind::Hash => quote!(w.hash(#label, &self.#fname);),
+            FieldKind::Msg => quote!(w.frames(#label, &self.#fname);),
+        }
+    });
+    let zpl_reads: Vec<TokenStream> = slots
+        .iter()
+        .map(|f| {
+            let fname = ident(&names::rust_ident(&f.name));
+            let label = &f.name;
+            let value = match f.kind {
+                FieldKind::Number(_) => quote!(r.number(#label)?),
+                FieldKind::String | FieldKind::Longstr => quote!(r.text(#label)),
+                FieldKind::Octets(_) | FieldKind::Uuid => quote!(r.array(#label)?),
+                FieldKind::Chunk | FieldKind::Frame => quote!(r.bytes(#label)?),
+                FieldKind::Strings => quote!(r.strings(#label)),
+                FieldKind::Hash => quote!(r.hash(#label)),
+                FieldKind::Msg => quote!(r.frames(#label)?),
+            };
+            quote!(#fname: #value)
+        })
+        .collect();
+    let (zpl_w, zpl_r, zpl_new) = if slots.is_empty() {
+        (quote!(_w), quote!(_r), quote!(Self))
+    } else {
+        (quote!(w), quote!(r), quote!(Self { #(#zpl_reads,)* }))
+    };
+    let zpl_fns = quote! {
+        fn zpl_content(&self, #zpl_w: &mut #rt::zpl::message::Writer) {
+            #(#zpl_writes)*
+        }
+
+        fn from_zpl_content(#zpl_r: &#rt::zpl::message::Reader<'_>) -> ::std::result::Result<Self, #rt::zpl::message::ZplMessageError> {
+            ::std::result::Result::Ok(#zpl_new)
+        }
+    };
+
     // zproto's engines share one message object between actions: `send X`
     // sends X with the fields that actions (or the received message) set.
     // This carries the fields of the same name from whatever message the
@@ -507,6 +609,8 @@ fn message_struct(
             }
 
             #with_fields_of
+
+            #zpl_fns
 
             #body_len_fn
 
@@ -650,7 +754,14 @@ fn emit_tests(model: &CodecModel, enum_ident: &Ident, rt: &TokenStream) -> Token
                 let routed = message.encode_routed(b"\x00peer").expect("test values encode");
                 assert_eq!(
                     #enum_ident::decode_routed(&routed),
-                    Ok((&b"\x00peer"[..], message))
+                    Ok((&b"\x00peer"[..], message.clone()))
+                );
+                // And through zproto's text form.
+                let text = message.to_zpl_routed(b"\x00peer").to_string();
+                let zpl = #rt::zpl::Zpl::parse(&text).expect("the text form parses");
+                assert_eq!(
+                    #enum_ident::from_zpl(&zpl),
+                    Ok((Some(b"\x00peer".to_vec()), message))
                 );
             }
         }
