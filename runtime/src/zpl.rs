@@ -383,15 +383,30 @@ pub mod message {
         Zpl { roots }
     }
 
+    /// The parts of a message document.
+    #[derive(Debug)]
+    pub struct Opened<'a> {
+        /// The `message` value.
+        pub name: &'a str,
+        /// The routing id, if the document has one.
+        pub routing_id: Option<Vec<u8>>,
+        /// The `content` section's fields.
+        pub content: &'a [ZplNode],
+    }
+
     /// The message name, routing id and content of a document.
-    pub fn open(zpl: &Zpl) -> Result<(&str, Option<Vec<u8>>, &[ZplNode]), ZplMessageError> {
+    pub fn open(zpl: &Zpl) -> Result<Opened<'_>, ZplMessageError> {
         let name = zpl.get("message").ok_or(ZplMessageError::NoMessage)?;
         let routing_id = zpl
             .get("routing_id")
             .map(|h| unhex("routing_id", h))
             .transpose()?;
         let content = zpl.node("content").map_or(&[][..], |n| &n.children[..]);
-        Ok((name, routing_id, content))
+        Ok(Opened {
+            name,
+            routing_id,
+            content,
+        })
     }
 
     /// Writes fields into a `content` section.

@@ -230,13 +230,13 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
             /// their defaults; malformed ones are errors.
             #[allow(clippy::type_complexity)]
             pub fn from_zpl(zpl: &#rt::zpl::Zpl) -> ::std::result::Result<(::std::option::Option<::std::vec::Vec<u8>>, Self), #rt::zpl::message::ZplMessageError> {
-                let (name, routing_id, content) = #rt::zpl::message::open(zpl)?;
-                let r = #rt::zpl::message::Reader(content);
-                let message = match name {
+                let opened = #rt::zpl::message::open(zpl)?;
+                let r = #rt::zpl::message::Reader(opened.content);
+                let message = match opened.name {
                     #(#zpl_from_arms,)*
                     other => return ::std::result::Result::Err(#rt::zpl::message::ZplMessageError::UnknownMessage(other.to_owned())),
                 };
-                ::std::result::Result::Ok((routing_id, message))
+                ::std::result::Result::Ok((opened.routing_id, message))
             }
 
             fn from_opened<F: ::std::convert::AsRef<[u8]>>(mut opened: #rt::codec::Opened<'_, F>) -> ::std::result::Result<Self, #rt::DecodeError> {
