@@ -259,15 +259,7 @@ impl<M: StateMachine> ServerHost<M> {
             file: file.to_owned(),
             reason,
         };
-        let size = std::fs::metadata(file)
-            .map_err(|e| fail(e.to_string()))?
-            .len();
-        if size > MAX_CONFIG {
-            return Err(fail(format!(
-                "{size} bytes, over the {MAX_CONFIG}-byte limit"
-            )));
-        }
-        let text = std::fs::read_to_string(file).map_err(|e| fail(e.to_string()))?;
+        let text = crate::zpl::read_small_file(file, MAX_CONFIG).map_err(fail)?;
         let zpl = Zpl::parse(&text).map_err(|e| fail(e.to_string()))?;
         for (path, value) in zpl.values() {
             self.set(&path, &value).map_err(|e| {

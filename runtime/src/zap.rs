@@ -62,15 +62,7 @@ pub fn load_passwords(file: &Path) -> Result<HashMap<String, String>, ZapError> 
         file: file.to_owned(),
         reason,
     };
-    let size = std::fs::metadata(file)
-        .map_err(|e| fail(e.to_string()))?
-        .len();
-    if size > MAX_PASSWORDS {
-        return Err(fail(format!(
-            "{size} bytes, over the {MAX_PASSWORDS}-byte limit"
-        )));
-    }
-    let text = std::fs::read_to_string(file).map_err(|e| fail(e.to_string()))?;
+    let text = crate::zpl::read_small_file(file, MAX_PASSWORDS).map_err(fail)?;
     let mut users = HashMap::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
