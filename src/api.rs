@@ -4,7 +4,8 @@
 //! [`zproto_runtime::reactor::Service`] on a reactor thread, which may run
 //! thousands of them.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,7 +109,11 @@ pub enum Command {
 #[derive(Debug)]
 pub struct GossipService {
     core: NodeCore,
-    deliveries: SyncSender<Delivery>,
+    deliveries: Sender<Delivery>,
+    /// Deliveries sent and not yet received, shared with the [`Node`]: a
+    /// bounded queue that allocates only what it holds (a `sync_channel`
+    /// would allocate its whole capacity for every node).
+    waiting: Arc<AtomicUsize>,
     deliveries_dropped: u64,
 }
 
@@ -214,11 +219,12 @@ impl Service for GossipService {
                 Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
                 Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
                 Output::Deliver { endpoint, service } => {
-                    match self.deliveries.try_send(Delivery { endpoint, service }) {
-                        Err(TrySendError::Full(_)) => self.deliveries_dropped += 1,
-                        // The application may have dropped its receiver.
-                        Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    if self.waiting.load(Ordering::Relaxed) >= DELIVERY_QUEUE {
+                        self.deliveries_dropped += 1;
+                    } else if self.deliveries.send(Delivery { endpoint, service }).is_ok() {
+                        self.waiting.fetch_add(1, Ordering::Relaxed);
                     }
+                    // (An error: the application dropped its receiver.)
                     Ok(())
                 }
             };
@@ -309,6 +315,7 @@ pub struct Node {
     reactor: Arc<Reactor>,
     id: reactor::ServiceId,
     deliveries: Receiver<Delivery>,
+    waiting: Arc<AtomicUsize>,
     /// The node's limits as last set, to check ANNOUNCE without a round
     /// trip to the reactor.
     limits: std::sync::Mutex<crate::Limits>,
@@ -323,11 +330,13 @@ impl Node {
 
     /// A node on a shared reactor: one thread can run thousands of nodes.
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
-        let (tx, deliveries) = mpsc::sync_channel(DELIVERY_QUEUE);
+        let (tx, deliveries) = mpsc::channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
         let limits = std::sync::Mutex::new(settings.limits);
         let service = GossipService {
             core: NodeCore::new(name, settings),
             deliveries: tx,
+            waiting: waiting.clone(),
             deliveries_dropped: 0,
         };
         let id = reactor.add(service)?;
@@ -335,6 +344,7 @@ impl Node {
             reactor: reactor.clone(),
             id,
             deliveries,
+            waiting,
             limits,
         })
     }
@@ -406,7 +416,7 @@ impl Node {
     /// The next tuple new to this node (`DELIVER endpoint service`), waiting
     /// at most `timeout`.
     pub fn recv_delivery(&self, timeout: Duration) -> Option<Delivery> {
-        self.deliveries.recv_timeout(timeout).ok()
+        self.recv_delivery_timeout(timeout).ok()
     }
 
     /// The next delivery, waiting at most `timeout`; tells a timeout from a
@@ -415,12 +425,16 @@ impl Node {
         &self,
         timeout: Duration,
     ) -> Result<Delivery, mpsc::RecvTimeoutError> {
-        self.deliveries.recv_timeout(timeout)
+        let delivery = self.deliveries.recv_timeout(timeout)?;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Ok(delivery)
     }
 
     /// Deliveries already waiting.
     pub fn try_deliveries(&self) -> impl Iterator<Item = Delivery> + '_ {
-        self.deliveries.try_iter()
+        self.deliveries.try_iter().inspect(|_| {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 }
 

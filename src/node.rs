@@ -379,7 +379,10 @@ impl NodeCore {
         if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
             self.accept(endpoint, service, Some(remote), now);
         }
-        self.tick_remote(remote, now);
+        // An INVALID or a marker's PONG may have made a generation due.
+        if self.remotes[remote].next_deadline() <= now {
+            self.tick_remote(remote, now);
+        }
     }
 
     /// Remote number `remote`'s connection was lost and is back: the server
@@ -495,8 +498,7 @@ impl NodeCore {
     /// on to remotes what they accepted.
     fn after_sessions(&mut self, now: Instant) {
         self.flush_sessions();
-        for (endpoint, service) in std::mem::take(&mut self.gossip.accepted) {
-            let position = self.gossip.tuples.position(&endpoint).unwrap_or(0);
+        for (endpoint, service, position) in std::mem::take(&mut self.gossip.accepted) {
             self.flood(&endpoint, &service, position, None, now);
             self.outputs.push(Output::Deliver { endpoint, service });
         }

@@ -22,9 +22,9 @@ pub struct Gossip {
     pub limits: Limits,
     /// The tuple being forwarded to every session (`forward` event).
     pub(crate) forwarding: Option<Tuple>,
-    /// Tuples accepted as new from sessions, for the node to deliver to the
-    /// application and pass on to its remotes.
-    pub(crate) accepted: Vec<Tuple>,
+    /// Tuples accepted as new from sessions, with their positions, for the
+    /// node to deliver to the application and pass on to its remotes.
+    pub(crate) accepted: Vec<(String, String, usize)>,
     /// Tuples refused from sessions (over a limit), for the node to count.
     pub(crate) refused: Vec<Refusal>,
     /// For `behind`: the first position the session must send again, and
@@ -126,21 +126,23 @@ impl Actions for Gossip {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
-        match self.store(&a.endpoint, &a.service) {
-            Ok(accepted) if accepted.position().is_some() => {}
-            Ok(_) => return,
+        let position = match self.store(&a.endpoint, &a.service) {
+            Ok(accepted) => match accepted.position() {
+                Some(position) => position,
+                None => return,
+            },
             Err(refusal) => {
                 self.refused.push(refusal);
                 return;
             }
-        }
+        };
         // The received message is not needed after this action: keep its
         // strings instead of copying them.
         let Some(ZgossipMsg::Announce(a)) = io.take_message() else {
             return;
         };
         self.forwarding = Some((a.endpoint.clone(), a.service.clone()));
-        self.accepted.push((a.endpoint, a.service));
+        self.accepted.push((a.endpoint, a.service, position));
         // The sender has it already: no echo back to it.
         io.broadcast_to_others(Event::Forward);
     }

@@ -586,9 +586,10 @@ mod sockets {
             _ => 1,
         } as u64;
         // A ROUTER and a DEALER per link; over tcp also two monitor sockets
-        // per link and a descriptor at each end of each connection.
+        // per link and for the ROUTER, and a descriptor at each end of each
+        // connection.
         let (per_node, transport) = match config.transport {
-            Transport::Tcp => (1 + 5 * links, "tcp"),
+            Transport::Tcp => (3 + 5 * links, "tcp"),
             _ => (1 + links, "inproc"),
         };
         let needed = per_node * n as u64 + 64;

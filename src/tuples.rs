@@ -44,7 +44,13 @@ impl Symbols {
 
     /// The symbol of `text`, holding one more reference to it.
     fn hold(&mut self, text: &str) -> Symbol {
-        if let Some(symbol) = self.find(text) {
+        let found = self.find(text);
+        self.hold_found(found, text)
+    }
+
+    /// [`Symbols::hold`], when `found` is what `find(text)` returned.
+    fn hold_found(&mut self, found: Option<Symbol>, text: &str) -> Symbol {
+        if let Some(symbol) = found {
             self.retain(symbol);
             return symbol;
         }
@@ -116,12 +122,30 @@ impl Accepted {
 
 /// Every tuple a node knows, in order of arrival. Nothing expires, as in
 /// CZMQ.
-#[derive(Debug, Default)]
+///
+/// Per tuple: 8 bytes of entry and a 4-byte position in a hash table found
+/// by the endpoint's symbol (about 14 bytes with the tables' slack), what a
+/// map from endpoint to service alone took.
+#[derive(Default)]
 pub struct Tuples {
     /// (endpoint, service) by position.
     entries: Vec<(Symbol, Symbol)>,
-    /// Endpoint to position.
-    positions: HashMap<Symbol, u32, FastHash>,
+    /// Positions in `entries`, hashed by their endpoint symbol.
+    positions: hashbrown::HashTable<u32>,
+}
+
+impl std::fmt::Debug for Tuples {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tuples")
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+/// A symbol's hash: symbols are small dense numbers, which a multiply
+/// spreads over the high bits hashbrown looks at.
+fn hash(symbol: Symbol) -> u64 {
+    u64::from(symbol).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl Clone for Tuples {
@@ -152,14 +176,19 @@ impl Drop for Tuples {
 }
 
 impl Tuples {
+    fn position_of(&self, endpoint: Symbol) -> Option<usize> {
+        let entries = &self.entries;
+        self.positions
+            .find(hash(endpoint), |&p| entries[p as usize].0 == endpoint)
+            .map(|&p| p as usize)
+    }
+
     /// Store a tuple unless it is already known with the same service, or
     /// it is a new endpoint and the table already holds `limit` tuples.
     pub fn accept(&mut self, endpoint: &str, service: &str, limit: usize) -> Accepted {
         let mut symbols = Symbols::lock();
-        let position = symbols
-            .find(endpoint)
-            .and_then(|e| self.positions.get(&e))
-            .map(|&p| p as usize);
+        let endpoint_symbol = symbols.find(endpoint);
+        let position = endpoint_symbol.and_then(|e| self.position_of(e));
         match position {
             Some(p) => {
                 let old = self.entries[p].1;
@@ -175,10 +204,12 @@ impl Tuples {
                 if p >= limit || u32::try_from(p).is_err() {
                     return Accepted::Full;
                 }
-                let e = symbols.hold(endpoint);
+                let e = symbols.hold_found(endpoint_symbol, endpoint);
                 let s = symbols.hold(service);
                 self.entries.push((e, s));
-                self.positions.insert(e, p as u32);
+                let entries = &self.entries;
+                self.positions
+                    .insert_unique(hash(e), p as u32, |&q| hash(entries[q as usize].0));
                 Accepted::New(p)
             }
         }
@@ -187,17 +218,15 @@ impl Tuples {
     /// The service at `endpoint`.
     pub fn get(&self, endpoint: &str) -> Option<Arc<str>> {
         let symbols = Symbols::lock();
-        let p = *self.positions.get(&symbols.find(endpoint)?)?;
-        let (_, service) = self.entries.get(p as usize)?;
+        let p = self.position_of(symbols.find(endpoint)?)?;
+        let (_, service) = self.entries.get(p)?;
         Some(symbols.string(*service))
     }
 
     /// The position of `endpoint`'s tuple.
     pub fn position(&self, endpoint: &str) -> Option<usize> {
-        let symbols = Symbols::lock();
-        self.positions
-            .get(&symbols.find(endpoint)?)
-            .map(|&p| p as usize)
+        let symbol = Symbols::lock().find(endpoint)?;
+        self.position_of(symbol)
     }
 
     /// The tuple at `position`.

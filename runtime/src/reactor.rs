@@ -363,9 +363,16 @@ impl Sockets {
                 let router = socket(zmq::ROUTER).map_err(fail)?;
                 self.options.apply(&router).map_err(fail)?;
                 router.set_router_mandatory(true).map_err(fail)?;
-                let events = zmq::SocketEvent::DISCONNECTED.to_raw();
-                self.router_monitor = Some(monitor(&router, events).map_err(fail)?);
                 self.router = Some(router);
+            }
+            // tcp and ipc connections end, and the monitor says when; it
+            // listens before their first bind. inproc needs none (nor its
+            // two sockets, which matter when a process hosts thousands).
+            if self.router_monitor.is_none() && !endpoint.starts_with("inproc://") {
+                if let Some(router) = &self.router {
+                    let events = zmq::SocketEvent::DISCONNECTED.to_raw();
+                    self.router_monitor = Some(monitor(router, events).map_err(fail)?);
+                }
             }
             let Some(router) = &self.router else {
                 return Ok(0);
