@@ -125,8 +125,7 @@ impl Service for GossipService {
         match command {
             Command::Bind(endpoint, reply) => {
                 sockets.set_options(socket_options(&self.core.settings()));
-                let result = check_endpoint(&endpoint, true)
-                    .and_then(|()| sockets.bind(&endpoint).map_err(Error::from));
+                let result = sockets.bind(&endpoint).map_err(Error::from);
                 if let Err(e) = &result {
                     tracing::warn!(node = %self.core.name(), "{e}");
                 }
@@ -134,8 +133,9 @@ impl Service for GossipService {
             }
             Command::Connect(endpoint, reply) => {
                 sockets.set_options(socket_options(&self.core.settings()));
-                let result = check_endpoint(&endpoint, false)
-                    .and_then(|()| sockets.connect(&endpoint).map_err(Error::from))
+                let result = sockets
+                    .connect(&endpoint)
+                    .map_err(Error::from)
                     .map(|remote| {
                         let index = self.core.connect(&endpoint, now);
                         debug_assert_eq!(index, remote);
@@ -262,50 +262,33 @@ pub fn socket_options(settings: &Settings) -> SocketOptions {
     }
 }
 
-/// Check what libzmq would accept silently: a tcp port out of range (libzmq
-/// takes it modulo 65536), and, for a connect, a host name that does not
-/// resolve now (a warning only: it may resolve later, and libzmq retries).
-fn check_endpoint(endpoint: &str, bind: bool) -> Result<(), Error> {
+/// Warn about a tcp endpoint whose host does not resolve now (libzmq
+/// accepts it without a word and keeps retrying, which may be right: the
+/// name may resolve later). Called on the caller's thread, never the
+/// reactor's: a name lookup may block for seconds.
+fn warn_if_unresolvable(endpoint: &str) {
     let Some(address) = endpoint.strip_prefix("tcp://") else {
-        return Ok(());
-    };
-    let fail = |reason: String| {
-        let endpoint = endpoint.to_owned();
-        if bind {
-            Error::Bind { endpoint, reason }
-        } else {
-            Error::Connect { endpoint, reason }
-        }
+        return;
     };
     // A connect may name a source first: "tcp://source;host:port".
     let address = address.rsplit(';').next().unwrap_or(address);
     let Some((host, port)) = address.rsplit_once(':') else {
-        return Err(fail("no port".to_owned()));
+        return;
     };
-    let port_ok = match port {
-        "*" | "!" => bind,
-        p if p.starts_with("!ephemeral") || p.starts_with("*[") => bind,
-        p => p.parse::<u16>().is_ok(),
-    };
-    if !port_ok {
-        return Err(fail(format!(
-            "port \"{port}\" is not a number from 0 to 65535"
-        )));
+    if port.parse::<u16>().is_err() {
+        return;
     }
-    if !bind && port.parse::<u16>().is_ok() {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let resolves = host.parse::<std::net::IpAddr>().is_ok()
-            || std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
-                .is_ok_and(|mut a| a.next().is_some());
-        if !resolves {
-            tracing::warn!(
-                "host \"{}\" of '{}' does not resolve now; libzmq will keep trying",
-                crate::text::Escaped(host),
-                crate::text::Escaped(endpoint)
-            );
-        }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let resolves = host.parse::<std::net::IpAddr>().is_ok()
+        || std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+            .is_ok_and(|mut a| a.next().is_some());
+    if !resolves {
+        tracing::warn!(
+            "host \"{}\" of '{}' does not resolve now; libzmq will keep trying",
+            crate::text::Escaped(host),
+            crate::text::Escaped(endpoint)
+        );
     }
-    Ok(())
 }
 
 /// A zgossip node running on a reactor thread. Dropping it stops the node
@@ -368,6 +351,7 @@ impl Node {
 
     /// `CONNECT endpoint`: open a session with another node's server.
     pub fn connect(&self, endpoint: &str) -> Result<(), Error> {
+        warn_if_unresolvable(endpoint);
         self.ask(|tx| Command::Connect(endpoint.to_owned(), tx))?
     }
 

@@ -322,6 +322,30 @@ fn monitor(target: &zmq::Socket, events: u16) -> Result<zmq::Socket, zmq::Error>
     Ok(pair)
 }
 
+/// The port of a tcp endpoint, checked where libzmq is lax: it takes a
+/// port over 65535 modulo 65536 (`:99999` binds 34463). `*` and libzmq's
+/// ephemeral forms are for binds only.
+fn check_tcp_port(endpoint: &str, bind: bool) -> Result<(), String> {
+    let Some(address) = endpoint.strip_prefix("tcp://") else {
+        return Ok(());
+    };
+    // A connect may name a source first: "tcp://source;host:port".
+    let address = address.rsplit(';').next().unwrap_or(address);
+    let Some((_, port)) = address.rsplit_once(':') else {
+        return Err("no port".to_owned());
+    };
+    let ok = match port {
+        "*" | "!" => bind,
+        p if p.starts_with("!ephemeral") || p.starts_with("*[") => bind,
+        p => p.parse::<u16>().is_ok(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("port \"{port}\" is not a number from 0 to 65535"))
+    }
+}
+
 /// One monitor event: its number and value (zmq_socket_monitor(3): frame 0
 /// holds the event as a native u16 and the value as a native u32).
 fn monitor_event(frames: &[Vec<u8>]) -> Option<(u16, u32)> {
@@ -359,6 +383,10 @@ impl Sockets {
             reason: e.to_string(),
         };
         let result = (|| {
+            check_tcp_port(endpoint, true).map_err(|reason| SocketError::Bind {
+                endpoint: endpoint.to_owned(),
+                reason,
+            })?;
             if self.router.is_none() {
                 let router = socket(zmq::ROUTER).map_err(fail)?;
                 self.options.apply(&router).map_err(fail)?;
@@ -475,6 +503,10 @@ impl Sockets {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
         };
+        check_tcp_port(endpoint, false).map_err(|reason| SocketError::Connect {
+            endpoint: endpoint.to_owned(),
+            reason,
+        })?;
         let dealer = socket(zmq::DEALER).map_err(fail)?;
         self.options.apply(&dealer).map_err(fail)?;
         // inproc connections do not drop and re-establish; tcp and ipc do,
@@ -1144,6 +1176,17 @@ fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libzmq takes tcp ports modulo 65536; every service gets them checked.
+    #[test]
+    fn tcp_ports_out_of_range_are_refused() {
+        assert!(check_tcp_port("tcp://127.0.0.1:99999", true).is_err());
+        assert!(check_tcp_port("tcp://127.0.0.1:*", false).is_err());
+        assert!(check_tcp_port("tcp://127.0.0.1", false).is_err());
+        assert!(check_tcp_port("tcp://127.0.0.1:*", true).is_ok());
+        assert!(check_tcp_port("tcp://10.0.0.1;127.0.0.1:5670", false).is_ok());
+        assert!(check_tcp_port("ipc:///tmp/x", true).is_ok());
+    }
 
     /// libzmq's default cap is 1023 sockets per context; a process hosting
     /// many nodes needs more.
