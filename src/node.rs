@@ -211,19 +211,16 @@ impl NodeCore {
             name: name.into(),
             sessions: Sessions::new(Some(settings.timeout)),
             settings,
-            gossip: Gossip::default(),
+            gossip: Gossip {
+                limits: settings.limits,
+                ..Gossip::default()
+            },
             remotes: Vec::new(),
             outputs: Vec::new(),
             stats: Stats::default(),
             warn_malformed: Throttle::default(),
             warn_refused: Throttle::default(),
         }
-        .with_limits()
-    }
-
-    fn with_limits(mut self) -> Self {
-        self.gossip.limits = self.settings.limits;
-        self
     }
 
     /// The node's name.
@@ -428,12 +425,9 @@ impl NodeCore {
     ) -> Result<(), AnnounceError> {
         check_tuple(endpoint, service, &self.settings.limits)?;
         match self.gossip.store(endpoint, service) {
-            Err(Refusal::ServiceTooLong) => Err(AnnounceError::Service {
-                len: service.len(),
-                limit: self.settings.limits.service,
-            }),
-            Err(Refusal::TableFull) => {
-                self.refused_tuple(Refusal::TableFull, now);
+            // The service's length was checked above: only a full table.
+            Err(refusal) => {
+                self.refused_tuple(refusal, now);
                 Err(AnnounceError::TableFull(self.settings.limits.tuples))
             }
             Ok(accepted) => {

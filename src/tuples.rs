@@ -269,11 +269,6 @@ impl Tuples {
     }
 }
 
-/// Distinct strings interned process-wide, for tests and measurements.
-pub fn interned_strings() -> usize {
-    Symbols::lock().numbers.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,11 +362,6 @@ impl Sockets {
         self.options = options;
     }
 
-    /// The options sockets are opened with.
-    pub fn options(&self) -> SocketOptions {
-        self.options
-    }
-
     /// How the ROUTER authenticates peers, from the next [`Sockets::bind`]
     /// on (libzmq applies it to connections accepted afterwards).
     pub fn set_security(&mut self, security: Security) {

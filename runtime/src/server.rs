@@ -183,17 +183,6 @@ impl<M: StateMachine> Sessions<M> {
         }
     }
 
-    /// Whether `routing_id` has a live session.
-    pub fn contains(&self, routing_id: &[u8]) -> bool {
-        self.index.contains_key(routing_id)
-    }
-
-    /// The state of `routing_id`'s session, if it has one.
-    pub fn state(&self, routing_id: &[u8]) -> Option<M::State> {
-        let slot = *self.index.get(routing_id)?;
-        self.slots.get(slot)?.as_ref().map(|e| e.state)
-    }
-
     fn create(&mut self, routing_id: &[u8], expires: bool) -> usize {
         let entry = Entry {
             routing_id: routing_id.to_vec(),
