@@ -235,15 +235,14 @@ impl Service for GossipService {
         if refused.is_empty() {
             return;
         }
-        let now = Instant::now();
-        for Refused { reason, outgoing } in refused {
+        let refused = refused.into_iter().map(|Refused { reason, outgoing }| {
             let output = match outgoing {
                 Outgoing::ToPeer(frames) => Output::ToPeer(frames),
                 Outgoing::ToRemote { remote, frames } => Output::ToRemote { remote, frames },
             };
-            self.core
-                .on_refused(output, reason == RefusedReason::Unreachable, now);
-        }
+            (output, reason == RefusedReason::Unreachable)
+        });
+        self.core.on_refused(refused, Instant::now());
         // What the refusals caused (a session's replay set back) goes out
         // on the next round.
     }

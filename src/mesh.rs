@@ -243,9 +243,7 @@ impl Mesh {
             return;
         }
         if let Some(node) = self.node_mut(from) {
-            for output in refused {
-                node.on_refused(output, true, now);
-            }
+            node.on_refused(refused.into_iter().map(|output| (output, true)), now);
             self.collect(from, now);
         }
     }

@@ -586,44 +586,57 @@ impl NodeCore {
         self.send_to_remote(index, sent);
     }
 
-    /// The driver could not send `output` (see
-    /// [`zproto_runtime::reactor::Refused`]): `gone` if the peer no longer
-    /// exists, else its queue was full. A peer that is gone loses its
-    /// session; anything else that was refused is sent again later.
-    pub fn on_refused(&mut self, output: Output, gone: bool, now: Instant) {
-        match output {
-            Output::ToPeer(frames) => {
-                let Some((routing_id, body)) = frames.split_first() else {
-                    return;
-                };
-                if gone {
-                    self.on_peer_disconnected(routing_id);
-                    return;
+    /// The driver could not send these outputs (see
+    /// [`zproto_runtime::reactor::Refused`]), each with whether its peer no
+    /// longer exists (else its queue was full). A peer that is gone loses
+    /// its session; anything else that was refused is sent again later.
+    /// A full peer refuses every message of a drain: it falls behind once,
+    /// to the first tuple it missed, however many were refused.
+    pub fn on_refused(&mut self, refused: impl IntoIterator<Item = (Output, bool)>, now: Instant) {
+        // Per routing id: the first position to send again.
+        let mut behind: Vec<(Vec<u8>, usize)> = Vec::new();
+        for (output, gone) in refused {
+            match output {
+                Output::ToPeer(frames) => {
+                    let Some((routing_id, body)) = frames.split_first() else {
+                        continue;
+                    };
+                    if gone {
+                        self.on_peer_disconnected(routing_id);
+                        continue;
+                    }
+                    self.stats.refused_sends += 1;
+                    let position = match ZgossipMsg::decode(body) {
+                        Ok(ZgossipMsg::Announce(a)) => self.gossip.tuples.position(&a.endpoint),
+                        // A PONG or INVALID: nothing a replay must resend.
+                        Ok(_) => continue,
+                        // A large frame lent to libzmq is lost with the send:
+                        // send everything again.
+                        Err(_) => None,
+                    };
+                    let position = position.unwrap_or(0);
+                    match behind.iter_mut().find(|(id, _)| id == routing_id) {
+                        Some((_, first)) => *first = (*first).min(position),
+                        None => behind.push((routing_id.clone(), position)),
+                    }
                 }
-                self.stats.refused_sends += 1;
-                let position = match ZgossipMsg::decode(body) {
-                    Ok(ZgossipMsg::Announce(a)) => self.gossip.tuples.position(&a.endpoint),
-                    // A PONG or INVALID: nothing a replay must resend.
-                    Ok(_) => return,
-                    // A large frame lent to libzmq is lost with the send:
-                    // send everything again.
-                    Err(_) => None,
-                };
-                self.gossip.behind = Some((position.unwrap_or(0), BACKOFF));
-                self.sessions
-                    .send_event(&mut self.gossip, routing_id, Event::Behind, now);
-                self.gossip.behind = None;
-                self.after_sessions(now);
-            }
-            Output::ToRemote { remote, frames } => {
-                self.stats.refused_sends += 1;
-                let message = ZgossipMsg::decode(&frames).ok();
-                if let Some(r) = self.remotes.get_mut(remote) {
-                    r.refused(message.as_ref(), &self.gossip.tuples, now);
+                Output::ToRemote { remote, frames } => {
+                    self.stats.refused_sends += 1;
+                    let message = ZgossipMsg::decode(&frames).ok();
+                    if let Some(r) = self.remotes.get_mut(remote) {
+                        r.refused(message.as_ref(), &self.gossip.tuples, now);
+                    }
                 }
+                Output::Deliver { .. } => {}
             }
-            Output::Deliver { .. } => {}
         }
+        for (routing_id, position) in behind {
+            self.gossip.behind = Some((position, BACKOFF));
+            self.sessions
+                .send_event(&mut self.gossip, &routing_id, Event::Behind, now);
+            self.gossip.behind = None;
+        }
+        self.after_sessions(now);
     }
 
     /// When [`NodeCore::tick`] next has something to do.

@@ -50,7 +50,14 @@ pub struct Session {
     in_slice: usize,
     /// No slice before this time (the peer's queue was full).
     resume_at: Option<Instant>,
+    /// Times in a row the peer's queue was full since a replay last
+    /// finished: each doubles the wait, up to [`MAX_BEHIND_WAIT`], so that
+    /// a peer that never reads costs a slice a second, not a hundred.
+    behind_streak: u32,
 }
+
+/// The longest wait before resending to a peer whose queue stays full.
+const MAX_BEHIND_WAIT: Duration = Duration::from_secs(1);
 
 impl Gossip {
     /// Store a tuple if it is new and within the limits. Returns its
@@ -85,7 +92,10 @@ impl Gossip {
                 );
                 io.set_next_event(Event::Ok);
             }
-            None => io.set_next_event(Event::Finished),
+            None => {
+                session.behind_streak = 0;
+                io.set_next_event(Event::Finished);
+            }
         }
     }
 }
@@ -118,6 +128,10 @@ impl Actions for Gossip {
         if let Some((position, wait)) = self.behind.take() {
             session.cursor = session.cursor.min(position);
             session.in_slice = 0;
+            let wait = wait
+                .saturating_mul(1 << session.behind_streak.min(16))
+                .min(MAX_BEHIND_WAIT);
+            session.behind_streak = session.behind_streak.saturating_add(1);
             session.resume_at = io.now().map(|now| now + wait);
         }
     }

@@ -64,6 +64,21 @@ fn wait_stat(node: &mut Running, name: &str, ok: impl Fn(u64) -> bool) -> u64 {
     }
 }
 
+/// CPU time a process has used (user and system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc");
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 /// `VmRSS` or `VmHWM` of a process, in bytes.
 fn memory(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc");
@@ -126,12 +141,25 @@ fn peers_that_never_read_cost_a_bounded_amount_of_memory() {
         .collect();
     // Every peer's queue fills (its replay is refused at least once each).
     wait_stat(&mut node, "refused_sends", |n| n >= 12);
-    // Keep them stalled a little longer than the replay's backoff, so that
-    // retries run too; then the peak of the whole episode.
-    let until = Instant::now() + Duration::from_millis(500);
-    while Instant::now() < until {
-        assert!(stats(&mut node)["sessions"] >= 12);
-    }
+    // A stalled episode of two seconds (its length is the scenario, polled
+    // every 50 ms), longer than the replays' backoff so that retries run;
+    // the CPU of its second half is the steady cost of peers that never
+    // read. Then the peak of the whole episode.
+    let poll = |node: &mut Running, span: Duration| {
+        let until = Instant::now() + span;
+        while Instant::now() < until {
+            assert!(stats(node)["sessions"] >= 12);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    poll(&mut node, Duration::from_secs(1));
+    let (cpu_before, since) = (cpu_time(pid), Instant::now());
+    poll(&mut node, Duration::from_secs(1));
+    eprintln!(
+        "12 stalled peers, steady state: the node used {:?} of CPU in {:?}",
+        cpu_time(pid).saturating_sub(cpu_before),
+        since.elapsed()
+    );
     let grown = memory(pid, "VmHWM").saturating_sub(before);
     eprintln!(
         "12 stalled peers: peak grew by {:.1} MB",
