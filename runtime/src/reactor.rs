@@ -1133,6 +1133,30 @@ fn with_slices<R>(parts: &[zmq::Message], f: impl FnOnce(&[&[u8]]) -> R) -> R {
     }
 }
 
+/// Where an outgoing message goes: a remote's DEALER or a ROUTER peer.
+#[derive(Debug)]
+enum Destination {
+    Remote(usize),
+    Peer(Vec<u8>),
+}
+
+impl Destination {
+    fn of(outgoing: &Outgoing) -> Option<Self> {
+        match outgoing {
+            Outgoing::ToRemote { remote, .. } => Some(Self::Remote(*remote)),
+            Outgoing::ToPeer(frames) => frames.first().map(|id| Self::Peer(id.to_vec())),
+        }
+    }
+
+    fn is(&self, outgoing: &Outgoing) -> bool {
+        match (self, outgoing) {
+            (Self::Remote(a), Outgoing::ToRemote { remote, .. }) => a == remote,
+            (Self::Peer(a), Outgoing::ToPeer(frames)) => frames.first() == Some(a),
+            _ => false,
+        }
+    }
+}
+
 /// Milliseconds to wait for `deadline` (none: a second at most, so that the
 /// loop stays lively).
 fn wait_until(deadline: Option<Instant>) -> i64 {
@@ -1144,12 +1168,31 @@ fn wait_until(deadline: Option<Instant>) -> i64 {
 }
 
 /// Send what the service has to send; returns how many messages.
+///
+/// Once a destination's queue refuses a message, every later message to it
+/// in the same flush is refused too, without trying: libzmq may free room
+/// in between, and a later message must never overtake one the service
+/// will send again (a newer value would then be overwritten by an older).
 fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
     let sockets = &mut h.sockets;
     let mut sent = 0;
+    let mut full: Vec<Destination> = Vec::new();
     h.service.drain_outgoing(&mut |outgoing| {
         sent += 1;
+        if !full.is_empty() && full.iter().any(|to| to.is(&outgoing)) {
+            return Err(Refused {
+                reason: RefusedReason::Full,
+                outgoing,
+            });
+        }
         let result = sockets.send(outgoing);
+        if let Err(Refused {
+            reason: RefusedReason::Full,
+            outgoing,
+        }) = &result
+        {
+            full.extend(Destination::of(outgoing));
+        }
         if let Err(Refused {
             reason: RefusedReason::Unreachable,
             outgoing: Outgoing::ToPeer(frames),
