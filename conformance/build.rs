@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-/// Codec and server models of public ZeroMQ projects, relative to the models directory.
+/// Codec, server and client models of public ZeroMQ projects, relative to the models directory.
 const MODELS: &[&str] = &[
     "zproto/src/zproto_example.xml",
     "czmq/src/zgossip_msg.xml",
@@ -17,6 +17,9 @@ const MODELS: &[&str] = &[
     "czmq/src/zgossip.xml",
     "malamute/src/mlm_server.xml",
     "filemq/src/fmq_server.xml",
+    // Client models (state machines with an API).
+    "malamute/src/mlm_client.xml",
+    "filemq/src/fmq_client.xml",
 ];
 
 fn main() {

@@ -194,7 +194,7 @@ impl Service for GossipService {
         self.core.on_peer_disconnected(routing_id);
     }
 
-    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant) {
+    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], _sockets: &mut Sockets, now: Instant) {
         self.core.on_remote_frames(remote, frames, now);
     }
 
@@ -202,7 +202,7 @@ impl Service for GossipService {
         self.core.on_remote_reconnected(remote, now);
     }
 
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, _sockets: &mut Sockets, now: Instant) {
         self.core.tick(now);
     }
 

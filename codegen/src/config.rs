@@ -7,6 +7,7 @@ use proc_macro2::TokenStream;
 use crate::analyse::{self, Analysed};
 use crate::emit::{self, EmitOptions};
 use crate::error::Error;
+use crate::model::client::ClientModel;
 use crate::model::codec::CodecModel;
 use crate::model::server::ServerModel;
 use crate::names;
@@ -20,7 +21,7 @@ use crate::names;
 /// ```
 ///
 /// For each codec model it writes `<class>.rs` and `<class>.bnf`, for each
-/// server model `<class>_engine.rs` (its codec module is expected beside it,
+/// server or client model `<class>_engine.rs` (its codec module is expected beside it,
 /// see [`Config::codec_path`]), to the output
 /// directory (`OUT_DIR` by default), only when their content changed, and
 /// prints `cargo:rerun-if-changed` for the model and every file it includes.
@@ -221,12 +222,22 @@ impl Config {
         emit::server::emit(model, codec, &codec_path, &self.emit_options()?)
     }
 
+    /// Generate the Rust client (machine and API) of one client model.
+    pub fn generate_client(
+        &self,
+        model: &ClientModel,
+        codec: &CodecModel,
+    ) -> Result<String, Error> {
+        let codec_path = self.codec_tokens(&model.protocol_class)?;
+        emit::client::emit(model, codec, &codec_path, &self.emit_options()?)
+    }
+
     /// Generate the Rust source of one codec model, without writing anything.
     pub fn generate_codec(&self, model: &CodecModel) -> Result<String, Error> {
         emit::codec::emit(model, &self.emit_options()?)
     }
 
-    /// Write the one-time handler skeleton of a server model to `path`,
+    /// Write the one-time handler skeleton of a server or client model to `path`,
     /// unless a file is already there (it is the application's code).
     /// Returns whether it was written.
     pub fn write_skeleton(
@@ -235,18 +246,45 @@ impl Config {
         path: &Path,
         engine_path: &str,
     ) -> Result<bool, Error> {
-        let (server, codec) = analyse::server::analyse_file(model)?;
+        let analysed = analyse::analyse_any_in(model, &self.include_paths)?;
         if path.exists() {
             return Ok(false);
         }
-        let codec_path = self
-            .codec_paths
-            .iter()
-            .rev()
-            .find(|(c, _)| *c == server.protocol_class)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_else(|| format!("crate::{}", names::canonical(&server.protocol_class)));
-        let text = emit::skeleton::emit(&server, &codec, engine_path, &codec_path)?;
+        let codec_path = |protocol_class: &str| {
+            self.codec_paths
+                .iter()
+                .rev()
+                .find(|(c, _)| c == protocol_class)
+                .map(|(_, p)| p.clone())
+                .unwrap_or_else(|| format!("crate::{}", names::canonical(protocol_class)))
+        };
+        let text = match &analysed {
+            Analysed::Server(pair) => emit::skeleton::emit(
+                &pair.0,
+                &pair.1,
+                engine_path,
+                &codec_path(&pair.0.protocol_class),
+            )?,
+            Analysed::Client(pair) => emit::skeleton::emit_client(
+                &pair.0,
+                &pair.1,
+                engine_path,
+                &codec_path(&pair.0.protocol_class),
+            )?,
+            Analysed::Codec(m) => {
+                return Err(Error::Model(
+                    crate::error::Diagnostic {
+                        file: m.sources.first().cloned().unwrap_or_default(),
+                        line: 0,
+                        column: 0,
+                        message: "a codec model has no actions: skeletons are for server \
+                                  and client models"
+                            .into(),
+                    }
+                    .into(),
+                ))
+            }
+        };
         let mut file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -308,6 +346,7 @@ impl Config {
             let (class, sources) = match model {
                 Analysed::Codec(m) => (&m.class, &m.sources),
                 Analysed::Server(pair) => (&pair.0.class, &pair.0.sources),
+                Analysed::Client(pair) => (&pair.0.class, &pair.0.sources),
             };
             if directives {
                 for source in sources.iter().skip(1) {
@@ -330,6 +369,21 @@ impl Config {
                         write_if_changed(
                             &out_dir.join(format!("{stem}.bnf")),
                             &abnf,
+                            &mut generated,
+                        )?;
+                    }
+                }
+                Analysed::Client(pair) => {
+                    let rust = self.generate_client(&pair.0, &pair.1)?;
+                    write_if_changed(
+                        &out_dir.join(format!("{stem}_engine.rs")),
+                        &rust,
+                        &mut generated,
+                    )?;
+                    if self.dot {
+                        write_if_changed(
+                            &out_dir.join(format!("{stem}.dot")),
+                            &emit::dot::emit_client(&pair.0),
                             &mut generated,
                         )?;
                     }

@@ -12,6 +12,7 @@ fn diagram(model: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(model);
     match analyse_any(&path).expect("a valid model") {
         Analysed::Server(pair) => dot::emit(&pair.0),
+        Analysed::Client(pair) => dot::emit_client(&pair.0),
         Analysed::Codec(_) => panic!("{model} is a codec"),
     }
 }

@@ -59,6 +59,10 @@ generated! {
     mlm_server_engine,
     /// FileMQ's server state machine.
     fmq_server_engine,
+    /// Malamute's client (machine and API).
+    mlm_client_engine,
+    /// FileMQ's client (machine and API).
+    fmq_client_engine,
 }
 
 /// The rules models, generated with `Config::include_file`: one file that

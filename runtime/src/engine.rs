@@ -60,8 +60,11 @@ pub enum Outcome {
 /// The per-run scratchpad of a state machine, and the action API of
 /// zproto's engine (`set_next_event`, `set_exception`, `set_wakeup_event`,
 /// `broadcast_event`, and the shared message).
+///
+/// `X` is what a kind of machine adds: nothing for servers, the
+/// [`crate::client::Context`] (arguments, replies, timers) for clients.
 #[derive(Debug)]
-pub struct Io<E, M> {
+pub struct Io<E, M, X = ()> {
     message: Option<M>,
     next_event: Option<E>,
     exception: Option<E>,
@@ -71,9 +74,10 @@ pub struct Io<E, M> {
     trace: Option<Vec<Trace>>,
     animate: bool,
     now: Option<Instant>,
+    ext: X,
 }
 
-impl<E, M> Default for Io<E, M> {
+impl<E, M, X: Default> Default for Io<E, M, X> {
     fn default() -> Self {
         Self {
             message: None,
@@ -85,17 +89,30 @@ impl<E, M> Default for Io<E, M> {
             trace: None,
             animate: false,
             now: None,
+            ext: X::default(),
         }
     }
 }
 
-impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
+impl<E: Copy + PartialEq + fmt::Debug, M, X: Default> Io<E, M, X> {
     /// A scratchpad; `message` is the message being handled, if any.
     pub fn new(message: Option<M>) -> Self {
         Self {
             message,
             ..Self::default()
         }
+    }
+}
+
+impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
+    /// What this kind of machine adds to the scratchpad.
+    pub fn ext(&self) -> &X {
+        &self.ext
+    }
+
+    /// What this kind of machine adds to the scratchpad, to change.
+    pub fn ext_mut(&mut self) -> &mut X {
+        &mut self.ext
     }
 
     /// Make a used scratchpad ready for another run with `message`, keeping
@@ -216,11 +233,17 @@ impl<E: Copy + PartialEq + fmt::Debug, M> Io<E, M> {
     /// `terminate`). Returns false when the session is to terminate.
     #[doc(hidden)]
     pub fn settle(&mut self, terminate_event: E, event_name: impl Fn(E) -> &'static str) -> bool {
+        self.settle_exception(event_name);
+        self.next_event != Some(terminate_event)
+    }
+
+    /// End of one event: an exception becomes the next event.
+    #[doc(hidden)]
+    pub fn settle_exception(&mut self, event_name: impl Fn(E) -> &'static str) {
         if let Some(exception) = self.exception.take() {
             self.record(|| Trace::Exception(event_name(exception)));
             self.next_event = Some(exception);
         }
-        self.next_event != Some(terminate_event)
     }
 
     /// Add a trace line (and log it when animating).

@@ -7,6 +7,9 @@
 //! (feature `reactor`, on by default) drives over real sockets. Keeping that here means one audited
 //! implementation of every bounds check, whatever the number of protocols.
 
+pub mod client;
+#[cfg(feature = "reactor")]
+pub mod client_host;
 pub mod codec;
 pub mod engine;
 pub mod error;

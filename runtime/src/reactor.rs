@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::client::PlainCredentials;
 use crate::codec::Frame;
 
 /// Maps keyed by small integers (descriptors, service ids), looked up on
@@ -200,12 +201,14 @@ pub trait Service: Send + 'static {
         let _ = (routing_id, now);
     }
     /// Frames from remote number `remote`.
-    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], now: Instant);
+    /// `sockets` may bind and connect here too.
+    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], sockets: &mut Sockets, now: Instant);
     /// Remote `remote`'s connection was lost and is established again (tcp
     /// and ipc; libzmq reconnects by itself). The peer sees a new connection.
     fn on_remote_reconnected(&mut self, remote: usize, now: Instant);
     /// Time passed; called when [`Service::next_deadline`] is due.
-    fn tick(&mut self, now: Instant);
+    /// `sockets` may bind and connect here too.
+    fn tick(&mut self, sockets: &mut Sockets, now: Instant);
     /// When `tick` next has something to do.
     fn next_deadline(&self) -> Option<Instant>;
     /// Hand every message to send, in order, to `send`, which hands back
@@ -255,6 +258,10 @@ pub struct Sockets {
     monitors: Vec<Option<zmq::Socket>>,
     /// Per remote: whether its connection was lost since the last handshake.
     lost: Vec<bool>,
+    /// A socket was opened since the reactor last registered descriptors.
+    changed: bool,
+    /// PLAIN credentials for new DEALERs.
+    credentials: Option<PlainCredentials>,
     /// The ROUTER was used (sent on, bound) since a read last found it
     /// empty; see [`Sockets::look_again`].
     router_unchecked: bool,
@@ -356,10 +363,21 @@ fn monitor_event(frames: &[Vec<u8>]) -> Option<(u16, u32)> {
 }
 
 impl Sockets {
+    /// Whether a socket was opened since the last call.
+    fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
     /// Options for the sockets opened from now on: the ROUTER (created by
     /// the first [`Sockets::bind`]) and each DEALER ([`Sockets::connect`]).
     pub fn set_options(&mut self, options: SocketOptions) {
         self.options = options;
+    }
+
+    /// PLAIN credentials for the DEALERs [`Sockets::connect`] opens from
+    /// now on (`None`: NULL, the default).
+    pub fn set_credentials(&mut self, credentials: Option<PlainCredentials>) {
+        self.credentials = credentials;
     }
 
     /// How the ROUTER authenticates peers, from the next [`Sockets::bind`]
@@ -427,6 +445,8 @@ impl Sockets {
         })();
         // As CZMQ's PORT: the tcp port, 0 for other transports, -1 on failure.
         self.port = *result.as_ref().unwrap_or(&-1);
+        // The ROUTER or its monitor may be new.
+        self.changed = true;
         result.map(|_| ())
     }
 
@@ -513,7 +533,16 @@ impl Sockets {
                 | zmq::SocketEvent::DISCONNECTED.to_raw();
             Some(monitor(&dealer, events).map_err(fail)?)
         };
+        if let Some(plain) = &self.credentials {
+            dealer
+                .set_plain_username(Some(&plain.username))
+                .map_err(fail)?;
+            dealer
+                .set_plain_password(Some(&plain.password))
+                .map_err(fail)?;
+        }
         dealer.connect(endpoint).map_err(fail)?;
+        self.changed = true;
         self.dealers.push(dealer);
         self.monitors.push(monitor);
         self.lost.push(false);
@@ -881,12 +910,14 @@ impl<S: Service> Loop<S> {
             for (&id, h) in self.services.iter_mut() {
                 let mut deadline = h.service.next_deadline();
                 if deadline.is_some_and(|at| at <= now) {
-                    h.service.tick(now);
+                    h.service.tick(&mut h.sockets, now);
                     deadline = h.service.next_deadline();
                 }
                 if flush(h) > 0 {
                     touched.push(id);
                 }
+                // A read or a tick may have bound or connected.
+                changed |= h.sockets.take_changed();
                 earliest = match (earliest, deadline) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
@@ -975,7 +1006,7 @@ impl<S: Service> Loop<S> {
                     }
                     with_slices(parts, |frames| match remote {
                         None => h.service.on_peer(frames, now),
-                        Some(r) => h.service.on_remote(r, frames, now),
+                        Some(r) => h.service.on_remote(r, frames, &mut h.sockets, now),
                     });
                     // The first message is answered at once: a lone request
                     // then costs no look at the socket after its empty read.

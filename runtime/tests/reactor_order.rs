@@ -41,11 +41,18 @@ impl Service for Numbered {
 
     fn on_peer(&mut self, _frames: &[&[u8]], _now: Instant) {}
 
-    fn on_remote(&mut self, _remote: usize, _frames: &[&[u8]], _now: Instant) {}
+    fn on_remote(
+        &mut self,
+        _remote: usize,
+        _frames: &[&[u8]],
+        _sockets: &mut Sockets,
+        _now: Instant,
+    ) {
+    }
 
     fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
 
-    fn tick(&mut self, _now: Instant) {}
+    fn tick(&mut self, _sockets: &mut Sockets, _now: Instant) {}
 
     fn next_deadline(&self) -> Option<Instant> {
         let busy = self.connected && (!self.pending.is_empty() || self.next < MESSAGES);

@@ -52,11 +52,18 @@ impl Service for Probe {
         }
     }
 
-    fn on_remote(&mut self, _remote: usize, _frames: &[&[u8]], _now: Instant) {}
+    fn on_remote(
+        &mut self,
+        _remote: usize,
+        _frames: &[&[u8]],
+        _sockets: &mut Sockets,
+        _now: Instant,
+    ) {
+    }
 
     fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
 
-    fn tick(&mut self, _now: Instant) {}
+    fn tick(&mut self, _sockets: &mut Sockets, _now: Instant) {}
 
     fn next_deadline(&self) -> Option<Instant> {
         None

@@ -3,13 +3,16 @@
 //! Checks collect every problem they find (as zproto does) instead of
 //! stopping at the first, so one run shows an author all of them.
 
+pub mod client;
 pub mod codec;
 pub mod kind;
+pub(crate) mod machine;
 pub mod server;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Diagnostics};
+use crate::model::client::ClientModel;
 use crate::model::codec::CodecModel;
 use crate::model::server::ServerModel;
 use crate::xml::{self, Element, Node};
@@ -110,6 +113,8 @@ pub enum Analysed {
     Codec(Box<CodecModel>),
     /// A server model, with the codec model it names.
     Server(Box<(ServerModel, CodecModel)>),
+    /// A client model, with the codec model it names.
+    Client(Box<(ClientModel, CodecModel)>),
 }
 
 /// Load and validate a model of any kind, told apart by its `script` and
@@ -128,12 +133,45 @@ pub fn analyse_any_in(path: &Path, search: &[PathBuf]) -> Result<Analysed, Diagn
             Ok(Analysed::Server(Box::new((server, codec))))
         }
         kind::ModelKind::Codec => codec::analyse(loaded).map(|m| Analysed::Codec(Box::new(m))),
-        kind::ModelKind::Client => Err(loaded
-            .root
-            .location
-            .error("a client model (zproto_client_c): the client generator is not written yet")
-            .into()),
+        kind::ModelKind::Client => {
+            let (client, codec) = client::analyse_file_in(path, search)?;
+            Ok(Analysed::Client(Box::new((client, codec))))
+        }
     }
+}
+
+/// The codec model a state machine names with `protocol_class` (and
+/// `protocol_dir`), beside the model or in `search`, validated.
+pub(crate) fn protocol_codec(
+    root: &Element,
+    path: &Path,
+    search: &[PathBuf],
+    kind: &str,
+) -> Result<CodecModel, Diagnostics> {
+    let Some(protocol_class) = root.attr("protocol_class").or_else(|| root.attr("proto")) else {
+        return Err(root
+            .location
+            .error(format!(
+                "a {kind} model needs protocol_class, the name of its codec model"
+            ))
+            .into());
+    };
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let codec_path = find(
+        dir,
+        &Path::new(root.attr("protocol_dir").unwrap_or("")).join(format!("{protocol_class}.xml")),
+        search,
+    );
+    if !codec_path.exists() {
+        return Err(root
+            .location
+            .error(format!(
+                "protocol_class \"{protocol_class}\": codec model {} not found",
+                codec_path.display()
+            ))
+            .into());
+    }
+    codec::analyse_file_in(&codec_path, search)
 }
 
 /// The `<class>`'s name, as written; a problem if it has none.

@@ -10,7 +10,7 @@ use zproto_codegen::{analyse, Config};
 #[command(
     name = "zproto",
     version,
-    about = "Generate Rust codecs from zproto XML models"
+    about = "Generate Rust codecs, servers and clients from zproto XML models"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,7 +21,7 @@ struct Cli {
 enum Command {
     /// Validate models and write the generated Rust and ABNF grammar.
     Generate {
-        /// Codec model files (XML).
+        /// Model files (XML): codecs, servers, clients.
         #[arg(required = true)]
         models: Vec<PathBuf>,
         /// Output directory.
@@ -37,10 +37,10 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
-    /// Write a handler skeleton for a server model, once: an existing file
-    /// is never overwritten.
+    /// Write a handler skeleton for a server or client model, once: an
+    /// existing file is never overwritten.
     Skeleton {
-        /// Server model file (XML).
+        /// Server or client model file (XML).
         model: PathBuf,
         /// Where to write the skeleton.
         #[arg(short, long)]
@@ -52,10 +52,10 @@ enum Command {
         #[arg(long)]
         codec_path: Option<String>,
     },
-    /// Write the state diagram of a server model as Graphviz `dot` (render
-    /// it with `dot -Tsvg`).
+    /// Write the state diagram of a server or client model as Graphviz
+    /// `dot` (render it with `dot -Tsvg`).
     Dot {
-        /// Server model file (XML).
+        /// Server or client model file (XML).
         model: PathBuf,
         /// Where to write it (default: standard output).
         #[arg(short, long)]
@@ -63,7 +63,7 @@ enum Command {
     },
     /// Validate models only; print every problem found.
     Check {
-        /// Codec model files (XML).
+        /// Model files (XML): codecs, servers, clients.
         #[arg(required = true)]
         models: Vec<PathBuf>,
     },
@@ -114,8 +114,14 @@ fn main() -> ExitCode {
         } => {
             let mut config = Config::new();
             if let Some(path) = codec_path {
-                if let Ok(analyse::Analysed::Server(pair)) = analyse::analyse_any(&model) {
-                    config.codec_path(pair.0.protocol_class.clone(), path);
+                match analyse::analyse_any(&model) {
+                    Ok(analyse::Analysed::Server(pair)) => {
+                        config.codec_path(pair.0.protocol_class.clone(), path);
+                    }
+                    Ok(analyse::Analysed::Client(pair)) => {
+                        config.codec_path(pair.0.protocol_class.clone(), path);
+                    }
+                    _ => {}
                 }
             }
             match config.write_skeleton(&model, &out, &engine_path) {
@@ -137,8 +143,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Dot { model, out } => match analyse::analyse_any(&model) {
-            Ok(analyse::Analysed::Server(pair)) => {
-                let text = zproto_codegen::emit::dot::emit(&pair.0);
+            Ok(machine @ (analyse::Analysed::Server(_) | analyse::Analysed::Client(_))) => {
+                let text = match &machine {
+                    analyse::Analysed::Server(pair) => zproto_codegen::emit::dot::emit(&pair.0),
+                    analyse::Analysed::Client(pair) => {
+                        zproto_codegen::emit::dot::emit_client(&pair.0)
+                    }
+                    analyse::Analysed::Codec(_) => unreachable!("matched above"),
+                };
                 match out {
                     None => {
                         print!("{text}");
@@ -184,6 +196,14 @@ fn main() -> ExitCode {
                         model.display(),
                         pair.0.class,
                         pair.0.states.len(),
+                        pair.1.class
+                    ),
+                    Ok(analyse::Analysed::Client(pair)) => println!(
+                        "{}: ok, client {} with {} states and {} methods over {}",
+                        model.display(),
+                        pair.0.class,
+                        pair.0.states.len(),
+                        pair.0.methods.len(),
                         pair.1.class
                     ),
                     Err(d) => {

@@ -2,6 +2,7 @@
 //! formatted with prettyplease; text artefacts come from tera templates.
 
 pub mod abnf;
+pub mod client;
 pub mod codec;
 pub mod dot;
 pub mod server;

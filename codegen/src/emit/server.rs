@@ -97,7 +97,7 @@ pub fn emit(
 
     let action_methods = model.actions.iter().map(|a| {
         let method = ident(&names::snake(a));
-        let uses = usage(model, a);
+        let uses = usage(&model.states, a);
         let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
         quote! {
             #doc
@@ -106,11 +106,12 @@ pub fn emit(
     });
 
     let ctx = Ctx {
-        model,
+        states: &model.states,
         codec,
         msg: &msg,
         codec_path,
         rt,
+        client: false,
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
     let exhaustive = model.states.iter().all(|s| s.wildcard.is_some());
@@ -295,7 +296,7 @@ pub fn emit(
     finish(&banner(&source, None), tokens, &model.class)
 }
 
-fn ident(name: &str) -> Ident {
+pub(crate) fn ident(name: &str) -> Ident {
     match name.strip_prefix("r#") {
         Some(raw) => Ident::new_raw(raw, Span::call_site()),
         None => Ident::new(name, Span::call_site()),
@@ -303,10 +304,10 @@ fn ident(name: &str) -> Ident {
 }
 
 /// Where an action is used, for its doc.
-pub(crate) fn usage(model: &ServerModel, action: &str) -> String {
+pub(crate) fn usage(states: &[State], action: &str) -> String {
     let mut places = Vec::new();
     let custom = Action::Custom(action.to_owned());
-    for s in &model.states {
+    for s in states {
         for h in &s.handlers {
             if h.actions.contains(&custom)
                 && !places
@@ -330,16 +331,20 @@ pub(crate) fn usage(model: &ServerModel, action: &str) -> String {
     }
 }
 
-struct Ctx<'a> {
-    model: &'a ServerModel,
-    codec: &'a CodecModel,
-    msg: &'a TokenStream,
-    codec_path: &'a TokenStream,
-    rt: &'a TokenStream,
+/// Emits the match arms of a machine's `execute`, for servers and clients.
+pub(crate) struct Ctx<'a> {
+    pub states: &'a [State],
+    pub codec: &'a CodecModel,
+    pub msg: &'a TokenStream,
+    pub codec_path: &'a TokenStream,
+    pub rt: &'a TokenStream,
+    /// Client machines: actions take no session, `terminate` stops the
+    /// machine.
+    pub client: bool,
 }
 
 impl Ctx<'_> {
-    fn state_arms(&self, s: &State) -> Vec<TokenStream> {
+    pub fn state_arms(&self, s: &State) -> Vec<TokenStream> {
         let sv = ident(&names::camel(&s.name));
         let mut arms: Vec<TokenStream> = s
             .handlers
@@ -360,7 +365,7 @@ impl Ctx<'_> {
     fn handler(&self, s: &State, h: &Handler) -> TokenStream {
         let actions = h.actions.iter().map(|a| self.action(a));
         let transition = h.next.as_ref().map(|next| {
-            let target = self.model.states.iter().find(|t| &t.name == next);
+            let target = self.states.iter().find(|t| &t.name == next);
             let nv = ident(&names::camel(next));
             let after = s.after.iter().map(|a| self.action(a));
             let before = target
@@ -384,19 +389,31 @@ impl Ctx<'_> {
             Action::Custom(name) => {
                 let method = ident(&names::snake(name));
                 let label = name.replace('_', " ");
+                let call = if self.client {
+                    quote!(actions.#method(io);)
+                } else {
+                    quote!(actions.#method(session, io);)
+                };
                 quote! {
                     if io.proceed() {
                         io.record(|| #rt::engine::Trace::Action(::std::string::String::from(#label)));
-                        actions.#method(session, io);
+                        #call
                     }
                 }
             }
-            Action::Terminate => quote! {
-                if io.proceed() {
-                    io.record(|| #rt::engine::Trace::Action(::std::string::String::from("terminate")));
-                    io.terminate(Event::Terminate);
+            Action::Terminate => {
+                let stop = if self.client {
+                    quote!(io.stop();)
+                } else {
+                    quote!(io.terminate(Event::Terminate);)
+                };
+                quote! {
+                    if io.proceed() {
+                        io.record(|| #rt::engine::Trace::Action(::std::string::String::from("terminate")));
+                        #stop
+                    }
                 }
-            },
+            }
             Action::Send(message) => {
                 let v = ident(&names::camel(message));
                 let msg = self.msg;

@@ -1,14 +1,16 @@
-//! The one-time handler skeleton of a server model (a tera template), as
+//! The one-time handler skeleton of a server or client model (a tera template), as
 //! zproto writes `name.c` only when it does not exist yet.
 
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::model::client::ClientModel;
 use crate::model::codec::CodecModel;
 use crate::model::server::ServerModel;
 use crate::names;
 
 const TEMPLATE: &str = include_str!("../../templates/server_skeleton.rs.tera");
+const CLIENT_TEMPLATE: &str = include_str!("../../templates/client_skeleton.rs.tera");
 
 #[derive(Serialize)]
 struct Context {
@@ -50,9 +52,37 @@ pub fn emit(
             .map(|a| ActionContext {
                 label: a.replace('_', " "),
                 method: names::snake(a),
-                usage: super::server::usage(model, a),
+                usage: super::server::usage(&model.states, a),
             })
             .collect(),
     };
     super::render("server_skeleton.rs", TEMPLATE, &context)
+}
+
+/// Rust source of a skeleton implementing every action of the client
+/// `model` with an empty body.
+pub fn emit_client(
+    model: &ClientModel,
+    codec: &CodecModel,
+    engine_path: &str,
+    codec_path: &str,
+) -> Result<String, Error> {
+    let context = Context {
+        class: model.class.clone(),
+        title: model.title.clone(),
+        source: super::source_name(&model.sources),
+        engine_path: engine_path.to_owned(),
+        codec_path: codec_path.to_owned(),
+        message_enum: names::camel(&codec.class),
+        actions: model
+            .actions
+            .iter()
+            .map(|a| ActionContext {
+                label: a.replace('_', " "),
+                method: names::snake(a),
+                usage: super::server::usage(&model.states, a),
+            })
+            .collect(),
+    };
+    super::render("client_skeleton.rs", CLIENT_TEMPLATE, &context)
 }

@@ -1,4 +1,6 @@
 //! Validated models: what the analyse stage produces and emitters consume.
 
+pub mod client;
 pub mod codec;
+pub mod machine;
 pub mod server;
