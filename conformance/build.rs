@@ -30,10 +30,18 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"));
     // Our own models: the suite means something with the repository alone.
-    let own: Vec<PathBuf> = ["every_type", "rules_msg", "rules_server", "feed_msg"]
-        .iter()
-        .map(|m| PathBuf::from(format!("models/{m}.xml")))
-        .collect();
+    let own: Vec<PathBuf> = [
+        "every_type",
+        "rules_msg",
+        "rules_server",
+        "feed_msg",
+        "echo_msg",
+        "echo_server",
+        "echo_client",
+    ]
+    .iter()
+    .map(|m| PathBuf::from(format!("models/{m}.xml")))
+    .collect();
     // With prost-style attributes, which tests/own_models.rs relies on.
     let compiled = zproto_codegen::Config::new()
         .type_attribute("every_type", "#[derive(Hash)]")

@@ -34,6 +34,12 @@ generated! {
     rules_server_engine,
     /// Our own pubsub codec.
     feed_msg,
+    /// Our own small protocol for the host and client tests.
+    echo_msg,
+    /// Its server.
+    echo_server_engine,
+    /// Its client.
+    echo_client_engine,
 }
 
 // The public models, when the reference material is beside the repository.
@@ -73,6 +79,7 @@ pub mod via_include_file {
     include!(concat!(env!("OUT_DIR"), "/included/mod.rs"));
 }
 
+pub mod echo;
 pub mod golden;
 
 /// The handler skeleton `zproto skeleton` writes for `rules_server.xml`,

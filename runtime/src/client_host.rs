@@ -119,6 +119,10 @@ impl<C: ClientMachine> ClientHost<C> {
 
     /// Replies and deliveries to the application; the connected flag.
     fn forward(&mut self, now: Instant) {
+        // The flag first: a caller that has its reply sees the state the
+        // reply reports.
+        self.connected
+            .store(self.core.is_connected(), Ordering::Release);
         let mut dropped = 0;
         for answer in self.core.drain_answers() {
             if let Err(TrySendError::Full(_)) = self.answers.try_send(answer) {
@@ -141,8 +145,6 @@ impl<C: ClientMachine> ClientHost<C> {
                 );
             }
         }
-        self.connected
-            .store(self.core.is_connected(), Ordering::Relaxed);
     }
 }
 
@@ -330,7 +332,7 @@ where
 
     /// The flag the actions set with `set_connected`.
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected.load(Ordering::Acquire)
     }
 
     /// Log every state, event and action at debug level.
