@@ -261,7 +261,8 @@ fn methods(
             let reply = a.attr("reply").map(names::canonical).unwrap_or_default();
             if !replies.iter().any(|r| r.name == reply) {
                 p.push(a.location.error(format!(
-                    "method \"{name}\" accepts reply \"{reply}\", which no <reply> defines"
+                    "method \"{name}\" accepts reply \"{}\", which no <reply> defines",
+                    names::upper(&reply)
                 )));
                 continue;
             }
@@ -305,7 +306,8 @@ fn sends(root: &Element, messages: &[String], p: &mut Problems) -> Vec<SendMessa
             let message = m.attr("name").map(names::canonical).unwrap_or_default();
             if !messages.contains(&message) {
                 p.push(m.location.error(format!(
-                    "<send> names message \"{message}\", which the codec model does not define"
+                    "<send> names message \"{}\", which the codec model does not define",
+                    names::upper(&message)
                 )));
                 continue;
             }
@@ -330,7 +332,8 @@ fn recv(root: &Element, messages: &[String], p: &mut Problems) -> Option<Recv> {
             let message = m.attr("name").map(names::canonical).unwrap_or_default();
             if !messages.contains(&message) {
                 p.push(m.location.error(format!(
-                    "<recv> names message \"{message}\", which the codec model does not define"
+                    "<recv> names message \"{}\", which the codec model does not define",
+                    names::upper(&message)
                 )));
                 continue;
             }
