@@ -102,3 +102,18 @@ fn config_writes_the_diagram_beside_the_engine() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn client_machines_are_drawn_too() {
+    let text = diagram("../conformance/models/echo_client.xml");
+    for line in [
+        "label = \"echo_client (client state machine)\";",
+        "\"start\" [penwidth = 2];",
+        "\"defaults\" [style = \"rounded,dashed\"];",
+        "\"start\" -> \"connecting\" [label = \"connect / connect to server, use connect timeout, send HELLO\"];",
+        "\"defaults\" -> \"(end)\" [label = \"destructor / signal success, terminate\"];",
+        "\"connected\" -> \"defaults\" [style = dashed, arrowhead = empty, label = \"inherits\"];",
+    ] {
+        assert!(text.contains(line), "missing {line}\n{text}");
+    }
+}

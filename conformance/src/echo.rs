@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::echo_client_engine::{replies, Actions, Io, Reply};
-use crate::echo_msg::{Echo, EchoMsg};
+use crate::echo_msg::{EchoMsg, Say};
 use crate::echo_server_engine;
 
 /// The server's actions: none, and sessions hold nothing.
@@ -72,11 +72,11 @@ impl Actions for EchoClient {
 
     fn prepare_echo(&mut self, io: &mut Io) {
         let body = io.args().body.clone();
-        io.set_message(EchoMsg::Echo(Echo { body }));
+        io.set_message(EchoMsg::Say(Say { body }));
     }
 
     fn signal_echoed(&mut self, io: &mut Io) {
-        if let Some(EchoMsg::EchoOk(ok)) = io.message() {
+        if let Some(EchoMsg::Said(ok)) = io.message() {
             let body = ok.body.clone();
             io.reply(Reply::Echoed(replies::Echoed { body }));
         }

@@ -68,12 +68,12 @@ fn a_method_stores_its_arguments_and_runs_its_event() {
     core.call(Event::Echo, |args| args.body = "ping?".into(), t0);
     assert_eq!(
         sent(&mut core),
-        [EchoMsg::Echo(Echo {
+        [EchoMsg::Say(Say {
             body: "ping?".into()
         })]
     );
     core.receive(
-        EchoOk {
+        Said {
             body: "ping?".into(),
         }
         .into(),
@@ -161,7 +161,7 @@ fn terminate_stops_the_machine_for_good() {
     assert_eq!(core.next_deadline(), None, "no timers any more");
     // Every event is ignored from now on; calls hear that it stopped.
     core.receive(
-        EchoOk {
+        Said {
             body: "late".into(),
         }
         .into(),
@@ -178,14 +178,13 @@ fn terminate_stops_the_machine_for_good() {
 fn a_method_the_state_does_not_handle_is_answered_not_fatal() {
     let t0 = Instant::now();
     let mut core = core();
-    // `start` has no `echo` and no `*`. (The method's event shares its
-    // name with the ECHO message, so it is spelt as the message.)
+    // `start` has no `echo` and no `*`.
     core.call(Event::Echo, |_| {}, t0);
     assert_eq!(
         answers(&mut core),
         [Answer::Unhandled {
             state: "start",
-            event: "ECHO"
+            event: "echo"
         }]
     );
     assert_eq!(core.state(), State::Start);
@@ -207,7 +206,7 @@ fn a_message_no_state_names_is_dropped_not_fatal() {
 fn a_wildcard_takes_what_a_state_does_not_name() {
     let t0 = Instant::now();
     let mut core = connected(t0);
-    // `connected` inherits `*` from `defaults`: ECHO OK out of turn in
+    // `connected` inherits `*` from `defaults`: HELLO OK out of turn in
     // `disconnected` is taken by it.
     core.tick(t0 + EXPIRY);
     assert_eq!(core.state(), State::Disconnected);

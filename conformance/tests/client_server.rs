@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use zproto_conformance::echo::{EchoClient, EchoServer};
 use zproto_conformance::echo_client_engine::Client;
-use zproto_conformance::echo_msg::{Echo, EchoMsg, EchoOk, Hello, HelloOk, Note};
+use zproto_conformance::echo_msg::{EchoMsg, Hello, HelloOk, Note, Said, Say};
 use zproto_conformance::echo_server_engine::Machine;
 use zproto_runtime::host::ServerHandle;
 use zproto_runtime::{reactor, Codec};
@@ -225,7 +225,7 @@ fn malformed(transport: &str) {
     assert_eq!(recv(&peer), EchoMsg::HelloOk(HelloOk));
     peer.send(&b"\xaa\xa9\x03junk"[..], 0).expect("send junk");
     peer.send(
-        frame(Echo {
+        frame(Say {
             body: "still here".into(),
         }),
         0,
@@ -233,7 +233,7 @@ fn malformed(transport: &str) {
     .expect("send");
     assert_eq!(
         recv(&peer),
-        EchoMsg::EchoOk(EchoOk {
+        EchoMsg::Said(Said {
             body: "still here".into()
         }),
         "the session lived on"
