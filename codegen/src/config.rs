@@ -375,33 +375,13 @@ impl Config {
                 }
                 Analysed::Client(pair) => {
                     let rust = self.generate_client(&pair.0, &pair.1)?;
-                    write_if_changed(
-                        &out_dir.join(format!("{stem}_engine.rs")),
-                        &rust,
-                        &mut generated,
-                    )?;
-                    if self.dot {
-                        write_if_changed(
-                            &out_dir.join(format!("{stem}.dot")),
-                            &emit::dot::emit_client(&pair.0),
-                            &mut generated,
-                        )?;
-                    }
+                    let dot = self.dot.then(|| emit::dot::emit_client(&pair.0));
+                    write_machine(&out_dir, &stem, &rust, dot, &mut generated)?;
                 }
                 Analysed::Server(pair) => {
                     let rust = self.generate_server(&pair.0, &pair.1)?;
-                    write_if_changed(
-                        &out_dir.join(format!("{stem}_engine.rs")),
-                        &rust,
-                        &mut generated,
-                    )?;
-                    if self.dot {
-                        write_if_changed(
-                            &out_dir.join(format!("{stem}.dot")),
-                            &emit::dot::emit(&pair.0),
-                            &mut generated,
-                        )?;
-                    }
+                    let dot = self.dot.then(|| emit::dot::emit(&pair.0));
+                    write_machine(&out_dir, &stem, &rust, dot, &mut generated)?;
                 }
             }
             out.push(generated);
@@ -420,6 +400,21 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+/// A state machine's files: `<stem>_engine.rs`, and `<stem>.dot` if asked.
+fn write_machine(
+    out_dir: &Path,
+    stem: &str,
+    rust: &str,
+    dot: Option<String>,
+    generated: &mut Generated,
+) -> Result<(), Error> {
+    write_if_changed(&out_dir.join(format!("{stem}_engine.rs")), rust, generated)?;
+    if let Some(dot) = dot {
+        write_if_changed(&out_dir.join(format!("{stem}.dot")), &dot, generated)?;
+    }
+    Ok(())
 }
 
 /// The `include_file`: a module per generated Rust file, named after it.

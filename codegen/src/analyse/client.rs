@@ -176,35 +176,61 @@ fn same_types<'a>(
     }
 }
 
+/// The canonical name of a `<reply>` or `<method>`, if it has one that
+/// `taken` does not hold yet.
+fn new_name<'a>(
+    element: &Element,
+    mut taken: impl Iterator<Item = &'a str>,
+    p: &mut Problems,
+) -> Option<String> {
+    let what = element.name.as_str();
+    let Some(name) = element
+        .attr("name")
+        .map(names::canonical)
+        .filter(|n| !n.is_empty())
+    else {
+        p.push(element.location.error(format!("<{what}> needs a name")));
+        return None;
+    };
+    if taken.any(|t| t == name) {
+        p.push(
+            element
+                .location
+                .error(format!("{what} \"{name}\" is defined twice")),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+/// The `<field>`s of `parent`, each also kept with its element in
+/// `located` for [`same_types`].
+fn fields_of(
+    parent: &Element,
+    owner: &str,
+    located: &mut Vec<(ApiField, Element)>,
+    p: &mut Problems,
+) -> Vec<ApiField> {
+    parent
+        .elements()
+        .filter(|e| e.name == "field")
+        .filter_map(|f| {
+            let field = api_field(f, owner, p)?;
+            located.push((field.clone(), f.clone()));
+            Some(field)
+        })
+        .collect()
+}
+
 fn replies(root: &Element, p: &mut Problems) -> Vec<Reply> {
     let mut out: Vec<Reply> = Vec::new();
     let mut located: Vec<(ApiField, Element)> = Vec::new();
     for r in root.elements().filter(|e| e.name == "reply") {
-        let Some(name) = r
-            .attr("name")
-            .map(names::canonical)
-            .filter(|n| !n.is_empty())
-        else {
-            p.push(r.location.error("<reply> needs a name"));
+        let Some(name) = new_name(r, out.iter().map(|o| o.name.as_str()), p) else {
             continue;
         };
-        if out.iter().any(|o| o.name == name) {
-            p.push(
-                r.location
-                    .error(format!("reply \"{name}\" is defined twice")),
-            );
-            continue;
-        }
         let owner = format!("reply \"{}\"", names::upper(&name));
-        let fields: Vec<ApiField> = r
-            .elements()
-            .filter(|e| e.name == "field")
-            .filter_map(|f| {
-                let field = api_field(f, &owner, p)?;
-                located.push((field.clone(), f.clone()));
-                Some(field)
-            })
-            .collect();
+        let fields = fields_of(r, &owner, &mut located, p);
         out.push(Reply {
             name,
             doc: r.text(),
@@ -224,21 +250,9 @@ fn methods(
     let mut out: Vec<Method> = Vec::new();
     let mut located: Vec<(ApiField, Element)> = Vec::new();
     for m in root.elements().filter(|e| e.name == "method") {
-        let Some(name) = m
-            .attr("name")
-            .map(names::canonical)
-            .filter(|n| !n.is_empty())
-        else {
-            p.push(m.location.error("<method> needs a name"));
+        let Some(name) = new_name(m, out.iter().map(|o| o.name.as_str()), p) else {
             continue;
         };
-        if out.iter().any(|o| o.name == name) {
-            p.push(
-                m.location
-                    .error(format!("method \"{name}\" is defined twice")),
-            );
-            continue;
-        }
         let immediate = m.attr("immediate").is_some_and(|v| v.trim() == "1");
         if !immediate && !machine.events.iter().any(|e| e.name == name) {
             p.push(m.location.error(format!(
@@ -247,15 +261,7 @@ fn methods(
             )));
         }
         let owner = format!("method \"{name}\"");
-        let fields: Vec<ApiField> = m
-            .elements()
-            .filter(|e| e.name == "field")
-            .filter_map(|f| {
-                let field = api_field(f, &owner, p)?;
-                located.push((field.clone(), f.clone()));
-                Some(field)
-            })
-            .collect();
+        let fields = fields_of(m, &owner, &mut located, p);
         let mut accepts = Vec::new();
         for a in m.elements().filter(|e| e.name == "accept") {
             let reply = a.attr("reply").map(names::canonical).unwrap_or_default();

@@ -5,10 +5,13 @@
 //! with one typed, blocking method per `<method>` and `<send>` message,
 //! running on the runtime's reactor.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::TokenStream;
 use quote::quote;
 
-use super::server::{ident, usage, Ctx};
+use super::server::{
+    event_name_arms, event_variants, external_events, ident, names_every_message, state_enum,
+    unhandled_fallback, usage, Ctx,
+};
 use crate::emit::{banner, docs, finish, EmitOptions};
 use crate::error::Error;
 use crate::model::client::*;
@@ -30,64 +33,15 @@ pub fn emit(
     let msg_enum = ident(&names::camel(&codec.class));
     let msg = quote!(#codec_path::#msg_enum);
 
-    let state_variants = model.states.iter().enumerate().map(|(i, s)| {
-        let v = ident(&names::camel(&s.name));
-        let mut doc = format!("`{}`", s.name);
-        if i == 0 {
-            doc.push_str(", the initial state");
-        }
-        if let Some(parent) = &s.inherit {
-            doc.push_str(&format!("; inherits the events of `{parent}`"));
-        }
-        doc.push('.');
-        let default = if i == 0 {
-            quote!(#[default])
-        } else {
-            TokenStream::new()
-        };
-        let doc = docs(&doc);
-        quote!(#doc #default #v)
-    });
-    let state_names = model.states.iter().map(|s| {
-        let v = ident(&names::camel(&s.name));
-        let n = &s.name;
-        quote!(Self::#v => #n)
-    });
-
-    let event_variants = model.events.iter().map(|e| {
-        let v = ident(&names::camel(&e.name));
-        let doc = if e.external {
-            format!("The {} message arrived.", names::upper(&e.name))
-        } else if model.methods.iter().any(|m| m.name == e.name) {
-            format!("The API called `{}`.", names::snake(&e.name))
-        } else {
-            format!("Internal event `{}`.", e.name)
-        };
-        let doc = docs(&doc);
-        quote!(#doc #v)
-    });
-    let event_names = model.events.iter().map(|e| {
-        let v = ident(&names::camel(&e.name));
-        let n = if e.external {
-            names::upper(&e.name)
-        } else {
-            e.name.clone()
-        };
-        quote!(Self::#v => #n)
-    });
-    let externals: Vec<Ident> = model
-        .events
-        .iter()
-        .filter(|e| e.external)
-        .map(|e| ident(&names::camel(&e.name)))
-        .collect();
+    let state_enum = state_enum(&model.states, "States of the client.");
+    let methods: Vec<&str> = model.methods.iter().map(|m| m.name.as_str()).collect();
+    let event_variants = event_variants(&model.events, &methods);
+    let event_names = event_name_arms(&model.events);
+    let externals = external_events(&model.events);
     let message_arms = externals
         .iter()
         .map(|v| quote!(#msg::#v(_) => ::std::option::Option::Some(Self::#v)));
-    let all_named = model
-        .messages
-        .iter()
-        .all(|m| model.events.iter().any(|e| e.external && &e.name == m));
+    let all_named = names_every_message(&model.messages, &model.events);
     let message_fallback = if all_named {
         TokenStream::new()
     } else {
@@ -235,16 +189,7 @@ pub fn emit(
         client: true,
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
-    let exhaustive = model.states.iter().all(|s| s.wildcard.is_some());
-    let fallback = if exhaustive {
-        TokenStream::new()
-    } else {
-        quote! {
-            (state, event) => {
-                return #rt::engine::Outcome::Unhandled { state: state.name(), event: event.name() };
-            }
-        }
-    };
+    let fallback = unhandled_fallback(&model.states, rt);
     let actions_param = if model.actions.is_empty() {
         quote!(_actions)
     } else {
@@ -347,18 +292,7 @@ pub fn emit(
         .collect::<Result<_, _>>()?;
 
     let tokens = quote! {
-        /// States of the client.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub enum State {
-            #(#state_variants,)*
-        }
-
-        impl State {
-            /// The state's name, as in the model.
-            pub fn name(self) -> &'static str {
-                match self { #(#state_names,)* }
-            }
-        }
+        #state_enum
 
         /// Events: protocol messages (external), API methods, timers and
         /// events raised by actions.
@@ -370,7 +304,7 @@ pub fn emit(
         impl Event {
             /// The event's name: upper case for messages, lower case otherwise.
             pub fn name(self) -> &'static str {
-                match self { #(#event_names,)* }
+                match self { #event_names }
             }
 
             /// The event a received message raises, if some state names it.

@@ -30,65 +30,17 @@ pub fn emit(
     let msg = quote!(#codec_path::#msg_enum);
     let io_ty = quote!(#rt::engine::Io<Event, #msg>);
 
-    let state_variants = model.states.iter().enumerate().map(|(i, s)| {
-        let v = ident(&names::camel(&s.name));
-        let mut doc = format!("`{}`", s.name);
-        if i == 0 {
-            doc.push_str(", the initial state");
-        }
-        if let Some(parent) = &s.inherit {
-            doc.push_str(&format!("; inherits the events of `{parent}`"));
-        }
-        doc.push('.');
-        let default = if i == 0 {
-            quote!(#[default])
-        } else {
-            TokenStream::new()
-        };
-        let doc = docs(&doc);
-        quote!(#doc #default #v)
-    });
-    let state_names = model.states.iter().map(|s| {
-        let v = ident(&names::camel(&s.name));
-        let n = &s.name;
-        quote!(Self::#v => #n)
-    });
-
-    let event_variants = model.events.iter().map(|e| {
-        let v = ident(&names::camel(&e.name));
-        let doc = if e.external {
-            format!("The {} message arrived.", names::upper(&e.name))
-        } else {
-            format!("Internal event `{}`.", e.name)
-        };
-        let doc = docs(&doc);
-        quote!(#doc #v)
-    });
-    let event_names = model.events.iter().map(|e| {
-        let v = ident(&names::camel(&e.name));
-        let n = if e.external {
-            names::upper(&e.name)
-        } else {
-            e.name.clone()
-        };
-        quote!(Self::#v => #n)
-    });
-    let externals: Vec<Ident> = model
-        .events
-        .iter()
-        .filter(|e| e.external)
-        .map(|e| ident(&names::camel(&e.name)))
-        .collect();
+    let state_enum = state_enum(&model.states, "States of a session.");
+    let event_variants = event_variants(&model.events, &[]);
+    let event_names = event_name_arms(&model.events);
+    let externals = external_events(&model.events);
     let is_external = if externals.is_empty() {
         quote!(false)
     } else {
         quote!(matches!(self, #(Self::#externals)|*))
     };
     let message_arms = externals.iter().map(|v| quote!(#msg::#v(_) => Self::#v));
-    let all_messages_named = model
-        .messages
-        .iter()
-        .all(|m| model.events.iter().any(|e| e.external && &e.name == m));
+    let all_messages_named = names_every_message(&model.messages, &model.events);
     let message_fallback = if all_messages_named {
         TokenStream::new()
     } else {
@@ -114,16 +66,7 @@ pub fn emit(
         client: false,
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
-    let exhaustive = model.states.iter().all(|s| s.wildcard.is_some());
-    let fallback = if exhaustive {
-        TokenStream::new()
-    } else {
-        quote! {
-            (state, event) => {
-                return #rt::engine::Outcome::Unhandled { state: state.name(), event: event.name() };
-            }
-        }
-    };
+    let fallback = unhandled_fallback(&model.states, rt);
     let (actions_param, session_param) = if model.actions.is_empty() {
         (quote!(_actions), quote!(_session))
     } else {
@@ -169,18 +112,7 @@ pub fn emit(
         #[doc = #expiry_doc]
         pub const EXPIRES: bool = #expires;
 
-        /// States of a session.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-        pub enum State {
-            #(#state_variants,)*
-        }
-
-        impl State {
-            /// The state's name, as in the model.
-            pub fn name(self) -> &'static str {
-                match self { #(#state_names,)* }
-            }
-        }
+        #state_enum
 
         /// Events: protocol messages (external) and events raised by actions,
         /// timers and the application (internal).
@@ -196,7 +128,7 @@ pub fn emit(
             /// The event's name: upper case for messages, lower case for internal events.
             pub fn name(self) -> &'static str {
                 match self {
-                    #(#event_names,)*
+                    #event_names
                     Self::Terminate => "terminate",
                 }
             }
@@ -454,4 +386,108 @@ impl Ctx<'_> {
         let s = ident(&names::camel(message));
         quote!(#path::#s)
     }
+}
+
+/// The `State` enum (the first state the default) with `name()`.
+pub(crate) fn state_enum(states: &[State], doc: &str) -> TokenStream {
+    let variants = states.iter().enumerate().map(|(i, s)| {
+        let v = ident(&names::camel(&s.name));
+        let mut doc = format!("`{}`", s.name);
+        if i == 0 {
+            doc.push_str(", the initial state");
+        }
+        if let Some(parent) = &s.inherit {
+            doc.push_str(&format!("; inherits the events of `{parent}`"));
+        }
+        doc.push('.');
+        let default = if i == 0 {
+            quote!(#[default])
+        } else {
+            TokenStream::new()
+        };
+        let doc = docs(&doc);
+        quote!(#doc #default #v)
+    });
+    let names = states.iter().map(|s| {
+        let v = ident(&names::camel(&s.name));
+        let n = &s.name;
+        quote!(Self::#v => #n)
+    });
+    let doc = docs(doc);
+    quote! {
+        #doc
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub enum State {
+            #(#variants,)*
+        }
+
+        impl State {
+            /// The state's name, as in the model.
+            pub fn name(self) -> &'static str {
+                match self { #(#names,)* }
+            }
+        }
+    }
+}
+
+/// `Self::X => "name"` for every event: upper case for messages.
+pub(crate) fn event_name_arms(events: &[Event]) -> TokenStream {
+    let arms = events.iter().map(|e| {
+        let v = ident(&names::camel(&e.name));
+        let n = if e.external {
+            names::upper(&e.name)
+        } else {
+            e.name.clone()
+        };
+        quote!(Self::#v => #n,)
+    });
+    quote!(#(#arms)*)
+}
+
+/// The last arm of `execute`'s match, unless every state has a `*`.
+pub(crate) fn unhandled_fallback(states: &[State], rt: &TokenStream) -> TokenStream {
+    if states.iter().all(|s| s.wildcard.is_some()) {
+        return TokenStream::new();
+    }
+    quote! {
+        (state, event) => {
+            return #rt::engine::Outcome::Unhandled { state: state.name(), event: event.name() };
+        }
+    }
+}
+
+/// The `Event` variants, documented: messages, API methods (clients),
+/// internal events.
+pub(crate) fn event_variants(events: &[Event], methods: &[&str]) -> Vec<TokenStream> {
+    events
+        .iter()
+        .map(|e| {
+            let v = ident(&names::camel(&e.name));
+            let doc = if e.external {
+                format!("The {} message arrived.", names::upper(&e.name))
+            } else if methods.contains(&e.name.as_str()) {
+                format!("The API called `{}`.", names::snake(&e.name))
+            } else {
+                format!("Internal event `{}`.", e.name)
+            };
+            let doc = docs(&doc);
+            quote!(#doc #v)
+        })
+        .collect()
+}
+
+/// The variants of the events a message raises.
+pub(crate) fn external_events(events: &[Event]) -> Vec<Ident> {
+    events
+        .iter()
+        .filter(|e| e.external)
+        .map(|e| ident(&names::camel(&e.name)))
+        .collect()
+}
+
+/// Whether some event is named after every message.
+pub(crate) fn names_every_message(messages: &[String], events: &[Event]) -> bool {
+    messages
+        .iter()
+        .all(|m| events.iter().any(|e| e.external && &e.name == m))
 }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::model::client::ClientModel;
 use crate::model::codec::CodecModel;
+use crate::model::machine::State;
 use crate::model::server::ServerModel;
 use crate::names;
 
@@ -39,24 +40,21 @@ pub fn emit(
     engine_path: &str,
     codec_path: &str,
 ) -> Result<String, Error> {
-    let context = Context {
-        class: model.class.clone(),
-        title: model.title.clone(),
-        source: super::source_name(&model.sources),
-        engine_path: engine_path.to_owned(),
-        codec_path: codec_path.to_owned(),
-        message_enum: names::camel(&codec.class),
-        actions: model
-            .actions
-            .iter()
-            .map(|a| ActionContext {
-                label: a.replace('_', " "),
-                method: names::snake(a),
-                usage: super::server::usage(&model.states, a),
-            })
-            .collect(),
+    let machine = Machine {
+        class: &model.class,
+        title: &model.title,
+        sources: &model.sources,
+        states: &model.states,
+        actions: &model.actions,
     };
-    super::render("server_skeleton.rs", TEMPLATE, &context)
+    render(
+        &machine,
+        codec,
+        engine_path,
+        codec_path,
+        "server_skeleton.rs",
+        TEMPLATE,
+    )
 }
 
 /// Rust source of a skeleton implementing every action of the client
@@ -67,10 +65,44 @@ pub fn emit_client(
     engine_path: &str,
     codec_path: &str,
 ) -> Result<String, Error> {
+    let machine = Machine {
+        class: &model.class,
+        title: &model.title,
+        sources: &model.sources,
+        states: &model.states,
+        actions: &model.actions,
+    };
+    render(
+        &machine,
+        codec,
+        engine_path,
+        codec_path,
+        "client_skeleton.rs",
+        CLIENT_TEMPLATE,
+    )
+}
+
+/// What a skeleton shows of a server or client model.
+struct Machine<'a> {
+    class: &'a str,
+    title: &'a Option<String>,
+    sources: &'a [std::path::PathBuf],
+    states: &'a [State],
+    actions: &'a [String],
+}
+
+fn render(
+    model: &Machine<'_>,
+    codec: &CodecModel,
+    engine_path: &str,
+    codec_path: &str,
+    name: &'static str,
+    template: &str,
+) -> Result<String, Error> {
     let context = Context {
-        class: model.class.clone(),
+        class: model.class.to_owned(),
         title: model.title.clone(),
-        source: super::source_name(&model.sources),
+        source: super::source_name(model.sources),
         engine_path: engine_path.to_owned(),
         codec_path: codec_path.to_owned(),
         message_enum: names::camel(&codec.class),
@@ -80,9 +112,9 @@ pub fn emit_client(
             .map(|a| ActionContext {
                 label: a.replace('_', " "),
                 method: names::snake(a),
-                usage: super::server::usage(&model.states, a),
+                usage: super::server::usage(model.states, a),
             })
             .collect(),
     };
-    super::render("client_skeleton.rs", CLIENT_TEMPLATE, &context)
+    super::render(name, template, &context)
 }
