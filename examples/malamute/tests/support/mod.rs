@@ -1,0 +1,140 @@
+//! The C Malamute 1.2 for interop tests: built once per test binary from
+//! `../shared/anchors/malamute` (`build.sh`, against Debian's libczmq),
+//! run as a child process with a config file, killed on drop.
+//!
+//! Without the reference material or libczmq the suite says so in one line
+//! and does not run; with `ZPROTO_REQUIRE_SHARED=1` (as `.ci/run` sets)
+//! that is a failure.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for anything.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The built C binaries, or why there are none.
+fn built() -> &'static Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let anchors = std::env::var_os("ZPROTO_SHARED_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+            .join("anchors/malamute");
+        let script = anchors.join("build.sh");
+        if !script.exists() {
+            return Err(format!("{} is missing", script.display()));
+        }
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("malamute-c");
+        if out.join("malamute").exists() && out.join("mshell").exists() {
+            return Ok(out);
+        }
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(&out)
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+        if !status.success() {
+            return Err(format!(
+                "{} failed (libczmq-dev and pkg-config installed?)",
+                script.display()
+            ));
+        }
+        Ok(out)
+    })
+}
+
+/// The directory with `malamute`, `mshell` and `libmlm.a`, or `None` after
+/// printing why the test does not run (a panic under ZPROTO_REQUIRE_SHARED).
+pub fn c_malamute(test: &str) -> Option<PathBuf> {
+    match built() {
+        Ok(dir) => Some(dir.clone()),
+        Err(why) => {
+            if std::env::var("ZPROTO_REQUIRE_SHARED").is_ok_and(|v| v == "1") {
+                panic!("{test}: the C Malamute is required: {why}");
+            }
+            eprintln!("SKIPPED {test}: no C Malamute to test against ({why})");
+            None
+        }
+    }
+}
+
+/// A scratch directory for configs and ipc endpoints, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mlm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    /// An ipc endpoint in the directory.
+    pub fn ipc(&self, name: &str) -> String {
+        format!("ipc://{}", self.0.join(name).display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running C broker, killed on drop.
+pub struct CBroker {
+    child: Child,
+}
+
+impl CBroker {
+    /// `malamute CONFIG` bound to `endpoint`; `plain` is a passwords file
+    /// for PLAIN security.
+    pub fn start(dir: &Path, scratch: &Scratch, endpoint: &str, plain: Option<&Path>) -> Self {
+        let config = scratch.0.join(format!("broker-{}.cfg", endpoint.len()));
+        let security = match plain {
+            Some(passwords) => format!(
+                "server\n    timeout = 10000\n    verbose = 0\n    auth\n        plain = {}\n\
+                 mlm_server\n    security\n        mechanism = plain\n    bind\n        endpoint = {endpoint}\n",
+                passwords.display()
+            ),
+            None => format!(
+                "server\n    timeout = 10000\n    verbose = 0\n\
+                 mlm_server\n    security\n        mechanism = null\n    bind\n        endpoint = {endpoint}\n"
+            ),
+        };
+        std::fs::write(&config, security).expect("config");
+        let child = Command::new(dir.join("malamute"))
+            .arg(&config)
+            .current_dir(&scratch.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the C broker starts");
+        Self { child }
+    }
+}
+
+impl Drop for CBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait for `done`, at most [`WAIT`]; whether it came.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
