@@ -57,6 +57,17 @@ pub enum Outcome {
     },
 }
 
+/// One session of a server, as actions name it to send it an event
+/// ([`Io::send_event`]): stable for the session's life, never reused for
+/// another session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey {
+    /// The session table's slot.
+    pub slot: u32,
+    /// How many sessions the slot held before, this one included.
+    pub generation: u32,
+}
+
 /// The per-run scratchpad of a state machine, and the action API of
 /// zproto's engine (`set_next_event`, `set_exception`, `set_wakeup_event`,
 /// `broadcast_event`, and the shared message).
@@ -71,6 +82,8 @@ pub struct Io<E, M, X = ()> {
     outbox: Vec<M>,
     wakeup: Option<(Duration, E)>,
     broadcasts: Vec<(E, bool)>,
+    targeted: Vec<(SessionKey, E)>,
+    session: Option<SessionKey>,
     trace: Option<Vec<Trace>>,
     animate: bool,
     now: Option<Instant>,
@@ -86,6 +99,8 @@ impl<E, M, X: Default> Default for Io<E, M, X> {
             outbox: Vec::new(),
             wakeup: None,
             broadcasts: Vec::new(),
+            targeted: Vec::new(),
+            session: None,
             trace: None,
             animate: false,
             now: None,
@@ -124,6 +139,7 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
         self.outbox.clear();
         self.wakeup = None;
         self.broadcasts.clear();
+        self.targeted.clear();
     }
 
     /// Record every state, event and action in [`Io::trace`].
@@ -193,6 +209,24 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// Run `event` on every other session once this run is over.
     pub fn broadcast_to_others(&mut self, event: E) {
         self.broadcasts.push((event, true));
+    }
+
+    /// The session this run is for (servers; `None` for clients), to
+    /// remember and later send it events.
+    pub fn session(&self) -> Option<SessionKey> {
+        self.session
+    }
+
+    /// Run `event` on session `to` once this run is over (zproto's
+    /// `engine_send_event`); nothing if that session has ended. Events to
+    /// one session run in the order they were sent.
+    pub fn send_event(&mut self, to: SessionKey, event: E) {
+        self.targeted.push((to, event));
+    }
+
+    /// Set the session of the coming run (drivers do).
+    pub fn set_session(&mut self, session: Option<SessionKey>) {
+        self.session = session;
     }
 
     // ---- used by generated code ----
@@ -271,6 +305,11 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// Messages the run sent to this session, in order, keeping the buffer.
     pub fn drain_outbox(&mut self) -> std::vec::Drain<'_, M> {
         self.outbox.drain(..)
+    }
+
+    /// Events sent to particular sessions, in order.
+    pub fn drain_targeted(&mut self) -> std::vec::Drain<'_, (SessionKey, E)> {
+        self.targeted.drain(..)
     }
 
     /// Events to broadcast, each with whether this session is left out.

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
-use crate::engine::{Io, Outcome};
+use crate::engine::{Io, Outcome, SessionKey};
 
 /// What the session table needs from a generated state machine. Generated
 /// engines implement it for `Machine<A>`, with `A` the application's actions.
@@ -58,6 +58,7 @@ struct Entry<M: StateMachine> {
     session: M::Session,
     expires_at: Option<Instant>,
     wakeup: Option<(Instant, M::Event)>,
+    generation: u32,
 }
 
 /// A routing id, as a ROUTER socket gives it.
@@ -80,6 +81,10 @@ pub struct Sessions<M: StateMachine> {
     retired: Vec<usize>,
     /// Broadcasts raised by runs: (event, slot to leave out).
     pending: Vec<(M::Event, Option<usize>)>,
+    /// Events runs sent to particular sessions, oldest first.
+    targeted: std::collections::VecDeque<(SessionKey, M::Event)>,
+    /// Sessions each slot has held, for [`SessionKey`]s.
+    generations: Vec<u32>,
     /// The scratchpad of every run, reused so that runs allocate nothing.
     io: Io<M::Event, M::Message>,
 }
@@ -105,6 +110,8 @@ impl<M: StateMachine> Sessions<M> {
             outgoing: Vec::new(),
             retired: Vec::new(),
             pending: Vec::new(),
+            targeted: std::collections::VecDeque::new(),
+            generations: Vec::new(),
             io: Io::default(),
         }
     }
@@ -184,7 +191,13 @@ impl<M: StateMachine> Sessions<M> {
     }
 
     fn create(&mut self, routing_id: &[u8], expires: bool) -> usize {
-        let entry = Entry {
+        let slot = self.free.pop().unwrap_or(self.slots.len());
+        if slot == self.slots.len() {
+            self.slots.push(None);
+            self.generations.push(0);
+        }
+        self.generations[slot] = self.generations[slot].wrapping_add(1);
+        self.slots[slot] = Some(Entry {
             routing_id: routing_id.to_vec(),
             live: true,
             expires,
@@ -192,17 +205,8 @@ impl<M: StateMachine> Sessions<M> {
             session: M::Session::default(),
             expires_at: None,
             wakeup: None,
-        };
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slots[slot] = Some(entry);
-                slot
-            }
-            None => {
-                self.slots.push(Some(entry));
-                self.slots.len() - 1
-            }
-        };
+            generation: self.generations[slot],
+        });
         self.index.insert(routing_id.to_vec(), slot);
         slot
     }
@@ -227,15 +231,50 @@ impl<M: StateMachine> Sessions<M> {
         self.settle_broadcasts(actions, now);
     }
 
-    /// Carry out broadcasts, including those they raise.
+    /// Carry out broadcasts and events sent to sessions, including those
+    /// they raise.
     fn settle_broadcasts(&mut self, actions: &mut M::Actions, now: Instant) {
-        while let Some((event, except)) = self.pending.pop() {
+        loop {
+            if let Some((key, event)) = self.targeted.pop_front() {
+                if let Some(slot) = self.slot_of(key) {
+                    self.run(actions, slot, event, None, now);
+                }
+                continue;
+            }
+            let Some((event, except)) = self.pending.pop() else {
+                break;
+            };
             // Sessions created meanwhile are not part of this broadcast.
             for slot in 0..self.slots.len() {
                 if Some(slot) != except && self.is_live(slot) {
                     self.run(actions, slot, event, None, now);
                 }
             }
+        }
+    }
+
+    /// The live session `key` names, if it still exists.
+    fn slot_of(&self, key: SessionKey) -> Option<usize> {
+        let slot = key.slot as usize;
+        self.slots
+            .get(slot)
+            .and_then(Option::as_ref)
+            .filter(|e| e.live && e.generation == key.generation)
+            .map(|_| slot)
+    }
+
+    /// Run `event` on the session `key` names, if it still exists (for
+    /// drivers; actions use [`Io::send_event`]).
+    pub fn send_event_to(
+        &mut self,
+        actions: &mut M::Actions,
+        key: SessionKey,
+        event: M::Event,
+        now: Instant,
+    ) {
+        if let Some(slot) = self.slot_of(key) {
+            self.run(actions, slot, event, None, now);
+            self.settle_broadcasts(actions, now);
         }
     }
 
@@ -265,6 +304,10 @@ impl<M: StateMachine> Sessions<M> {
         let io = &mut self.io;
         io.reset(message);
         io.set_now(now);
+        io.set_session(Some(SessionKey {
+            slot: slot as u32,
+            generation: entry.generation,
+        }));
         // Any event cancels a pending wakeup.
         entry.wakeup = None;
         let outcome = M::execute(actions, &mut entry.session, &mut entry.state, event, io);
@@ -276,6 +319,7 @@ impl<M: StateMachine> Sessions<M> {
         for (event, except_self) in io.drain_broadcasts() {
             self.pending.push((event, except_self.then_some(slot)));
         }
+        self.targeted.extend(io.drain_targeted());
         // The received message is not kept between runs.
         io.reset(None);
         match outcome {

@@ -28,3 +28,11 @@ pub mod mlm_client_engine {
 }
 
 pub mod client;
+
+/// The broker's state machine (generated from `models/mlm_server.xml`).
+#[deny(warnings, clippy::all)]
+pub mod mlm_server_engine {
+    include!(concat!(env!("OUT_DIR"), "/mlm_server_engine.rs"));
+}
+
+pub mod broker;

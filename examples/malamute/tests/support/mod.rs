@@ -86,16 +86,42 @@ impl Drop for Scratch {
     }
 }
 
-/// A running C broker, killed on drop.
-pub struct CBroker {
+/// Which broker a test runs against.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Ours: the `malamute` binary of this crate.
+    Ours,
+    /// The C Malamute 1.2, built in this directory.
+    C(PathBuf),
+}
+
+impl Kind {
+    /// Ours, and the C broker if it can be built (else a line says so,
+    /// or, under ZPROTO_REQUIRE_SHARED=1, the test fails).
+    pub fn all(test: &str) -> Vec<Kind> {
+        let mut kinds = vec![Kind::Ours];
+        kinds.extend(c_malamute(test).map(Kind::C));
+        kinds
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Ours => "ours",
+            Kind::C(_) => "C",
+        }
+    }
+}
+
+/// A running broker process, killed on drop.
+pub struct Broker {
     child: Child,
 }
 
-impl CBroker {
-    /// `malamute CONFIG` bound to `endpoint`; `plain` is a passwords file
-    /// for PLAIN security.
-    pub fn start(dir: &Path, scratch: &Scratch, endpoint: &str, plain: Option<&Path>) -> Self {
-        let config = scratch.0.join(format!("broker-{}.cfg", endpoint.len()));
+impl Broker {
+    /// A broker of `kind` bound to `endpoint`, with the same config file
+    /// for both kinds; `plain` is a passwords file for PLAIN security.
+    pub fn start(kind: &Kind, scratch: &Scratch, endpoint: &str, plain: Option<&Path>) -> Self {
+        let config = scratch.0.join(format!("broker-{}.cfg", kind.name()));
         let security = match plain {
             Some(passwords) => format!(
                 "server\n    timeout = 10000\n    verbose = 0\n    auth\n        plain = {}\n\
@@ -108,19 +134,23 @@ impl CBroker {
             ),
         };
         std::fs::write(&config, security).expect("config");
-        let child = Command::new(dir.join("malamute"))
+        let program = match kind {
+            Kind::Ours => PathBuf::from(env!("CARGO_BIN_EXE_malamute")),
+            Kind::C(dir) => dir.join("malamute"),
+        };
+        let child = Command::new(program)
             .arg(&config)
             .current_dir(&scratch.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("the C broker starts");
+            .expect("the broker starts");
         Self { child }
     }
 }
 
-impl Drop for CBroker {
+impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

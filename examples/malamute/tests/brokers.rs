@@ -1,4 +1,5 @@
-//! Our generated Malamute client against the real C broker (Malamute 1.2):
+//! Our generated Malamute client against each broker, the real C one
+//! (Malamute 1.2) and ours, run as processes with the same config file:
 //! streams with subject patterns, mailboxes (also to a client that
 //! connects later), services with two workers, PLAIN accepted and refused,
 //! and reconnection (with the subscriptions replayed) after the broker
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use malamute::client::{ClientState, MlmClient};
 use malamute::mlm_proto::MlmProto;
-use support::{c_malamute, eventually, CBroker, Scratch, WAIT};
+use support::{eventually, Broker, Kind, Scratch, WAIT};
 
 fn client(endpoint: &str, address: &str) -> MlmClient {
     let mut client = MlmClient::with_defaults().expect("client");
@@ -39,12 +40,15 @@ fn text(message: &MlmProto) -> (String, String, Vec<String>) {
 
 #[test]
 fn streams_with_patterns() {
-    let Some(c) = c_malamute("streams_with_patterns") else {
-        return;
-    };
-    let scratch = Scratch::new("streams");
+    for kind in Kind::all("streams_with_patterns") {
+        streams_with_patterns_on(&kind);
+    }
+}
+
+fn streams_with_patterns_on(kind: &Kind) {
+    let scratch = Scratch::new(&format!("streams-{}", kind.name()));
     let endpoint = scratch.ipc("broker");
-    let _broker = CBroker::start(&c, &scratch, &endpoint, None);
+    let _broker = Broker::start(kind, &scratch, &endpoint, None);
     let mut writer = client(&endpoint, "writer");
     let mut reader = client(&endpoint, "reader");
     assert_eq!(reader.set_consumer("weather", "temp.*", WAIT), Ok(0));
@@ -74,12 +78,15 @@ fn streams_with_patterns() {
 
 #[test]
 fn mailboxes_also_to_clients_that_connect_later() {
-    let Some(c) = c_malamute("mailboxes_also_to_clients_that_connect_later") else {
-        return;
-    };
-    let scratch = Scratch::new("mailboxes");
+    for kind in Kind::all("mailboxes_also_to_clients_that_connect_later") {
+        mailboxes_also_to_clients_that_connect_later_on(&kind);
+    }
+}
+
+fn mailboxes_also_to_clients_that_connect_later_on(kind: &Kind) {
+    let scratch = Scratch::new(&format!("mailboxes-{}", kind.name()));
     let endpoint = scratch.ipc("broker");
-    let _broker = CBroker::start(&c, &scratch, &endpoint, None);
+    let _broker = Broker::start(kind, &scratch, &endpoint, None);
     let alice = client(&endpoint, "alice");
     let bob = client(&endpoint, "bob");
     alice
@@ -117,12 +124,15 @@ fn mailboxes_also_to_clients_that_connect_later() {
 
 #[test]
 fn services_with_two_workers() {
-    let Some(c) = c_malamute("services_with_two_workers") else {
-        return;
-    };
-    let scratch = Scratch::new("services");
+    for kind in Kind::all("services_with_two_workers") {
+        services_with_two_workers_on(&kind);
+    }
+}
+
+fn services_with_two_workers_on(kind: &Kind) {
+    let scratch = Scratch::new(&format!("services-{}", kind.name()));
     let endpoint = scratch.ipc("broker");
-    let _broker = CBroker::start(&c, &scratch, &endpoint, None);
+    let _broker = Broker::start(kind, &scratch, &endpoint, None);
     let mut workers: Vec<MlmClient> = ["w1", "w2"]
         .iter()
         .map(|name| client(&endpoint, name))
@@ -162,14 +172,17 @@ fn services_with_two_workers() {
 
 #[test]
 fn plain_accepted_and_refused() {
-    let Some(c) = c_malamute("plain_accepted_and_refused") else {
-        return;
-    };
-    let scratch = Scratch::new("plain");
+    for kind in Kind::all("plain_accepted_and_refused") {
+        plain_accepted_and_refused_on(&kind);
+    }
+}
+
+fn plain_accepted_and_refused_on(kind: &Kind) {
+    let scratch = Scratch::new(&format!("plain-{}", kind.name()));
     let passwords = scratch.0.join("passwords.cfg");
     std::fs::write(&passwords, "alice=secret\n").expect("passwords");
     let endpoint = scratch.ipc("broker");
-    let _broker = CBroker::start(&c, &scratch, &endpoint, Some(&passwords));
+    let _broker = Broker::start(kind, &scratch, &endpoint, Some(&passwords));
 
     let mut good = MlmClient::with_defaults().expect("client");
     assert_eq!(good.set_plain_auth("alice", "secret", WAIT), Ok(0));
@@ -183,12 +196,15 @@ fn plain_accepted_and_refused() {
 
 #[test]
 fn reconnect_and_replay_after_the_broker_restarts() {
-    let Some(c) = c_malamute("reconnect_and_replay_after_the_broker_restarts") else {
-        return;
-    };
-    let scratch = Scratch::new("restart");
+    for kind in Kind::all("reconnect_and_replay_after_the_broker_restarts") {
+        reconnect_and_replay_after_the_broker_restarts_on(&kind);
+    }
+}
+
+fn reconnect_and_replay_after_the_broker_restarts_on(kind: &Kind) {
+    let scratch = Scratch::new(&format!("restart-{}", kind.name()));
     let endpoint = scratch.ipc("broker");
-    let broker = CBroker::start(&c, &scratch, &endpoint, None);
+    let broker = Broker::start(kind, &scratch, &endpoint, None);
     let fast = || ClientState::with_timers(Duration::from_millis(100), Duration::from_millis(500));
     let mut reader = MlmClient::new(fast()).expect("client");
     assert_eq!(reader.connect(&endpoint, 5000, "reader", WAIT), Ok(0));
@@ -199,7 +215,7 @@ fn reconnect_and_replay_after_the_broker_restarts() {
 
     drop(broker);
     assert!(eventually(|| !reader.connected() && !writer.connected()));
-    let _broker = CBroker::start(&c, &scratch, &endpoint, None);
+    let _broker = Broker::start(kind, &scratch, &endpoint, None);
     assert!(
         eventually(|| reader.connected() && writer.connected()),
         "both reconnect"

@@ -1,0 +1,96 @@
+//! `malamute [-v] [CONFIG]`: the Malamute broker, as upstream's command
+//! runs it: settings and binds from a ZPL config file (default
+//! `malamute.cfg`, created with upstream's defaults if missing), until
+//! SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use malamute::broker::Broker;
+use malamute::mlm_server_engine::Machine;
+use zproto_runtime::host::ServerHandle;
+
+/// Where upstream binds when the config file names nothing.
+const DEFAULT_ENDPOINT: &str = "ipc://@/malamute";
+
+#[derive(Parser)]
+#[command(
+    name = "malamute",
+    version,
+    about = "The Malamute broker, rebuilt with zproto-rs"
+)]
+struct Cli {
+    /// Log every state, event and action.
+    #[arg(short)]
+    verbose: bool,
+    /// Stay in the foreground (always so here; accepted as upstream's).
+    #[arg(short)]
+    foreground: bool,
+    /// The config file (ZPL).
+    #[arg(default_value = "malamute.cfg")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(if cli.verbose { "debug" } else { "info" })
+        .with_writer(std::io::stderr)
+        .init();
+    // Block the stop signals before any thread starts, so that every
+    // thread inherits the mask and `sigwait` below takes them.
+    let signals = stop_signals();
+    if !cli.config.exists() {
+        let defaults = format!(
+            "server\n    timeout = 5000\n    background = 0\n    workdir = .\n    verbose = 0\n\
+             mlm_server\n    security\n        mechanism = null\n    bind\n        endpoint = {DEFAULT_ENDPOINT}\n"
+        );
+        tracing::info!(
+            "{} not found: writing upstream's defaults",
+            cli.config.display()
+        );
+        if let Err(e) = std::fs::write(&cli.config, defaults) {
+            eprintln!("malamute: cannot write {}: {e}", cli.config.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let server = match ServerHandle::<Machine<Broker>>::start("mlm_server", Broker::default()) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("malamute: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.verbose {
+        let _ = server.verbose();
+    }
+    if let Err(e) = server.load(&cli.config) {
+        eprintln!("malamute: {e}");
+        return ExitCode::FAILURE;
+    }
+    tracing::info!("malamute broker running ({})", cli.config.display());
+    wait(&signals);
+    tracing::info!("malamute broker stopping");
+    ExitCode::SUCCESS
+}
+
+/// SIGINT and SIGTERM, blocked in this thread (and the threads it starts).
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Wait for one of `signals`.
+fn wait(signals: &libc::sigset_t) {
+    let mut signal = 0;
+    // SAFETY: `signals` is a valid set; `signal` outlives the call.
+    unsafe { libc::sigwait(signals, &mut signal) };
+}

@@ -1,0 +1,414 @@
+//! The broker's actions: streams, mailboxes and services, shared by every
+//! session of the generated `mlm_server` machine, which the runtime's
+//! server host runs (`malamute [CONFIG]`, see `src/bin/malamute.rs`).
+//!
+//! Deliveries: a session that publishes, sends or offers puts messages on
+//! the receiving sessions' queues and sends each of them an event
+//! (`io.send_event`); the receiving session's machine takes the message
+//! and sends it. A mailbox keeps its messages until its owner connects.
+//!
+//! Bounds: a mailbox holds at most [`MAILBOX_LIMIT`] messages and a
+//! service queue [`SERVICE_QUEUE_LIMIT`] (more are dropped with a
+//! warning); a client that does not read has its ROUTER queue (1000
+//! messages by default, `server/hwm`) filled, then deliveries to it are
+//! dropped and counted by the host, while every other client is served.
+
+use std::collections::{HashMap, VecDeque};
+
+use zproto_runtime::engine::{Io, SessionKey};
+
+use crate::mlm_proto::*;
+use crate::mlm_server_engine::{Actions, Event};
+
+/// Messages a mailbox keeps for an owner that is not connected.
+pub const MAILBOX_LIMIT: usize = 10_000;
+/// Requests a service keeps until a worker takes them.
+pub const SERVICE_QUEUE_LIMIT: usize = 10_000;
+
+type Io_ = Io<Event, MlmProto>;
+
+/// One client session.
+#[derive(Debug, Default)]
+pub struct Session {
+    key: Option<SessionKey>,
+    /// The client's mailbox address (empty: anonymous).
+    address: String,
+    /// The stream it writes to.
+    writer: Option<String>,
+    /// The service just offered, for `dispatch the service`.
+    offered: Option<String>,
+}
+
+/// A reader of a stream: a session and its subject patterns.
+#[derive(Debug)]
+struct Reader {
+    session: SessionKey,
+    patterns: Vec<(String, regex::Regex)>,
+}
+
+/// A worker's offer.
+#[derive(Debug)]
+struct Offer {
+    session: SessionKey,
+    pattern: regex::Regex,
+}
+
+#[derive(Debug, Default)]
+struct Service {
+    offers: Vec<Offer>,
+    /// Requests no worker has taken yet.
+    queue: VecDeque<ServiceDeliver>,
+}
+
+/// The broker: everything its sessions share.
+#[derive(Debug, Default)]
+pub struct Broker {
+    /// Readers per stream.
+    streams: HashMap<String, Vec<Reader>>,
+    /// Connected owners of mailbox addresses.
+    owners: HashMap<String, SessionKey>,
+    /// Mail waiting for its owner (connected or not).
+    mailboxes: HashMap<String, VecDeque<MailboxDeliver>>,
+    services: HashMap<String, Service>,
+    /// Stream and service deliveries on their way to each session, taken
+    /// by the event sent with each.
+    stream_out: HashMap<SessionKey, VecDeque<StreamDeliver>>,
+    service_out: HashMap<SessionKey, VecDeque<ServiceDeliver>>,
+    /// Messages dropped at a limit.
+    pub dropped: u64,
+}
+
+/// A status code define of the model as the wire's 2-byte number.
+fn status(define: u64) -> u16 {
+    u16::try_from(define).unwrap_or(u16::MAX)
+}
+
+fn ok(io: &mut Io_) {
+    io.set_message(
+        Ok {
+            status_code: status(SUCCESS),
+            status_reason: String::new(),
+        }
+        .into(),
+    );
+}
+
+fn error(io: &mut Io_, code: u16, reason: &str) {
+    io.set_message(
+        Error {
+            status_code: code,
+            status_reason: reason.to_owned(),
+        }
+        .into(),
+    );
+}
+
+/// A pattern as Malamute's clients write them (zrex, close to the
+/// `regex` crate's syntax for what is used: `.`, `*`, `+`, `^`, `$`,
+/// classes, `\d`, `\w`, `\s`); `None` if it does not compile.
+fn pattern(text: &str) -> Option<regex::Regex> {
+    regex::RegexBuilder::new(text)
+        .size_limit(1 << 16)
+        .build()
+        .ok()
+}
+
+impl Broker {
+    /// Offer queued requests of `name` to its workers, round robin.
+    fn dispatch(&mut self, name: &str, io: &mut Io_) {
+        let Some(service) = self.services.get_mut(name) else {
+            return;
+        };
+        let mut kept = VecDeque::new();
+        while let Some(request) = service.queue.pop_front() {
+            let taker = service
+                .offers
+                .iter()
+                .position(|o| o.pattern.is_match(&request.subject));
+            match taker {
+                Some(i) => {
+                    // Round robin: the worker goes to the back.
+                    let offer = service.offers.remove(i);
+                    let to = offer.session;
+                    service.offers.push(offer);
+                    self.service_out.entry(to).or_default().push_back(request);
+                    io.send_event(to, Event::ServiceMessage);
+                }
+                None => kept.push_back(request),
+            }
+        }
+        service.queue = kept;
+    }
+
+    /// Forget everything of a session that ended.
+    fn forget(&mut self, session: &mut Session) {
+        let Some(key) = session.key.take() else {
+            return;
+        };
+        for readers in self.streams.values_mut() {
+            readers.retain(|r| r.session != key);
+        }
+        for service in self.services.values_mut() {
+            service.offers.retain(|o| o.session != key);
+        }
+        if self.owners.get(&session.address) == Some(&key) {
+            self.owners.remove(&session.address);
+        }
+        // Stream and service deliveries not sent yet go with the session
+        // (service requests back to their queue, for another worker).
+        self.stream_out.remove(&key);
+        if let Some(requests) = self.service_out.remove(&key) {
+            for request in requests {
+                let name = request.address.clone();
+                let service = self.services.entry(name).or_default();
+                service.queue.push_front(request);
+            }
+        }
+    }
+}
+
+impl Actions for Broker {
+    type Session = Session;
+
+    fn register_new_client(&mut self, session: &mut Session, io: &mut Io_) {
+        let address = match io.message() {
+            Some(MlmProto::ConnectionOpen(open)) => open.address.clone(),
+            _ => String::new(),
+        };
+        session.key = io.session();
+        session.address = address.clone();
+        if let (false, Some(key)) = (address.is_empty(), session.key) {
+            // A new connection with a known address takes the mailbox
+            // over; the old one is expired, as upstream does.
+            if let Some(old) = self.owners.insert(address, key) {
+                if old != key {
+                    io.send_event(old, Event::Expired);
+                }
+            }
+        }
+        ok(io);
+    }
+
+    fn check_for_mailbox_messages(&mut self, session: &mut Session, io: &mut Io_) {
+        let waiting = self
+            .mailboxes
+            .get(&session.address)
+            .map_or(0, VecDeque::len);
+        if let Some(key) = session.key.filter(|_| !session.address.is_empty()) {
+            for _ in 0..waiting {
+                io.send_event(key, Event::MailboxMessage);
+            }
+        }
+    }
+
+    fn signal_command_invalid(&mut self, _session: &mut Session, io: &mut Io_) {
+        error(io, status(COMMAND_INVALID), "command invalid");
+    }
+
+    fn store_stream_writer(&mut self, session: &mut Session, io: &mut Io_) {
+        if let Some(MlmProto::StreamWrite(w)) = io.message() {
+            session.writer = Some(w.stream.clone());
+            self.streams.entry(w.stream.clone()).or_default();
+        }
+        ok(io);
+    }
+
+    fn store_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
+        let (Some(MlmProto::StreamRead(r)), Some(key)) = (io.message(), session.key) else {
+            return;
+        };
+        let (stream, text) = (r.stream.clone(), r.pattern.clone());
+        let Some(compiled) = pattern(&text) else {
+            error(io, status(FAILED), "invalid pattern");
+            io.set_exception(Event::Exception);
+            return;
+        };
+        let readers = self.streams.entry(stream).or_default();
+        match readers.iter_mut().find(|r| r.session == key) {
+            Some(reader) => reader.patterns.push((text, compiled)),
+            None => readers.push(Reader {
+                session: key,
+                patterns: vec![(text, compiled)],
+            }),
+        }
+        ok(io);
+    }
+
+    fn cancel_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
+        if let (Some(MlmProto::StreamCancel(c)), Some(key)) = (io.message(), session.key) {
+            if let Some(readers) = self.streams.get_mut(&c.stream) {
+                readers.retain(|r| r.session != key);
+            }
+        }
+        ok(io);
+    }
+
+    fn write_message_to_stream(&mut self, session: &mut Session, io: &mut Io_) {
+        let Some(stream) = &session.writer else {
+            error(io, status(COMMAND_INVALID), "no stream to write to");
+            io.set_exception(Event::Exception);
+            return;
+        };
+        let Some(MlmProto::StreamSend(send)) = io.take_message() else {
+            return;
+        };
+        let Some(readers) = self.streams.get(stream) else {
+            return;
+        };
+        let mut delivery = Some(StreamDeliver {
+            address: stream.clone(),
+            sender: session.address.clone(),
+            subject: send.subject,
+            content: send.content,
+        });
+        let matching: Vec<SessionKey> = readers
+            .iter()
+            .filter(|r| {
+                let subject = delivery.as_ref().map_or("", |d| d.subject.as_str());
+                r.patterns.iter().any(|(_, p)| p.is_match(subject))
+            })
+            .map(|r| r.session)
+            .collect();
+        let last = matching.len().saturating_sub(1);
+        for (i, to) in matching.into_iter().enumerate() {
+            // The last reader takes the message itself, the others a copy.
+            let message = if i == last {
+                delivery.take()
+            } else {
+                delivery.clone()
+            };
+            if let Some(message) = message {
+                self.stream_out.entry(to).or_default().push_back(message);
+                io.send_event(to, Event::StreamMessage);
+            }
+        }
+    }
+
+    fn write_message_to_mailbox(&mut self, session: &mut Session, io: &mut Io_) {
+        let Some(MlmProto::MailboxSend(send)) = io.take_message() else {
+            return;
+        };
+        let mailbox = self.mailboxes.entry(send.address.clone()).or_default();
+        if mailbox.len() >= MAILBOX_LIMIT {
+            self.dropped += 1;
+            tracing::warn!(mailbox = %send.address, "mailbox full: message dropped");
+            return;
+        }
+        let owner = self.owners.get(&send.address).copied();
+        mailbox.push_back(MailboxDeliver {
+            sender: session.address.clone(),
+            address: send.address,
+            subject: send.subject,
+            tracker: send.tracker,
+            content: send.content,
+        });
+        if let Some(owner) = owner {
+            io.send_event(owner, Event::MailboxMessage);
+        }
+    }
+
+    fn write_message_to_service(&mut self, session: &mut Session, io: &mut Io_) {
+        let Some(MlmProto::ServiceSend(send)) = io.take_message() else {
+            return;
+        };
+        let name = send.address.clone();
+        let service = self.services.entry(name.clone()).or_default();
+        if service.queue.len() >= SERVICE_QUEUE_LIMIT {
+            self.dropped += 1;
+            tracing::warn!(service = %name, "service queue full: request dropped");
+            return;
+        }
+        service.queue.push_back(ServiceDeliver {
+            sender: session.address.clone(),
+            address: send.address,
+            subject: send.subject,
+            tracker: send.tracker,
+            content: send.content,
+        });
+        self.dispatch(&name, io);
+    }
+
+    fn store_service_offer(&mut self, session: &mut Session, io: &mut Io_) {
+        let (Some(MlmProto::ServiceOffer(o)), Some(key)) = (io.message(), session.key) else {
+            return;
+        };
+        let name = o.address.clone();
+        let Some(compiled) = pattern(&o.pattern) else {
+            error(io, status(FAILED), "invalid pattern");
+            io.set_exception(Event::Exception);
+            return;
+        };
+        self.services
+            .entry(name.clone())
+            .or_default()
+            .offers
+            .push(Offer {
+                session: key,
+                pattern: compiled,
+            });
+        session.offered = Some(name);
+        ok(io);
+    }
+
+    fn dispatch_the_service(&mut self, session: &mut Session, io: &mut Io_) {
+        if let Some(name) = session.offered.take() {
+            self.dispatch(&name, io);
+        }
+    }
+
+    fn have_message_confirmation(&mut self, _session: &mut Session, _io: &mut Io_) {
+        // Confirmations are not implemented upstream either (its broker
+        // ends the session); ours accepts and ignores them.
+        tracing::debug!("CONFIRM ignored");
+    }
+
+    fn credit_the_client(&mut self, _session: &mut Session, _io: &mut Io_) {
+        // As upstream: deliveries are not held back for credit; the ROUTER's
+        // high-water mark bounds what waits for a slow client.
+    }
+
+    fn signal_success(&mut self, _session: &mut Session, io: &mut Io_) {
+        ok(io);
+    }
+
+    fn deregister_the_client(&mut self, session: &mut Session, _io: &mut Io_) {
+        self.forget(session);
+    }
+
+    fn get_stream_message(&mut self, session: &mut Session, io: &mut Io_) {
+        let next = session
+            .key
+            .and_then(|key| self.stream_out.get_mut(&key))
+            .and_then(VecDeque::pop_front);
+        match next {
+            Some(message) => io.set_message(message.into()),
+            None => io.set_exception(Event::NothingToDeliver),
+        }
+    }
+
+    fn get_mailbox_message(&mut self, session: &mut Session, io: &mut Io_) {
+        let next = self
+            .mailboxes
+            .get_mut(&session.address)
+            .and_then(VecDeque::pop_front);
+        match next {
+            Some(message) => io.set_message(message.into()),
+            None => io.set_exception(Event::NothingToDeliver),
+        }
+    }
+
+    fn get_service_message(&mut self, session: &mut Session, io: &mut Io_) {
+        let next = session
+            .key
+            .and_then(|key| self.service_out.get_mut(&key))
+            .and_then(VecDeque::pop_front);
+        match next {
+            Some(message) => io.set_message(message.into()),
+            None => io.set_exception(Event::NothingToDeliver),
+        }
+    }
+
+    fn session_ended(&mut self, session: &mut Session) {
+        self.forget(session);
+    }
+}
