@@ -29,7 +29,13 @@ fn built() -> &'static Result<PathBuf, String> {
             return Err(format!("{} is missing", script.display()));
         }
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("malamute-c");
-        if out.join("malamute").exists() && out.join("mshell").exists() {
+        let peer_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/mlm_peer.c");
+        let fresh = |binary: &str| {
+            let built = std::fs::metadata(out.join(binary)).and_then(|m| m.modified());
+            let source = std::fs::metadata(&peer_source).and_then(|m| m.modified());
+            matches!((built, source), (Ok(b), Ok(s)) if b >= s)
+        };
+        if out.join("malamute").exists() && out.join("mshell").exists() && fresh("mlm_peer") {
             return Ok(out);
         }
         let status = Command::new("bash")
@@ -43,6 +49,34 @@ fn built() -> &'static Result<PathBuf, String> {
                 "{} failed (libczmq-dev and pkg-config installed?)",
                 script.display()
             ));
+        }
+        // Our own C client on libmlm.a, built as build.sh builds mshell.
+        let pkg = |flag: &str| -> Result<Vec<String>, String> {
+            let out = Command::new("pkg-config")
+                .args([flag, "libczmq"])
+                .output()
+                .map_err(|e| format!("pkg-config: {e}"))?;
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect())
+        };
+        let status = Command::new("gcc")
+            .args(["-O1", "-w"])
+            .arg(format!("-I{}", anchors.join("include").display()))
+            .arg(format!("-I{}", anchors.join("src").display()))
+            .arg(format!("-I{}", out.join("obj").display()))
+            .args(pkg("--cflags")?)
+            .arg(&peer_source)
+            .arg(out.join("libmlm.a"))
+            .args(pkg("--libs")?)
+            .arg("-lzmq")
+            .arg("-o")
+            .arg(out.join("mlm_peer"))
+            .status()
+            .map_err(|e| format!("cannot run gcc: {e}"))?;
+        if !status.success() {
+            return Err("gcc could not build tests/c/mlm_peer.c".into());
         }
         Ok(out)
     })
