@@ -1,6 +1,7 @@
 //! The real C clients (upstream's `mshell`, and `tests/c/mlm_peer.c`, a
 //! small program of ours on `libmlm.a`) on each broker, ours and the C
-//! one, mixed with our generated client: streams, mailboxes (also kept for
+//! one, mixed with our generated client (and our `mshell`, which must do
+//! as upstream's): streams, mailboxes (also kept for
 //! a client that connects later), services, PLAIN accepted and refused.
 //! Without the C Malamute (../shared and libczmq) one line says the suite
 //! did not run; `.ci/run` requires it.
@@ -114,18 +115,21 @@ fn body(message: &MlmProto) -> (String, String, String) {
 }
 
 #[test]
-fn mshell_streams_with_our_client() {
-    let Some((kinds, c)) = setup("mshell_streams_with_our_client") else {
+fn mshells_streams_with_our_client() {
+    let Some((kinds, c)) = setup("mshells_streams_with_our_client") else {
         return;
     };
-    for kind in &kinds {
+    let mshells = [c.join("mshell"), env!("CARGO_BIN_EXE_mshell").into()];
+    for (kind, mshell) in kinds
+        .iter()
+        .flat_map(|k| mshells.iter().map(move |m| (k, m)))
+    {
         let scratch = Scratch::new(&format!("mshell-{}", kind.name()));
         let endpoint = scratch.ipc("broker");
         let _broker = Broker::start(kind, &scratch, &endpoint, None);
         // mshell consumes; we produce until it has subscribed and prints.
         // (Line-buffered through stdbuf: mshell's printf to a pipe would
         // wait for a full buffer.)
-        let mshell = c.join("mshell");
         let consumer = Background::start(
             Path::new("stdbuf"),
             &[
@@ -160,7 +164,7 @@ fn mshell_streams_with_our_client() {
         // mshell produces; we consume.
         let mut reader = rust_client(&endpoint, "");
         assert_eq!(reader.set_consumer("weather", "temp.*", WAIT), Ok(0));
-        let status = Command::new(c.join("mshell"))
+        let status = Command::new(mshell)
             .args(["-n", "-e", &endpoint, "weather", "temp.y", "42"])
             .stdout(Stdio::null())
             .status()
@@ -317,11 +321,15 @@ fn c_producer_rust_consumer_and_the_reverse() {
 }
 
 #[test]
-fn mshell_plain_accepted_and_refused() {
-    let Some((kinds, c)) = setup("mshell_plain_accepted_and_refused") else {
+fn mshells_plain_accepted_and_refused() {
+    let Some((kinds, c)) = setup("mshells_plain_accepted_and_refused") else {
         return;
     };
-    for kind in &kinds {
+    let mshells = [c.join("mshell"), env!("CARGO_BIN_EXE_mshell").into()];
+    for (kind, program) in kinds
+        .iter()
+        .flat_map(|k| mshells.iter().map(move |m| (k, m)))
+    {
         let scratch = Scratch::new(&format!("mshell-plain-{}", kind.name()));
         let passwords = scratch.0.join("passwords.cfg");
         std::fs::write(&passwords, "writer=secret\nreader=secret\n").expect("passwords");
@@ -354,5 +362,23 @@ fn mshell_plain_accepted_and_refused() {
         assert!(accepted.status.success());
         let got = reader.recv(WAIT).expect("mshell's message");
         assert_eq!(body(&got).1, "subj", "{}", kind.name());
+    }
+}
+
+#[test]
+fn our_mshell_answers_help_and_bad_arguments_as_upstreams() {
+    let Some((_, c)) = setup("our_mshell_answers_help_and_bad_arguments_as_upstreams") else {
+        return;
+    };
+    for args in [&["-h"][..], &["stream"][..], &["-e"][..], &[][..]] {
+        let run = |program: &Path| {
+            let out = Command::new(program).args(args).output().expect("mshell");
+            (out.status.code(), stdout(&out))
+        };
+        assert_eq!(
+            run(Path::new(env!("CARGO_BIN_EXE_mshell"))),
+            run(&c.join("mshell")),
+            "mshell {args:?}"
+        );
     }
 }
