@@ -340,7 +340,7 @@ fn mshells_plain_accepted_and_refused() {
         assert_eq!(reader.connect(&endpoint, 5000, "", WAIT), Ok(0));
         assert_eq!(reader.set_consumer("s", ".*", WAIT), Ok(0));
         let mshell = |password: &str| {
-            Command::new(c.join("mshell"))
+            Command::new(program)
                 .args([
                     "-e", &endpoint, "-p", "writer", password, "s", "subj", "body",
                 ])
@@ -355,8 +355,9 @@ fn mshells_plain_accepted_and_refused() {
         );
         assert!(
             said.contains("not reachable"),
-            "{}: mshell with a wrong password connected",
-            kind.name()
+            "{}: {} with a wrong password connected",
+            kind.name(),
+            program.display()
         );
         let accepted = mshell("secret");
         assert!(accepted.status.success());
