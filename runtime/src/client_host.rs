@@ -5,23 +5,33 @@
 //!
 //! Memory per client is bounded: at most [`ANSWER_QUEUE`] replies and
 //! [`DELIVERY_QUEUE`] delivered messages wait for the application (more are
-//! dropped and counted), and the DEALER queues at most its high-water mark
-//! (1000 messages) each way.
+//! dropped and counted), at most [`SEND_QUEUE`] sent messages wait for the
+//! server (then `send` waits: a slow server slows its writers down rather
+//! than losing their messages), and the DEALER queues at most its
+//! high-water mark (1000 messages) each way.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::client::{Answer, ClientCore, ClientMachine, ClientStats, PlainCredentials, Transport};
 use crate::codec::Codec;
-use crate::reactor::{self, Outgoing, Reactor, Refused, Service, Sockets};
+use crate::reactor::{self, Outgoing, Reactor, Refused, RefusedReason, Service, Sockets};
 use crate::throttle::Throttle;
 
 /// Replies waiting for the application, per client.
 pub const ANSWER_QUEUE: usize = 1024;
 /// Delivered messages waiting for the application, per client.
 pub const DELIVERY_QUEUE: usize = 10_000;
+/// `<send>` messages on their way to the server, per client, before
+/// [`ClientHandle::send`] waits.
+pub const SEND_QUEUE: usize = 10_000;
+/// How long [`ClientHandle::send`] waits for room.
+pub const SEND_WAIT: Duration = Duration::from_secs(10);
+/// How soon a client tries its socket again after it refused.
+const RETRY: Duration = Duration::from_millis(1);
 
 /// Why a client call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +106,12 @@ pub struct ClientHost<C: ClientMachine> {
     deliveries: SyncSender<C::Message>,
     connected: Arc<AtomicBool>,
     warn: Throttle,
+    /// Messages for the server not yet taken by the socket, in order, each
+    /// with whether it came from the API (`<send>`).
+    waiting: VecDeque<(C::Message, bool)>,
+    /// When to try the socket again after it refused (queue full).
+    retry_at: Option<Instant>,
+    sends: Arc<SendQueue>,
 }
 
 impl<C: ClientMachine> ClientHost<C> {
@@ -165,7 +181,7 @@ where
             ClientCommand::Call(event, store) => {
                 self.with_core(sockets, now, |core| core.call(event, store, now));
             }
-            ClientCommand::Send(message) => self.core.send(message),
+            ClientCommand::Send(message) => self.waiting.push_back((message, true)),
             ClientCommand::Verbose(on) => self.core.set_animate(on),
             ClientCommand::Stats(reply) => {
                 let _ = reply.send(self.core.stats());
@@ -189,46 +205,103 @@ where
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.core.next_deadline()
+        match (self.core.next_deadline(), self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
+        // The machine's messages queue behind what waits already.
+        let machine: Vec<C::Message> = self.core.drain_outbox().collect();
+        self.waiting.extend(machine.into_iter().map(|m| (m, false)));
         let connected = !self.core.endpoints().is_empty();
-        let messages: Vec<C::Message> = self.core.drain_outbox().collect();
         let now = Instant::now();
-        for message in messages {
-            if !connected {
-                self.core.stats_mut().refused += 1;
-                if let Some(suppressed) = self.warn.allow(now) {
-                    tracing::warn!(
-                        suppressed,
-                        "{} dropped: the client is not connected",
-                        message.command()
-                    );
+        let mut released = 0;
+        while let Some((message, from_api)) = self.waiting.pop_front() {
+            let dropped = |why: &dyn std::fmt::Display, host: &mut Self| {
+                host.core.stats_mut().refused += 1;
+                if let Some(suppressed) = host.warn.allow(now) {
+                    tracing::warn!(suppressed, "{} dropped: {why}", message.command());
                 }
+            };
+            if !connected {
+                dropped(&"the client is not connected", self);
+                released += usize::from(from_api);
                 continue;
             }
             let frames = match message.encode() {
                 Ok(frames) => frames,
                 Err(e) => {
-                    tracing::warn!("cannot encode {}: {e}", message.command());
+                    dropped(&e, self);
+                    released += usize::from(from_api);
                     continue;
                 }
             };
             match send(Outgoing::ToRemote { remote: 0, frames }) {
-                Ok(()) => self.core.stats_mut().sent += 1,
+                Ok(()) => {
+                    self.core.stats_mut().sent += 1;
+                    released += usize::from(from_api);
+                }
+                Err(Refused {
+                    reason: RefusedReason::Full,
+                    ..
+                }) => {
+                    // The broker's queue is full: keep this message and
+                    // those after it, in order, and try again shortly.
+                    self.waiting.push_front((message, from_api));
+                    self.retry_at = Some(now + RETRY);
+                    break;
+                }
                 Err(refused) => {
-                    self.core.stats_mut().refused += 1;
-                    if let Some(suppressed) = self.warn.allow(now) {
-                        tracing::warn!(
-                            suppressed,
-                            "{} dropped: {:?}",
-                            message.command(),
-                            refused.reason
-                        );
-                    }
+                    dropped(&format!("{:?}", refused.reason), self);
+                    released += usize::from(from_api);
                 }
             }
+        }
+        if self.waiting.is_empty() {
+            self.retry_at = None;
+        }
+        if released > 0 {
+            self.sends.release(released);
+        }
+    }
+}
+
+/// How many `<send>` messages are on their way through a client's host,
+/// so that [`ClientHandle::send`] waits (as zproto's blocking send does)
+/// rather than queueing without bound.
+#[derive(Debug, Default)]
+struct SendQueue {
+    queued: Mutex<usize>,
+    room: Condvar,
+}
+
+impl SendQueue {
+    /// Wait (at most `timeout`) for room, then count one more message.
+    fn acquire(&self, timeout: Duration) -> Result<(), ClientError> {
+        let deadline = Instant::now() + timeout;
+        let mut queued = self.queued.lock().map_err(|_| ClientError::ReactorGone)?;
+        while *queued >= SEND_QUEUE {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ClientError::Timeout(timeout));
+            }
+            queued = self
+                .room
+                .wait_timeout(queued, left)
+                .map_err(|_| ClientError::ReactorGone)?
+                .0;
+        }
+        *queued += 1;
+        Ok(())
+    }
+
+    /// `n` messages left the host (sent, or dropped for good).
+    fn release(&self, n: usize) {
+        if let Ok(mut queued) = self.queued.lock() {
+            *queued = queued.saturating_sub(n);
+            self.room.notify_all();
         }
     }
 }
@@ -244,6 +317,7 @@ where
     answers: Receiver<Answer<C::Reply>>,
     deliveries: Receiver<C::Message>,
     connected: Arc<AtomicBool>,
+    sends: Arc<SendQueue>,
 }
 
 impl<C: ClientMachine> ClientHandle<C>
@@ -264,12 +338,16 @@ where
         let (answers_tx, answers) = mpsc::sync_channel(ANSWER_QUEUE);
         let (deliveries_tx, deliveries) = mpsc::sync_channel(DELIVERY_QUEUE);
         let connected = Arc::new(AtomicBool::new(false));
+        let sends = Arc::new(SendQueue::default());
         let host = ClientHost {
             core: ClientCore::new(actions),
             answers: answers_tx,
             deliveries: deliveries_tx,
             connected: connected.clone(),
             warn: Throttle::default(),
+            waiting: VecDeque::new(),
+            retry_at: None,
+            sends: sends.clone(),
         };
         let id = reactor.add(host)?;
         Ok(Self {
@@ -278,6 +356,7 @@ where
             answers,
             deliveries,
             connected,
+            sends,
         })
     }
 
@@ -315,10 +394,16 @@ where
         }
     }
 
-    /// Send `message` to the server as it is (`<send>`).
+    /// Send `message` to the server as it is (`<send>`), in order. While
+    /// [`SEND_QUEUE`] messages are on their way (the server reads slower
+    /// than we write), this waits for room, at most [`SEND_WAIT`]: nothing
+    /// is dropped for a slow server, and nothing queues without bound.
     pub fn send(&self, message: C::Message) -> Result<(), ClientError> {
-        self.reactor
-            .command(self.id, ClientCommand::Send(message))?;
+        self.sends.acquire(SEND_WAIT)?;
+        if let Err(e) = self.reactor.command(self.id, ClientCommand::Send(message)) {
+            self.sends.release(1);
+            return Err(e.into());
+        }
         Ok(())
     }
 
