@@ -45,6 +45,13 @@ use crate::zpl::Zpl;
 /// Largest config file `LOAD` reads: a config file is hostile input too.
 pub const MAX_CONFIG: u64 = 1 << 20;
 
+/// Messages kept per peer whose queue is full (beyond its high-water
+/// mark), sent as it reads; more are dropped.
+pub const BACKLOG: usize = 1000;
+
+/// How soon the host tries a full peer again.
+const RETRY: Duration = Duration::from_millis(1);
+
 /// How long a handle waits for the reactor's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -143,6 +150,11 @@ pub struct ServerHost<M: StateMachine> {
     warn: Throttle,
     /// Routing ids whose peer is gone, found while sending.
     gone: Vec<Vec<u8>>,
+    /// Messages a full queue refused, per peer, in order (at most
+    /// [`BACKLOG`] each).
+    backlog: Backlog<M::Message>,
+    /// When to try the backlog again.
+    retry_at: Option<Instant>,
 }
 
 impl<M: StateMachine> ServerHost<M> {
@@ -160,6 +172,8 @@ impl<M: StateMachine> ServerHost<M> {
             stats: HostStats::default(),
             warn: Throttle::default(),
             gone: Vec::new(),
+            backlog: Backlog::new(),
+            retry_at: None,
         }
     }
 
@@ -354,6 +368,7 @@ where
     }
 
     fn on_peer_disconnected(&mut self, routing_id: &[u8], _now: Instant) {
+        self.backlog.remove(routing_id);
         if self.sessions.close(&mut self.actions, routing_id) {
             self.stats.peers_gone += 1;
         }
@@ -375,33 +390,122 @@ where
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.sessions.next_deadline()
+        match (self.sessions.next_deadline(), self.retry_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
-        let (stats, gone, name) = (&mut self.stats, &mut self.gone, &self.name);
-        self.sessions.drain_outgoing(|routing_id, message| {
-            let frames = match message.encode_routed(routing_id) {
-                Ok(frames) => frames,
-                Err(e) => {
-                    tracing::warn!(server = %name, "cannot encode {}: {e}", message.command());
-                    return;
+        let now = Instant::now();
+        let mut out = Out {
+            name: &self.name,
+            stats: &mut self.stats,
+            gone: &mut self.gone,
+            warn: &mut self.warn,
+            send,
+        };
+        let backlog = &mut self.backlog;
+        // First what waits already, peer by peer, in order.
+        backlog.retain(|routing_id, queue| {
+            while let Some(message) = queue.pop_front() {
+                if let Sent::Full = out.try_send(routing_id, &message) {
+                    queue.push_front(message);
+                    return true;
                 }
-            };
-            match send(Outgoing::ToPeer(frames)) {
-                Ok(()) => stats.sent += 1,
-                Err(Refused {
-                    reason: RefusedReason::Unreachable,
-                    ..
-                }) => gone.push(routing_id.to_vec()),
-                Err(_) => stats.refused += 1,
+            }
+            false
+        });
+        self.sessions.drain_outgoing(|routing_id, message| {
+            // Behind a backlog, a message waits its turn.
+            if backlog.contains_key(routing_id) {
+                out.queue_or_drop(backlog, routing_id, message, now);
+            } else if let Sent::Full = out.try_send(routing_id, &message) {
+                out.queue_or_drop(backlog, routing_id, message, now);
             }
         });
+        self.retry_at = (!self.backlog.is_empty()).then(|| now + RETRY);
         for routing_id in std::mem::take(&mut self.gone) {
-            self.on_peer_disconnected(&routing_id, Instant::now());
+            self.on_peer_disconnected(&routing_id, now);
         }
     }
 }
+
+/// What became of a message the host tried to send.
+enum Sent {
+    /// Sent, or dropped for good (gone peer, encoding error).
+    Done,
+    /// The peer's queue is full: try again later.
+    Full,
+}
+
+/// The sending side of a host, borrowed for one flush.
+struct Out<'a> {
+    name: &'a str,
+    stats: &'a mut HostStats,
+    gone: &'a mut Vec<Vec<u8>>,
+    warn: &'a mut Throttle,
+    send: &'a mut dyn FnMut(Outgoing) -> Result<(), Refused>,
+}
+
+impl Out<'_> {
+    fn try_send<C: Codec>(&mut self, routing_id: &[u8], message: &C) -> Sent {
+        let frames = match message.encode_routed(routing_id) {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(server = %self.name, "cannot encode {}: {e}", message.command());
+                return Sent::Done;
+            }
+        };
+        match (self.send)(Outgoing::ToPeer(frames)) {
+            Ok(()) => {
+                self.stats.sent += 1;
+                Sent::Done
+            }
+            Err(Refused {
+                reason: RefusedReason::Unreachable,
+                ..
+            }) => {
+                self.gone.push(routing_id.to_vec());
+                Sent::Done
+            }
+            Err(Refused {
+                reason: RefusedReason::Full,
+                ..
+            }) => Sent::Full,
+            Err(_) => {
+                self.stats.refused += 1;
+                Sent::Done
+            }
+        }
+    }
+
+    /// Keep `message` for a peer whose queue is full, up to [`BACKLOG`]
+    /// messages; beyond, drop it (and say so, at a limited rate).
+    fn queue_or_drop<C: Codec>(
+        &mut self,
+        backlog: &mut Backlog<C>,
+        routing_id: &[u8],
+        message: C,
+        now: Instant,
+    ) {
+        let queue = match backlog.get_mut(routing_id) {
+            Some(queue) => queue,
+            None => backlog.entry(routing_id.to_vec()).or_default(),
+        };
+        if queue.len() < BACKLOG {
+            queue.push_back(message);
+            return;
+        }
+        self.stats.refused += 1;
+        if let Some(suppressed) = self.warn.allow(now) {
+            tracing::warn!(server = %self.name, suppressed, "a peer does not read: {} dropped", message.command());
+        }
+    }
+}
+
+/// Messages waiting for peers whose queue is full.
+type Backlog<C> = std::collections::HashMap<Vec<u8>, std::collections::VecDeque<C>>;
 
 /// A server running on a reactor thread; dropping it stops the server
 /// (zproto's `$TERM`).

@@ -28,14 +28,25 @@ fn built() -> &'static Result<PathBuf, String> {
         if !script.exists() {
             return Err(format!("{} is missing", script.display()));
         }
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("malamute-c");
-        let peer_source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/mlm_peer.c");
-        let fresh = |binary: &str| {
-            let built = std::fs::metadata(out.join(binary)).and_then(|m| m.modified());
-            let source = std::fs::metadata(&peer_source).and_then(|m| m.modified());
+        // Integration tests have a scratch directory in target/; benches
+        // use the system's.
+        let out = option_env!("CARGO_TARGET_TMPDIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::temp_dir().join("zproto-malamute"))
+            .join("malamute-c");
+        let programs = ["mlm_peer", "mlm_bench"];
+        let source = |program: &str| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/c/{program}.c"))
+        };
+        let fresh = |program: &str| {
+            let built = std::fs::metadata(out.join(program)).and_then(|m| m.modified());
+            let source = std::fs::metadata(source(program)).and_then(|m| m.modified());
             matches!((built, source), (Ok(b), Ok(s)) if b >= s)
         };
-        if out.join("malamute").exists() && out.join("mshell").exists() && fresh("mlm_peer") {
+        if out.join("malamute").exists()
+            && out.join("mshell").exists()
+            && programs.iter().all(|p| fresh(p))
+        {
             return Ok(out);
         }
         let status = Command::new("bash")
@@ -50,7 +61,7 @@ fn built() -> &'static Result<PathBuf, String> {
                 script.display()
             ));
         }
-        // Our own C client on libmlm.a, built as build.sh builds mshell.
+        // Our own C programs on libmlm.a, built as build.sh builds mshell.
         let pkg = |flag: &str| -> Result<Vec<String>, String> {
             let out = Command::new("pkg-config")
                 .args([flag, "libczmq"])
@@ -61,22 +72,24 @@ fn built() -> &'static Result<PathBuf, String> {
                 .map(str::to_owned)
                 .collect())
         };
-        let status = Command::new("gcc")
-            .args(["-O1", "-w"])
-            .arg(format!("-I{}", anchors.join("include").display()))
-            .arg(format!("-I{}", anchors.join("src").display()))
-            .arg(format!("-I{}", out.join("obj").display()))
-            .args(pkg("--cflags")?)
-            .arg(&peer_source)
-            .arg(out.join("libmlm.a"))
-            .args(pkg("--libs")?)
-            .arg("-lzmq")
-            .arg("-o")
-            .arg(out.join("mlm_peer"))
-            .status()
-            .map_err(|e| format!("cannot run gcc: {e}"))?;
-        if !status.success() {
-            return Err("gcc could not build tests/c/mlm_peer.c".into());
+        for program in programs {
+            let status = Command::new("gcc")
+                .args(["-O2", "-w"])
+                .arg(format!("-I{}", anchors.join("include").display()))
+                .arg(format!("-I{}", anchors.join("src").display()))
+                .arg(format!("-I{}", out.join("obj").display()))
+                .args(pkg("--cflags")?)
+                .arg(source(program))
+                .arg(out.join("libmlm.a"))
+                .args(pkg("--libs")?)
+                .arg("-lzmq")
+                .arg("-o")
+                .arg(out.join(program))
+                .status()
+                .map_err(|e| format!("cannot run gcc: {e}"))?;
+            if !status.success() {
+                return Err(format!("gcc could not build tests/c/{program}.c"));
+            }
         }
         Ok(out)
     })
