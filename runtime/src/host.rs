@@ -18,6 +18,7 @@
 //! | `server/timeout` | session expiry in ms, for models that handle `expired` (inproc peers; tcp and ipc sessions live as long as their connection) |
 //! | `server/verbose`, `server/animate` | non-zero: log every state, event and action |
 //! | `server/hwm` | messages queued per connection and direction (default 1000) |
+//! | `server/backlog` | messages kept beyond that for a peer that reads slowly, sent as it catches up (default 1000); more are dropped and counted |
 //! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
 //! | `server/heartbeat` | ZMTP heartbeat interval in ms on tcp and ipc (default: none) |
 //! | `<name>/bind/endpoint` | (in a loaded file) a bind, as zproto's servers do |
@@ -45,8 +46,9 @@ use crate::zpl::Zpl;
 /// Largest config file `LOAD` reads: a config file is hostile input too.
 pub const MAX_CONFIG: u64 = 1 << 20;
 
-/// Messages kept per peer whose queue is full (beyond its high-water
-/// mark), sent as it reads; more are dropped.
+/// Messages kept by default per peer whose queue is full (beyond its
+/// high-water mark), sent as it reads; more are dropped. `server/backlog`
+/// changes it.
 pub const BACKLOG: usize = 1000;
 
 /// How soon the host tries a full peer again.
@@ -155,6 +157,8 @@ pub struct ServerHost<M: StateMachine> {
     backlog: Backlog<M::Message>,
     /// When to try the backlog again.
     retry_at: Option<Instant>,
+    /// Messages kept per full peer (`server/backlog`).
+    backlog_limit: usize,
 }
 
 impl<M: StateMachine> ServerHost<M> {
@@ -174,6 +178,7 @@ impl<M: StateMachine> ServerHost<M> {
             gone: Vec::new(),
             backlog: Backlog::new(),
             retry_at: None,
+            backlog_limit: BACKLOG,
         }
     }
 
@@ -199,6 +204,9 @@ impl<M: StateMachine> ServerHost<M> {
             }
             "server/hwm" => {
                 self.options.hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
+            }
+            "server/backlog" => {
+                self.backlog_limit = usize::try_from(number()?).unwrap_or(usize::MAX);
             }
             "server/max-message" => {
                 self.options.max_message = i64::try_from(number()?).unwrap_or(i64::MAX);
@@ -399,6 +407,7 @@ where
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
         let now = Instant::now();
         let mut out = Out {
+            limit: self.backlog_limit,
             name: &self.name,
             stats: &mut self.stats,
             gone: &mut self.gone,
@@ -441,6 +450,7 @@ enum Sent {
 
 /// The sending side of a host, borrowed for one flush.
 struct Out<'a> {
+    limit: usize,
     name: &'a str,
     stats: &'a mut HostStats,
     gone: &'a mut Vec<Vec<u8>>,
@@ -480,8 +490,8 @@ impl Out<'_> {
         }
     }
 
-    /// Keep `message` for a peer whose queue is full, up to [`BACKLOG`]
-    /// messages; beyond, drop it (and say so, at a limited rate).
+    /// Keep `message` for a peer whose queue is full, up to the limit
+    /// (`server/backlog`); beyond, drop it (and say so, at a limited rate).
     fn queue_or_drop<C: Codec>(
         &mut self,
         backlog: &mut Backlog<C>,
@@ -493,7 +503,7 @@ impl Out<'_> {
             Some(queue) => queue,
             None => backlog.entry(routing_id.to_vec()).or_default(),
         };
-        if queue.len() < BACKLOG {
+        if queue.len() < self.limit {
             queue.push_back(message);
             return;
         }

@@ -168,15 +168,26 @@ impl Broker {
     /// A broker of `kind` bound to `endpoint`, with the same config file
     /// for both kinds; `plain` is a passwords file for PLAIN security.
     pub fn start(kind: &Kind, scratch: &Scratch, endpoint: &str, plain: Option<&Path>) -> Self {
+        Self::start_with(kind, scratch, endpoint, plain, "")
+    }
+
+    /// [`Broker::start`] with more `server` settings (indented ZPL lines).
+    pub fn start_with(
+        kind: &Kind,
+        scratch: &Scratch,
+        endpoint: &str,
+        plain: Option<&Path>,
+        server: &str,
+    ) -> Self {
         let config = scratch.0.join(format!("broker-{}.cfg", kind.name()));
         let security = match plain {
             Some(passwords) => format!(
-                "server\n    timeout = 10000\n    verbose = 0\n    auth\n        plain = {}\n\
+                "server\n    timeout = 10000\n    verbose = 0\n{server}    auth\n        plain = {}\n\
                  mlm_server\n    security\n        mechanism = plain\n    bind\n        endpoint = {endpoint}\n",
                 passwords.display()
             ),
             None => format!(
-                "server\n    timeout = 10000\n    verbose = 0\n\
+                "server\n    timeout = 10000\n    verbose = 0\n{server}\
                  mlm_server\n    security\n        mechanism = null\n    bind\n        endpoint = {endpoint}\n"
             ),
         };
