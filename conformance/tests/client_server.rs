@@ -92,6 +92,11 @@ fn request_reply_and_push(transport: &str) {
         assert_eq!(client.echo(body, WAIT).as_deref(), Ok(body));
         assert_eq!(client.body(), body, "the property follows the reply");
     }
+    // A method of the model's <custom language = "Rust"> source.
+    assert_eq!(
+        client.echo_all(&["one", "two"], WAIT),
+        Ok(vec!["one".to_owned(), "two".to_owned()])
+    );
     // <send> goes to the server as it is; the server pushes it back and
     // the client's action passes it to <recv>.
     let note = Note {

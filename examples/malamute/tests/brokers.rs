@@ -230,3 +230,27 @@ fn reconnect_and_replay_after_the_broker_restarts_on(kind: &Kind) {
         )
     }));
 }
+
+#[test]
+fn service_requests_wait_for_a_worker() {
+    for kind in Kind::all("service_requests_wait_for_a_worker") {
+        let scratch = Scratch::new(&format!("late-worker-{}", kind.name()));
+        let endpoint = scratch.ipc("broker");
+        let _broker = Broker::start(&kind, &scratch, &endpoint, None);
+        let mut requester = client(&endpoint, "early");
+        requester
+            .sendfor_text("late", "job.1", "", 0, &["queued"])
+            .expect("sendfor");
+        // A command round trip: the broker has queued the request.
+        assert_eq!(requester.set_producer("x", WAIT), Ok(0));
+        let mut worker = client(&endpoint, "worker");
+        assert_eq!(worker.set_worker("late", "job.*", WAIT), Ok(0));
+        let got = worker.recv(WAIT).expect("the queued request");
+        assert_eq!(
+            text(&got),
+            ("service".into(), "job.1".into(), vec!["queued".into()]),
+            "{}",
+            kind.name()
+        );
+    }
+}

@@ -383,3 +383,43 @@ fn our_mshell_answers_help_and_bad_arguments_as_upstreams() {
         );
     }
 }
+
+#[test]
+fn a_c_consumer_reconnects_and_replays_after_the_broker_restarts() {
+    let Some((kinds, c)) = setup("a_c_consumer_reconnects_and_replays_after_the_broker_restarts")
+    else {
+        return;
+    };
+    for kind in &kinds {
+        let scratch = Scratch::new(&format!("c-restart-{}", kind.name()));
+        let endpoint = scratch.ipc("broker");
+        let broker = Broker::start(kind, &scratch, &endpoint, None);
+        let consumer = Background::start(
+            &c.join("mlm_peer"),
+            &[&endpoint, "c-reader", "consume", "news", ".*"],
+        );
+        assert_eq!(consumer.line(WAIT).as_deref(), Some("ready"));
+        drop(broker);
+        let _broker = Broker::start(kind, &scratch, &endpoint, None);
+        // The C client notices (its PING meets a broker that does not know
+        // it), opens again and replays its subscription; then our writer's
+        // messages reach it.
+        let mut writer = MlmClient::with_defaults().expect("client");
+        assert_eq!(writer.connect(&endpoint, 5000, "writer", WAIT), Ok(0));
+        assert_eq!(writer.set_producer("news", WAIT), Ok(0));
+        let mut line = None;
+        assert!(
+            eventually(|| {
+                writer.send_text("after", &["restart"]).expect("send");
+                line = consumer.line(Duration::from_millis(100));
+                line.is_some()
+            }),
+            "{}: the C consumer never came back",
+            kind.name()
+        );
+        assert_eq!(
+            line.as_deref(),
+            Some("STREAM DELIVER sender=writer subject=after body=restart")
+        );
+    }
+}
