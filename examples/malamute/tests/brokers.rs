@@ -90,7 +90,7 @@ fn mailboxes_also_to_clients_that_connect_later_on(kind: &Kind) {
     let alice = client(&endpoint, "alice");
     let bob = client(&endpoint, "bob");
     alice
-        .sendto_text("bob", "greeting", "", 0, &["hello", "bob"])
+        .sendto_text("bob", "greeting", "track-1", 0, &["hello", "bob"])
         .expect("sendto");
     let message = bob.recv(WAIT).expect("bob's mail");
     assert_eq!(
@@ -101,12 +101,15 @@ fn mailboxes_also_to_clients_that_connect_later_on(kind: &Kind) {
             vec!["hello".into(), "bob".into()]
         )
     );
-    let MlmProto::MailboxDeliver(mail) = message else {
-        unreachable!()
-    };
-    assert_eq!(
-        (mail.sender.as_str(), mail.address.as_str()),
-        ("alice", "bob")
+    // Sender, mailbox and tracker as the sender gave them.
+    assert!(
+        matches!(
+            &message,
+            MlmProto::MailboxDeliver(m)
+                if (m.sender.as_str(), m.address.as_str(), m.tracker.as_str())
+                    == ("alice", "bob", "track-1")
+        ),
+        "{message:?}"
     );
     // Carol has no connection yet: the broker keeps her mail.
     alice
