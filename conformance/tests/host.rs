@@ -18,6 +18,8 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Seen {
     malformed: usize,
     ended: usize,
+    /// Settings the host passed on.
+    settings: Vec<(String, String)>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,11 @@ impl Actions for Server {
 
     fn session_ended(&mut self, _: &mut ()) {
         self.seen.lock().expect("seen").ended += 1;
+    }
+
+    fn configure(&mut self, path: &str, value: &str) {
+        let mut seen = self.seen.lock().expect("seen");
+        seen.settings.push((path.to_owned(), value.to_owned()));
     }
 }
 
@@ -174,13 +181,22 @@ fn load_reads_zproto_config_files_and_locates_errors() {
         &good,
         format!(
             "# as Malamute's config\nserver\n    timeout = 5000\n    verbose = 0\n\
-             rules_server\n    bind\n        endpoint = {ipc}\n"
+             rules_server\n    bind\n        endpoint = {ipc}\n    limits\n        size = 42\n"
         ),
     )
     .expect("write");
-    let (server, _) = server();
+    let (server, seen) = server();
     server.load(&good).expect("loads");
     request_reply(&client(&ipc), "configured");
+    // The application's own settings reach its actions; the host's do not.
+    server.set("rules_server/mode", "fast").expect("set");
+    assert_eq!(
+        seen.lock().expect("seen").settings,
+        [
+            ("rules_server/limits/size".to_owned(), "42".to_owned()),
+            ("rules_server/mode".to_owned(), "fast".to_owned())
+        ]
+    );
 
     let bad = dir.join("bad.cfg");
     std::fs::write(&bad, "server\n   timeout = 5000\n").expect("write");

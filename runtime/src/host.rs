@@ -235,9 +235,13 @@ impl<M: StateMachine> ServerHost<M> {
             path if self.is_own(path, "security/domain") => {
                 self.domain = Some(value.trim().to_owned());
             }
+            // A bind section is LOAD's to carry out.
+            path if path
+                .strip_prefix(self.name.as_str())
+                .is_some_and(|rest| rest.starts_with("/bind/")) => {}
             // Other paths belong to the application (zproto keeps them in
-            // its config tree); a bind section is read by LOAD.
-            _ => {}
+            // its config tree).
+            _ => M::configure(&mut self.actions, path, value),
         }
         Ok(())
     }

@@ -35,6 +35,11 @@ pub trait StateMachine {
     fn session_ended(actions: &mut Self::Actions, session: &mut Self::Session) {
         let _ = (actions, session);
     }
+    /// A setting the host does not know itself (`SET`, `LOAD`): the
+    /// application's, as zproto's config tree holds them.
+    fn configure(actions: &mut Self::Actions, path: &str, value: &str) {
+        let _ = (actions, path, value);
+    }
     /// Run the machine (the generated `execute`).
     fn execute(
         actions: &mut Self::Actions,

@@ -159,6 +159,13 @@ pub fn emit(
             fn session_ended(&mut self, session: &mut Self::Session) {
                 let _ = session;
             }
+
+            /// A setting the server host does not know itself (`SET path
+            /// value`, or a line of a `LOAD`ed file): the application's own.
+            /// Does nothing unless implemented.
+            fn configure(&mut self, path: &str, value: &str) {
+                let _ = (path, value);
+            }
         }
 
         /// The machine with actions `A`, for `zproto_runtime::server::Sessions`.
@@ -179,6 +186,10 @@ pub fn emit(
 
             fn session_ended(actions: &mut A, session: &mut A::Session) {
                 actions.session_ended(session);
+            }
+
+            fn configure(actions: &mut A, path: &str, value: &str) {
+                actions.configure(path, value);
             }
 
             fn execute(

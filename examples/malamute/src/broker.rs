@@ -7,11 +7,14 @@
 //! (`io.send_event`); the receiving session's machine takes the message
 //! and sends it. A mailbox keeps its messages until its owner connects.
 //!
-//! Bounds: a mailbox holds at most [`MAILBOX_LIMIT`] messages and a
-//! service queue [`SERVICE_QUEUE_LIMIT`] (more are dropped with a
-//! warning); a client that does not read has its ROUTER queue (1000
-//! messages by default, `server/hwm`) filled, then deliveries to it are
-//! dropped and counted by the host, while every other client is served.
+//! Bounds: a mailbox holds at most [`MAILBOX_LIMIT`] messages (and, with
+//! upstream's `mlm_server/mailbox/size-limit`, that many bytes of content),
+//! a service queue [`SERVICE_QUEUE_LIMIT`], and all stored messages
+//! together [`STORAGE_LIMIT`] bytes (`mlm_server/storage/size-limit`): more
+//! are dropped with a warning, however many mailboxes a client writes to.
+//! A client that does not read has its ROUTER queue (`server/hwm`) and its
+//! backlog (`server/backlog`) filled, then deliveries to it are dropped and
+//! counted by the host, while every other client is served.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -24,6 +27,11 @@ use crate::mlm_server_engine::{Actions, Event};
 pub const MAILBOX_LIMIT: usize = 10_000;
 /// Requests a service keeps until a worker takes them.
 pub const SERVICE_QUEUE_LIMIT: usize = 10_000;
+/// Bytes of stored messages (mailboxes and service queues together) by
+/// default; `mlm_server/storage/size-limit` changes it.
+pub const STORAGE_LIMIT: usize = 256 << 20;
+/// What a stored message costs beyond its strings and frames.
+const OVERHEAD: usize = 96;
 
 type Io_ = Io<Event, MlmProto>;
 
@@ -54,6 +62,13 @@ struct Offer {
 }
 
 #[derive(Debug, Default)]
+struct Mailbox {
+    queue: VecDeque<MailboxDeliver>,
+    /// Content bytes queued.
+    content: usize,
+}
+
+#[derive(Debug, Default)]
 struct Service {
     offers: Vec<Offer>,
     /// Requests no worker has taken yet.
@@ -61,14 +76,20 @@ struct Service {
 }
 
 /// The broker: everything its sessions share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Broker {
     /// Readers per stream.
     streams: HashMap<String, Vec<Reader>>,
     /// Connected owners of mailbox addresses.
     owners: HashMap<String, SessionKey>,
     /// Mail waiting for its owner (connected or not).
-    mailboxes: HashMap<String, VecDeque<MailboxDeliver>>,
+    mailboxes: HashMap<String, Mailbox>,
+    /// Bytes of stored messages, mailboxes and service queues together.
+    stored: usize,
+    /// `mlm_server/storage/size-limit`.
+    storage_limit: usize,
+    /// `mlm_server/mailbox/size-limit`: content bytes per mailbox.
+    mailbox_limit: Option<usize>,
     services: HashMap<String, Service>,
     /// Stream and service deliveries on their way to each session, taken
     /// by the event sent with each.
@@ -81,6 +102,43 @@ pub struct Broker {
 /// A status code define of the model as the wire's 2-byte number.
 fn status(define: u64) -> u16 {
     u16::try_from(define).unwrap_or(u16::MAX)
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self {
+            streams: HashMap::new(),
+            owners: HashMap::new(),
+            mailboxes: HashMap::new(),
+            stored: 0,
+            storage_limit: STORAGE_LIMIT,
+            mailbox_limit: None,
+            services: HashMap::new(),
+            stream_out: HashMap::new(),
+            service_out: HashMap::new(),
+            dropped: 0,
+        }
+    }
+}
+
+fn content_size(content: &[Vec<u8>]) -> usize {
+    content.iter().map(Vec::len).sum()
+}
+
+/// What storing a message costs: its strings, frames and bookkeeping.
+fn cost(strings: &[&str], content: &[Vec<u8>]) -> usize {
+    OVERHEAD
+        + strings.iter().map(|s| s.len()).sum::<usize>()
+        + content_size(content)
+        + content.len() * 32
+}
+
+fn mail_cost(m: &MailboxDeliver) -> usize {
+    cost(&[&m.sender, &m.address, &m.subject, &m.tracker], &m.content)
+}
+
+fn request_cost(m: &ServiceDeliver) -> usize {
+    cost(&[&m.sender, &m.address, &m.subject, &m.tracker], &m.content)
 }
 
 fn ok(io: &mut Io_) {
@@ -131,6 +189,7 @@ impl Broker {
                     let offer = service.offers.remove(i);
                     let to = offer.session;
                     service.offers.push(offer);
+                    self.stored = self.stored.saturating_sub(request_cost(&request));
                     self.service_out.entry(to).or_default().push_back(request);
                     io.send_event(to, Event::ServiceMessage);
                 }
@@ -159,6 +218,7 @@ impl Broker {
         self.stream_out.remove(&key);
         if let Some(requests) = self.service_out.remove(&key) {
             for request in requests {
+                self.stored += request_cost(&request);
                 let name = request.address.clone();
                 let service = self.services.entry(name).or_default();
                 service.queue.push_front(request);
@@ -193,7 +253,7 @@ impl Actions for Broker {
         let waiting = self
             .mailboxes
             .get(&session.address)
-            .map_or(0, VecDeque::len);
+            .map_or(0, |m| m.queue.len());
         if let Some(key) = session.key.filter(|_| !session.address.is_empty()) {
             for _ in 0..waiting {
                 io.send_event(key, Event::MailboxMessage);
@@ -288,20 +348,32 @@ impl Actions for Broker {
         let Some(MlmProto::MailboxSend(send)) = io.take_message() else {
             return;
         };
-        let mailbox = self.mailboxes.entry(send.address.clone()).or_default();
-        if mailbox.len() >= MAILBOX_LIMIT {
-            self.dropped += 1;
-            tracing::warn!(mailbox = %send.address, "mailbox full: message dropped");
-            return;
-        }
-        let owner = self.owners.get(&send.address).copied();
-        mailbox.push_back(MailboxDeliver {
+        let mail = MailboxDeliver {
             sender: session.address.clone(),
             address: send.address,
             subject: send.subject,
             tracker: send.tracker,
             content: send.content,
-        });
+        };
+        let (bytes, content) = (mail_cost(&mail), content_size(&mail.content));
+        let mailbox = self.mailboxes.entry(mail.address.clone()).or_default();
+        let full = mailbox.queue.len() >= MAILBOX_LIMIT
+            || self.stored + bytes > self.storage_limit
+            || self
+                .mailbox_limit
+                .is_some_and(|limit| mailbox.content + content > limit);
+        if full {
+            if mailbox.queue.is_empty() {
+                self.mailboxes.remove(&mail.address);
+            }
+            self.dropped += 1;
+            tracing::warn!(mailbox = %mail.address, "mailbox or storage full: message dropped");
+            return;
+        }
+        mailbox.content += content;
+        self.stored += bytes;
+        let owner = self.owners.get(&mail.address).copied();
+        mailbox.queue.push_back(mail);
         if let Some(owner) = owner {
             io.send_event(owner, Event::MailboxMessage);
         }
@@ -312,19 +384,22 @@ impl Actions for Broker {
             return;
         };
         let name = send.address.clone();
-        let service = self.services.entry(name.clone()).or_default();
-        if service.queue.len() >= SERVICE_QUEUE_LIMIT {
-            self.dropped += 1;
-            tracing::warn!(service = %name, "service queue full: request dropped");
-            return;
-        }
-        service.queue.push_back(ServiceDeliver {
+        let request = ServiceDeliver {
             sender: session.address.clone(),
             address: send.address,
             subject: send.subject,
             tracker: send.tracker,
             content: send.content,
-        });
+        };
+        let bytes = request_cost(&request);
+        let service = self.services.entry(name.clone()).or_default();
+        if service.queue.len() >= SERVICE_QUEUE_LIMIT || self.stored + bytes > self.storage_limit {
+            self.dropped += 1;
+            tracing::warn!(service = %name, "service queue or storage full: request dropped");
+            return;
+        }
+        self.stored += bytes;
+        service.queue.push_back(request);
         self.dispatch(&name, io);
     }
 
@@ -390,9 +465,23 @@ impl Actions for Broker {
         let next = self
             .mailboxes
             .get_mut(&session.address)
-            .and_then(VecDeque::pop_front);
+            .and_then(|mailbox| {
+                let mail = mailbox.queue.pop_front()?;
+                mailbox.content = mailbox.content.saturating_sub(content_size(&mail.content));
+                Some(mail)
+            });
+        if self
+            .mailboxes
+            .get(&session.address)
+            .is_some_and(|m| m.queue.is_empty())
+        {
+            self.mailboxes.remove(&session.address);
+        }
         match next {
-            Some(message) => io.set_message(message.into()),
+            Some(mail) => {
+                self.stored = self.stored.saturating_sub(mail_cost(&mail));
+                io.set_message(mail.into());
+            }
             None => io.set_exception(Event::NothingToDeliver),
         }
     }
@@ -410,5 +499,21 @@ impl Actions for Broker {
 
     fn session_ended(&mut self, session: &mut Session) {
         self.forget(session);
+    }
+
+    fn configure(&mut self, path: &str, value: &str) {
+        let bytes = || value.trim().parse::<usize>().ok();
+        match path {
+            "mlm_server/storage/size-limit" => match bytes() {
+                Some(limit) => self.storage_limit = limit,
+                None => tracing::warn!("{path}: \"{value}\" is not a number of bytes"),
+            },
+            // Upstream's key; absent, no limit but the storage's.
+            "mlm_server/mailbox/size-limit" => match bytes() {
+                Some(limit) => self.mailbox_limit = Some(limit),
+                None => tracing::warn!("{path}: \"{value}\" is not a number of bytes"),
+            },
+            _ => {}
+        }
     }
 }

@@ -163,3 +163,44 @@ fn a_reader_that_never_reads_costs_bounded_memory() {
     let alive = Command::new("kill").args(["-0", &pid.to_string()]).status();
     assert!(alive.is_ok_and(|s| s.success()));
 }
+
+#[test]
+fn mail_to_countless_mailboxes_is_bounded_by_the_storage_limit() {
+    let scratch = Scratch::new("hostile-mailboxes");
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start_configured(
+        &Kind::Ours,
+        &scratch,
+        &endpoint,
+        None,
+        "",
+        "    storage\n        size-limit = 8000000\n",
+    );
+    let pid = broker.pid();
+    let mut sender = client(&endpoint, "sender");
+    let before = peak_memory(pid);
+    let body = "m".repeat(1000);
+    const ADDRESSES: usize = 50_000;
+    for n in 0..ADDRESSES {
+        sender
+            .sendto_text(&format!("nobody-{n}"), "s", "", 0, &[&body])
+            .expect("sendto");
+    }
+    // A command round trip: the broker has taken every message.
+    assert_eq!(sender.set_producer("x", WAIT), Ok(0));
+    let grown = peak_memory(pid).saturating_sub(before);
+    eprintln!(
+        "{ADDRESSES} messages of 1 KB to as many absent mailboxes, storage limit 8 MB: \
+         the broker grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
+    assert!(
+        grown < 40_000_000,
+        "the broker grew by {} MB",
+        grown / 1_000_000
+    );
+    // What fitted is kept: the first mailbox's owner gets its mail.
+    let owner = client(&endpoint, "nobody-0");
+    assert!(matches!(owner.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))));
+    pub_sub_works(&endpoint, "after-mail");
+}

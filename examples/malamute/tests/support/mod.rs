@@ -179,16 +179,28 @@ impl Broker {
         plain: Option<&Path>,
         server: &str,
     ) -> Self {
+        Self::start_configured(kind, scratch, endpoint, plain, server, "")
+    }
+
+    /// [`Broker::start_with`], and more `mlm_server` settings.
+    pub fn start_configured(
+        kind: &Kind,
+        scratch: &Scratch,
+        endpoint: &str,
+        plain: Option<&Path>,
+        server: &str,
+        mlm_server: &str,
+    ) -> Self {
         let config = scratch.0.join(format!("broker-{}.cfg", kind.name()));
         let security = match plain {
             Some(passwords) => format!(
                 "server\n    timeout = 10000\n    verbose = 0\n{server}    auth\n        plain = {}\n\
-                 mlm_server\n    security\n        mechanism = plain\n    bind\n        endpoint = {endpoint}\n",
+                 mlm_server\n{mlm_server}    security\n        mechanism = plain\n    bind\n        endpoint = {endpoint}\n",
                 passwords.display()
             ),
             None => format!(
                 "server\n    timeout = 10000\n    verbose = 0\n{server}\
-                 mlm_server\n    security\n        mechanism = null\n    bind\n        endpoint = {endpoint}\n"
+                 mlm_server\n{mlm_server}    security\n        mechanism = null\n    bind\n        endpoint = {endpoint}\n"
             ),
         };
         std::fs::write(&config, security).expect("config");
