@@ -7,8 +7,8 @@
 //! [`DELIVERY_QUEUE`] delivered messages wait for the application (more are
 //! dropped and counted), at most [`SEND_QUEUE`] sent messages wait for the
 //! server (then `send` waits: a slow server slows its writers down rather
-//! than losing their messages), and the DEALER queues at most its
-//! high-water mark (1000 messages) each way.
+//! than losing their messages) with at most 1000 of the machine's own, and
+//! the DEALER queues at most its high-water mark (1000 messages) each way.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,9 @@ pub const DELIVERY_QUEUE: usize = 10_000;
 pub const SEND_QUEUE: usize = 10_000;
 /// How long [`ClientHandle::send`] waits for room.
 pub const SEND_WAIT: Duration = Duration::from_secs(10);
+/// Messages of the machine's own (not `<send>`) that wait for a full
+/// socket at most, beyond the API's.
+const MACHINE_QUEUE: usize = 1000;
 /// How soon a client tries its socket again after it refused.
 const RETRY: Duration = Duration::from_millis(1);
 
@@ -212,9 +215,17 @@ where
     }
 
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
-        // The machine's messages queue behind what waits already.
+        // The machine's messages queue behind what waits already, up to a
+        // bound (heartbeats to a server that never reads would otherwise
+        // pile up for ever); the API's are bounded by `send`.
         let machine: Vec<C::Message> = self.core.drain_outbox().collect();
-        self.waiting.extend(machine.into_iter().map(|m| (m, false)));
+        for message in machine {
+            if self.waiting.len() < SEND_QUEUE + MACHINE_QUEUE {
+                self.waiting.push_back((message, false));
+            } else {
+                self.core.stats_mut().refused += 1;
+            }
+        }
         let connected = !self.core.endpoints().is_empty();
         let now = Instant::now();
         let mut released = 0;
