@@ -30,6 +30,11 @@ pub const SERVICE_QUEUE_LIMIT: usize = 10_000;
 /// Bytes of stored messages (mailboxes and service queues together) by
 /// default; `mlm_server/storage/size-limit` changes it.
 pub const STORAGE_LIMIT: usize = 256 << 20;
+/// Deliveries held for a client that ran out of credit; more are dropped.
+pub const HELD_LIMIT: usize = 10_000;
+/// Trackers remembered for confirmations on their way back; the oldest
+/// are forgotten first.
+pub const TRACKER_LIMIT: usize = 100_000;
 /// What a stored message costs beyond its strings and frames.
 const OVERHEAD: usize = 96;
 
@@ -59,6 +64,22 @@ struct Reader {
 struct Offer {
     session: SessionKey,
     pattern: regex::Regex,
+}
+
+/// A delivery on its way to a session.
+#[derive(Debug)]
+enum Delivery {
+    Stream(StreamDeliver),
+    Service(ServiceDeliver),
+    /// Mail stays in its mailbox until sent.
+    Mail,
+}
+
+/// The credit of a client that sent CREDIT: deliveries beyond it wait.
+#[derive(Debug, Default)]
+struct Credit {
+    left: u64,
+    held: VecDeque<Delivery>,
 }
 
 #[derive(Debug, Default)]
@@ -95,6 +116,16 @@ pub struct Broker {
     /// by the event sent with each.
     stream_out: HashMap<SessionKey, VecDeque<StreamDeliver>>,
     service_out: HashMap<SessionKey, VecDeque<ServiceDeliver>>,
+    confirm_out: HashMap<SessionKey, VecDeque<Confirm>>,
+    /// Flow control of the clients that asked for it (sent CREDIT).
+    credit: HashMap<SessionKey, Credit>,
+    /// Tracker of a delivered message to the address of its sender, for
+    /// the CONFIRM that may come back; oldest first.
+    trackers: HashMap<String, (String, u64)>,
+    /// Trackers by age, each with the number it was stored under (an
+    /// entry whose tracker was confirmed or stored again is stale).
+    tracker_order: VecDeque<(String, u64)>,
+    tracker_seq: u64,
     /// Messages dropped at a limit.
     pub dropped: u64,
 }
@@ -116,6 +147,11 @@ impl Default for Broker {
             services: HashMap::new(),
             stream_out: HashMap::new(),
             service_out: HashMap::new(),
+            confirm_out: HashMap::new(),
+            credit: HashMap::new(),
+            trackers: HashMap::new(),
+            tracker_order: VecDeque::new(),
+            tracker_seq: 0,
             dropped: 0,
         }
     }
@@ -172,12 +208,65 @@ fn pattern(text: &str) -> Option<regex::Regex> {
 }
 
 impl Broker {
+    /// Send `delivery` to session `to` now, or hold it while the client
+    /// has no credit left (clients that never sent CREDIT have no limit).
+    fn deliver(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
+        if let Some(credit) = self.credit.get_mut(&to) {
+            if credit.left == 0 {
+                if credit.held.len() < HELD_LIMIT {
+                    credit.held.push_back(delivery);
+                } else {
+                    self.dropped += 1;
+                    tracing::warn!("a client out of credit holds too much: delivery dropped");
+                }
+                return;
+            }
+            credit.left -= 1;
+        }
+        self.dispatch_now(to, delivery, io);
+    }
+
+    fn dispatch_now(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
+        let event = match delivery {
+            Delivery::Stream(m) => {
+                self.stream_out.entry(to).or_default().push_back(m);
+                Event::StreamMessage
+            }
+            Delivery::Service(m) => {
+                self.service_out.entry(to).or_default().push_back(m);
+                Event::ServiceMessage
+            }
+            Delivery::Mail => Event::MailboxMessage,
+        };
+        io.send_event(to, event);
+    }
+
+    /// Remember who sent a tracked message, for its confirmation.
+    fn track(&mut self, tracker: &str, sender: &str) {
+        if tracker.is_empty() || sender.is_empty() {
+            return;
+        }
+        if self.tracker_order.len() >= TRACKER_LIMIT {
+            if let Some((oldest, seq)) = self.tracker_order.pop_front() {
+                if self.trackers.get(&oldest).is_some_and(|(_, s)| *s == seq) {
+                    self.trackers.remove(&oldest);
+                }
+            }
+        }
+        self.tracker_seq += 1;
+        let seq = self.tracker_seq;
+        self.trackers
+            .insert(tracker.to_owned(), (sender.to_owned(), seq));
+        self.tracker_order.push_back((tracker.to_owned(), seq));
+    }
+
     /// Offer queued requests of `name` to its workers, round robin.
     fn dispatch(&mut self, name: &str, io: &mut Io_) {
         let Some(service) = self.services.get_mut(name) else {
             return;
         };
         let mut kept = VecDeque::new();
+        let mut taken = Vec::new();
         while let Some(request) = service.queue.pop_front() {
             let taker = service
                 .offers
@@ -190,13 +279,15 @@ impl Broker {
                     let to = offer.session;
                     service.offers.push(offer);
                     self.stored = self.stored.saturating_sub(request_cost(&request));
-                    self.service_out.entry(to).or_default().push_back(request);
-                    io.send_event(to, Event::ServiceMessage);
+                    taken.push((to, request));
                 }
                 None => kept.push_back(request),
             }
         }
         service.queue = kept;
+        for (to, request) in taken {
+            self.deliver(to, Delivery::Service(request), io);
+        }
     }
 
     /// Forget everything of a session that ended.
@@ -216,8 +307,18 @@ impl Broker {
         // Stream and service deliveries not sent yet go with the session
         // (service requests back to their queue, for another worker).
         self.stream_out.remove(&key);
-        if let Some(requests) = self.service_out.remove(&key) {
-            for request in requests {
+        self.confirm_out.remove(&key);
+        let held = self.credit.remove(&key).map(|c| c.held).unwrap_or_default();
+        let held_requests = held.into_iter().filter_map(|d| match d {
+            Delivery::Service(request) => Some(request),
+            _ => None,
+        });
+        let mut requests: VecDeque<ServiceDeliver> =
+            self.service_out.remove(&key).unwrap_or_default();
+        requests.extend(held_requests);
+        if !requests.is_empty() {
+            // Back to the front of their queues, in their order.
+            for request in requests.into_iter().rev() {
                 self.stored += request_cost(&request);
                 let name = request.address.clone();
                 let service = self.services.entry(name).or_default();
@@ -256,7 +357,7 @@ impl Actions for Broker {
             .map_or(0, |m| m.queue.len());
         if let Some(key) = session.key.filter(|_| !session.address.is_empty()) {
             for _ in 0..waiting {
-                io.send_event(key, Event::MailboxMessage);
+                self.deliver(key, Delivery::Mail, io);
             }
         }
     }
@@ -338,8 +439,7 @@ impl Actions for Broker {
                 delivery.clone()
             };
             if let Some(message) = message {
-                self.stream_out.entry(to).or_default().push_back(message);
-                io.send_event(to, Event::StreamMessage);
+                self.deliver(to, Delivery::Stream(message), io);
             }
         }
     }
@@ -355,6 +455,7 @@ impl Actions for Broker {
             tracker: send.tracker,
             content: send.content,
         };
+        self.track(&mail.tracker, &mail.sender);
         let (bytes, content) = (mail_cost(&mail), content_size(&mail.content));
         let mailbox = self.mailboxes.entry(mail.address.clone()).or_default();
         let full = mailbox.queue.len() >= MAILBOX_LIMIT
@@ -375,7 +476,7 @@ impl Actions for Broker {
         let owner = self.owners.get(&mail.address).copied();
         mailbox.queue.push_back(mail);
         if let Some(owner) = owner {
-            io.send_event(owner, Event::MailboxMessage);
+            self.deliver(owner, Delivery::Mail, io);
         }
     }
 
@@ -391,6 +492,7 @@ impl Actions for Broker {
             tracker: send.tracker,
             content: send.content,
         };
+        self.track(&request.tracker, &request.sender);
         let bytes = request_cost(&request);
         let service = self.services.entry(name.clone()).or_default();
         if service.queue.len() >= SERVICE_QUEUE_LIMIT || self.stored + bytes > self.storage_limit {
@@ -431,15 +533,44 @@ impl Actions for Broker {
         }
     }
 
-    fn have_message_confirmation(&mut self, _session: &mut Session, _io: &mut Io_) {
-        // Confirmations are not implemented upstream either (its broker
-        // ends the session); ours accepts and ignores them.
-        tracing::debug!("CONFIRM ignored");
+    fn have_message_confirmation(&mut self, _session: &mut Session, io: &mut Io_) {
+        // A client confirms a tracked delivery: pass it to the sender, if
+        // it is connected (a confirmation is not stored).
+        let Some(MlmProto::Confirm(confirm)) = io.take_message() else {
+            return;
+        };
+        let Some((sender, _)) = self.trackers.remove(&confirm.tracker) else {
+            return;
+        };
+        if let Some(&owner) = self.owners.get(&sender) {
+            self.confirm_out
+                .entry(owner)
+                .or_default()
+                .push_back(confirm);
+            io.send_event(owner, Event::ConfirmMessage);
+        }
     }
 
-    fn credit_the_client(&mut self, _session: &mut Session, _io: &mut Io_) {
-        // As upstream: deliveries are not held back for credit; the ROUTER's
-        // high-water mark bounds what waits for a slow client.
+    fn credit_the_client(&mut self, session: &mut Session, io: &mut Io_) {
+        // From its first CREDIT on, a client gets no more deliveries than
+        // it allowed; deliveries held meanwhile go out as credit comes.
+        let (Some(MlmProto::Credit(credit)), Some(key)) = (io.message(), session.key) else {
+            return;
+        };
+        let amount = u64::from(credit.amount);
+        let account = self.credit.entry(key).or_default();
+        account.left = account.left.saturating_add(amount);
+        let mut release = Vec::new();
+        while account.left > 0 {
+            let Some(delivery) = account.held.pop_front() else {
+                break;
+            };
+            account.left -= 1;
+            release.push(delivery);
+        }
+        for delivery in release {
+            self.dispatch_now(key, delivery, io);
+        }
     }
 
     fn signal_success(&mut self, _session: &mut Session, io: &mut Io_) {
@@ -482,6 +613,17 @@ impl Actions for Broker {
                 self.stored = self.stored.saturating_sub(mail_cost(&mail));
                 io.set_message(mail.into());
             }
+            None => io.set_exception(Event::NothingToDeliver),
+        }
+    }
+
+    fn get_confirm_message(&mut self, session: &mut Session, io: &mut Io_) {
+        let next = session
+            .key
+            .and_then(|key| self.confirm_out.get_mut(&key))
+            .and_then(VecDeque::pop_front);
+        match next {
+            Some(message) => io.set_message(message.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
     }
