@@ -65,6 +65,13 @@ fn main() -> ExitCode {
     if cli.verbose {
         let _ = server.verbose();
     }
+    // Dead or unreachable clients are found by ZMTP heartbeats (a second
+    // apart, four missed end the connection and the session); the config
+    // file may say otherwise.
+    if let Err(e) = server.set("server/heartbeat", "1000") {
+        eprintln!("malamute: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = server.load(&cli.config) {
         eprintln!("malamute: {e}");
         return ExitCode::FAILURE;
