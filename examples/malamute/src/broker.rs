@@ -17,6 +17,7 @@
 //! counted by the host, while every other client is served.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::{Io, SessionKey};
 
@@ -84,7 +85,9 @@ struct Credit {
 
 #[derive(Debug, Default)]
 struct Mailbox {
-    queue: VecDeque<MailboxDeliver>,
+    /// Mail, each with the time after which it is discarded (its
+    /// MAILBOX SEND's timeout), if any.
+    queue: VecDeque<(MailboxDeliver, Option<Instant>)>,
     /// Content bytes queued.
     content: usize,
 }
@@ -241,6 +244,55 @@ impl Broker {
         io.send_event(to, event);
     }
 
+    /// The next mail of `address`, its costs released.
+    fn take_mail(&mut self, address: &str) -> Option<MailboxDeliver> {
+        let mailbox = self.mailboxes.get_mut(address)?;
+        let mail = mailbox.queue.pop_front().map(|(mail, _)| mail);
+        if let Some(mail) = &mail {
+            mailbox.content = mailbox.content.saturating_sub(content_size(&mail.content));
+            self.stored = self.stored.saturating_sub(mail_cost(mail));
+        }
+        if mailbox.queue.is_empty() {
+            self.mailboxes.remove(address);
+        }
+        mail
+    }
+
+    /// Discard the mail of `address` whose timeout passed, from the front
+    /// (mail is queued in order of arrival, so mostly in order of
+    /// deadline); a tracked one is confirmed to its sender as not
+    /// delivered.
+    fn expire_mail(&mut self, address: &str, now: Instant, io: &mut Io_) {
+        loop {
+            let expired = self
+                .mailboxes
+                .get(address)
+                .and_then(|m| m.queue.front())
+                .is_some_and(|(_, deadline)| deadline.is_some_and(|at| at <= now));
+            if !expired {
+                return;
+            }
+            let Some(mail) = self.take_mail(address) else {
+                return;
+            };
+            self.dropped += 1;
+            let Some((sender, _)) = self.trackers.remove(&mail.tracker) else {
+                continue;
+            };
+            if let Some(&owner) = self.owners.get(&sender) {
+                self.confirm_out
+                    .entry(owner)
+                    .or_default()
+                    .push_back(Confirm {
+                        tracker: mail.tracker,
+                        status_code: status(FAILED),
+                        status_reason: "timeout expired".into(),
+                    });
+                io.send_event(owner, Event::ConfirmMessage);
+            }
+        }
+    }
+
     /// Remember who sent a tracked message, for its confirmation.
     fn track(&mut self, tracker: &str, sender: &str) {
         if tracker.is_empty() || sender.is_empty() {
@@ -351,6 +403,8 @@ impl Actions for Broker {
     }
 
     fn check_for_mailbox_messages(&mut self, session: &mut Session, io: &mut Io_) {
+        let now = io.now().unwrap_or_else(Instant::now);
+        self.expire_mail(&session.address, now, io);
         let waiting = self
             .mailboxes
             .get(&session.address)
@@ -448,6 +502,9 @@ impl Actions for Broker {
         let Some(MlmProto::MailboxSend(send)) = io.take_message() else {
             return;
         };
+        let now = io.now().unwrap_or_else(Instant::now);
+        let deadline =
+            (send.timeout > 0).then(|| now + Duration::from_millis(u64::from(send.timeout)));
         let mail = MailboxDeliver {
             sender: session.address.clone(),
             address: send.address,
@@ -455,6 +512,7 @@ impl Actions for Broker {
             tracker: send.tracker,
             content: send.content,
         };
+        self.expire_mail(&mail.address, now, io);
         self.track(&mail.tracker, &mail.sender);
         let (bytes, content) = (mail_cost(&mail), content_size(&mail.content));
         let mailbox = self.mailboxes.entry(mail.address.clone()).or_default();
@@ -474,7 +532,7 @@ impl Actions for Broker {
         mailbox.content += content;
         self.stored += bytes;
         let owner = self.owners.get(&mail.address).copied();
-        mailbox.queue.push_back(mail);
+        mailbox.queue.push_back((mail, deadline));
         if let Some(owner) = owner {
             self.deliver(owner, Delivery::Mail, io);
         }
@@ -593,26 +651,11 @@ impl Actions for Broker {
     }
 
     fn get_mailbox_message(&mut self, session: &mut Session, io: &mut Io_) {
-        let next = self
-            .mailboxes
-            .get_mut(&session.address)
-            .and_then(|mailbox| {
-                let mail = mailbox.queue.pop_front()?;
-                mailbox.content = mailbox.content.saturating_sub(content_size(&mail.content));
-                Some(mail)
-            });
-        if self
-            .mailboxes
-            .get(&session.address)
-            .is_some_and(|m| m.queue.is_empty())
-        {
-            self.mailboxes.remove(&session.address);
-        }
+        let now = io.now().unwrap_or_else(Instant::now);
+        self.expire_mail(&session.address, now, io);
+        let next = self.take_mail(&session.address);
         match next {
-            Some(mail) => {
-                self.stored = self.stored.saturating_sub(mail_cost(&mail));
-                io.set_message(mail.into());
-            }
+            Some(mail) => io.set_message(mail.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
     }

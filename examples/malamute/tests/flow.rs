@@ -87,3 +87,35 @@ fn a_confirmation_reaches_the_sender() {
     let mut bob = bob;
     assert_eq!(bob.set_producer("still-here", WAIT), Ok(0));
 }
+
+#[test]
+fn mail_past_its_timeout_is_discarded_and_its_sender_told() {
+    let scratch = Scratch::new("flow-timeout");
+    let endpoint = scratch.ipc("broker");
+    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let mut alice = client(&endpoint, "alice");
+    alice
+        .sendto_text("late", "stale", "t-old", 50, &["too late"])
+        .expect("sendto");
+    alice
+        .sendto_text("late", "fresh", "", 0, &["in time"])
+        .expect("sendto");
+    assert_eq!(alice.set_producer("x", WAIT), Ok(0));
+    // The first mail's 50 ms pass before its owner connects.
+    std::thread::sleep(Duration::from_millis(200));
+    let late = client(&endpoint, "late");
+    let got = late.recv(WAIT).expect("the fresh mail");
+    assert!(
+        matches!(&got, MlmProto::MailboxDeliver(m) if m.subject == "fresh"),
+        "{got:?}"
+    );
+    assert!(
+        late.recv(Duration::from_millis(200)).is_err(),
+        "the stale mail came"
+    );
+    let confirm = alice.recv(WAIT).expect("a confirmation");
+    assert!(
+        matches!(&confirm, MlmProto::Confirm(c) if c.tracker == "t-old" && c.status_code == 300),
+        "{confirm:?}"
+    );
+}
