@@ -29,6 +29,7 @@ pub mod engine {
 
 pub mod api;
 pub mod command;
+pub mod config;
 pub mod limits;
 pub mod mesh;
 pub mod node;

@@ -114,6 +114,10 @@ struct NodeArgs {
     /// running as a service, whose standard input is closed).
     #[arg(long)]
     no_stdin: bool,
+    /// A config file (ZPL, as CZMQ's LOAD reads): SET paths, and a zgossip
+    /// section with bind, connect and announce (see docs/zgossip.cfg).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
 }
 
 fn parse_tuple(text: &str) -> Result<(String, String), String> {
@@ -241,6 +245,16 @@ fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
 
 fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
     let node = Node::new("zgossip")?;
+    // The file first; flags add to it (and settings override it).
+    if let Some(path) = &args.config {
+        let applied = zgossip::config::NodeConfig::load(path)
+            .and_then(|config| config.apply(&node, &path.display().to_string()));
+        if let Err(e) = applied {
+            eprintln!("zgossip: {e}");
+            return Ok(ExitCode::from(2));
+        }
+        println!("LOADED {}", path.display());
+    }
     for (path, value) in &args.set {
         node.set(path, value)?;
     }
