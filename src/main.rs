@@ -31,6 +31,10 @@ struct Cli {
     /// Log every state, event and action (and more) to stderr.
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Log lines as text (the default) or as JSON objects, one per line,
+    /// for log collectors.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -134,12 +138,17 @@ fn main() -> ExitCode {
     // nobody reads blocks that thread, never the reactor. When the queue is
     // full, lines are dropped (lossy) rather than waited for.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(writer)
-        .init();
+    let env_filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(writer);
+    // JSON escapes every string, a peer's too: one event, one line.
+    if cli.log_format == "json" {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let result = match cli.command.unwrap_or(Command::Demo(DemoArgs {
         nodes: 5,
         timeout: 10,

@@ -182,3 +182,32 @@ fn swarm_runs_and_writes_its_curve() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT converged"));
 }
+
+/// `--log-format json`: every line on stderr is one JSON object, strings
+/// from peers escaped inside it (a log collector reads them as they come).
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let path = std::env::temp_dir().join(format!("zgossip-json-{}.ipc", std::process::id()));
+    let endpoint = format!("ipc://{}", path.display());
+    let mut node =
+        Running::start_with_stderr(BIN, &["--log-format", "json", "node", "--bind", &endpoint]);
+    node.expect(&format!("BOUND {endpoint} PORT 0"));
+    // A peer sends a frame that is no message, with a newline in it.
+    let peer = zproto_runtime::reactor::socket(zmq::DEALER).expect("socket");
+    peer.set_linger(0).expect("linger");
+    peer.connect(&endpoint).expect("connect");
+    peer.send(&b"\xaa\xa0\x02\nDELIVER forged"[..], 0)
+        .expect("send");
+    let line = node.expect_stderr_line(|l| l.contains("malformed"));
+    let value: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    assert_eq!(value["level"], "WARN", "{line}");
+    assert!(value["fields"]["message"].is_string(), "{line}");
+    node.send("$TERM");
+    node.expect_exit();
+    for line in node.stderr_lines() {
+        serde_json::from_str::<serde_json::Value>(&line)
+            .unwrap_or_else(|e| panic!("a stderr line is not JSON ({e}): {line}"));
+    }
+    let _ = std::fs::remove_file(&path);
+}

@@ -17,28 +17,80 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct Running {
     pub child: Child,
     lines: Receiver<String>,
+    /// Its stderr lines, when asked for ([`Running::start_with_stderr`]).
+    errors: Option<Receiver<String>>,
+    errors_seen: Vec<String>,
+}
+
+/// Lines of `input`, on a channel.
+fn line_channel(input: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(input).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Running {
     /// Start `program` with `args`.
     pub fn start(program: &str, args: &[&str]) -> Self {
+        Self::spawn(program, args, false)
+    }
+
+    /// Start `program` with `args`, keeping its stderr lines.
+    pub fn start_with_stderr(program: &str, args: &[&str]) -> Self {
+        Self::spawn(program, args, true)
+    }
+
+    fn spawn(program: &str, args: &[&str], stderr: bool) -> Self {
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+        let lines = line_channel(child.stdout.take().expect("stdout"));
+        let errors = child.stderr.take().map(line_channel);
+        Self {
+            child,
+            lines,
+            errors,
+            errors_seen: Vec::new(),
+        }
+    }
+
+    /// Wait (at most [`WAIT`]) for a stderr line satisfying `pred`.
+    pub fn expect_stderr_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let errors = self.errors.as_ref().expect("started with stderr");
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            if let Ok(line) = errors.recv_timeout(left) {
+                self.errors_seen.push(line.clone());
+                if pred(&line) {
+                    return line;
                 }
             }
-        });
-        Self { child, lines }
+        }
+        panic!("no such stderr line; saw {:?}", self.errors_seen);
+    }
+
+    /// Every stderr line so far (after the process ended: all of them).
+    pub fn stderr_lines(&mut self) -> Vec<String> {
+        if let Some(errors) = &self.errors {
+            while let Ok(line) = errors.recv_timeout(Duration::from_millis(200)) {
+                self.errors_seen.push(line);
+            }
+        }
+        self.errors_seen.clone()
     }
 
     /// Write one line to its stdin.
