@@ -359,7 +359,6 @@ fn read_commands(mut input: impl BufRead, commands: &std::sync::mpsc::Sender<Tex
 }
 
 fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
-    use std::io::{IsTerminal, Write};
     use zgossip::swarm::{self, SwarmConfig, Topology, Transport};
     if !(0.0..=1.0).contains(&args.churn) {
         eprintln!(
@@ -397,24 +396,21 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         config.churn * 100.0,
         args.transport
     );
-    let bar = std::io::stderr().is_terminal();
-    let report = swarm::run_any(&config, |s| {
-        if bar {
-            let filled = (s.share() * 40.0) as usize;
-            eprint!(
-                "\r  [{}{}] {:>7}/{} complete  {:>8.1} ms",
-                "#".repeat(filled),
-                "-".repeat(40 - filled),
-                s.complete,
-                s.live,
-                s.elapsed.as_secs_f64() * 1e3
-            );
-            let _ = std::io::stderr().flush();
-        }
-    });
-    if bar {
-        eprintln!();
+    // Hidden when stderr is not a terminal (indicatif's own check).
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(config.nodes as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "  [{bar:40}] {pos:>7}/{len} complete  {elapsed_precise}",
+    ) {
+        bar.set_style(style.progress_chars("#>-"));
     }
+    let report = swarm::run_any(&config, |s| {
+        bar.set_length(s.live as u64);
+        bar.set_position(s.complete as u64);
+    });
+    bar.finish_and_clear();
     let report = match report {
         Ok(report) => report,
         Err(e) => {

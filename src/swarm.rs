@@ -97,7 +97,7 @@ impl Sample {
 }
 
 /// What happened.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SwarmReport {
     /// Whether every live node held every tuple before the timeout.
     pub converged: bool,
@@ -480,82 +480,71 @@ impl SwarmReport {
         self.messages as f64 / (config.tuples.max(1) * config.nodes.max(1)) as f64
     }
 
-    /// The curve as CSV: `elapsed_ms,complete,live,share`.
+    /// The curve as CSV (`elapsed_ms,complete,live,share`), written by
+    /// the `csv` crate.
     pub fn csv(&self) -> String {
-        let mut out = String::from("elapsed_ms,complete,live,share\n");
-        for s in &self.curve {
-            out.push_str(&format!(
-                "{:.3},{},{},{:.4}\n",
-                s.elapsed.as_secs_f64() * 1e3,
-                s.complete,
-                s.live,
-                s.share()
-            ));
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let mut rows = || -> Result<(), csv::Error> {
+            writer.write_record(["elapsed_ms", "complete", "live", "share"])?;
+            for s in &self.curve {
+                writer.write_record([
+                    format!("{:.3}", s.elapsed.as_secs_f64() * 1e3),
+                    s.complete.to_string(),
+                    s.live.to_string(),
+                    format!("{:.4}", s.share()),
+                ])?;
+            }
+            writer.flush()?;
+            Ok(())
+        };
+        // Writing to memory cannot fail but for a bug; say so in the file.
+        if let Err(e) = rows() {
+            return format!("error,{e}\n");
         }
-        out
+        writer
+            .into_inner()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
     }
 
-    /// The curve as an SVG line chart (share of nodes complete over time).
+    /// The curve as an SVG line chart (share of live nodes holding every
+    /// tuple over time), drawn by plotters.
     pub fn svg(&self, title: &str) -> String {
-        let (w, h, left, bottom, top, right) = (640.0, 400.0, 60.0, 50.0, 40.0, 20.0);
-        let plot_w = w - left - right;
-        let plot_h = h - top - bottom;
+        let mut svg = String::new();
+        if let Err(e) = self.draw(title, &mut svg) {
+            tracing::warn!("cannot draw the convergence chart: {e}");
+        }
+        svg
+    }
+
+    fn draw(&self, title: &str, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+        use plotters::prelude::*;
         let t_max = self
             .curve
             .last()
             .map_or(1.0, |s| s.elapsed.as_secs_f64() * 1e3)
             .max(1.0);
-        let points: Vec<String> = self
-            .curve
-            .iter()
-            .map(|s| {
-                let x = left + plot_w * (s.elapsed.as_secs_f64() * 1e3 / t_max);
-                let y = top + plot_h * (1.0 - s.share());
-                format!("{x:.1},{y:.1}")
-            })
-            .collect();
-        let mut svg = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-             <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-             <text x=\"{}\" y=\"24\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n\
-             <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n\
-             <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
-            w / 2.0,
-            xml_escape(title),
-            top + plot_h,
-            top + plot_h,
-            left + plot_w,
-            top + plot_h
-        );
-        for i in 0..=4 {
-            let share = f64::from(i) / 4.0;
-            let y = top + plot_h * (1.0 - share);
-            svg.push_str(&format!(
-                "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\n\
-                 <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>\n",
-                left + plot_w,
-                left - 6.0,
-                y + 4.0,
-                share * 100.0
-            ));
-            let t = t_max * share;
-            let x = left + plot_w * share;
-            svg.push_str(&format!(
-                "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{t:.0}</text>\n",
-                top + plot_h + 16.0
-            ));
-        }
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time since first announcement (ms)</text>\n\
-             <text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">live nodes holding every tuple</text>\n\
-             <polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n</svg>\n",
-            left + plot_w / 2.0,
-            h - 10.0,
-            top + plot_h / 2.0,
-            top + plot_h / 2.0,
-            points.join(" ")
-        ));
-        svg
+        let root = SVGBackend::with_string(out, (640, 400)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..t_max, 0.0..100.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("time since first announcement (ms)")
+            .y_desc("live nodes holding every tuple (%)")
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            self.curve
+                .iter()
+                .map(|s| (s.elapsed.as_secs_f64() * 1e3, s.share() * 100.0)),
+            BLUE.stroke_width(2),
+        ))?;
+        root.present()?;
+        Ok(())
     }
 }
 
@@ -739,8 +728,38 @@ mod sockets {
     }
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    fn report() -> SwarmReport {
+        let mut report = SwarmReport::default();
+        for (ms, complete) in [(0, 0), (5, 40), (9, 100)] {
+            report.curve.push(Sample {
+                elapsed: Duration::from_millis(ms),
+                complete,
+                live: 100,
+            });
+        }
+        report
+    }
+
+    #[test]
+    fn the_csv_reads_back() {
+        let text = report().csv();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().expect("headers").clone();
+        assert_eq!(&headers, vec!["elapsed_ms", "complete", "live", "share"]);
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(&rows[1], vec!["5.000", "40", "100", "0.4000"]);
+    }
+
+    #[test]
+    fn the_svg_is_an_svg_even_with_markup_in_its_title() {
+        let svg = report().svg("a <title> & more");
+        assert!(svg.contains("<svg"), "{svg}");
+        assert!(svg.contains("&lt;title&gt; &amp; more"), "{svg}");
+        assert!(svg.contains("<polyline") || svg.contains("<path"), "{svg}");
+    }
 }

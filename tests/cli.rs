@@ -150,10 +150,30 @@ fn swarm_runs_and_writes_its_curve() {
         stdout.contains("nodes that left and rejoined: 10"),
         "{stdout}"
     );
-    assert!(std::fs::read_to_string(&csv)
-        .unwrap()
-        .starts_with("elapsed_ms,"));
-    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // The CSV reads back, and its last row is the converged state.
+    let mut reader = csv::Reader::from_path(&csv).expect("the CSV opens");
+    assert_eq!(
+        reader.headers().expect("headers"),
+        vec!["elapsed_ms", "complete", "live", "share"]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a row")).collect();
+    assert!(!rows.is_empty());
+    assert_eq!(&rows[rows.len() - 1][3], "1.0000");
+    // The SVG is well-formed XML.
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let mut xml = quick_xml::Reader::from_str(&text);
+    let mut elements = 0;
+    loop {
+        match xml.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(_) | quick_xml::events::Event::Empty(_)) => {
+                elements += 1
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the SVG is not well-formed: {e}"),
+        }
+    }
+    assert!(text.contains("<svg") && elements > 10, "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 
     let out = Command::new(BIN)
