@@ -102,6 +102,51 @@ pub enum Command {
     Tuples(Sender<Vec<(String, String)>>),
     /// Counters.
     Stats(Sender<Stats>),
+    /// Counters and gauges for metrics.
+    Metrics(Sender<Metrics>),
+}
+
+/// What a node's metrics show ([`Node::metrics`], `--metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// The counters of STATS.
+    pub stats: Stats,
+    /// Live server sessions by state (the model's state names).
+    pub sessions_by_state: Vec<(&'static str, u64)>,
+    /// Remotes whose last generation is complete.
+    pub remotes_synced: u64,
+    /// Remotes sending a generation or waiting to.
+    pub remotes_synchronising: u64,
+    /// Deliveries waiting for the application.
+    pub deliveries_waiting: u64,
+    /// The reactor thread's rounds (shared by every node on it).
+    pub reactor: zproto_runtime::reactor::Rounds,
+}
+
+/// Reads a node's metrics from any thread ([`Node::probe`]).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    reactor: Arc<Reactor>,
+    id: reactor::ServiceId,
+}
+
+impl Probe {
+    /// The node's counters and gauges, and its reactor's rounds.
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        let mut metrics = ask(&self.reactor, self.id, Command::Metrics)?;
+        metrics.reactor = self.reactor.rounds();
+        Ok(metrics)
+    }
+}
+
+fn ask<T>(
+    reactor: &Reactor,
+    id: reactor::ServiceId,
+    make: impl FnOnce(Sender<T>) -> Command,
+) -> Result<T, Error> {
+    let (tx, rx) = mpsc::channel();
+    reactor.command(id, make(tx))?;
+    rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| Error::Stopped)
 }
 
 /// A zgossip node as a reactor service: the [`NodeCore`], and where its
@@ -115,6 +160,15 @@ pub struct GossipService {
     /// would allocate its whole capacity for every node).
     waiting: Arc<AtomicUsize>,
     deliveries_dropped: u64,
+}
+
+impl GossipService {
+    fn stats(&self) -> Stats {
+        Stats {
+            deliveries_dropped: self.deliveries_dropped,
+            ..self.core.stats()
+        }
+    }
 }
 
 impl Service for GossipService {
@@ -173,11 +227,18 @@ impl Service for GossipService {
                 let _ = reply.send(tuples);
             }
             Command::Stats(reply) => {
-                let stats = Stats {
-                    deliveries_dropped: self.deliveries_dropped,
-                    ..self.core.stats()
-                };
-                let _ = reply.send(stats);
+                let _ = reply.send(self.stats());
+            }
+            Command::Metrics(reply) => {
+                let (remotes_synced, remotes_synchronising) = self.core.remotes_by_state();
+                let _ = reply.send(Metrics {
+                    stats: self.stats(),
+                    sessions_by_state: self.core.sessions_by_state(),
+                    remotes_synced,
+                    remotes_synchronising,
+                    deliveries_waiting: self.waiting.load(Ordering::Relaxed) as u64,
+                    reactor: Default::default(),
+                });
             }
         }
     }
@@ -332,9 +393,21 @@ impl Node {
     }
 
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, Error> {
-        let (tx, rx) = mpsc::channel();
-        self.reactor.command(self.id, make(tx))?;
-        rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| Error::Stopped)
+        ask(&self.reactor, self.id, make)
+    }
+
+    /// Counters and gauges, for metrics.
+    pub fn metrics(&self) -> Result<Metrics, Error> {
+        self.probe().metrics()
+    }
+
+    /// A handle that reads this node's metrics from any thread (an HTTP
+    /// server's, say) while the node lives.
+    pub fn probe(&self) -> Probe {
+        Probe {
+            reactor: self.reactor.clone(),
+            id: self.id,
+        }
     }
 
     /// `BIND endpoint`: accept peers on a ROUTER socket.

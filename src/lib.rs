@@ -32,6 +32,7 @@ pub mod command;
 pub mod config;
 pub mod limits;
 pub mod mesh;
+pub mod metrics;
 pub mod node;
 pub mod remote;
 pub mod server;
@@ -40,7 +41,7 @@ pub mod text;
 pub mod tuples;
 
 pub use api::Node;
-pub use api::{Delivery, Error, Reactor};
+pub use api::{Delivery, Error, Metrics, Probe, Reactor};
 pub use limits::Limits;
 pub use node::{AnnounceError, NodeCore, Output, Settings, Stats};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -122,6 +122,10 @@ struct NodeArgs {
     /// section with bind, connect and announce (see docs/zgossip.cfg).
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// Serve metrics (OpenMetrics text, as Prometheus scrapes) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn parse_tuple(text: &str) -> Result<(String, String), String> {
@@ -267,6 +271,19 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
     for (path, value) in &args.set {
         node.set(path, value)?;
     }
+    let _metrics = match &args.metrics {
+        Some(address) => match zgossip::metrics::MetricsServer::start(address, node.probe()) {
+            Ok(server) => {
+                println!("METRICS http://{}/metrics", server.address());
+                Some(server)
+            }
+            Err(e) => {
+                eprintln!("zgossip: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => None,
+    };
     for endpoint in &args.bind {
         node.bind(endpoint)?;
         println!("BOUND {endpoint} PORT {}", node.port()?);

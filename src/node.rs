@@ -165,6 +165,40 @@ pub struct Stats {
     pub resyncs: u64,
     /// Deliveries dropped because the application's queue was full.
     pub deliveries_dropped: u64,
+    /// Messages received, by type ([`MESSAGE_TYPES`] order).
+    pub received_by_type: [u64; 5],
+    /// Messages sent, by type ([`MESSAGE_TYPES`] order).
+    pub sent_by_type: [u64; 5],
+    /// Bytes of the messages received (routing ids left out).
+    pub bytes_received: u64,
+    /// Bytes of the messages sent (routing ids left out).
+    pub bytes_sent: u64,
+}
+
+/// zgossip's message types, in id order, as `Stats` counts them.
+pub const MESSAGE_TYPES: [&str; 5] = ["HELLO", "ANNOUNCE", "PING", "PONG", "INVALID"];
+
+/// The index of `message`'s type in [`MESSAGE_TYPES`].
+fn type_index(message: &ZgossipMsg) -> usize {
+    usize::from(message.id().clamp(1, 5) - 1)
+}
+
+fn frames_len<F: AsRef<[u8]>>(frames: &[F]) -> u64 {
+    frames.iter().map(|f| f.as_ref().len() as u64).sum()
+}
+
+impl Stats {
+    fn count_in<F: AsRef<[u8]>>(&mut self, message: &ZgossipMsg, frames: &[F]) {
+        self.received += 1;
+        self.received_by_type[type_index(message)] += 1;
+        self.bytes_received += frames_len(frames);
+    }
+
+    fn count_out<F: AsRef<[u8]>>(&mut self, message: &ZgossipMsg, frames: &[F]) {
+        self.sent += 1;
+        self.sent_by_type[type_index(message)] += 1;
+        self.bytes_sent += frames_len(frames);
+    }
 }
 
 impl std::fmt::Display for Stats {
@@ -231,6 +265,25 @@ impl NodeCore {
     /// Every tuple the node knows.
     pub fn tuples(&self) -> &Tuples {
         &self.gossip.tuples
+    }
+
+    /// Live server sessions by state name, in the model's state order.
+    pub fn sessions_by_state(&self) -> Vec<(&'static str, u64)> {
+        use crate::engine::State;
+        let mut counts: Vec<(&'static str, u64)> =
+            State::ALL.iter().map(|s| (s.name(), 0)).collect();
+        for state in self.sessions.states() {
+            if let Some(i) = State::ALL.iter().position(|s| *s == state) {
+                counts[i].1 += 1;
+            }
+        }
+        counts
+    }
+
+    /// Remotes (synchronised, synchronising).
+    pub fn remotes_by_state(&self) -> (u64, u64) {
+        let synchronising = self.remotes.iter().filter(|r| r.is_synchronising()).count() as u64;
+        (self.remotes.len() as u64 - synchronising, synchronising)
     }
 
     /// Counters.
@@ -329,7 +382,8 @@ impl NodeCore {
     pub fn on_peer_frames<F: AsRef<[u8]>>(&mut self, frames: &[F], now: Instant) {
         match ZgossipMsg::decode_routed(frames) {
             Ok((routing_id, message)) => {
-                self.stats.received += 1;
+                self.stats
+                    .count_in(&message, frames.get(1..).unwrap_or_default());
                 if matches!(message, ZgossipMsg::Announce(_)) && self.is_duplicate(&message) {
                     self.stats.duplicates += 1;
                 }
@@ -372,7 +426,7 @@ impl NodeCore {
                 return;
             }
         };
-        self.stats.received += 1;
+        self.stats.count_in(&message, frames);
         if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
             self.accept(endpoint, service, Some(remote), now);
         }
@@ -506,7 +560,7 @@ impl NodeCore {
         self.sessions.drain_outgoing(|routing_id, message| {
             match message.encode_routed(routing_id) {
                 Ok(frames) => {
-                    stats.sent += 1;
+                    stats.count_out(&message, frames.get(1..).unwrap_or_default());
                     outputs.push(Output::ToPeer(frames));
                 }
                 Err(e) => tracing::warn!(node = %name, "cannot encode for a peer: {e}"),
@@ -545,7 +599,7 @@ impl NodeCore {
                 continue;
             }
             self.remotes[index].sent_traffic(pace, now);
-            self.stats.sent += 1;
+            self.stats.count_out(&message, &frames);
             self.outputs.push(Output::ToRemote {
                 remote: index,
                 frames: frames.clone(),
@@ -557,7 +611,7 @@ impl NodeCore {
         for message in messages {
             match message.encode() {
                 Ok(frames) => {
-                    self.stats.sent += 1;
+                    self.stats.count_out(&message, &frames);
                     self.outputs.push(Output::ToRemote { remote, frames });
                 }
                 Err(e) => tracing::warn!(node = %self.name, "cannot encode for a remote: {e}"),

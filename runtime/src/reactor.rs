@@ -620,12 +620,51 @@ enum Request<S: Service> {
     Shutdown,
 }
 
+/// How busy a reactor thread is: rounds of its loop (one wake-up each)
+/// and the time they took, from after the wait to the next wait.
+#[derive(Debug, Default)]
+pub struct RoundStats {
+    rounds: AtomicU64,
+    busy_nanos: AtomicU64,
+    longest_nanos: AtomicU64,
+}
+
+/// A reading of [`RoundStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rounds {
+    /// Rounds run.
+    pub rounds: u64,
+    /// Time spent in them.
+    pub busy: std::time::Duration,
+    /// The longest.
+    pub longest: std::time::Duration,
+}
+
+impl RoundStats {
+    fn record(&self, took: std::time::Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.longest_nanos.fetch_max(nanos, Ordering::Relaxed);
+    }
+
+    /// The numbers so far.
+    pub fn read(&self) -> Rounds {
+        Rounds {
+            rounds: self.rounds.load(Ordering::Relaxed),
+            busy: std::time::Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+            longest: std::time::Duration::from_nanos(self.longest_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
 /// Handle on a reactor thread running services of type `S`. Dropping the
 /// last handle stops the thread.
 pub struct Reactor<S: Service> {
     requests: Sender<Request<S>>,
     wake: Mutex<zmq::Socket>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    rounds: Arc<RoundStats>,
 }
 
 impl<S: Service> std::fmt::Debug for Reactor<S> {
@@ -648,10 +687,12 @@ impl<S: Service> Reactor<S> {
         push.set_linger(0)?;
         push.connect(&endpoint)?;
         let (tx, rx) = mpsc::channel();
+        let rounds = Arc::new(RoundStats::default());
+        let loop_rounds = rounds.clone();
         let thread = std::thread::Builder::new()
             .name("zproto-reactor".into())
             .spawn(move || match Loop::<S>::new(pull, rx) {
-                Ok(event_loop) => event_loop.run(),
+                Ok(event_loop) => event_loop.run(&loop_rounds),
                 Err(e) => tracing::error!("reactor cannot start: {e}"),
             })
             .map_err(|_| zmq::Error::ENOMEM)?;
@@ -659,6 +700,7 @@ impl<S: Service> Reactor<S> {
             requests: tx,
             wake: Mutex::new(push),
             thread: Mutex::new(Some(thread)),
+            rounds,
         }))
     }
 
@@ -682,6 +724,11 @@ impl<S: Service> Reactor<S> {
     /// Pass a command to a service.
     pub fn command(&self, id: ServiceId, command: S::Command) -> Result<(), Stopped> {
         self.send(Request::Command(id, command))
+    }
+
+    /// How busy the reactor thread has been.
+    pub fn rounds(&self) -> Rounds {
+        self.rounds.read()
     }
 
     /// Stop a service and close its sockets.
@@ -853,7 +900,7 @@ impl<S: Service> Loop<S> {
         })
     }
 
-    fn run(mut self) {
+    fn run(mut self, rounds: &RoundStats) {
         // Sockets that may have input without their descriptor signalling.
         let mut hot: Vec<Source> = Vec::new();
         let mut ready: Vec<Source> = Vec::new();
@@ -873,6 +920,7 @@ impl<S: Service> Loop<S> {
             };
             self.epoll.wait(timeout, &mut ready);
             let now = Instant::now();
+            let _round = Recorder { rounds, since: now };
             let mut changed = false;
             touched.clear();
             for &source in &ready {
@@ -1196,6 +1244,18 @@ fn wait_until(deadline: Option<Instant>) -> i64 {
             .as_millis()
             .min(1000) as i64
     })
+}
+
+/// Records a round's time when it ends, however it ends.
+struct Recorder<'a> {
+    rounds: &'a RoundStats,
+    since: Instant,
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        self.rounds.record(self.since.elapsed());
+    }
 }
 
 /// Send what the service has to send; returns how many messages.

@@ -143,6 +143,15 @@ impl<M: StateMachine> Sessions<M> {
         self.index.is_empty()
     }
 
+    /// The states of live sessions (for metrics).
+    pub fn states(&self) -> impl Iterator<Item = M::State> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.live)
+            .map(|e| e.state)
+    }
+
     /// Routing ids of live sessions.
     pub fn routing_ids(&self) -> impl Iterator<Item = &RoutingId> {
         self.index.keys()

@@ -425,6 +425,11 @@ pub(crate) fn state_enum(states: &[State], doc: &str) -> TokenStream {
         quote!(Self::#v => #n)
     });
     let doc = docs(doc);
+    let all = states.iter().map(|s| {
+        let v = ident(&names::camel(&s.name));
+        quote!(Self::#v)
+    });
+    let count = proc_macro2::Literal::usize_unsuffixed(states.len());
     quote! {
         #doc
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -433,6 +438,9 @@ pub(crate) fn state_enum(states: &[State], doc: &str) -> TokenStream {
         }
 
         impl State {
+            /// Every state, in the model's order.
+            pub const ALL: [State; #count] = [#(#all),*];
+
             /// The state's name, as in the model.
             pub fn name(self) -> &'static str {
                 match self { #(#names,)* }
