@@ -52,6 +52,19 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
+    // every_type again with its chunk, frame and msg fields as Bytes
+    // (Config::bytes): src/lib.rs compiles it as `every_type_bytes`, with
+    // its own round-trip tests.
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let with_bytes = zproto_codegen::Config::new()
+        .out_dir(out_dir.join("bytes"))
+        .emit_abnf(false)
+        .bytes(["every_type"])
+        .compile(&own[..1]);
+    if let Err(e) = with_bytes {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     // The rules models again, through an include file (Config::include_file):
     // src/lib.rs compiles it as `via_include_file`.
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));

@@ -40,6 +40,7 @@ pub struct Config {
     field_attributes: Vec<(String, String)>,
     include_paths: Vec<PathBuf>,
     include_file: Option<PathBuf>,
+    bytes: Vec<String>,
 }
 
 impl Default for Config {
@@ -78,6 +79,7 @@ impl Config {
             field_attributes: Vec::new(),
             include_paths: Vec::new(),
             include_file: None,
+            bytes: Vec::new(),
         }
     }
 
@@ -232,9 +234,42 @@ impl Config {
         emit::client::emit(model, codec, &codec_path, &self.emit_options()?)
     }
 
+    /// Hold the `chunk`, `frame` and `msg` fields that `paths` select as
+    /// `bytes::Bytes` (re-exported as `zproto_runtime::bytes`), which
+    /// clone by reference count, rather than `Vec<u8>` (prost-build's
+    /// `bytes`). A path is `.` (everything), a class, a message of it
+    /// (`mlm_proto.STREAM_DELIVER`) or a field (`mlm_proto.STREAM_DELIVER.content`).
+    pub fn bytes<I, S>(&mut self, paths: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.bytes.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
     /// Generate the Rust source of one codec model, without writing anything.
     pub fn generate_codec(&self, model: &CodecModel) -> Result<String, Error> {
-        emit::codec::emit(model, &self.emit_options()?)
+        if self.bytes.is_empty() {
+            return emit::codec::emit(model, &self.emit_options()?);
+        }
+        let mut model = model.clone();
+        for message in &mut model.messages {
+            for field in &mut message.fields {
+                let target = [
+                    model.class.as_str(),
+                    message.name.as_str(),
+                    field.name.as_str(),
+                ];
+                field.bytes = matches!(
+                    field.kind,
+                    crate::model::codec::FieldKind::Chunk
+                        | crate::model::codec::FieldKind::Frame
+                        | crate::model::codec::FieldKind::Msg
+                ) && self.bytes.iter().any(|path| emit::selects(path, &target));
+            }
+        }
+        emit::codec::emit(&model, &self.emit_options()?)
     }
 
     /// Write the one-time handler skeleton of a server or client model to `path`,

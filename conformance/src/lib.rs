@@ -71,6 +71,13 @@ generated! {
     fmq_client_engine,
 }
 
+/// `every_type` with its `chunk`, `frame` and `msg` fields as `Bytes`
+/// (`Config::bytes`).
+#[deny(warnings, clippy::all)]
+pub mod every_type_bytes {
+    include!(concat!(env!("OUT_DIR"), "/bytes/every_type.rs"));
+}
+
 /// The rules models, generated with `Config::include_file`: one file that
 /// declares a module per generated file (the engine finds its codec as a
 /// sibling).

@@ -122,3 +122,29 @@ fn the_text_form_reads_as_zprotos_and_refuses_bad_values() {
         Err(ZplMessageError::UnknownMessage("EVERY_TYPE_Z".into()))
     );
 }
+
+/// `Config::bytes`: the same model with `chunk`, `frame` and `msg` fields
+/// as `Bytes` is the same wire, and its fields share memory when cloned.
+#[test]
+fn bytes_fields_are_the_same_wire_and_clone_by_reference() {
+    use zproto_conformance::{every_type, every_type_bytes};
+    use zproto_runtime::Codec;
+    let vec_message = every_type::EveryType::from(every_type::A::test_value());
+    let frames = vec_message.encode().expect("encodes");
+    let bytes_message = every_type_bytes::EveryType::decode(&frames).expect("decodes");
+    assert_eq!(
+        bytes_message.encode().expect("encodes"),
+        frames,
+        "same wire"
+    );
+    let every_type_bytes::EveryType::A(a) = &bytes_message else {
+        panic!("an A");
+    };
+    let every_type::EveryType::A(v) = &vec_message else {
+        panic!("an A");
+    };
+    assert_eq!((&a.c[..], &a.f[..]), (&v.c[..], &v.f[..]));
+    assert_eq!(a.m.len(), v.m.len());
+    let copy = a.clone();
+    assert_eq!(copy.c.as_ptr(), a.c.as_ptr(), "a clone shares the chunk");
+}

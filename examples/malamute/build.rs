@@ -6,7 +6,12 @@ fn main() {
         "models/mlm_server.xml",
         "models/mlm_client.xml",
     ];
-    if let Err(e) = zproto_codegen::Config::new().compile(&models) {
+    // Message contents as Bytes: the broker hands one message to many
+    // readers, and a clone then shares it.
+    if let Err(e) = zproto_codegen::Config::new()
+        .bytes(["mlm_proto"])
+        .compile(&models)
+    {
         eprintln!("{e}");
         std::process::exit(1);
     }

@@ -24,5 +24,7 @@ pub mod wire;
 pub mod zap;
 pub mod zpl;
 
+/// The `bytes` crate, for fields generated as `Bytes` (`Config::bytes`).
+pub use bytes;
 pub use codec::{Codec, Frame};
 pub use error::{DecodeError, EncodeError};

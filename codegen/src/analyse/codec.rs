@@ -275,6 +275,7 @@ impl FieldContext<'_, '_> {
                 description: f.text(),
                 test,
                 origin,
+                bytes: false,
             },
             f.location.clone(),
         )]
@@ -320,6 +321,7 @@ impl FieldContext<'_, '_> {
                         field: name.to_owned(),
                         type_name: composite.name.clone(),
                     },
+                    bytes: false,
                 },
                 f.location.clone(),
             ));

@@ -278,8 +278,15 @@ fn first_paragraph(text: &str, name: &str) -> String {
 }
 
 /// The Rust type of a field.
-fn rust_type(kind: FieldKind) -> TokenStream {
-    match kind {
+fn rust_type(f: &Field, rt: &TokenStream) -> TokenStream {
+    if f.bytes {
+        match f.kind {
+            FieldKind::Chunk | FieldKind::Frame => return quote!(#rt::bytes::Bytes),
+            FieldKind::Msg => return quote!(::std::vec::Vec<#rt::bytes::Bytes>),
+            _ => {}
+        }
+    }
+    match f.kind {
         FieldKind::Number(1) => quote!(u8),
         FieldKind::Number(2) => quote!(u16),
         FieldKind::Number(4) => quote!(u32),
@@ -370,7 +377,7 @@ fn message_struct(
 
     let field_decls = slots.iter().map(|f| {
         let fname = ident(&names::rust_ident(&f.name));
-        let ty = rust_type(f.kind);
+        let ty = rust_type(f, rt);
         let doc = docs(&field_doc(f));
         let attrs = attributes.for_field(&model.class, &m.name, &f.name);
         quote! { #doc #attrs pub #fname: #ty }
@@ -457,9 +464,11 @@ fn message_struct(
     let writes = body_fields.iter().map(|f| write_field(f));
     let frame_pushes = frame_fields.iter().map(|f| {
         let fname = ident(&names::rust_ident(&f.name));
-        match f.kind {
-            FieldKind::Frame => quote!(frames.push(self.#fname.clone());),
-            _ => quote!(frames.extend_from_slice(&self.#fname);),
+        match (f.kind, f.bytes) {
+            (FieldKind::Frame, false) => quote!(frames.push(self.#fname.clone());),
+            (FieldKind::Frame, true) => quote!(frames.push(self.#fname.to_vec());),
+            (_, false) => quote!(frames.extend_from_slice(&self.#fname);),
+            (_, true) => quote!(frames.extend(self.#fname.iter().map(|f| f.to_vec()));),
         }
     });
 
@@ -505,6 +514,9 @@ fn message_struct(
             }
             FieldKind::Strings => quote!(w.strings(#label, &self.#fname);),
             FieldKind::Hash => quote!(w.hash(#label, &self.#fname);),
+            FieldKind::Msg if f.bytes => quote! {
+                w.frames(#label, &self.#fname.iter().map(|f| f.to_vec()).collect::<::std::vec::Vec<_>>());
+            },
             FieldKind::Msg => quote!(w.frames(#label, &self.#fname);),
         }
     });
@@ -522,6 +534,7 @@ fn message_struct(
                 FieldKind::Hash => quote!(r.hash(#label)),
                 FieldKind::Msg => quote!(r.frames(#label)?),
             };
+            let value = into_bytes(f, value);
             quote!(#fname: #value)
         })
         .collect();
@@ -685,12 +698,36 @@ fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
         (_, FieldKind::Uuid) => quote!(let #fname = r.uuid(#label)?;),
         (_, FieldKind::String) => quote!(let #fname = r.string(#label)?;),
         (_, FieldKind::Longstr) => quote!(let #fname = r.longstr(#label)?;),
-        (_, FieldKind::Chunk) => quote!(let #fname = r.chunk(#label)?;),
+        (_, FieldKind::Chunk) => {
+            let value = into_bytes(f, quote!(r.chunk(#label)?));
+            quote!(let #fname = #value;)
+        }
         (_, FieldKind::Strings) => quote!(let #fname = r.strings(#label)?;),
         (_, FieldKind::Hash) => quote!(let #fname = r.hash(#label)?;),
-        (_, FieldKind::Frame) if model.is_virtual => quote!(let #fname = frames.frame_or_empty();),
-        (_, FieldKind::Frame) => quote!(let #fname = frames.frame(Self::NAME, #label)?;),
-        (_, FieldKind::Msg) => quote!(let #fname = frames.rest();),
+        (_, FieldKind::Frame) if model.is_virtual => {
+            let value = into_bytes(f, quote!(frames.frame_or_empty()));
+            quote!(let #fname = #value;)
+        }
+        (_, FieldKind::Frame) => {
+            let value = into_bytes(f, quote!(frames.frame(Self::NAME, #label)?));
+            quote!(let #fname = #value;)
+        }
+        (_, FieldKind::Msg) => {
+            let value = into_bytes(f, quote!(frames.rest()));
+            quote!(let #fname = #value;)
+        }
+    }
+}
+
+/// `value` (a `Vec<u8>`, or a `Vec<Vec<u8>>` for `msg`) as the field's
+/// type: moved into `Bytes` (no copy) when the field is held as bytes.
+fn into_bytes(f: &Field, value: TokenStream) -> TokenStream {
+    match (f.bytes, f.kind) {
+        (true, FieldKind::Chunk | FieldKind::Frame) => quote!(::std::convert::From::from(#value)),
+        (true, FieldKind::Msg) => {
+            quote!(#value.into_iter().map(::std::convert::From::from).collect())
+        }
+        _ => value,
     }
 }
 
@@ -712,7 +749,7 @@ fn test_literal(f: &Field) -> TokenStream {
                 let lit = Literal::byte_string(b);
                 quote!(*#lit)
             }
-            _ => bytes_literal(b),
+            _ => into_bytes(f, bytes_literal(b)),
         },
         TestValue::Uuid(u) => {
             let bytes = u.iter().map(|b| Literal::u8_unsuffixed(*b));
@@ -731,7 +768,7 @@ fn test_literal(f: &Field) -> TokenStream {
         }
         TestValue::Frames(frames) => {
             let frames = frames.iter().map(|b| bytes_literal(b));
-            quote!(::std::vec![#(#frames),*])
+            into_bytes(f, quote!(::std::vec![#(#frames),*]))
         }
         TestValue::None => quote!(::std::default::Default::default()),
     }

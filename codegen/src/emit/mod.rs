@@ -53,7 +53,7 @@ pub struct Attributes {
 
 /// Whether `path` selects `target` (class, message, field): `.`, or a
 /// prefix of the target's own path.
-fn selects(path: &str, target: &[&str]) -> bool {
+pub(crate) fn selects(path: &str, target: &[&str]) -> bool {
     if path == "." {
         return true;
     }

@@ -94,6 +94,9 @@ pub struct Field {
     pub test: TestValue,
     /// Where the field came from.
     pub origin: Origin,
+    /// A `chunk`, `frame` or `msg` field held as `bytes::Bytes` (cheap to
+    /// clone) rather than `Vec<u8>`: `Config::bytes`.
+    pub bytes: bool,
 }
 
 /// Where a field of a message was declared.

@@ -160,12 +160,14 @@ impl Default for Broker {
     }
 }
 
-fn content_size(content: &[Vec<u8>]) -> usize {
-    content.iter().map(Vec::len).sum()
+type Content = [zproto_runtime::bytes::Bytes];
+
+fn content_size(content: &Content) -> usize {
+    content.iter().map(|frame| frame.len()).sum()
 }
 
 /// What storing a message costs: its strings, frames and bookkeeping.
-fn cost(strings: &[&str], content: &[Vec<u8>]) -> usize {
+fn cost(strings: &[&str], content: &Content) -> usize {
     OVERHEAD
         + strings.iter().map(|s| s.len()).sum::<usize>()
         + content_size(content)

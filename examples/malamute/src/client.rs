@@ -203,6 +203,9 @@ impl MlmClient {
     }
 }
 
-fn frames(parts: &[&str]) -> Vec<Vec<u8>> {
-    parts.iter().map(|p| p.as_bytes().to_vec()).collect()
+fn frames(parts: &[&str]) -> Vec<zproto_runtime::bytes::Bytes> {
+    parts
+        .iter()
+        .map(|p| zproto_runtime::bytes::Bytes::copy_from_slice(p.as_bytes()))
+        .collect()
 }
