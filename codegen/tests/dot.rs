@@ -48,6 +48,18 @@ fn the_diagram_in_docs_is_zgossips_model() {
 }
 
 #[test]
+fn the_client_diagram_in_docs_is_malamutes_client_model() {
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/malamute-client.dot");
+    let committed = std::fs::read_to_string(&docs).expect("docs/malamute-client.dot");
+    assert_eq!(
+        committed,
+        diagram("../examples/malamute/models/mlm_client.xml"),
+        "regenerate it: zproto dot examples/malamute/models/mlm_client.xml --out docs/malamute-client.dot \
+         && dot -Tsvg docs/malamute-client.dot -o docs/malamute-client.svg"
+    );
+}
+
+#[test]
 fn graphviz_renders_it_where_installed() {
     let Ok(mut child) = Command::new("dot")
         .arg("-Tsvg")
@@ -80,6 +92,24 @@ fn graphviz_renders_it_where_installed() {
     let svg = String::from_utf8_lossy(&out.stdout);
     assert!(svg.contains("<svg"), "{svg}");
     assert!(svg.contains("have tuple"));
+    // A client's too.
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dot runs again");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(diagram("../examples/malamute/models/mlm_client.xml").as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("dot runs");
+    assert!(out.status.success());
+    let svg = String::from_utf8_lossy(&out.stdout);
+    assert!(svg.contains("<svg") && svg.contains("replaying"), "{svg}");
 }
 
 #[test]
