@@ -36,6 +36,10 @@ pub const HELD_LIMIT: usize = 10_000;
 /// Trackers remembered for confirmations on their way back; the oldest
 /// are forgotten first.
 pub const TRACKER_LIMIT: usize = 100_000;
+/// Subscriptions (stream patterns) and service offers per client.
+pub const PER_CLIENT_LIMIT: usize = 256;
+/// Streams and services the broker knows, each.
+pub const NAME_LIMIT: usize = 100_000;
 /// What a stored message costs beyond its strings and frames.
 const OVERHEAD: usize = 96;
 
@@ -51,6 +55,15 @@ pub struct Session {
     writer: Option<String>,
     /// The service just offered, for `dispatch the service`.
     offered: Option<String>,
+    /// Subscriptions and offers made ([`PER_CLIENT_LIMIT`]).
+    commitments: usize,
+}
+
+/// Decline the command being handled: ERROR with `reason`, the session
+/// goes on.
+fn refuse(io: &mut Io_, reason: &str) {
+    error(io, status(FAILED), reason);
+    io.set_exception(Event::Refused);
 }
 
 /// A reader of a stream: a session and its subject patterns.
@@ -423,10 +436,15 @@ impl Actions for Broker {
     }
 
     fn store_stream_writer(&mut self, session: &mut Session, io: &mut Io_) {
-        if let Some(MlmProto::StreamWrite(w)) = io.message() {
-            session.writer = Some(w.stream.clone());
-            self.streams.entry(w.stream.clone()).or_default();
+        let Some(MlmProto::StreamWrite(w)) = io.message() else {
+            return;
+        };
+        let stream = w.stream.clone();
+        if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
+            return refuse(io, "too many streams");
         }
+        self.streams.entry(stream.clone()).or_default();
+        session.writer = Some(stream);
         ok(io);
     }
 
@@ -435,11 +453,16 @@ impl Actions for Broker {
             return;
         };
         let (stream, text) = (r.stream.clone(), r.pattern.clone());
+        if session.commitments >= PER_CLIENT_LIMIT {
+            return refuse(io, "too many subscriptions and offers");
+        }
+        if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
+            return refuse(io, "too many streams");
+        }
         let Some(compiled) = pattern(&text) else {
-            error(io, status(FAILED), "invalid pattern");
-            io.set_exception(Event::Exception);
-            return;
+            return refuse(io, "invalid pattern");
         };
+        session.commitments += 1;
         let readers = self.streams.entry(stream).or_default();
         match readers.iter_mut().find(|r| r.session == key) {
             Some(reader) => reader.patterns.push((text, compiled)),
@@ -454,6 +477,12 @@ impl Actions for Broker {
     fn cancel_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
         if let (Some(MlmProto::StreamCancel(c)), Some(key)) = (io.message(), session.key) {
             if let Some(readers) = self.streams.get_mut(&c.stream) {
+                let cancelled: usize = readers
+                    .iter()
+                    .filter(|r| r.session == key)
+                    .map(|r| r.patterns.len())
+                    .sum();
+                session.commitments = session.commitments.saturating_sub(cancelled);
                 readers.retain(|r| r.session != key);
             }
         }
@@ -554,6 +583,11 @@ impl Actions for Broker {
         };
         self.track(&request.tracker, &request.sender);
         let bytes = request_cost(&request);
+        if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
+            self.dropped += 1;
+            tracing::warn!(service = %name, "too many services: request dropped");
+            return;
+        }
         let service = self.services.entry(name.clone()).or_default();
         if service.queue.len() >= SERVICE_QUEUE_LIMIT || self.stored + bytes > self.storage_limit {
             self.dropped += 1;
@@ -570,11 +604,16 @@ impl Actions for Broker {
             return;
         };
         let name = o.address.clone();
+        if session.commitments >= PER_CLIENT_LIMIT {
+            return refuse(io, "too many subscriptions and offers");
+        }
+        if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
+            return refuse(io, "too many services");
+        }
         let Some(compiled) = pattern(&o.pattern) else {
-            error(io, status(FAILED), "invalid pattern");
-            io.set_exception(Event::Exception);
-            return;
+            return refuse(io, "invalid pattern");
         };
+        session.commitments += 1;
         self.services
             .entry(name.clone())
             .or_default()

@@ -204,3 +204,35 @@ fn mail_to_countless_mailboxes_is_bounded_by_the_storage_limit() {
     assert!(matches!(owner.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))));
     pub_sub_works(&endpoint, "after-mail");
 }
+
+#[test]
+fn subscriptions_past_the_limit_are_refused_and_the_session_lives() {
+    let scratch = Scratch::new("hostile-subscriptions");
+    let endpoint = scratch.ipc("broker");
+    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let mut greedy = client(&endpoint, "greedy");
+    let limit = malamute::broker::PER_CLIENT_LIMIT;
+    for n in 0..limit {
+        assert_eq!(
+            greedy.set_consumer("s", &format!("^p{n}$"), WAIT),
+            Ok(0),
+            "subscription {n}"
+        );
+    }
+    assert_eq!(greedy.set_consumer("s", "one-too-many", WAIT), Ok(-1));
+    assert!(greedy.reason().contains("too many"), "{}", greedy.reason());
+    // A bad pattern is refused the same way, and the session goes on.
+    assert_eq!(greedy.remove_consumer("s", WAIT), Ok(0));
+    assert_eq!(greedy.set_consumer("s", "(unclosed", WAIT), Ok(-1));
+    assert!(
+        greedy.reason().contains("invalid pattern"),
+        "{}",
+        greedy.reason()
+    );
+    assert_eq!(
+        greedy.set_consumer("s", "^p1$", WAIT),
+        Ok(0),
+        "room again after the cancel"
+    );
+    pub_sub_works(&endpoint, "after-greed");
+}
