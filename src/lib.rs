@@ -17,6 +17,8 @@
 //!   application holds;
 //! * [`mesh`]: the same nodes linked in memory, with simulated time.
 
+#![warn(missing_docs)]
+
 /// The zgossip messages, generated from `protocol/zgossip_msg.xml`.
 pub mod msg {
     include!(concat!(env!("OUT_DIR"), "/zgossip_msg.rs"));

@@ -17,6 +17,8 @@
 //! [`Config`] drives them from a `build.rs`, the `zproto` binary from a shell.
 //! Generated code depends on the small `zproto-runtime` crate.
 
+#![warn(missing_docs)]
+
 pub mod analyse;
 pub mod config;
 pub mod emit;

@@ -7,6 +7,8 @@
 //! (feature `reactor`, on by default) drives over real sockets. Keeping that here means one audited
 //! implementation of every bounds check, whatever the number of protocols.
 
+#![warn(missing_docs)]
+
 pub mod client;
 #[cfg(feature = "reactor")]
 pub mod client_host;

@@ -14,6 +14,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![warn(missing_docs)]
+
 /// The Malamute protocol's messages (generated from `models/mlm_proto.xml`).
 #[deny(warnings, clippy::all)]
 pub mod mlm_proto {
