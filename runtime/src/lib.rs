@@ -3,9 +3,12 @@
 //! Generated codecs are thin: they list their fields and call into this crate
 //! for the byte-level work ([`wire`]), the frame-level work ([`codec`]) and
 //! their error types ([`error`]); generated state machines run against
-//! [`engine`], in a [`server::Sessions`] table, which the ZeroMQ reactor
-//! (feature `reactor`, on by default) drives over real sockets. Keeping that here means one audited
-//! implementation of every bounds check, whatever the number of protocols.
+//! [`engine`]: servers in a [`server::Sessions`] table, clients in a
+//! [`client::ClientCore`], both sans I/O. The ZeroMQ reactor (feature
+//! `reactor`, on by default) drives them over real sockets: any generated
+//! server through the server host (`host`), generated clients through
+//! `client_host`. Keeping that here means one audited implementation of
+//! every bounds check, whatever the number of protocols.
 
 #![warn(missing_docs)]
 
