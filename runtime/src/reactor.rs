@@ -98,7 +98,7 @@ pub enum RefusedReason {
 
 /// A message the reactor could not send, handed back to the service.
 ///
-/// Frames over [`COPIED_FRAME`] bytes are lent to libzmq and lost if the
+/// Frames over `COPIED_FRAME` (1024) bytes are lent to libzmq and lost if the
 /// send fails: such a frame comes back empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
