@@ -372,11 +372,17 @@ where
     }
 
     /// Call a method: `store` sets its arguments, then `event` runs.
+    ///
+    /// Replies that came before the call (to an earlier call that stopped
+    /// waiting, or sent unasked) are discarded first, so that they are
+    /// never taken for this call's: a difference from zproto, whose API
+    /// takes the first reply of an accepted name.
     pub fn call(
         &self,
         event: C::Event,
         store: impl FnOnce(&mut C::Args) + Send + 'static,
     ) -> Result<(), ClientError> {
+        while self.answers.try_recv().is_ok() {}
         self.reactor
             .command(self.id, ClientCommand::Call(event, Box::new(store)))?;
         Ok(())

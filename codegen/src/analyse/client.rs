@@ -27,6 +27,7 @@ pub const RESERVED_API_NAMES: &[&str] = &[
     "set_verbose",
     "recv",
     "properties",
+    "stats",
     "close",
 ];
 

@@ -456,6 +456,12 @@ pub fn emit(
                 &self.properties
             }
 
+            /// The client's counters: messages in and out, and what it
+            /// dropped (malformed, unknown, unread, refused).
+            pub fn stats(&self) -> ::std::result::Result<#rt::client::ClientStats, #rt::client_host::ClientError> {
+                self.handle.stats()
+            }
+
             #(#methods)*
             #(#sends)*
             #recv
