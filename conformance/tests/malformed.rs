@@ -328,6 +328,11 @@ proptest! {
     /// that encodes and decodes back to itself.
     #[test]
     fn mutated_messages_error_or_round_trip(frames in mutated()) {
+        // The borrowed view agrees with the owned decoder, errors included.
+        prop_assert_eq!(
+            ex::ZprotoExampleRef::decode(&frames).map(ex::ZprotoExampleRef::into_owned),
+            ex::ZprotoExample::decode(&frames)
+        );
         if let Ok(message) = ex::ZprotoExample::decode(&frames) {
             let again = message.encode().expect("a decoded message encodes");
             prop_assert_eq!(ex::ZprotoExample::decode(&again), Ok(message));

@@ -216,17 +216,18 @@ pub struct FrameCursor<'a, F> {
     class: &'static str,
 }
 
-impl<F: AsRef<[u8]>> FrameCursor<'_, F> {
-    /// The next frame, for a `frame` field. A missing frame is an error.
-    pub fn frame(
+impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
+    /// The next frame, borrowed, for a `frame` field. A missing frame is an
+    /// error.
+    pub fn frame_ref(
         &mut self,
         message: &'static str,
         field: &'static str,
-    ) -> Result<Frame, DecodeError> {
+    ) -> Result<&'a [u8], DecodeError> {
         match self.frames.split_first() {
             Some((first, rest)) => {
                 self.frames = rest;
-                Ok(first.as_ref().to_vec())
+                Ok(first.as_ref())
             }
             None => Err(DecodeError::MissingFrame {
                 class: self.class,
@@ -236,16 +237,38 @@ impl<F: AsRef<[u8]>> FrameCursor<'_, F> {
         }
     }
 
-    /// The next frame, or an empty one if there is none: `frame` fields of a
-    /// `virtual` protocol, whose C decoder accepts a missing frame.
-    pub fn frame_or_empty(&mut self) -> Frame {
+    /// The next frame, borrowed, or an empty one if there is none: `frame`
+    /// fields of a `virtual` protocol, whose C decoder accepts a missing
+    /// frame.
+    pub fn frame_or_empty_ref(&mut self) -> &'a [u8] {
         match self.frames.split_first() {
             Some((first, rest)) => {
                 self.frames = rest;
-                first.as_ref().to_vec()
+                first.as_ref()
             }
-            None => Vec::new(),
+            None => &[],
         }
+    }
+
+    /// Every remaining frame, borrowed, for a `msg` field (possibly none).
+    pub fn rest_ref(&mut self) -> Vec<&'a [u8]> {
+        let rest = std::mem::take(&mut self.frames);
+        rest.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// The next frame, for a `frame` field. A missing frame is an error.
+    pub fn frame(
+        &mut self,
+        message: &'static str,
+        field: &'static str,
+    ) -> Result<Frame, DecodeError> {
+        self.frame_ref(message, field).map(<[u8]>::to_vec)
+    }
+
+    /// The next frame, or an empty one if there is none (see
+    /// [`Self::frame_or_empty_ref`]).
+    pub fn frame_or_empty(&mut self) -> Frame {
+        self.frame_or_empty_ref().to_vec()
     }
 
     /// Every remaining frame, for a `msg` field (possibly none).

@@ -24,6 +24,7 @@ pub mod host;
 pub mod reactor;
 pub mod server;
 pub mod throttle;
+pub mod view;
 pub mod wire;
 #[cfg(feature = "reactor")]
 pub mod zap;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{DecodeError, EncodeError};
+use crate::view::{HashRef, StringsRef};
 
 /// The 16-bit word that opens every body frame: `0xAAA0 | signature`.
 pub const fn signature_word(signature: u8) -> u16 {
@@ -102,34 +103,57 @@ impl<'a> Reader<'a> {
         self.array(field)
     }
 
-    fn text(&self, field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8 {
-                class: self.ctx.class,
-                message: self.ctx.message,
-                field,
-            })
+    fn text(&self, field: &'static str, bytes: &'a [u8]) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 {
+            class: self.ctx.class,
+            message: self.ctx.message,
+            field,
+        })
     }
 
-    /// A `string`: 1-byte length, then that many bytes of UTF-8.
-    pub fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+    /// A `string`, borrowed: 1-byte length, then that many bytes of UTF-8.
+    pub fn string_ref(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
         let len = self.number1(field)?;
         let bytes = self.take(field, u64::from(len))?;
         self.text(field, bytes)
     }
 
+    /// A `longstr`, borrowed: 4-byte length, then that many bytes of UTF-8.
+    pub fn longstr_ref(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let bytes = self.chunk_ref(field)?;
+        self.text(field, bytes)
+    }
+
+    /// A `chunk`, borrowed: 4-byte length, then that many raw bytes.
+    pub fn chunk_ref(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let len = self.number4(field)?;
+        self.take(field, u64::from(len))
+    }
+
+    /// A fixed-size block of `N` raw bytes, borrowed.
+    pub fn octets_ref<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<&'a [u8; N], DecodeError> {
+        let bytes = self.take(field, N as u64)?;
+        bytes
+            .try_into()
+            .map_err(|_| self.truncated(field, N as u64))
+    }
+
+    /// A `string`: 1-byte length, then that many bytes of UTF-8.
+    pub fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        self.string_ref(field).map(str::to_owned)
+    }
+
     /// A `longstr`: 4-byte length, then that many bytes of UTF-8.
     pub fn longstr(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let len = self.number4(field)?;
-        let bytes = self.take(field, u64::from(len))?;
-        self.text(field, bytes)
+        self.longstr_ref(field).map(str::to_owned)
     }
 
     /// A `chunk`: 4-byte length, then that many raw bytes.
     pub fn chunk(&mut self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
-        let len = self.number4(field)?;
-        self.take(field, u64::from(len)).map(<[u8]>::to_vec)
+        self.chunk_ref(field).map(<[u8]>::to_vec)
     }
 
     /// How many entries of at least `min_size` bytes a claimed `count` may
@@ -147,6 +171,19 @@ impl<'a> Reader<'a> {
         Ok(count as usize)
     }
 
+    /// A `strings` list, borrowed: 4-byte count, then that many longstrs,
+    /// all checked now (lengths and UTF-8) and read again when iterated.
+    pub fn strings_ref(&mut self, field: &'static str) -> Result<StringsRef<'a>, DecodeError> {
+        let count = self.number4(field)?;
+        let count = self.bounded_count(field, count, 4)?;
+        let start = self.bytes;
+        for _ in 0..count {
+            self.longstr_ref(field)?;
+        }
+        let used = start.len() - self.bytes.len();
+        Ok(StringsRef::new(&start[..used], count))
+    }
+
     /// A `strings` list: 4-byte count, then that many longstrs.
     pub fn strings(&mut self, field: &'static str) -> Result<Vec<String>, DecodeError> {
         let count = self.number4(field)?;
@@ -158,6 +195,20 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// A `hash`, borrowed: 4-byte count, then (string key, longstr value)
+    /// pairs, all checked now and read again when iterated.
+    pub fn hash_ref(&mut self, field: &'static str) -> Result<HashRef<'a>, DecodeError> {
+        let count = self.number4(field)?;
+        let count = self.bounded_count(field, count, 1 + 4)?;
+        let start = self.bytes;
+        for _ in 0..count {
+            self.string_ref(field)?;
+            self.longstr_ref(field)?;
+        }
+        let used = start.len() - self.bytes.len();
+        Ok(HashRef::new(&start[..used], count))
+    }
+
     /// A `hash`: 4-byte count, then (string key, longstr value) pairs.
     ///
     /// As in the C codecs, when a key repeats the first value is kept.
@@ -166,9 +217,11 @@ impl<'a> Reader<'a> {
         let count = self.bounded_count(field, count, 1 + 4)?;
         let mut out = BTreeMap::new();
         for _ in 0..count {
-            let key = self.string(field)?;
-            let value = self.longstr(field)?;
-            out.entry(key).or_insert(value);
+            let key = self.string_ref(field)?;
+            let value = self.longstr_ref(field)?;
+            if !out.contains_key(key) {
+                out.insert(key.to_owned(), value.to_owned());
+            }
         }
         Ok(out)
     }

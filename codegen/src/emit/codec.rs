@@ -8,7 +8,7 @@
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 
-use crate::emit::{banner, docs, finish, EmitOptions};
+use crate::emit::{banner, codec_view, docs, finish, EmitOptions};
 use crate::error::Error;
 use crate::model::codec::*;
 use crate::names;
@@ -77,6 +77,11 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         .messages
         .iter()
         .map(|m| message_struct(model, m, &enum_ident, rt, &options.attributes));
+    let views = model
+        .messages
+        .iter()
+        .map(|m| codec_view::message_view(model, m, rt));
+    let view_enum = codec_view::view_enum(model, rt);
     let arms = |body: &dyn Fn(&Ident) -> TokenStream| -> Vec<TokenStream> {
         model
             .messages
@@ -251,6 +256,10 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
 
         #(#structs)*
 
+        #view_enum
+
+        #(#views)*
+
         #tests
     };
     let source = model
@@ -261,7 +270,7 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
     finish(&banner(&source, model.license.as_deref()), tokens, class)
 }
 
-fn ident(name: &str) -> Ident {
+pub(crate) fn ident(name: &str) -> Ident {
     match name.strip_prefix("r#") {
         Some(raw) => Ident::new_raw(raw, Span::call_site()),
         None => Ident::new(name, Span::call_site()),
@@ -678,15 +687,26 @@ fn write_field(f: &Field) -> TokenStream {
     }
 }
 
-fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
-    let fname = ident(&names::rust_ident(&f.name));
+/// How a decoder checks a constant field; `None` for other fields.
+pub(crate) fn read_constant(f: &Field) -> Option<TokenStream> {
     let label = &f.name;
     match (&f.constant, f.kind) {
         (Some(Constant::Number(n)), FieldKind::Number(size)) => {
             let (size, n) = (Literal::u8_unsuffixed(size), Literal::u64_unsuffixed(*n));
-            quote!(r.constant_number(#label, #size, #n)?;)
+            Some(quote!(r.constant_number(#label, #size, #n)?;))
         }
-        (Some(Constant::String(s)), _) => quote!(r.constant_string(#label, #s)?;),
+        (Some(Constant::String(s)), _) => Some(quote!(r.constant_string(#label, #s)?;)),
+        _ => None,
+    }
+}
+
+fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
+    if let Some(read) = read_constant(f) {
+        return read;
+    }
+    let fname = ident(&names::rust_ident(&f.name));
+    let label = &f.name;
+    match (&f.constant, f.kind) {
         (_, FieldKind::Number(size)) => {
             let method = format_ident!("number{}", size);
             quote!(let #fname = r.#method(#label)?;)
@@ -775,6 +795,15 @@ fn test_literal(f: &Field) -> TokenStream {
 }
 
 fn emit_tests(model: &CodecModel, enum_ident: &Ident, rt: &TokenStream) -> TokenStream {
+    let view_check = if codec_view::model_has_views(model) {
+        let view = codec_view::view_enum_ident(model);
+        quote! {
+            // The borrowed view decodes to the same message.
+            assert_eq!(#view::decode(&frames).map(#view::into_owned), Ok(message.clone()));
+        }
+    } else {
+        TokenStream::new()
+    };
     let tests = model.messages.iter().map(|m| {
         let name = ident(&names::camel(&m.name));
         let test_fn = format_ident!(
@@ -788,6 +817,7 @@ fn emit_tests(model: &CodecModel, enum_ident: &Ident, rt: &TokenStream) -> Token
                 let frames = message.encode().expect("test values encode");
                 assert_eq!(frames[0].len(), #name::test_value().body_len());
                 assert_eq!(#enum_ident::decode(&frames), Ok(message.clone()));
+                #view_check
                 let routed = message.encode_routed(b"\x00peer").expect("test values encode");
                 assert_eq!(
                     #enum_ident::decode_routed(&routed),

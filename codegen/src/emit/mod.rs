@@ -4,6 +4,7 @@
 pub mod abnf;
 pub mod client;
 pub mod codec;
+pub mod codec_view;
 pub mod dot;
 pub mod server;
 pub mod skeleton;
