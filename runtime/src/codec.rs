@@ -30,6 +30,7 @@ pub trait Codec: Sized {
     fn decode<F: AsRef<[u8]>>(frames: &[F]) -> Result<Self, DecodeError>;
 
     /// The frames of this message, as a DEALER or PAIR socket sends them.
+    #[inline]
     fn encode(&self) -> Result<Vec<Frame>, EncodeError> {
         let mut frames = Vec::with_capacity(1);
         self.encode_into(&mut frames)?;
@@ -37,6 +38,7 @@ pub trait Codec: Sized {
     }
 
     /// The frames of this message for a ROUTER socket: `routing_id` first.
+    #[inline]
     fn encode_routed(&self, routing_id: &[u8]) -> Result<Vec<Frame>, EncodeError> {
         let mut frames = Vec::with_capacity(2);
         frames.push(routing_id.to_vec());
@@ -46,6 +48,7 @@ pub trait Codec: Sized {
 
     /// Decode a message received on a ROUTER socket: the routing id
     /// (borrowed from `frames`) and the message.
+    #[inline]
     fn decode_routed<F: AsRef<[u8]>>(frames: &[F]) -> Result<(&[u8], Self), DecodeError> {
         match frames {
             [routing_id, rest @ ..] if !rest.is_empty() => {
@@ -71,6 +74,7 @@ pub struct Opened<'a, F> {
 }
 
 /// Check the body frame's signature and split off the message id.
+#[inline]
 pub fn open<'a, F: AsRef<[u8]>>(
     frames: &'a [F],
     class: &'static str,
@@ -105,6 +109,7 @@ pub fn open<'a, F: AsRef<[u8]>>(
 /// topic up to its NUL, then the fields. No signature. A topic with no NUL
 /// is malformed (the C decoder does not check it), and so is one that is
 /// not UTF-8.
+#[inline]
 pub fn open_pubsub<'a, F: AsRef<[u8]>>(
     frames: &'a [F],
     class: &'static str,
@@ -181,6 +186,7 @@ pub fn decode_subscription(frame: &[u8], class: &'static str) -> Result<Subscrip
     }
 }
 
+#[inline]
 fn check_signature(body: &[u8], class: &'static str, signature: u8) -> Result<(), DecodeError> {
     let found = u16::from_be_bytes([body[0], body[1]]);
     let expected = signature_word(signature);
@@ -197,6 +203,7 @@ fn check_signature(body: &[u8], class: &'static str, signature: u8) -> Result<()
 
 impl<'a, F> Opened<'a, F> {
     /// A reader over the body fields of message `message`.
+    #[inline]
     pub fn reader(&self, message: &'static str) -> Reader<'a> {
         Reader::new(
             self.body,
@@ -219,6 +226,7 @@ pub struct FrameCursor<'a, F> {
 impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
     /// The next frame, borrowed, for a `frame` field. A missing frame is an
     /// error.
+    #[inline]
     pub fn frame_ref(
         &mut self,
         message: &'static str,
@@ -240,6 +248,7 @@ impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
     /// The next frame, borrowed, or an empty one if there is none: `frame`
     /// fields of a `virtual` protocol, whose C decoder accepts a missing
     /// frame.
+    #[inline]
     pub fn frame_or_empty_ref(&mut self) -> &'a [u8] {
         match self.frames.split_first() {
             Some((first, rest)) => {
@@ -251,12 +260,14 @@ impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
     }
 
     /// Every remaining frame, borrowed, for a `msg` field (possibly none).
+    #[inline]
     pub fn rest_ref(&mut self) -> Vec<&'a [u8]> {
         let rest = std::mem::take(&mut self.frames);
         rest.iter().map(AsRef::as_ref).collect()
     }
 
     /// The next frame, for a `frame` field. A missing frame is an error.
+    #[inline]
     pub fn frame(
         &mut self,
         message: &'static str,
@@ -267,11 +278,13 @@ impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
 
     /// The next frame, or an empty one if there is none (see
     /// [`Self::frame_or_empty_ref`]).
+    #[inline]
     pub fn frame_or_empty(&mut self) -> Frame {
         self.frame_or_empty_ref().to_vec()
     }
 
     /// Every remaining frame, for a `msg` field (possibly none).
+    #[inline]
     pub fn rest(&mut self) -> Vec<Frame> {
         let rest = std::mem::take(&mut self.frames);
         rest.iter().map(|f| f.as_ref().to_vec()).collect()

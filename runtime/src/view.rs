@@ -11,6 +11,7 @@ use std::fmt;
 
 /// Split a 4-byte length and that many bytes off the front of `bytes`.
 /// `None` only for bytes that were not checked by the decoder.
+#[inline]
 fn split_long(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     let len: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
     let len = usize::try_from(u32::from_be_bytes(len)).ok()?;
@@ -18,6 +19,7 @@ fn split_long(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// `bytes` split after `len` bytes, if it has that many.
+#[inline]
 fn split(bytes: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
     (len <= bytes.len()).then(|| bytes.split_at(len))
 }
@@ -25,6 +27,7 @@ fn split(bytes: &[u8], len: usize) -> Option<(&[u8], &[u8])> {
 /// UTF-8 checked again: views hold only bytes the decoder checked, so
 /// this never meets invalid text; if it did, it would yield "" rather than
 /// panic.
+#[inline]
 fn text(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
@@ -39,21 +42,25 @@ pub struct StringsRef<'a> {
 
 impl<'a> StringsRef<'a> {
     /// A view over `count` checked long strings in `bytes`.
+    #[inline]
     pub(crate) fn new(bytes: &'a [u8], count: usize) -> Self {
         Self { bytes, count }
     }
 
     /// How many strings the list holds.
+    #[inline]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether the list is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// The strings, in wire order.
+    #[inline]
     pub fn iter(&self) -> StringsIter<'a> {
         StringsIter {
             bytes: self.bytes,
@@ -62,6 +69,7 @@ impl<'a> StringsRef<'a> {
     }
 
     /// The list, owned: what the owned decoder builds.
+    #[inline]
     pub fn to_vec(&self) -> Vec<String> {
         self.iter().map(str::to_owned).collect()
     }
@@ -76,6 +84,7 @@ impl fmt::Debug for StringsRef<'_> {
 impl<'a> IntoIterator for StringsRef<'a> {
     type Item = &'a str;
     type IntoIter = StringsIter<'a>;
+    #[inline]
     fn into_iter(self) -> StringsIter<'a> {
         self.iter()
     }
@@ -91,6 +100,7 @@ pub struct StringsIter<'a> {
 impl<'a> Iterator for StringsIter<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         if self.left == 0 {
             return None;
@@ -101,6 +111,7 @@ impl<'a> Iterator for StringsIter<'a> {
         Some(text(value))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left, Some(self.left))
     }
@@ -122,21 +133,25 @@ pub struct HashRef<'a> {
 
 impl<'a> HashRef<'a> {
     /// A view over `count` checked (string, long string) pairs in `bytes`.
+    #[inline]
     pub(crate) fn new(bytes: &'a [u8], count: usize) -> Self {
         Self { bytes, count }
     }
 
     /// How many pairs the wire holds (a repeated key counts each time).
+    #[inline]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether there are no pairs.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// The pairs, in wire order.
+    #[inline]
     pub fn iter(&self) -> HashIter<'a> {
         HashIter {
             bytes: self.bytes,
@@ -145,11 +160,13 @@ impl<'a> HashRef<'a> {
     }
 
     /// The first value sent for `key`.
+    #[inline]
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The map, owned: what the owned decoder builds.
+    #[inline]
     pub fn to_map(&self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         for (key, value) in self.iter() {
@@ -169,6 +186,7 @@ impl fmt::Debug for HashRef<'_> {
 impl<'a> IntoIterator for HashRef<'a> {
     type Item = (&'a str, &'a str);
     type IntoIter = HashIter<'a>;
+    #[inline]
     fn into_iter(self) -> HashIter<'a> {
         self.iter()
     }
@@ -184,6 +202,7 @@ pub struct HashIter<'a> {
 impl<'a> Iterator for HashIter<'a> {
     type Item = (&'a str, &'a str);
 
+    #[inline]
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
         if self.left == 0 {
             return None;
@@ -196,6 +215,7 @@ impl<'a> Iterator for HashIter<'a> {
         Some((text(key), text(value)))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left, Some(self.left))
     }
