@@ -211,3 +211,46 @@ proptest! {
         );
     }
 }
+
+/// `Config::bytes` fields from frames held as `Bytes` (here one received
+/// into a `zmq::Message`): `decode_shared` hands them over without a copy.
+#[test]
+fn bytes_fields_share_the_frames_they_were_decoded_from() {
+    use every_type_bytes::{EveryType as Shared, EveryTypeRef as SharedRef};
+    use zproto_runtime::bytes::Bytes;
+
+    /// A libzmq message as the owner of a `Bytes`.
+    struct ZmqFrame(zmq::Message);
+    impl AsRef<[u8]> for ZmqFrame {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+
+    let encoded = EveryType::from(sample_a()).encode().expect("encodes");
+    let frames: Vec<Bytes> = encoded
+        .iter()
+        .map(|f| Bytes::from_owner(ZmqFrame(zmq::Message::from(&f[..]))))
+        .collect();
+    let decoded = Shared::decode_shared(&frames).expect("decodes");
+    assert_eq!(decoded, Shared::decode(&encoded).expect("decodes"));
+    let Shared::A(a) = decoded else {
+        panic!("not an A")
+    };
+    let within = |frame: &Bytes, part: &Bytes| {
+        let (whole, part) = (frame.as_ptr_range(), part.as_ptr_range());
+        whole.start <= part.start && part.end <= whole.end
+    };
+    assert!(within(&frames[0], &a.c), "the chunk shares the body frame");
+    assert!(within(&frames[1], &a.f), "the frame field shares its frame");
+    assert!(within(&frames[2], &a.m[0]) && within(&frames[3], &a.m[1]));
+    // The view gives the same, given the frames.
+    let view = SharedRef::decode(&frames).expect("decodes");
+    assert_eq!(view.into_shared(&frames), Shared::A(a));
+    // Frames it was not decoded from: a copy, still equal.
+    let view = SharedRef::decode(&encoded).expect("decodes");
+    assert_eq!(
+        view.into_shared(&frames[..0]),
+        Shared::decode(&encoded).expect("decodes")
+    );
+}

@@ -290,3 +290,18 @@ impl<'a, F: AsRef<[u8]>> FrameCursor<'a, F> {
         rest.iter().map(|f| f.as_ref().to_vec()).collect()
     }
 }
+
+/// `part` (a field's bytes, borrowed from one of `frames`) as a `Bytes`
+/// that shares that frame's buffer: no copy. A part found in none of the
+/// frames (which a view never holds) is copied.
+pub fn share(frames: &[bytes::Bytes], part: &[u8]) -> bytes::Bytes {
+    let span = part.as_ptr_range();
+    frames
+        .iter()
+        .find(|frame| {
+            let whole = frame.as_ptr_range();
+            whole.start <= span.start && span.end <= whole.end
+        })
+        .map(|frame| frame.slice_ref(part))
+        .unwrap_or_else(|| bytes::Bytes::copy_from_slice(part))
+}

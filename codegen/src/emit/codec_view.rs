@@ -26,6 +26,16 @@ pub fn has_view(m: &Message) -> bool {
     m.fields.iter().any(borrows)
 }
 
+/// Whether message `m` has fields held as `Bytes` (`Config::bytes`),
+/// which a view can hand over without a copy from frames held as `Bytes`.
+pub fn shares(m: &Message) -> bool {
+    m.fields.iter().any(|f| {
+        f.bytes
+            && f.constant.is_none()
+            && matches!(f.kind, FieldKind::Chunk | FieldKind::Frame | FieldKind::Msg)
+    })
+}
+
 /// Whether the model has views at all: a model of numbers only has none.
 pub fn model_has_views(model: &CodecModel) -> bool {
     model.messages.iter().any(has_view)
@@ -90,9 +100,15 @@ fn view_read(model: &CodecModel, m: &Ident, f: &Field) -> TokenStream {
 }
 
 /// A view's field as the owned message holds it.
-fn to_owned_field(f: &Field, rt: &TokenStream) -> TokenStream {
+fn to_owned_field(f: &Field, rt: &TokenStream, shared: bool) -> TokenStream {
     let fname = ident(&names::rust_ident(&f.name));
     let value = match (f.kind, f.bytes) {
+        (FieldKind::Chunk | FieldKind::Frame, true) if shared => {
+            quote!(#rt::codec::share(frames, self.#fname))
+        }
+        (FieldKind::Msg, true) if shared => {
+            quote!(self.#fname.iter().map(|f| #rt::codec::share(frames, f)).collect())
+        }
         (FieldKind::Number(_), _) => quote!(self.#fname),
         (FieldKind::Octets(_) | FieldKind::Uuid, _) => quote!(*self.#fname),
         (FieldKind::String | FieldKind::Longstr, _) => {
@@ -140,7 +156,20 @@ pub fn message_view(model: &CodecModel, m: &Message, rt: &TokenStream) -> TokenS
     });
     let reads = m.fields.iter().map(|f| view_read(model, &owned, f));
     let inits = slots.iter().map(|f| ident(&names::rust_ident(&f.name)));
-    let owned_fields = slots.iter().map(|f| to_owned_field(f, rt));
+    let owned_fields = slots.iter().map(|f| to_owned_field(f, rt, false));
+    let into_shared = if shares(m) {
+        let fields = slots.iter().map(|f| to_owned_field(f, rt, true));
+        quote! {
+            /// The owned message, its `Bytes` fields sharing the buffers of
+            /// `frames` (the frames this view was decoded from) instead of
+            /// copying; text is copied.
+            pub fn into_shared(self, frames: &[#rt::bytes::Bytes]) -> #owned {
+                #owned { #(#fields,)* }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     let reader = if has_body { quote!(mut r) } else { quote!(_r) };
     let frames = if has_frames {
         quote!(frames)
@@ -167,6 +196,8 @@ pub fn message_view(model: &CodecModel, m: &Message, rt: &TokenStream) -> TokenS
             pub fn into_owned(self) -> #owned {
                 #owned { #(#owned_fields,)* }
             }
+
+            #into_shared
         }
 
         impl ::std::convert::From<#name<'_>> for #owned {
@@ -221,6 +252,38 @@ pub fn view_enum(model: &CodecModel, rt: &TokenStream) -> TokenStream {
             quote!(Self::#v(m) => #owned_enum::#v(m))
         }
     });
+    let shared = if model.messages.iter().any(shares) {
+        let arms = model.messages.iter().map(|m| {
+            let v = variant(m);
+            if shares(m) {
+                quote!(Self::#v(m) => #owned_enum::#v(m.into_shared(frames)))
+            } else if has_view(m) {
+                quote!(Self::#v(m) => #owned_enum::#v(m.into_owned()))
+            } else {
+                quote!(Self::#v(m) => #owned_enum::#v(m))
+            }
+        });
+        quote! {
+            impl #name<'_> {
+                /// The owned message, its `Bytes` fields sharing the buffers
+                /// of `frames` (the frames this view was decoded from).
+                pub fn into_shared(self, frames: &[#rt::bytes::Bytes]) -> #owned_enum {
+                    match self { #(#arms,)* }
+                }
+            }
+
+            impl #owned_enum {
+                /// Decode from frames already held as `Bytes` (a received
+                /// `zmq::Message` through `Bytes::from_owner`, say): the
+                /// `Bytes` fields share the frames' buffers, no copy.
+                pub fn decode_shared(frames: &[#rt::bytes::Bytes]) -> ::std::result::Result<Self, #rt::DecodeError> {
+                    #name::decode(frames).map(|view| view.into_shared(frames))
+                }
+            }
+        }
+    } else {
+        TokenStream::new()
+    };
     let open = if model.pubsub {
         quote!(#rt::codec::open_pubsub(frames, CLASS)?.0)
     } else {
@@ -299,5 +362,7 @@ pub fn view_enum(model: &CodecModel, rt: &TokenStream) -> TokenStream {
                 view.into_owned()
             }
         }
+
+        #shared
     }
 }
