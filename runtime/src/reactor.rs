@@ -6,7 +6,8 @@
 //! [`Reactor::command`]; requests travel over a channel, and a message on an
 //! inproc PULL socket wakes the poll.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -209,10 +210,13 @@ pub trait Service: Send + 'static {
     /// Time passed; called when [`Service::next_deadline`] is due.
     /// `sockets` may bind and connect here too.
     fn tick(&mut self, sockets: &mut Sockets, now: Instant);
-    /// When `tick` next has something to do.
+    /// When `tick` next has something to do. Asked after every call into
+    /// the service: a deadline changes only when the service is called.
     fn next_deadline(&self) -> Option<Instant>;
     /// Hand every message to send, in order, to `send`, which hands back
-    /// those the sockets refused.
+    /// those the sockets refused. Called after every call into the service
+    /// and when its deadline falls due, not otherwise: a service that keeps
+    /// refused messages to try again sets a deadline for it.
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>);
 }
 
@@ -749,6 +753,21 @@ impl<S: Service> Drop for Reactor<S> {
 struct Hosted<S> {
     service: Box<S>,
     sockets: Sockets,
+    /// The descriptors registered for its sockets.
+    registered: Vec<(i32, Source)>,
+    /// The earliest time it has in the loop's timer heap, if any.
+    queued: Option<Instant>,
+}
+
+impl<S> Hosted<S> {
+    fn new(service: Box<S>) -> Self {
+        Self {
+            service,
+            sockets: Sockets::default(),
+            registered: Vec::new(),
+            queued: None,
+        }
+    }
 }
 
 /// What a descriptor belongs to.
@@ -808,40 +827,37 @@ impl Epoll {
         })
     }
 
-    /// Make the set hold exactly `wanted`; returns the sources added.
-    fn sync(&mut self, wanted: &FastMap<i32, Source>) -> Vec<Source> {
-        let stale: Vec<i32> = self
-            .sources
-            .iter()
-            .filter(|&(fd, source)| wanted.get(fd) != Some(source))
-            .map(|(fd, _)| *fd)
-            .collect();
-        for fd in stale {
-            self.sources.remove(&fd);
-            // SAFETY: removing a descriptor that may already be closed; an
-            // error (EBADF, ENOENT) only means it is gone already.
-            unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+    /// Register `fd` for `source`, unless it is already; returns whether
+    /// it was not.
+    fn register(&mut self, fd: i32, source: Source) -> bool {
+        if self.sources.get(&fd) == Some(&source) {
+            return false;
         }
-        let mut added = Vec::new();
-        for (&fd, &source) in wanted {
-            if self.sources.contains_key(&fd) {
-                continue;
-            }
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: fd as u64,
-            };
-            // SAFETY: `event` outlives the call; EEXIST (a descriptor number
-            // reused before its old registration went away) is handled.
-            let rc = unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut event) };
-            if rc != 0 {
-                // SAFETY: as above, replacing the stale registration.
-                unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_MOD, fd, &mut event) };
-            }
-            self.sources.insert(fd, source);
-            added.push(source);
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: fd as u64,
+        };
+        // SAFETY: `event` outlives the call; EEXIST (a descriptor number
+        // another socket held, registered for it) is handled below.
+        let rc = unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_ADD, fd, &mut event) };
+        if rc != 0 {
+            // SAFETY: as above, replacing the stale registration.
+            unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_MOD, fd, &mut event) };
         }
-        added
+        self.sources.insert(fd, source);
+        true
+    }
+
+    /// Forget `fd`, if it still stands for `source` (a closed socket's
+    /// number may have been reused by a new socket already registered).
+    fn unregister(&mut self, fd: i32, source: Source) {
+        if self.sources.get(&fd) != Some(&source) {
+            return;
+        }
+        self.sources.remove(&fd);
+        // SAFETY: removing a descriptor that may already be closed; an
+        // error (EBADF, ENOENT) only means it is gone already.
+        unsafe { libc::epoll_ctl(self.fd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
     }
 
     /// Sources whose descriptor signalled within `timeout` ms.
@@ -904,24 +920,29 @@ impl<S: Service> Loop<S> {
         // Sockets that may have input without their descriptor signalling.
         let mut hot: Vec<Source> = Vec::new();
         let mut ready: Vec<Source> = Vec::new();
-        // The earliest service deadline, found by the pass over services
-        // that ends every round (which also runs the due timers).
-        let mut earliest: Option<Instant> = None;
-        // Services whose sockets were read or used this round.
+        // Service deadlines, earliest first. A service has at most one
+        // live entry (`Hosted::queued`); entries it moved past are stale
+        // and skipped when they come up.
+        let mut timers: BinaryHeap<Reverse<(Instant, ServiceId)>> = BinaryHeap::new();
+        // Services called this round (read, commanded, due): only these are
+        // flushed and asked their deadline, so a round costs what happened
+        // in it, not the number of services.
         let mut touched: Vec<ServiceId> = Vec::new();
-        hot.extend(self.sync_sockets());
+        if let Ok(fd) = self.wake.get_fd() {
+            self.epoll.register(fd, Source::Wake);
+            hot.push(Source::Wake);
+        }
         loop {
             ready.clear();
             ready.append(&mut hot);
             let timeout = if ready.is_empty() {
-                wait_until(earliest)
+                wait_until(timers.peek().map(|Reverse((at, _))| *at))
             } else {
                 0
             };
             self.epoll.wait(timeout, &mut ready);
             let now = Instant::now();
             let _round = Recorder { rounds, since: now };
-            let mut changed = false;
             touched.clear();
             for &source in &ready {
                 match source {
@@ -929,10 +950,7 @@ impl<S: Service> Loop<S> {
                         while self.wake.recv_bytes(zmq::DONTWAIT).is_ok() {}
                         match self.serve_requests(now) {
                             None => return,
-                            Some(ids) => {
-                                changed |= !ids.is_empty();
-                                touched.extend(ids);
-                            }
+                            Some(ids) => touched.extend(ids),
                         }
                     }
                     Source::Router(id) | Source::Dealer(id, _) => {
@@ -945,7 +963,10 @@ impl<S: Service> Loop<S> {
                         }
                         touched.push(id);
                     }
-                    Source::Monitor(id, r) => self.read_monitor(id, r, now),
+                    Source::Monitor(id, r) => {
+                        self.read_monitor(id, r, now);
+                        touched.push(id);
+                    }
                     Source::RouterMonitor(id) => {
                         if let Some(h) = self.services.get_mut(&id) {
                             read_router_monitor(h, now);
@@ -954,31 +975,44 @@ impl<S: Service> Loop<S> {
                     }
                 }
             }
-            earliest = None;
-            for (&id, h) in self.services.iter_mut() {
+            while let Some(&Reverse((at, id))) = timers.peek() {
+                if at > now {
+                    break;
+                }
+                timers.pop();
+                if let Some(h) = self.services.get_mut(&id) {
+                    if h.queued == Some(at) {
+                        h.queued = None;
+                        touched.push(id);
+                    }
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for &id in &touched {
+                let Some(h) = self.services.get_mut(&id) else {
+                    continue;
+                };
                 let mut deadline = h.service.next_deadline();
                 if deadline.is_some_and(|at| at <= now) {
                     h.service.tick(&mut h.sockets, now);
                     deadline = h.service.next_deadline();
                 }
-                if flush(h) > 0 {
-                    touched.push(id);
+                flush(h);
+                if let Some(at) = deadline {
+                    if h.queued.map_or(true, |queued| at < queued) {
+                        timers.push(Reverse((at, id)));
+                        h.queued = Some(at);
+                    }
                 }
-                // A read or a tick may have bound or connected.
-                changed |= h.sockets.take_changed();
-                earliest = match (earliest, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            if changed {
-                hot.extend(self.sync_sockets());
+                // A call may have bound or connected.
+                if h.sockets.take_changed() {
+                    hot.extend(self.sync_service(id));
+                }
             }
             // A socket used since its last empty read may have consumed
             // its own signal: look. (The wake socket is only ever read
             // until empty.)
-            touched.sort_unstable();
-            touched.dedup();
             for &id in &touched {
                 if let Some(h) = self.services.get_mut(&id) {
                     h.sockets.look_again(id, &mut hot);
@@ -987,16 +1021,28 @@ impl<S: Service> Loop<S> {
         }
     }
 
-    /// Register every socket's descriptor; returns the newly registered.
-    fn sync_sockets(&mut self) -> Vec<Source> {
+    /// Register the descriptors of service `id`'s sockets, and forget
+    /// those of sockets it closed; returns the newly registered.
+    fn sync_service(&mut self, id: ServiceId) -> Vec<Source> {
+        let Some(h) = self.services.get_mut(&id) else {
+            return Vec::new();
+        };
         let mut wanted = FastMap::default();
-        if let Ok(fd) = self.wake.get_fd() {
-            wanted.insert(fd, Source::Wake);
+        h.sockets.descriptors(id, &mut wanted);
+        for &(fd, source) in &h.registered {
+            if wanted.get(&fd) != Some(&source) {
+                self.epoll.unregister(fd, source);
+            }
         }
-        for (&id, h) in &self.services {
-            h.sockets.descriptors(id, &mut wanted);
+        let mut added = Vec::new();
+        h.registered.clear();
+        for (fd, source) in wanted {
+            if self.epoll.register(fd, source) {
+                added.push(source);
+            }
+            h.registered.push((fd, source));
         }
-        self.epoll.sync(&wanted)
+        added
     }
 
     /// Carry out requests; returns the services whose sockets may have
@@ -1009,18 +1055,16 @@ impl<S: Service> Loop<S> {
                 Request::Add(service, reply) => {
                     let id = self.next_id;
                     self.next_id += 1;
-                    self.services.insert(
-                        id,
-                        Hosted {
-                            service,
-                            sockets: Sockets::default(),
-                        },
-                    );
+                    self.services.insert(id, Hosted::new(service));
+                    touched.push(id);
                     let _ = reply.send(id);
                 }
                 Request::Remove(id) => {
-                    self.services.remove(&id);
-                    touched.push(id);
+                    if let Some(h) = self.services.remove(&id) {
+                        for &(fd, source) in &h.registered {
+                            self.epoll.unregister(fd, source);
+                        }
+                    }
                 }
                 Request::Command(id, command) => {
                     if let Some(h) = self.services.get_mut(&id) {
