@@ -293,6 +293,7 @@ impl Service for GossipService {
                 refused.push(r);
             }
         }
+        self.core.trim_outputs();
         if refused.is_empty() {
             return;
         }

@@ -711,4 +711,11 @@ impl NodeCore {
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.outputs.drain(..)
     }
+
+    /// After [`NodeCore::drain_outputs`]: give back what a burst made the
+    /// output queue grow (thousands of nodes on one reactor would each keep
+    /// their busiest moment's capacity).
+    pub fn trim_outputs(&mut self) {
+        zproto_runtime::buffer::trim(&mut self.outputs);
+    }
 }

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod buffer;
 pub mod client;
 #[cfg(feature = "reactor")]
 pub mod client_host;

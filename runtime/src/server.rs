@@ -419,6 +419,7 @@ impl<M: StateMachine> Sessions<M> {
                 send(&entry.routing_id, message);
             }
         }
+        crate::buffer::trim(&mut self.outgoing);
         for slot in std::mem::take(&mut self.retired) {
             if !self.is_live(slot) {
                 self.slots[slot] = None;
