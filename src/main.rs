@@ -458,6 +458,10 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         report.messages_per_tuple_per_node(&config),
         report.duplicates
     );
+    println!(
+        "  sends refused by a full queue: {}, re-synchronisations: {}",
+        report.refused_sends, report.resyncs
+    );
     if let Some(kib) = report.peak_rss_kib {
         println!("  peak memory: {:.1} MB", kib as f64 / 1024.0);
     }

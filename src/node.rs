@@ -520,6 +520,7 @@ impl NodeCore {
             return;
         };
         self.gossip.forwarding = Some((endpoint.clone(), service.clone()));
+        self.gossip.forwarding_position = position;
         self.sessions
             .broadcast(&mut self.gossip, Event::Forward, now);
         self.flush_sessions();

@@ -20,8 +20,10 @@ pub struct Gossip {
     pub tuples: Tuples,
     /// What the node accepts.
     pub limits: Limits,
-    /// The tuple being forwarded to every session (`forward` event).
+    /// The tuple being forwarded to every session (`forward` event), and
+    /// its position.
     pub(crate) forwarding: Option<Tuple>,
+    pub(crate) forwarding_position: usize,
     /// Tuples accepted as new from sessions, with their positions, for the
     /// node to deliver to the application and pass on to its remotes.
     pub(crate) accepted: Vec<(String, String, usize)>,
@@ -46,6 +48,10 @@ pub enum Refusal {
 pub struct Session {
     /// Position of the next tuple to replay.
     cursor: usize,
+    /// Whether a replay is under way (after HELLO, or behind); once it has
+    /// finished, new tuples go by `forward` and the cursor stays where the
+    /// replay ended.
+    replaying: bool,
     /// Tuples sent in the current slice.
     in_slice: usize,
     /// No slice before this time (the peer's queue was full).
@@ -94,6 +100,7 @@ impl Gossip {
             }
             None => {
                 session.behind_streak = 0;
+                session.replaying = false;
                 io.set_next_event(Event::Finished);
             }
         }
@@ -106,6 +113,7 @@ impl Actions for Gossip {
     fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         session.cursor = 0;
         session.in_slice = 0;
+        session.replaying = true;
         self.next_replayed(session, io);
     }
 
@@ -126,7 +134,14 @@ impl Actions for Gossip {
 
     fn fall_behind(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         if let Some((position, wait)) = self.behind.take() {
-            session.cursor = session.cursor.min(position);
+            // During a replay, from whichever comes first; after one, from
+            // the first tuple missed (those before it were sent).
+            session.cursor = if session.replaying {
+                session.cursor.min(position)
+            } else {
+                position
+            };
+            session.replaying = true;
             session.in_slice = 0;
             let wait = wait
                 .saturating_mul(1 << session.behind_streak.min(16))
@@ -156,9 +171,22 @@ impl Actions for Gossip {
             return;
         };
         self.forwarding = Some((a.endpoint.clone(), a.service.clone()));
+        self.forwarding_position = position;
         self.accepted.push((a.endpoint, a.service, position));
         // The sender has it already: no echo back to it.
         io.broadcast_to_others(Event::Forward);
+    }
+
+    fn get_tuple_to_forward_unless_replay_sends_it(
+        &mut self,
+        session: &mut Session,
+        io: &mut Io<Event, ZgossipMsg>,
+    ) {
+        if self.forwarding_position >= session.cursor {
+            io.set_exception(Event::ReplaySendsIt);
+            return;
+        }
+        self.get_tuple_to_forward(session, io);
     }
 
     fn get_tuple_to_forward(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {

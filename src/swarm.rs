@@ -111,6 +111,11 @@ pub struct SwarmReport {
     pub messages: u64,
     /// ANNOUNCEs received for tuples already known.
     pub duplicates: u64,
+    /// Messages a full queue refused, to be sent again (sockets only: the
+    /// in-memory mesh has no queue limit).
+    pub refused_sends: u64,
+    /// Remotes that synchronised again (HELLO and every tuple).
+    pub resyncs: u64,
     /// Nodes that left and rejoined.
     pub churned: usize,
     /// Up to ten live nodes that were not complete at the end: (node, tuples held).
@@ -412,10 +417,13 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let elapsed = start.elapsed();
     let mut incomplete = Vec::new();
     let mut incomplete_count = 0;
-    let mut duplicates = 0;
+    let (mut duplicates, mut refused_sends, mut resyncs) = (0, 0, 0);
     for i in 0..n {
         if let Some(node) = mesh.node(i) {
-            duplicates += node.stats().duplicates;
+            let stats = node.stats();
+            duplicates += stats.duplicates;
+            refused_sends += stats.refused_sends;
+            resyncs += stats.resyncs;
             let held = node.tuples().len();
             if held != config.tuples {
                 incomplete_count += 1;
@@ -433,6 +441,8 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
         curve,
         messages: mesh.frames_moved,
         duplicates,
+        refused_sends,
+        resyncs,
         churned: churned.len(),
         incomplete,
         incomplete_count,
@@ -705,6 +715,8 @@ mod sockets {
             curve,
             messages: 0,
             duplicates: 0,
+            refused_sends: 0,
+            resyncs: 0,
             churned: churned.len(),
             incomplete: Vec::new(),
             incomplete_count: 0,
@@ -716,6 +728,8 @@ mod sockets {
             let stats = node.stats()?;
             report.messages += stats.sent;
             report.duplicates += stats.duplicates;
+            report.refused_sends += stats.refused_sends;
+            report.resyncs += stats.resyncs;
             if known[i] < config.tuples {
                 report.incomplete_count += 1;
                 if report.incomplete.len() < 10 {
