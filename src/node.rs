@@ -539,6 +539,9 @@ impl NodeCore {
                 Refusal::TableFull => {
                     tracing::warn!(node = %self.name, suppressed, "tuple refused: the node holds limits/tuples ({}) tuples", limits.tuples)
                 }
+                Refusal::BeforeHello => {
+                    tracing::warn!(node = %self.name, suppressed, "tuple refused: a peer that has not said HELLO tried to change a known tuple")
+                }
             }
         }
     }

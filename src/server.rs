@@ -41,6 +41,8 @@ pub enum Refusal {
     ServiceTooLong,
     /// The table holds `limits/tuples` already.
     TableFull,
+    /// A peer that has not said HELLO tried to change a known tuple.
+    BeforeHello,
 }
 
 /// Per-session state: where the replay after HELLO stands.
@@ -175,6 +177,23 @@ impl Actions for Gossip {
         self.accepted.push((a.endpoint, a.service, position));
         // The sender has it already: no echo back to it.
         io.broadcast_to_others(Event::Forward);
+    }
+
+    fn store_tuple_if_new_endpoint(
+        &mut self,
+        session: &mut Session,
+        io: &mut Io<Event, ZgossipMsg>,
+    ) {
+        let Some(ZgossipMsg::Announce(a)) = io.message() else {
+            return;
+        };
+        if self.tuples.position(&a.endpoint).is_some() {
+            if self.tuples.get(&a.endpoint).as_deref() != Some(a.service.as_str()) {
+                self.refused.push(Refusal::BeforeHello);
+            }
+            return;
+        }
+        self.store_tuple_if_new(session, io);
     }
 
     fn get_tuple_to_forward_unless_replay_sends_it(

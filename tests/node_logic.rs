@@ -262,7 +262,7 @@ fn settings_are_checked() {
 }
 
 #[test]
-fn an_announce_before_hello_is_refused_but_kept() {
+fn an_announce_before_hello_is_refused_but_a_new_tuple_is_kept_and_a_known_one_never_changed() {
     let now = Instant::now();
     let mut mesh = Mesh::new();
     let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
@@ -282,6 +282,18 @@ fn an_announce_before_hello_is_refused_but_kept() {
         1,
         "the stranger's session ended with INVALID"
     );
+    // But such a frame never changes a known tuple: anyone who reaches the
+    // port could otherwise rewrite the directory with one frame.
+    let rewrite = vec![
+        0xaa, 0xa0, 0x02, 0x01, 0x03, b'k', b'e', b'y', 0, 0, 0, 4, b'e', b'v', b'i', b'l', 0, 0,
+        0, 0,
+    ];
+    mesh.inject_to_server(a, vec![b"intruder".to_vec(), rewrite], now);
+    assert!(
+        all_hold(&mesh, &[a, b], &[("key", "v")]),
+        "the known tuple stands"
+    );
+    assert_eq!(mesh.node(a).unwrap().stats().refused_tuples, 1);
 }
 
 #[test]
