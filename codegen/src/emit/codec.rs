@@ -286,6 +286,16 @@ fn first_paragraph(text: &str, name: &str) -> String {
     }
 }
 
+/// The Rust type of a `number` field of `size` bytes.
+pub(crate) fn number_type(size: u8) -> TokenStream {
+    match size {
+        1 => quote!(u8),
+        2 => quote!(u16),
+        4 => quote!(u32),
+        _ => quote!(u64),
+    }
+}
+
 /// The Rust type of a field.
 fn rust_type(f: &Field, rt: &TokenStream) -> TokenStream {
     if f.bytes {
@@ -296,10 +306,7 @@ fn rust_type(f: &Field, rt: &TokenStream) -> TokenStream {
         }
     }
     match f.kind {
-        FieldKind::Number(1) => quote!(u8),
-        FieldKind::Number(2) => quote!(u16),
-        FieldKind::Number(4) => quote!(u32),
-        FieldKind::Number(_) => quote!(u64),
+        FieldKind::Number(size) => number_type(size),
         FieldKind::Octets(n) => {
             let n = Literal::usize_unsuffixed(n);
             quote!([u8; #n])

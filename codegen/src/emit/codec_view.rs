@@ -12,7 +12,7 @@
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::emit::codec::{ident, read_constant};
+use crate::emit::codec::{ident, number_type, read_constant};
 use crate::model::codec::*;
 use crate::names;
 
@@ -53,10 +53,7 @@ fn view_ident(m: &Message) -> Ident {
 /// The type of a field in a view.
 fn view_type(f: &Field, rt: &TokenStream) -> TokenStream {
     match f.kind {
-        FieldKind::Number(1) => quote!(u8),
-        FieldKind::Number(2) => quote!(u16),
-        FieldKind::Number(4) => quote!(u32),
-        FieldKind::Number(_) => quote!(u64),
+        FieldKind::Number(size) => number_type(size),
         FieldKind::Octets(n) => {
             let n = Literal::usize_unsuffixed(n);
             quote!(&'a [u8; #n])
