@@ -2,10 +2,12 @@
 //! on its pipe, one command per line: `VERBOSE`, `SET path value`,
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
 //! (or `PUBLISH key value`), `STATUS`, `$TERM`; and ours, `STATS` (every
-//! counter, as `name=value` pairs).
+//! counter, as `name=value` pairs) and `TUPLES` (every tuple, a
+//! `TUPLE endpoint service` line each, escaped, then `TUPLES count`).
 
 use crate::api::Error;
 use crate::api::Node;
+use crate::text::{Escaped, EscapedWord};
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub enum TextCommand {
     Status,
     /// `STATS`.
     Stats,
+    /// `TUPLES`.
+    Tuples,
     /// `$TERM`.
     Term,
 }
@@ -34,7 +38,7 @@ pub enum TextCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Unknown command word.
-    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, $TERM)")]
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, TUPLES, $TERM)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{command} takes {expected}")]
@@ -83,6 +87,7 @@ impl TextCommand {
             "PORT" => none("PORT", Self::Port)?,
             "STATUS" => none("STATUS", Self::Status)?,
             "STATS" => none("STATS", Self::Stats)?,
+            "TUPLES" => none("TUPLES", Self::Tuples)?,
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
             "CONNECT" => Self::Connect(one("CONNECT")?),
@@ -131,6 +136,19 @@ impl TextCommand {
             Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
             Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
             Self::Stats => node.stats().map(|s| Some(format!("STATS {s}"))),
+            Self::Tuples => node.tuples().map(|tuples| {
+                let mut reply = String::new();
+                for (endpoint, service) in &tuples {
+                    // One word, then the rest of the line, as ANNOUNCE reads them.
+                    reply.push_str(&format!(
+                        "TUPLE {} {}\n",
+                        EscapedWord(endpoint),
+                        Escaped(service)
+                    ));
+                }
+                reply.push_str(&format!("TUPLES {}", tuples.len()));
+                Some(reply)
+            }),
             Self::Term => Ok(None),
         }
     }
@@ -181,6 +199,8 @@ mod tests {
     fn bad_commands_say_why() {
         assert_eq!(parse("FLY away"), Err(ParseError::Unknown("FLY".into())));
         assert_eq!(parse("stats"), Ok(Some(TextCommand::Stats)));
+        assert_eq!(parse("TUPLES"), Ok(Some(TextCommand::Tuples)));
+        assert!(parse("TUPLES all").is_err());
         let err = parse("BIND").unwrap_err().to_string();
         assert_eq!(err, "BIND takes one argument, an endpoint");
         assert!(parse("ANNOUNCE tcp://a:1").is_err());

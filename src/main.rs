@@ -49,6 +49,22 @@ enum Command {
     /// CONNECT, ANNOUNCE, STATUS, PORT, SET, VERBOSE, $TERM) are read from
     /// standard input, one per line.
     Node(NodeArgs),
+    /// Print the endpoints that offer SERVICE, as the nodes at --connect
+    /// know them (the Guide's name service), one per line; exit 1 if none is
+    /// known within --timeout.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Args)]
+struct ResolveArgs {
+    /// The service to look up (exactly as announced).
+    service: String,
+    /// Endpoint of a node to ask (repeatable).
+    #[arg(short, long, required = true)]
+    connect: Vec<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -160,6 +176,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo(&args),
         Command::Node(args) => node(&args),
         Command::Swarm(args) => swarm(&args),
+        Command::Resolve(args) => resolve(&args),
     };
     match result {
         Ok(code) => code,
@@ -197,6 +214,59 @@ impl Progress {
 }
 
 /// A chain of nodes on tcp loopback; each announces its own endpoint.
+/// After the first endpoint that offers the service, how long the table
+/// may stay quiet before the answer is complete: the nodes replay their
+/// whole table at once, so a pause means the replay is over.
+const RESOLVE_QUIET: Duration = Duration::from_millis(200);
+
+fn resolve(args: &ResolveArgs) -> Result<ExitCode, zgossip::Error> {
+    let node = Node::new("resolve")?;
+    for endpoint in &args.connect {
+        node.connect(endpoint)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let mut found: Vec<String> = Vec::new();
+    let mut quiet_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let until = match quiet_until {
+            Some(at) => at.min(deadline),
+            None => deadline,
+        };
+        if now >= until {
+            break;
+        }
+        let Some(delivery) = node.recv_delivery(until - now) else {
+            continue;
+        };
+        if found.is_empty() && delivery.service != args.service {
+            continue;
+        }
+        if delivery.service == args.service {
+            if !found.contains(&delivery.endpoint) {
+                found.push(delivery.endpoint);
+            }
+        } else {
+            // A later value for a found endpoint may name another service.
+            found.retain(|e| *e != delivery.endpoint);
+        }
+        quiet_until = Some(Instant::now() + RESOLVE_QUIET);
+    }
+    if found.is_empty() {
+        eprintln!(
+            "no endpoint offers \"{}\" (asked {} for {} s)",
+            Escaped(&args.service),
+            args.connect.join(", "),
+            args.timeout
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    for endpoint in &found {
+        println!("{}", Escaped(endpoint));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
     let count = args.nodes as usize;
     println!("Starting {count} zgossip nodes on tcp loopback; each connects to the one before it");

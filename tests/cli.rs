@@ -87,6 +87,11 @@ fn two_node_processes_discover_each_other() {
     a.expect("DELIVER tcp://b:2 fax");
     a.send("STATUS");
     a.expect("STATUS 3");
+    a.send("TUPLES");
+    a.expect("TUPLE tcp://a:1 printer A");
+    a.expect("TUPLE tcp://b:1 scanner B");
+    a.expect("TUPLE tcp://b:2 fax");
+    a.expect("TUPLES 3");
     a.send("PORT");
     a.expect("PORT 0");
     a.send("$TERM");
@@ -230,4 +235,47 @@ fn json_logs_are_one_object_per_line() {
             .unwrap_or_else(|e| panic!("a stderr line is not JSON ({e}): {line}"));
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// `zgossip resolve SERVICE --connect ENDPOINT`: the endpoints that offer
+/// a service, one per line; exit 1 when none is known in time.
+#[test]
+fn resolve_prints_the_endpoints_of_a_service() {
+    let node = zgossip::Node::new("directory").expect("node");
+    node.bind("tcp://127.0.0.1:*").expect("bind");
+    let at = format!("tcp://127.0.0.1:{}", node.port().expect("port"));
+    node.announce("tcp://10.0.0.1:9000", "printer")
+        .expect("announce");
+    node.announce("tcp://10.0.0.2:9000", "scanner")
+        .expect("announce");
+    node.announce("tcp://10.0.0.3:9000", "printer")
+        .expect("announce");
+
+    let out = Command::new(BIN)
+        .args(["resolve", "printer", "--connect", &at])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["tcp://10.0.0.1:9000", "tcp://10.0.0.3:9000"]);
+
+    let out = Command::new(BIN)
+        .args(["resolve", "plotter", "--connect", &at, "--timeout", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no endpoint offers \"plotter\""));
+
+    let out = Command::new(BIN)
+        .args(["resolve", "printer"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--connect is required");
 }
