@@ -13,7 +13,7 @@ use zproto_runtime::reactor::{
     self, Outgoing, Refused, RefusedReason, Service, SocketError, SocketOptions, Sockets,
 };
 
-use crate::node::{AnnounceError, NodeCore, Output, SettingError, Settings, Stats};
+use crate::node::{AnnounceError, NodeCore, Output, Peer, SettingError, Settings, Stats};
 
 /// A reactor thread running zgossip nodes.
 pub type Reactor = reactor::Reactor<GossipService>;
@@ -100,6 +100,8 @@ pub enum Command {
     Status(Sender<usize>),
     /// Every tuple.
     Tuples(Sender<Vec<(String, String)>>),
+    /// Every peer.
+    Peers(Sender<Vec<Peer>>),
     /// Counters.
     Stats(Sender<Stats>),
     /// Counters and gauges for metrics.
@@ -214,6 +216,9 @@ impl Service for GossipService {
             }
             Command::Status(reply) => {
                 let _ = reply.send(self.core.tuples().len());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.core.peers(now));
             }
             Command::Tuples(reply) => {
                 let mut tuples: Vec<(String, String)> = self
@@ -463,6 +468,12 @@ impl Node {
     /// Every tuple the node knows, sorted.
     pub fn tuples(&self) -> Result<Vec<(String, String)>, Error> {
         self.ask(Command::Tuples)
+    }
+
+    /// Every peer: sessions of peers connected to us, then our remotes,
+    /// each with its state and whether it is up.
+    pub fn peers(&self) -> Result<Vec<Peer>, Error> {
+        self.ask(Command::Peers)
     }
 
     /// Message counters.

@@ -3,10 +3,13 @@
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
 //! (or `PUBLISH key value`), `STATUS`, `$TERM`; and ours, `STATS` (every
 //! counter, as `name=value` pairs) and `TUPLES` (every tuple, a
-//! `TUPLE endpoint service` line each, escaped, then `TUPLES count`).
+//! `TUPLE endpoint service` line each, escaped, then `TUPLES count`) and
+//! `PEERS` (a `PEER session|remote name state up|down` line each, then
+//! `PEERS count`).
 
 use crate::api::Error;
 use crate::api::Node;
+use crate::node::PeerKind;
 use crate::text::{Escaped, EscapedWord};
 
 /// One parsed command.
@@ -30,6 +33,8 @@ pub enum TextCommand {
     Stats,
     /// `TUPLES`.
     Tuples,
+    /// `PEERS`.
+    Peers,
     /// `$TERM`.
     Term,
 }
@@ -38,7 +43,7 @@ pub enum TextCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Unknown command word.
-    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, TUPLES, $TERM)")]
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, TUPLES, PEERS, $TERM)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{command} takes {expected}")]
@@ -88,6 +93,7 @@ impl TextCommand {
             "STATUS" => none("STATUS", Self::Status)?,
             "STATS" => none("STATS", Self::Stats)?,
             "TUPLES" => none("TUPLES", Self::Tuples)?,
+            "PEERS" => none("PEERS", Self::Peers)?,
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
             "CONNECT" => Self::Connect(one("CONNECT")?),
@@ -149,6 +155,20 @@ impl TextCommand {
                 reply.push_str(&format!("TUPLES {}", tuples.len()));
                 Some(reply)
             }),
+            Self::Peers => node.peers().map(|peers| {
+                let mut reply = String::new();
+                for peer in &peers {
+                    let kind = match peer.kind {
+                        PeerKind::Session => "session",
+                        PeerKind::Remote => "remote",
+                    };
+                    let up = if peer.up { "up" } else { "down" };
+                    let name = EscapedWord(&peer.name);
+                    reply.push_str(&format!("PEER {kind} {name} {} {up}\n", peer.state));
+                }
+                reply.push_str(&format!("PEERS {}", peers.len()));
+                Some(reply)
+            }),
             Self::Term => Ok(None),
         }
     }
@@ -200,6 +220,7 @@ mod tests {
         assert_eq!(parse("FLY away"), Err(ParseError::Unknown("FLY".into())));
         assert_eq!(parse("stats"), Ok(Some(TextCommand::Stats)));
         assert_eq!(parse("TUPLES"), Ok(Some(TextCommand::Tuples)));
+        assert_eq!(parse("peers"), Ok(Some(TextCommand::Peers)));
         assert!(parse("TUPLES all").is_err());
         let err = parse("BIND").unwrap_err().to_string();
         assert_eq!(err, "BIND takes one argument, an endpoint");

@@ -45,5 +45,5 @@ pub mod tuples;
 pub use api::Node;
 pub use api::{Delivery, Error, Metrics, Probe, Reactor};
 pub use limits::Limits;
-pub use node::{AnnounceError, NodeCore, Output, Settings, Stats};
+pub use node::{AnnounceError, NodeCore, Output, Peer, PeerKind, Settings, Stats};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -116,6 +116,33 @@ pub fn check_tuple(endpoint: &str, service: &str, limits: &Limits) -> Result<(),
     Ok(())
 }
 
+/// A peer of the node, as [`NodeCore::peers`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// A peer connected to our ROUTER, or a server we connected to.
+    pub kind: PeerKind,
+    /// The session's routing id in hex, or the remote's endpoint.
+    pub name: String,
+    /// The session's state in the server model, or the remote's
+    /// synchronisation ("synchronised", "synchronising").
+    pub state: &'static str,
+    /// Whether it is alive. A session lives exactly as long as its peer is
+    /// reachable (see README); a remote is up while its server answers its
+    /// keepalive PINGs (heard from within three intervals, at least 1 s).
+    pub up: bool,
+    /// How long ago a remote's server last sent anything.
+    pub last_heard: Option<Duration>,
+}
+
+/// Which side of a link a [`Peer`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A peer connected to our ROUTER.
+    Session,
+    /// A server we connected to.
+    Remote,
+}
+
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -280,6 +307,31 @@ impl NodeCore {
         counts
     }
 
+    /// Every peer: the sessions of peers connected to us, then our
+    /// remotes, each with whether it is up (see [`Peer`]).
+    pub fn peers(&self, now: Instant) -> Vec<Peer> {
+        let sessions = self.sessions.live().map(|(routing_id, state)| Peer {
+            kind: PeerKind::Session,
+            name: routing_id.iter().map(|b| format!("{b:02x}")).collect(),
+            state: state.name(),
+            up: true,
+            last_heard: None,
+        });
+        let pace = self.settings.pace();
+        let remotes = self.remotes.iter().map(|r| Peer {
+            kind: PeerKind::Remote,
+            name: r.endpoint().to_owned(),
+            state: if r.is_synchronising() {
+                "synchronising"
+            } else {
+                "synchronised"
+            },
+            up: r.is_up(pace, now),
+            last_heard: r.last_heard().map(|at| now.saturating_duration_since(at)),
+        });
+        sessions.chain(remotes).collect()
+    }
+
     /// Remotes (synchronised, synchronising).
     pub fn remotes_by_state(&self) -> (u64, u64) {
         let synchronising = self.remotes.iter().filter(|r| r.is_synchronising()).count() as u64;
@@ -427,6 +479,7 @@ impl NodeCore {
             }
         };
         self.stats.count_in(&message, frames);
+        self.remotes[remote].heard(now);
         if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
             self.accept(endpoint, service, Some(remote), now);
         }

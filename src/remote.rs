@@ -97,6 +97,8 @@ pub struct Remote {
     last_sent: Instant,
     /// Generations started.
     generations: u64,
+    /// When the server last sent anything (it answers every PING).
+    last_heard: Option<Instant>,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -133,6 +135,7 @@ impl Remote {
             next_ping: now + pace.ping,
             last_sent: now,
             generations: 0,
+            last_heard: None,
         };
         remote.tick(tuples, pace, now, send);
         remote
@@ -203,6 +206,23 @@ impl Remote {
     pub fn sent_traffic(&mut self, pace: Pace, now: Instant) {
         self.next_ping = now + pace.ping;
         self.last_sent = now;
+    }
+
+    /// Whether the server is up: it answered within three keepalive
+    /// intervals (at least [`STALL`]), as it answers every PING.
+    pub fn is_up(&self, pace: Pace, now: Instant) -> bool {
+        self.last_heard
+            .is_some_and(|at| now.saturating_duration_since(at) <= STALL.max(pace.ping * 3))
+    }
+
+    /// When the server last sent anything.
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.last_heard
+    }
+
+    /// A message from the remote's server, received at `now`.
+    pub fn heard(&mut self, now: Instant) {
+        self.last_heard = Some(now);
     }
 
     /// A message from the remote's server.

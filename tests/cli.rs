@@ -92,6 +92,11 @@ fn two_node_processes_discover_each_other() {
     a.expect("TUPLE tcp://b:1 scanner B");
     a.expect("TUPLE tcp://b:2 fax");
     a.expect("TUPLES 3");
+    a.send("PEERS");
+    a.expect_line("a session, up", |l| {
+        l.starts_with("PEER session ") && l.ends_with(" up")
+    });
+    a.expect("PEERS 1");
     a.send("PORT");
     a.expect("PORT 0");
     a.send("$TERM");

@@ -265,3 +265,46 @@ fn a_remote_resynchronises_after_its_server_restarts() {
     server.announce("tcp://server:1", "S").unwrap();
     wait_for(&client, &tuples(&[("tcp://server:1", "S")]));
 }
+
+/// Poll `node`'s peers until `done` holds, at most [`WAIT`].
+fn peers_when(node: &Node, done: impl Fn(&[zgossip::Peer]) -> bool) -> Vec<zgossip::Peer> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let peers = node.peers().unwrap();
+        if done(&peers) {
+            return peers;
+        }
+        assert!(Instant::now() < deadline, "timed out; peers: {peers:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Presence: a node lists its sessions and remotes, up while the peer is
+/// there; a remote whose server is gone goes down within a second or so.
+#[test]
+fn peers_are_listed_up_and_go_down_when_gone() {
+    use zgossip::PeerKind;
+    let a = Node::new("a").unwrap();
+    a.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{}", a.port().unwrap());
+    let (b, _) = exchange_with_a_new_peer(&a, &endpoint);
+    let at_b = peers_when(&b, |p| p.iter().any(|p| p.state == "synchronised"));
+    assert_eq!(at_b.len(), 1, "{at_b:?}");
+    assert_eq!(at_b[0].kind, PeerKind::Remote);
+    assert_eq!(at_b[0].name, endpoint);
+    assert!(at_b[0].up, "{at_b:?}");
+    let at_a = a.peers().unwrap();
+    assert_eq!(at_a.len(), 1, "{at_a:?}");
+    assert_eq!(at_a[0].kind, PeerKind::Session);
+    assert_eq!(at_a[0].state, "connected");
+    assert!(at_a[0].up);
+    // The server goes away: b's remote goes down once it has heard
+    // nothing for a second (its PINGs go unanswered).
+    drop(a);
+    let down = peers_when(&b, |p| p.iter().all(|p| !p.up));
+    let silent = down[0].last_heard.expect("heard before");
+    assert!(
+        silent >= Duration::from_secs(1),
+        "down after {silent:?} of silence"
+    );
+}

@@ -152,6 +152,15 @@ impl<M: StateMachine> Sessions<M> {
             .map(|e| e.state)
     }
 
+    /// Live sessions: routing id and state.
+    pub fn live(&self) -> impl Iterator<Item = (&RoutingId, M::State)> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|e| e.live)
+            .map(|e| (&e.routing_id, e.state))
+    }
+
     /// Routing ids of live sessions.
     pub fn routing_ids(&self) -> impl Iterator<Item = &RoutingId> {
         self.index.keys()
