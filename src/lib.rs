@@ -36,6 +36,7 @@ pub mod limits;
 pub mod mesh;
 pub mod metrics;
 pub mod node;
+pub mod peers_file;
 pub mod remote;
 pub mod server;
 pub mod swarm;

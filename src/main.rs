@@ -138,6 +138,14 @@ struct NodeArgs {
     /// section with bind, connect and announce (see docs/zgossip.cfg).
     #[arg(long)]
     config: Option<std::path::PathBuf>,
+    /// zmqnet's peers file (JSON: {"replicas": [{"name", "ipaddr" or
+    /// "host", "port"}, ...]}): bind the port of the replica called --name
+    /// and connect to the others.
+    #[arg(long, env = "PEERS_PATH", requires = "name")]
+    peers: Option<std::path::PathBuf>,
+    /// This node's name in the --peers file.
+    #[arg(long)]
+    name: Option<String>,
     /// Serve metrics (OpenMetrics text, as Prometheus scrapes) at
     /// http://ADDR/metrics, e.g. 127.0.0.1:9100.
     #[arg(long, value_name = "ADDR")]
@@ -354,12 +362,27 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         },
         None => None,
     };
-    for endpoint in &args.bind {
+    let mut bind = args.bind.clone();
+    let mut connect = args.connect.clone();
+    if let (Some(path), Some(name)) = (&args.peers, &args.name) {
+        match zgossip::peers_file::load(path, name) {
+            Ok(plan) => {
+                bind.push(plan.bind);
+                connect.extend(plan.connect);
+            }
+            Err(e) => {
+                eprintln!("zgossip: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+    for endpoint in &bind {
         node.bind(endpoint)?;
         println!("BOUND {endpoint} PORT {}", node.port()?);
     }
-    for endpoint in &args.connect {
+    for endpoint in &connect {
         node.connect(endpoint)?;
+        println!("CONNECTING {endpoint}");
     }
     for (endpoint, service) in &args.announce {
         node.announce(endpoint, service)?;

@@ -284,3 +284,74 @@ fn resolve_prints_the_endpoints_of_a_service() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--connect is required");
 }
+
+/// A port free on loopback now (the listener is closed before use).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// zmqnet's peers file: each replica binds its own port and connects to
+/// the others; a bad file (here through `$PEERS_PATH`) gets a located error.
+#[test]
+fn replicas_of_a_peers_file_find_each_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("peers.json");
+    let (a, b) = (free_port(), free_port());
+    let file = format!(
+        r#"{{"info": {{"cluster": "test"}}, "replicas": [
+            {{"pid": 1, "name": "alpha", "address": "", "host": "localhost", "ipaddr": "127.0.0.1", "port": {a}}},
+            {{"pid": 2, "name": "beta", "host": "localhost", "ipaddr": "127.0.0.1", "port": {b}}}]}}"#
+    );
+    std::fs::write(&path, file).expect("write");
+    let file_arg = path.to_str().expect("utf-8");
+    let mut alpha = Running::start(
+        BIN,
+        &[
+            "node",
+            "--peers",
+            file_arg,
+            "--name",
+            "alpha",
+            "--announce",
+            "tcp://a:1=A",
+        ],
+    );
+    alpha.expect(&format!("BOUND tcp://127.0.0.1:{a} PORT {a}"));
+    let mut beta = Running::start(
+        BIN,
+        &[
+            "node",
+            "--peers",
+            file_arg,
+            "--name",
+            "beta",
+            "--announce",
+            "tcp://b:1=B",
+        ],
+    );
+    beta.expect(&format!("CONNECTING tcp://127.0.0.1:{a}"));
+    alpha.expect("DELIVER tcp://b:1 B");
+    beta.expect("DELIVER tcp://a:1 A");
+    alpha.send("$TERM");
+    alpha.expect_exit();
+    beta.send("$TERM");
+    beta.expect_exit();
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"replicas\": [\n  {\"name\": \"alpha\", \"port\": \"x\"}]}",
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["node", "--name", "alpha", "--for", "1"])
+        .env("PEERS_PATH", &bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.json, line 2 column"), "{stderr}");
+}

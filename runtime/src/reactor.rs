@@ -126,16 +126,22 @@ pub struct SocketOptions {
     /// `ZMQ_HEARTBEAT_TIMEOUT` and `ZMQ_HEARTBEAT_TTL`: how long a silent
     /// connection lives.
     pub heartbeat_timeout: std::time::Duration,
+    /// `ZMQ_RECONNECT_IVL_MAX`: a connection that fails or is lost is tried
+    /// again after 100 ms, then twice as long each time up to this (Lazy
+    /// Pirate's backoff, done by libzmq). Zero: every 100 ms.
+    pub reconnect_max: std::time::Duration,
 }
 
 impl Default for SocketOptions {
-    /// libzmq's defaults: 1000 messages, no size limit, no heartbeats.
+    /// libzmq's defaults: 1000 messages, no size limit, no heartbeats, no
+    /// reconnection backoff.
     fn default() -> Self {
         Self {
             hwm: 1000,
             max_message: -1,
             heartbeat: std::time::Duration::ZERO,
             heartbeat_timeout: std::time::Duration::ZERO,
+            reconnect_max: std::time::Duration::ZERO,
         }
     }
 }
@@ -147,6 +153,9 @@ impl SocketOptions {
         socket.set_rcvhwm(self.hwm.max(0))?;
         socket.set_maxmsgsize(self.max_message)?;
         socket.set_linger(0)?;
+        if !self.reconnect_max.is_zero() {
+            socket.set_reconnect_ivl_max(ms(self.reconnect_max))?;
+        }
         if !self.heartbeat.is_zero() {
             socket.set_heartbeat_ivl(ms(self.heartbeat))?;
             let timeout = self.heartbeat_timeout.max(self.heartbeat);
