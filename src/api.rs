@@ -24,6 +24,10 @@ pub type Reactor = reactor::Reactor<GossipService>;
 /// and the tuples stay in [`Node::tuples`].
 pub const DELIVERY_QUEUE: usize = 100_000;
 
+/// Peer events ([`Node::recv_peer_event`]) waiting for the application, at
+/// most; more are dropped (a peer that flaps cannot grow the queue).
+pub const PEER_EVENT_QUEUE: usize = 1024;
+
 /// How long to wait for the reactor's answer to a command.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -162,6 +166,9 @@ pub struct GossipService {
     /// would allocate its whole capacity for every node).
     waiting: Arc<AtomicUsize>,
     deliveries_dropped: u64,
+    /// Peers that went up or down, and how many wait (as deliveries).
+    peer_events: Sender<Peer>,
+    peer_events_waiting: Arc<AtomicUsize>,
 }
 
 impl GossipService {
@@ -293,6 +300,14 @@ impl Service for GossipService {
                     // (An error: the application dropped its receiver.)
                     Ok(())
                 }
+                Output::Peer(peer) => {
+                    if self.peer_events_waiting.load(Ordering::Relaxed) < PEER_EVENT_QUEUE
+                        && self.peer_events.send(peer).is_ok()
+                    {
+                        self.peer_events_waiting.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
             };
             if let Err(r) = result {
                 refused.push(r);
@@ -371,6 +386,8 @@ pub struct Node {
     id: reactor::ServiceId,
     deliveries: Receiver<Delivery>,
     waiting: Arc<AtomicUsize>,
+    peer_events: Receiver<Peer>,
+    peer_events_waiting: Arc<AtomicUsize>,
     /// The node's limits as last set, to check ANNOUNCE without a round
     /// trip to the reactor.
     limits: std::sync::Mutex<crate::Limits>,
@@ -387,12 +404,16 @@ impl Node {
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
         let (tx, deliveries) = mpsc::channel();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let (peer_tx, peer_events) = mpsc::channel();
+        let peer_events_waiting = Arc::new(AtomicUsize::new(0));
         let limits = std::sync::Mutex::new(settings.limits);
         let service = GossipService {
             core: NodeCore::new(name, settings),
             deliveries: tx,
             waiting: waiting.clone(),
             deliveries_dropped: 0,
+            peer_events: peer_tx,
+            peer_events_waiting: peer_events_waiting.clone(),
         };
         let id = reactor.add(service)?;
         Ok(Self {
@@ -400,6 +421,8 @@ impl Node {
             id,
             deliveries,
             waiting,
+            peer_events,
+            peer_events_waiting,
             limits,
         })
     }
@@ -502,6 +525,22 @@ impl Node {
         let delivery = self.deliveries.recv_timeout(timeout)?;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         Ok(delivery)
+    }
+
+    /// The next peer that went up or down (presence), waiting at most
+    /// `timeout`: a session that began or ended, a remote whose server
+    /// answers again or has been silent for a second.
+    pub fn recv_peer_event(&self, timeout: Duration) -> Option<Peer> {
+        let peer = self.peer_events.recv_timeout(timeout).ok()?;
+        self.peer_events_waiting.fetch_sub(1, Ordering::Relaxed);
+        Some(peer)
+    }
+
+    /// Peer events already waiting.
+    pub fn try_peer_events(&self) -> impl Iterator<Item = Peer> + '_ {
+        self.peer_events.try_iter().inspect(|_| {
+            self.peer_events_waiting.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// Deliveries already waiting.

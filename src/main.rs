@@ -420,6 +420,14 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
         }
+        for peer in node.try_peer_events() {
+            let kind = match peer.kind {
+                zgossip::PeerKind::Session => "session",
+                zgossip::PeerKind::Remote => "remote",
+            };
+            let up = if peer.up { "UP" } else { "DOWN" };
+            println!("PEER {up} {kind} {}", EscapedWord(&peer.name));
+        }
         match node.recv_delivery_timeout(Duration::from_millis(50)) {
             // Strings from the network, escaped: one delivery, one line.
             Ok(d) => println!(

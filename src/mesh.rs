@@ -231,6 +231,7 @@ impl Mesh {
                         self.queue.push_back(Hop::ToServer { to, frames: routed });
                     }
                 }
+                Output::Peer(_) => {}
                 Output::Deliver { .. } if self.forget_deliveries => {}
                 Output::Deliver { endpoint, service } => self.deliveries.push(Delivery {
                     node: from,

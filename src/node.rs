@@ -116,7 +116,13 @@ pub fn check_tuple(endpoint: &str, service: &str, limits: &Limits) -> Result<(),
     Ok(())
 }
 
-/// A peer of the node, as [`NodeCore::peers`] lists it.
+/// A routing id in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A peer of the node, as [`NodeCore::peers`] lists it, or as an
+/// [`Output::Peer`] reports it going up or down.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// A peer connected to our ROUTER, or a server we connected to.
@@ -155,6 +161,8 @@ pub enum Output {
         /// The frames.
         frames: Vec<Frame>,
     },
+    /// A peer went up or down (presence), for the application.
+    Peer(Peer),
     /// A tuple new to this node, for the application.
     Deliver {
         /// Endpoint (tuple key).
@@ -312,7 +320,7 @@ impl NodeCore {
     pub fn peers(&self, now: Instant) -> Vec<Peer> {
         let sessions = self.sessions.live().map(|(routing_id, state)| Peer {
             kind: PeerKind::Session,
-            name: routing_id.iter().map(|b| format!("{b:02x}")).collect(),
+            name: hex(routing_id),
             state: state.name(),
             up: true,
             last_heard: None,
@@ -420,13 +428,47 @@ impl NodeCore {
     /// reports its end (tcp, ipc): its session lives as long as that
     /// connection, however quiet the peer is.
     pub fn on_peer_connected(&mut self, routing_id: &[u8]) {
-        self.sessions.open(routing_id);
+        if !self.sessions.contains(routing_id) {
+            self.sessions.open(routing_id);
+            self.session_presence(routing_id, true);
+        }
+    }
+
+    /// A session began or ended: tell the application.
+    fn session_presence(&mut self, routing_id: &[u8], up: bool) {
+        self.outputs.push(Output::Peer(Peer {
+            kind: PeerKind::Session,
+            name: hex(routing_id),
+            state: if up { "up" } else { "gone" },
+            up,
+            last_heard: None,
+        }));
+    }
+
+    /// A remote's server came up or went down: tell the application.
+    fn remote_presence(&mut self, index: usize, now: Instant) {
+        let pace = self.settings.pace();
+        let Some(remote) = self.remotes.get_mut(index) else {
+            return;
+        };
+        if let Some(up) = remote.presence_changed(pace, now) {
+            self.outputs.push(Output::Peer(Peer {
+                kind: PeerKind::Remote,
+                name: remote.endpoint().to_owned(),
+                state: if up { "up" } else { "silent" },
+                up,
+                last_heard: remote
+                    .last_heard()
+                    .map(|at| now.saturating_duration_since(at)),
+            }));
+        }
     }
 
     /// A peer's connection is gone: forget its session.
     pub fn on_peer_disconnected(&mut self, routing_id: &[u8]) {
         if self.sessions.close(&mut self.gossip, routing_id) {
             self.stats.peers_gone += 1;
+            self.session_presence(routing_id, false);
         }
     }
 
@@ -439,8 +481,13 @@ impl NodeCore {
                 if matches!(message, ZgossipMsg::Announce(_)) && self.is_duplicate(&message) {
                     self.stats.duplicates += 1;
                 }
+                let before = self.sessions.contains(routing_id);
                 self.sessions
                     .handle(&mut self.gossip, routing_id, message, now);
+                let after = self.sessions.contains(routing_id);
+                if before != after {
+                    self.session_presence(routing_id, after);
+                }
                 self.after_sessions(now);
             }
             Err(e) => {
@@ -480,6 +527,7 @@ impl NodeCore {
         };
         self.stats.count_in(&message, frames);
         self.remotes[remote].heard(now);
+        self.remote_presence(remote, now);
         if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
             self.accept(endpoint, service, Some(remote), now);
         }
@@ -695,6 +743,7 @@ impl NodeCore {
             remote.tick(&self.gossip.tuples, pace, now, &mut |m| sent.push(m));
         }
         self.send_to_remote(index, sent);
+        self.remote_presence(index, now);
     }
 
     /// The driver could not send these outputs (see
@@ -738,7 +787,7 @@ impl NodeCore {
                         r.refused(message.as_ref(), &self.gossip.tuples, now);
                     }
                 }
-                Output::Deliver { .. } => {}
+                Output::Deliver { .. } | Output::Peer(_) => {}
             }
         }
         for (routing_id, position) in behind {

@@ -99,6 +99,8 @@ pub struct Remote {
     generations: u64,
     /// When the server last sent anything (it answers every PING).
     last_heard: Option<Instant>,
+    /// Whether the node last reported the server up.
+    reported_up: bool,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -136,6 +138,7 @@ impl Remote {
             last_sent: now,
             generations: 0,
             last_heard: None,
+            reported_up: false,
         };
         remote.tick(tuples, pace, now, send);
         remote
@@ -213,6 +216,16 @@ impl Remote {
     pub fn is_up(&self, pace: Pace, now: Instant) -> bool {
         self.last_heard
             .is_some_and(|at| now.saturating_duration_since(at) <= STALL.max(pace.ping * 3))
+    }
+
+    /// Whether the server went up or down since the last call: `Some(up)`
+    /// once per change.
+    pub fn presence_changed(&mut self, pace: Pace, now: Instant) -> Option<bool> {
+        let up = self.is_up(pace, now);
+        (up != self.reported_up).then(|| {
+            self.reported_up = up;
+            up
+        })
     }
 
     /// When the server last sent anything.

@@ -81,7 +81,10 @@ fn two_node_processes_discover_each_other() {
         ],
     );
     a.expect("DELIVER tcp://b:1 scanner B");
-    b.expect("DELIVER tcp://a:1 printer A");
+    b.expect_all(&[
+        "DELIVER tcp://a:1 printer A",
+        &format!("PEER UP remote {endpoint}"),
+    ]);
     // Text commands on stdin.
     b.send("ANNOUNCE tcp://b:2 fax");
     a.expect("DELIVER tcp://b:2 fax");

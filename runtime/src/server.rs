@@ -152,6 +152,14 @@ impl<M: StateMachine> Sessions<M> {
             .map(|e| e.state)
     }
 
+    /// Whether `routing_id` has a live session.
+    pub fn contains(&self, routing_id: &[u8]) -> bool {
+        self.index
+            .get(routing_id)
+            .and_then(|&slot| self.slots.get(slot))
+            .is_some_and(|e| e.as_ref().is_some_and(|e| e.live))
+    }
+
     /// Live sessions: routing id and state.
     pub fn live(&self) -> impl Iterator<Item = (&RoutingId, M::State)> {
         self.slots

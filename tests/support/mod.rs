@@ -120,6 +120,24 @@ impl Running {
         self.expect_line(&format!("{wanted:?}"), |l| l == wanted);
     }
 
+    /// Wait for every one of these lines, in any order (lines from
+    /// different sources of one process, such as deliveries and peer
+    /// events, may come in either order).
+    pub fn expect_all(&self, wanted: &[&str]) {
+        let mut missing: Vec<&str> = wanted.to_vec();
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        while !missing.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                panic!("no lines {missing:?}; saw {seen:?}");
+            };
+            if let Ok(line) = self.lines.recv_timeout(left) {
+                missing.retain(|w| *w != line);
+                seen.push(line);
+            }
+        }
+    }
+
     /// The next line within `timeout`, if any.
     pub fn next_line(&self, timeout: Duration) -> Option<String> {
         self.lines.recv_timeout(timeout).ok()
