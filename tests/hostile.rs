@@ -325,8 +325,16 @@ fn strings_from_peers_cannot_forge_output_lines() {
         "DELIVER tcp://evil:1\\nSTATUS\\x2042 printer\\nDELIVER tcp://forged:1 forged\\r\\nSTATUS 99"
     );
     node.send("STATUS");
-    // The next line is the real STATUS, not a forged one.
-    assert_eq!(node.next_line(WAIT).as_deref(), Some("STATUS 1"));
+    // The next STATUS line is the real one, not a forged one, and every
+    // line before it is one of ours (the peer's session reported up).
+    let mut line = node.next_line(WAIT);
+    while line
+        .as_deref()
+        .is_some_and(|l| l.starts_with("PEER UP session "))
+    {
+        line = node.next_line(WAIT);
+    }
+    assert_eq!(line.as_deref(), Some("STATUS 1"));
 }
 
 /// A stderr that nobody reads does not stop the node: logs go through a
