@@ -30,6 +30,7 @@ pub mod engine {
 }
 
 pub mod api;
+pub mod cert;
 pub mod command;
 pub mod config;
 pub mod limits;

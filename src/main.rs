@@ -53,6 +53,15 @@ enum Command {
     /// know them (the Guide's name service), one per line; exit 1 if none is
     /// known within --timeout.
     Resolve(ResolveArgs),
+    /// Make a CURVE key pair and save it in CZMQ's certificate format:
+    /// PATH (public key) and PATH_secret (both keys, owner-only).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the public certificate (the secret one goes beside it).
+    path: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -185,6 +194,7 @@ fn main() -> ExitCode {
         Command::Node(args) => node(&args),
         Command::Swarm(args) => swarm(&args),
         Command::Resolve(args) => resolve(&args),
+        Command::Keygen(args) => keygen(&args),
     };
     match result {
         Ok(code) => code,
@@ -222,6 +232,26 @@ impl Progress {
 }
 
 /// A chain of nodes on tcp loopback; each announces its own endpoint.
+fn keygen(args: &KeygenArgs) -> Result<ExitCode, zgossip::Error> {
+    use zgossip::cert::{secret_path, Certificate};
+    let saved = Certificate::generate().and_then(|cert| cert.save(&args.path).map(|()| cert));
+    match saved {
+        Ok(cert) => {
+            println!("PUBLIC {}", cert.public);
+            println!(
+                "WROTE {} {}",
+                args.path.display(),
+                secret_path(&args.path).display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("zgossip: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// After the first endpoint that offers the service, how long the table
 /// may stay quiet before the answer is complete: the nodes replay their
 /// whole table at once, so a pause means the replay is over.

@@ -358,3 +358,38 @@ fn replicas_of_a_peers_file_find_each_other() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.json, line 2 column"), "{stderr}");
 }
+
+/// `zgossip keygen PATH`: a CURVE key pair in CZMQ's certificate format,
+/// the secret half readable by its owner only.
+#[test]
+fn keygen_writes_a_certificate_pair() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("node.cert");
+    let out = Command::new(BIN)
+        .args(["keygen", path.to_str().expect("utf-8")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let public = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PUBLIC "))
+        .expect("the public key");
+    let cert = zgossip::cert::Certificate::load(&path).expect("loads");
+    assert_eq!(cert.public, public);
+    assert!(cert.secret.is_some());
+    let secret = dir.path().join("node.cert_secret");
+    let mode = std::fs::metadata(&secret)
+        .expect("secret file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "secret file mode {mode:o}");
+    assert!(!std::fs::read_to_string(&path)
+        .unwrap()
+        .contains("secret-key"));
+}
