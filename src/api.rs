@@ -68,6 +68,18 @@ pub enum Error {
     /// The reactor thread is gone.
     #[error("the zgossip reactor has stopped")]
     Stopped,
+    /// CURVE could not be set up.
+    #[error("security: {0}")]
+    Security(String),
+}
+
+/// CURVE for a node ([`Node::secure`]).
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// Our certificate, with its secret key.
+    pub cert: crate::cert::Certificate,
+    /// The public keys (Z85) of the peers allowed to connect.
+    pub allowed: Vec<String>,
 }
 
 impl From<SocketError> for Error {
@@ -92,6 +104,10 @@ pub enum Command {
     Bind(String, Sender<Result<(), Error>>),
     /// CONNECT.
     Connect(String, Sender<Result<(), Error>>),
+    /// CURVE: our certificate and who may connect (see [`Node::secure`]).
+    Secure(Box<Security>, Sender<Result<(), Error>>),
+    /// CONNECT over CURVE, to a server with this public key.
+    ConnectCurve(String, String, Sender<Result<(), Error>>),
     /// ANNOUNCE (checked by the handle already).
     Announce(String, String),
     /// SET.
@@ -166,6 +182,8 @@ pub struct GossipService {
     /// would allocate its whole capacity for every node).
     waiting: Arc<AtomicUsize>,
     deliveries_dropped: u64,
+    /// Our CURVE certificate, once [`Node::secure`] set it.
+    cert: Option<crate::cert::Certificate>,
     /// Peers that went up or down, and how many wait (as deliveries).
     peer_events: Sender<Peer>,
     peer_events_waiting: Arc<AtomicUsize>,
@@ -192,6 +210,51 @@ impl Service for GossipService {
                 if let Err(e) = &result {
                     tracing::warn!(node = %self.core.name(), "{e}");
                 }
+                let _ = reply.send(result);
+            }
+            Command::Secure(security, reply) => {
+                let Security { cert, allowed } = *security;
+                // One ZAP domain per node: a process may host many.
+                static DOMAINS: AtomicUsize = AtomicUsize::new(0);
+                let domain = format!("zgossip-{}", DOMAINS.fetch_add(1, Ordering::Relaxed));
+                let result = zproto_runtime::zap::install(
+                    &domain,
+                    zproto_runtime::zap::Policy::Curve(allowed.into_iter().collect()),
+                )
+                .map_err(|e| Error::Security(e.to_string()))
+                .and_then(|()| {
+                    let secret_key = cert.secret.clone().ok_or_else(|| {
+                        Error::Security("the certificate has no secret key".into())
+                    })?;
+                    sockets.set_security(reactor::Security::Curve { domain, secret_key });
+                    self.cert = Some(cert);
+                    Ok(())
+                });
+                let _ = reply.send(result);
+            }
+            Command::ConnectCurve(endpoint, server_key, reply) => {
+                let keys = self.cert.as_ref().and_then(|cert| {
+                    Some(reactor::CurveClient {
+                        server_key,
+                        public_key: cert.public.clone(),
+                        secret_key: cert.secret.clone()?,
+                    })
+                });
+                let result = match keys {
+                    None => Err(Error::Security(
+                        "CURVE connect needs our certificate first (Node::secure)".into(),
+                    )),
+                    Some(keys) => {
+                        sockets.set_options(socket_options(&self.core.settings()));
+                        sockets.set_curve_client(Some(keys));
+                        let connected = sockets.connect(&endpoint).map_err(Error::from);
+                        sockets.set_curve_client(None);
+                        connected.map(|remote| {
+                            let index = self.core.connect(&endpoint, now);
+                            debug_assert_eq!(index, remote);
+                        })
+                    }
+                };
                 let _ = reply.send(result);
             }
             Command::Connect(endpoint, reply) => {
@@ -412,6 +475,7 @@ impl Node {
             deliveries: tx,
             waiting: waiting.clone(),
             deliveries_dropped: 0,
+            cert: None,
             peer_events: peer_tx,
             peer_events_waiting: peer_events_waiting.clone(),
         };
@@ -454,6 +518,23 @@ impl Node {
     /// bind, -1 after a failed bind.
     pub fn port(&self) -> Result<i32, Error> {
         self.ask(Command::Port)
+    }
+
+    /// CURVE: from the next BIND on, our ROUTER is a CURVE server with
+    /// `security.cert` and admits only peers whose public key is in
+    /// `security.allowed` (every other is refused in the handshake, before
+    /// any message); [`Node::connect_curve`] uses the same certificate as a
+    /// client. CZMQ 4.2 peers speak NULL: they cannot connect to a secured
+    /// node, and a node speaks NULL to them through [`Node::connect`].
+    pub fn secure(&self, security: Security) -> Result<(), Error> {
+        self.ask(|tx| Command::Secure(Box::new(security), tx))?
+    }
+
+    /// `CONNECT endpoint key`: a session with another node's CURVE server,
+    /// whose public key (Z85) is `server_key`, as our certificate.
+    pub fn connect_curve(&self, endpoint: &str, server_key: &str) -> Result<(), Error> {
+        warn_if_unresolvable(endpoint);
+        self.ask(|tx| Command::ConnectCurve(endpoint.to_owned(), server_key.to_owned(), tx))?
     }
 
     /// `CONNECT endpoint`: open a session with another node's server.

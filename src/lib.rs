@@ -45,7 +45,7 @@ pub mod text;
 pub mod tuples;
 
 pub use api::Node;
-pub use api::{Delivery, Error, Metrics, Probe, Reactor};
+pub use api::{Delivery, Error, Metrics, Probe, Reactor, Security};
 pub use limits::Limits;
 pub use node::{AnnounceError, NodeCore, Output, Peer, PeerKind, Settings, Stats};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -308,3 +308,85 @@ fn peers_are_listed_up_and_go_down_when_gone() {
         "down after {silent:?} of silence"
     );
 }
+
+/// CURVE: a secured node admits the peers on its allow-list, and no one
+/// else: a stranger with its own key, and a NULL peer, are refused in the
+/// handshake, and no tuple of theirs arrives.
+#[test]
+fn a_curve_node_admits_only_allowed_keys() {
+    use zgossip::cert::Certificate;
+    use zgossip::Security;
+    let (server_cert, friend_cert, stranger_cert) = (
+        Certificate::generate().unwrap(),
+        Certificate::generate().unwrap(),
+        Certificate::generate().unwrap(),
+    );
+    let server = Node::new("server").unwrap();
+    server
+        .secure(Security {
+            cert: server_cert.clone(),
+            allowed: vec![friend_cert.public.clone()],
+        })
+        .unwrap();
+    server.bind("tcp://127.0.0.1:*").unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{}", server.port().unwrap());
+    server.announce("tcp://server:1", "S").unwrap();
+
+    // A raw CURVE client with an unknown key: no answer to its HELLO.
+    let raw = zproto_runtime::reactor::socket(zmq::DEALER).unwrap();
+    raw.set_linger(0).unwrap();
+    raw.set_rcvtimeo(1000).unwrap();
+    let keys = zmq::CurveKeyPair::new().unwrap();
+    raw.set_curve_serverkey(server_cert.public.as_bytes())
+        .unwrap();
+    raw.set_curve_publickey(&keys.public_key).unwrap();
+    raw.set_curve_secretkey(&keys.secret_key).unwrap();
+    raw.connect(&endpoint).unwrap();
+    raw.send(&[0xaa, 0xa0, 0x01, 0x01][..], zmq::DONTWAIT).ok();
+    assert!(raw.recv_bytes(0).is_err(), "a refused client got an answer");
+
+    // Strangers: our node with its own key, and a NULL node.
+    let stranger = Node::new("stranger").unwrap();
+    stranger
+        .secure(Security {
+            cert: stranger_cert,
+            allowed: vec![],
+        })
+        .unwrap();
+    stranger
+        .connect_curve(&endpoint, &server_cert.public)
+        .unwrap();
+    stranger.announce("tcp://evil:1", "evil").unwrap();
+    let plain = Node::new("plain").unwrap();
+    plain.connect(&endpoint).unwrap();
+    plain.announce("tcp://evil:2", "evil").unwrap();
+
+    // The friend gets through, both ways.
+    let friend = Node::new("friend").unwrap();
+    friend
+        .secure(Security {
+            cert: friend_cert,
+            allowed: vec![],
+        })
+        .unwrap();
+    friend
+        .connect_curve(&endpoint, &server_cert.public)
+        .unwrap();
+    friend.announce("tcp://friend:1", "F").unwrap();
+    let both = tuples(&[("tcp://server:1", "S"), ("tcp://friend:1", "F")]);
+    wait_for(&server, &both[1..]);
+    wait_for(&friend, &both[..1]);
+    server.announce("tcp://server:2", "S2").unwrap();
+    wait_for(&friend, &tuples(&[("tcp://server:2", "S2")]));
+
+    let held: Vec<String> = server
+        .tuples()
+        .unwrap()
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(held, ["tcp://friend:1", "tcp://server:1", "tcp://server:2"]);
+    assert_eq!(server.stats().unwrap().sessions, 1, "the friend only");
+    assert!(stranger.peers().unwrap().iter().all(|p| !p.up));
+    assert!(plain.peers().unwrap().iter().all(|p| !p.up));
+}

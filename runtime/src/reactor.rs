@@ -185,6 +185,35 @@ pub enum Security {
         /// ZAP domain.
         domain: String,
     },
+    /// CURVE: the ROUTER is a CURVE server with this secret key; clients'
+    /// public keys are checked by the ZAP handler's policy for `domain`.
+    Curve {
+        /// ZAP domain.
+        domain: String,
+        /// Our secret key, Z85 (40 characters).
+        secret_key: String,
+    },
+}
+
+/// CURVE keys for the DEALERs a service opens ([`Sockets::set_curve_client`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CurveClient {
+    /// The server's public key, Z85.
+    pub server_key: String,
+    /// Our public key, Z85.
+    pub public_key: String,
+    /// Our secret key, Z85.
+    pub secret_key: String,
+}
+
+impl std::fmt::Debug for CurveClient {
+    // Never print a secret key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CurveClient")
+            .field("server_key", &self.server_key)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Something a reactor runs: a server (peers on a ROUTER) with remote
@@ -275,6 +304,8 @@ pub struct Sockets {
     changed: bool,
     /// PLAIN credentials for new DEALERs.
     credentials: Option<PlainCredentials>,
+    /// CURVE keys for new DEALERs.
+    curve_client: Option<CurveClient>,
     /// The ROUTER was used (sent on, bound) since a read last found it
     /// empty; see [`Sockets::look_again`].
     router_unchecked: bool,
@@ -393,6 +424,12 @@ impl Sockets {
         self.credentials = credentials;
     }
 
+    /// CURVE keys for the next DEALER [`Sockets::connect`] opens (`None`:
+    /// NULL or PLAIN, as [`Sockets::set_credentials`] says).
+    pub fn set_curve_client(&mut self, keys: Option<CurveClient>) {
+        self.curve_client = keys;
+    }
+
     /// How the ROUTER authenticates peers, from the next [`Sockets::bind`]
     /// on (libzmq applies it to connections accepted afterwards).
     pub fn set_security(&mut self, security: Security) {
@@ -441,6 +478,13 @@ impl Sockets {
                 }
                 Security::Plain { domain } => {
                     router.set_plain_server(true).map_err(fail)?;
+                    router.set_zap_domain(domain).map_err(fail)?;
+                }
+                Security::Curve { domain, secret_key } => {
+                    router.set_curve_server(true).map_err(fail)?;
+                    router
+                        .set_curve_secretkey(secret_key.as_bytes())
+                        .map_err(fail)?;
                     router.set_zap_domain(domain).map_err(fail)?;
                 }
             }
@@ -552,6 +596,17 @@ impl Sockets {
                 .map_err(fail)?;
             dealer
                 .set_plain_password(Some(&plain.password))
+                .map_err(fail)?;
+        }
+        if let Some(curve) = &self.curve_client {
+            dealer
+                .set_curve_serverkey(curve.server_key.as_bytes())
+                .map_err(fail)?;
+            dealer
+                .set_curve_publickey(curve.public_key.as_bytes())
+                .map_err(fail)?;
+            dealer
+                .set_curve_secretkey(curve.secret_key.as_bytes())
                 .map_err(fail)?;
         }
         dealer.connect(endpoint).map_err(fail)?;

@@ -8,9 +8,11 @@
 //! * [`Policy::Null`]: anyone (NULL mechanism with a domain set);
 //! * [`Policy::Plain`]: a username and password from a passwords file, in
 //!   the format CZMQ's `zauth` reads (`user=password` lines, `#` comments);
-//! * CURVE needs a libzmq built with libsodium ([`curve_available`]): where
-//!   it is missing, asking for it is an error, never a silent fallback to
-//!   plain text.
+//! * [`Policy::Curve`]: clients whose CURVE public key is on an allow-list
+//!   (CZMQ's `zauth` reads it from a directory of public certificates).
+//!   CURVE needs a libzmq built with libsodium ([`curve_available`]; ours
+//!   is): where it is missing, asking for it is an error, never a silent
+//!   fallback to plain text.
 //!
 //! A request for a domain with no policy is refused (status 400): a server
 //! that asked for authentication never lets everyone in by mistake.
@@ -26,6 +28,8 @@ pub enum Policy {
     Null,
     /// These usernames, with these passwords.
     Plain(HashMap<String, String>),
+    /// Clients with these CURVE public keys (Z85).
+    Curve(std::collections::HashSet<String>),
 }
 
 /// Why a policy could not be installed.
@@ -168,6 +172,16 @@ fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
                 reply("400", "invalid username or password", "")
             }
         }
+        (Some(Policy::Curve(allowed)), b"CURVE") => {
+            // The client's public key, 32 bytes, as Z85 to compare.
+            let key = zmq::z85_encode(frame(6)).unwrap_or_default();
+            if frame(6).len() == 32 && allowed.contains(&key) {
+                reply("200", "OK", &key)
+            } else {
+                tracing::debug!(domain, key = %key, "CURVE client refused: not on the allow-list");
+                reply("400", "public key not allowed", "")
+            }
+        }
         (None, _) => reply("400", "no policy for this ZAP domain", ""),
         (Some(_), _) => reply("400", "mechanism not allowed in this ZAP domain", ""),
     }
@@ -223,5 +237,24 @@ mod tests {
         assert_eq!(request("zap-test-plain", "NULL", &[]), "400");
         assert_eq!(request("zap-test-unknown", "NULL", &[]), "400");
         assert_eq!(answer(&[b"2.0".to_vec()])[2], b"500");
+
+        let keys = zmq::CurveKeyPair::new().unwrap();
+        let allowed = zmq::z85_encode(&keys.public_key).unwrap();
+        policies().lock().unwrap().insert(
+            "zap-test-curve".into(),
+            Policy::Curve([allowed].into_iter().collect()),
+        );
+        let curve = |key: &[u8]| {
+            let mut frames: Vec<Vec<u8>> = ["1.0", "8", "zap-test-curve", "127.0.0.1", "", "CURVE"]
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect();
+            frames.push(key.to_vec());
+            answer(&frames)[2].clone()
+        };
+        assert_eq!(curve(&keys.public_key), b"200");
+        let other = zmq::CurveKeyPair::new().unwrap();
+        assert_eq!(curve(&other.public_key), b"400");
+        assert_eq!(curve(b"short"), b"400");
     }
 }
