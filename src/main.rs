@@ -126,9 +126,18 @@ struct NodeArgs {
     /// Endpoint to accept peers on (repeatable), e.g. tcp://*:5670.
     #[arg(short, long)]
     bind: Vec<String>,
-    /// Endpoint of another node to connect to (repeatable).
+    /// Endpoint of another node to connect to (repeatable);
+    /// ENDPOINT=PUBLICKEY (Z85) connects over CURVE to a server with that key.
     #[arg(short, long)]
     connect: Vec<String>,
+    /// Our CURVE certificate (a secret one, as `keygen` writes): the node
+    /// accepts CURVE peers only, those in --allow.
+    #[arg(long, requires = "allow")]
+    cert: Option<std::path::PathBuf>,
+    /// A directory of public certificates (CZMQ's zauth allow-list): the
+    /// peers that may connect to a node with --cert.
+    #[arg(long, requires = "cert")]
+    allow: Option<std::path::PathBuf>,
     /// A tuple to announce, ENDPOINT=SERVICE (repeatable).
     #[arg(short, long, value_parser = parse_tuple)]
     announce: Vec<(String, String)>,
@@ -232,6 +241,31 @@ impl Progress {
 }
 
 /// A chain of nodes on tcp loopback; each announces its own endpoint.
+/// Our certificate and the public keys of every certificate in `allow`.
+fn security(cert: &std::path::Path, allow: &std::path::Path) -> Result<zgossip::Security, String> {
+    use zgossip::cert::Certificate;
+    let cert = Certificate::load(cert).map_err(|e| e.to_string())?;
+    if cert.secret.is_none() {
+        return Err(format!(
+            "{}: no secret key (give the _secret file)",
+            "--cert"
+        ));
+    }
+    let entries =
+        std::fs::read_dir(allow).map_err(|e| format!("--allow {}: {e}", allow.display()))?;
+    let mut allowed = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("--allow {}: {e}", allow.display()))?
+            .path();
+        if !path.is_file() || path.to_string_lossy().ends_with("_secret") {
+            continue;
+        }
+        allowed.push(Certificate::load(&path).map_err(|e| e.to_string())?.public);
+    }
+    Ok(zgossip::Security { cert, allowed })
+}
+
 fn keygen(args: &KeygenArgs) -> Result<ExitCode, zgossip::Error> {
     use zgossip::cert::{secret_path, Certificate};
     let saved = Certificate::generate().and_then(|cert| cert.save(&args.path).map(|()| cert));
@@ -392,6 +426,18 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         },
         None => None,
     };
+    if let (Some(cert), Some(allow)) = (&args.cert, &args.allow) {
+        match security(cert, allow) {
+            Ok(security) => {
+                println!("CURVE {} peers allowed", security.allowed.len());
+                node.secure(security)?;
+            }
+            Err(e) => {
+                eprintln!("zgossip: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
     let mut bind = args.bind.clone();
     let mut connect = args.connect.clone();
     if let (Some(path), Some(name)) = (&args.peers, &args.name) {
@@ -410,9 +456,18 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         node.bind(endpoint)?;
         println!("BOUND {endpoint} PORT {}", node.port()?);
     }
-    for endpoint in &connect {
-        node.connect(endpoint)?;
-        println!("CONNECTING {endpoint}");
+    for target in &connect {
+        // ENDPOINT=KEY: a Z85 key is 40 characters (and may hold '=').
+        match target.split_once('=') {
+            Some((endpoint, key)) if key.len() == 40 => {
+                node.connect_curve(endpoint, key)?;
+                println!("CONNECTING {endpoint} CURVE");
+            }
+            _ => {
+                node.connect(target)?;
+                println!("CONNECTING {target}");
+            }
+        }
     }
     for (endpoint, service) in &args.announce {
         node.announce(endpoint, service)?;

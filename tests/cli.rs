@@ -393,3 +393,68 @@ fn keygen_writes_a_certificate_pair() {
         .unwrap()
         .contains("secret-key"));
 }
+
+/// CURVE from the command line: `--cert` and `--allow` on the server,
+/// `--connect ENDPOINT=KEY` on the client, certificates from `keygen`.
+#[test]
+fn nodes_gossip_over_curve_with_keygens_certificates() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let allow = dir.path().join("allow");
+    std::fs::create_dir(&allow).expect("allow dir");
+    let keygen = |path: &std::path::Path| {
+        let out = Command::new(BIN)
+            .args(["keygen", path.to_str().expect("utf-8")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("PUBLIC "))
+            .expect("public key")
+            .to_owned()
+    };
+    let server_public = keygen(&dir.path().join("server.cert"));
+    keygen(&dir.path().join("client.cert"));
+    std::fs::copy(dir.path().join("client.cert"), allow.join("client.cert")).expect("copy");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+
+    let mut server = Running::start(
+        BIN,
+        &[
+            "node",
+            "--cert",
+            &path("server.cert_secret"),
+            "--allow",
+            allow.to_str().expect("utf-8"),
+            "--bind",
+            "tcp://127.0.0.1:*",
+            "--announce",
+            "tcp://s:1=S",
+        ],
+    );
+    server.expect("CURVE 1 peers allowed");
+    let bound = server.expect_line("BOUND", |l| l.starts_with("BOUND "));
+    let port = bound.rsplit(' ').next().expect("port");
+    let target = format!("tcp://127.0.0.1:{port}={server_public}");
+    let mut client = Running::start(
+        BIN,
+        &[
+            "node",
+            "--cert",
+            &path("client.cert_secret"),
+            "--allow",
+            allow.to_str().expect("utf-8"),
+            "--connect",
+            &target,
+            "--announce",
+            "tcp://c:1=C",
+        ],
+    );
+    server.expect("DELIVER tcp://c:1 C");
+    client.expect("DELIVER tcp://s:1 S");
+    server.send("$TERM");
+    server.expect_exit();
+    client.send("$TERM");
+    client.expect_exit();
+}
