@@ -369,4 +369,43 @@ mod interop {
         );
         czmq.status();
     }
+
+    /// In one process: CURVE between our nodes, NULL to a CZMQ server. The
+    /// hub is a CURVE server for its friend and a NULL client of CZMQ;
+    /// tuples cross both.
+    #[test]
+    fn curve_between_ours_and_null_to_czmq_at_once() {
+        use zgossip::cert::Certificate;
+        use zgossip::Security;
+        let (hub_cert, friend_cert) = (
+            Certificate::generate().unwrap(),
+            Certificate::generate().unwrap(),
+        );
+        let mut czmq = Czmq::start("czmq");
+        let czmq_endpoint = czmq.bind_tcp();
+        let hub = Node::new("hub").unwrap();
+        hub.secure(Security {
+            cert: hub_cert.clone(),
+            allowed: vec![friend_cert.public.clone()],
+        })
+        .unwrap();
+        hub.bind("tcp://127.0.0.1:*").unwrap();
+        let hub_endpoint = format!("tcp://127.0.0.1:{}", hub.port().unwrap());
+        hub.connect(&czmq_endpoint).unwrap();
+        let friend = Node::new("friend").unwrap();
+        friend
+            .secure(Security {
+                cert: friend_cert,
+                allowed: vec![],
+            })
+            .unwrap();
+        friend
+            .connect_curve(&hub_endpoint, &hub_cert.public)
+            .unwrap();
+        czmq.command("PUBLISH tcp://czmq:1 from-czmq");
+        friend.announce("tcp://friend:1", "from-friend").unwrap();
+        wait_ours(&friend, &[("tcp://czmq:1", "from-czmq")]);
+        czmq.wait_for(&[("tcp://friend:1", "from-friend")]);
+        czmq.status();
+    }
 }
