@@ -408,4 +408,26 @@ mod interop {
         czmq.wait_for(&[("tcp://friend:1", "from-friend")]);
         czmq.status();
     }
+
+    /// Certificates cross both ways: CZMQ's zcert_save loads here (both
+    /// halves), ours load in CZMQ's zcert_load (both halves).
+    #[test]
+    fn certificates_load_in_both_directions() {
+        use zgossip::cert::Certificate;
+        let dir = tempfile::tempdir().unwrap();
+        let mut czmq = Czmq::start("czmq");
+        let theirs = dir.path().join("theirs.cert");
+        czmq.command(&format!("CERT-SAVE {}", theirs.display()));
+        let line = czmq.process.expect_line("CERT", |l| l.starts_with("CERT "));
+        let cert = Certificate::load(&theirs).expect("CZMQ's certificate loads");
+        assert_eq!(line, format!("CERT {}", cert.public));
+        assert!(cert.secret.is_some(), "with its secret file");
+
+        let ours = dir.path().join("ours.cert");
+        let cert = Certificate::generate().unwrap();
+        cert.save(&ours).unwrap();
+        czmq.command(&format!("CERT-LOAD {}", ours.display()));
+        czmq.process.expect(&format!("CERT {}", cert.public));
+        czmq.process.expect("CERT-SECRET yes");
+    }
 }

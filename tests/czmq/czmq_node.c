@@ -54,6 +54,27 @@ s_command (zactor_t *actor, char *line)
         return -1;
     char *first = strtok (NULL, " ");
     char *rest = strtok (NULL, "");
+    //  Certificates, for the certificate interop test: CERT-SAVE path makes
+    //  and saves a key pair, CERT-LOAD path reads one; both print its
+    //  public key (or NONE).
+    if (streq (command, "CERT-SAVE") || streq (command, "CERT-LOAD")) {
+        zcert_t *cert = NULL;
+        if (first && streq (command, "CERT-SAVE")) {
+            cert = zcert_new ();
+            if (cert && zcert_save (cert, first) != 0)
+                zcert_destroy (&cert);
+        }
+        else
+        if (first)
+            cert = zcert_load (first);
+        printf ("CERT %s\n", cert ? zcert_public_txt (cert) : "NONE");
+        if (cert && streq (command, "CERT-LOAD"))
+            printf ("CERT-SECRET %s\n", streq (zcert_secret_txt (cert),
+                    "0000000000000000000000000000000000000000") ? "no" : "yes");
+        fflush (stdout);
+        zcert_destroy (&cert);
+        return 0;
+    }
     if (streq (command, "PUBLISH") || streq (command, "SET")) {
         if (first && rest)
             zstr_sendx (actor, command, first, rest, NULL);
