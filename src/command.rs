@@ -25,6 +25,9 @@ pub enum TextCommand {
     Port,
     /// `CONNECT endpoint`.
     Connect(String),
+    /// `CONNECT endpoint key`: over CURVE, to a server with that public key
+    /// (CZMQ's draft API's form; needs the node's own certificate).
+    ConnectCurve(String, String),
     /// `ANNOUNCE endpoint service [ttl]`, or `PUBLISH key value`.
     Announce(String, String),
     /// `STATUS`.
@@ -96,7 +99,16 @@ impl TextCommand {
             "PEERS" => none("PEERS", Self::Peers)?,
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
-            "CONNECT" => Self::Connect(one("CONNECT")?),
+            "CONNECT" => match args.as_slice() {
+                [endpoint, key] => Self::ConnectCurve((*endpoint).to_owned(), (*key).to_owned()),
+                [endpoint] => Self::Connect((*endpoint).to_owned()),
+                _ => {
+                    return Err(ParseError::Arguments {
+                        command: "CONNECT",
+                        expected: "an endpoint, and the server's public key for CURVE",
+                    })
+                }
+            },
             "SET" => match args.as_slice() {
                 [path, value] => Self::Set((*path).to_owned(), (*value).to_owned()),
                 _ => {
@@ -139,6 +151,7 @@ impl TextCommand {
             Self::Bind(endpoint) => node.bind(endpoint).map(|()| None),
             Self::Port => node.port().map(|p| Some(format!("PORT {p}"))),
             Self::Connect(endpoint) => node.connect(endpoint).map(|()| None),
+            Self::ConnectCurve(endpoint, key) => node.connect_curve(endpoint, key).map(|()| None),
             Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
             Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
             Self::Stats => node.stats().map(|s| Some(format!("STATS {s}"))),
@@ -220,6 +233,13 @@ mod tests {
         assert_eq!(parse("FLY away"), Err(ParseError::Unknown("FLY".into())));
         assert_eq!(parse("stats"), Ok(Some(TextCommand::Stats)));
         assert_eq!(parse("TUPLES"), Ok(Some(TextCommand::Tuples)));
+        assert_eq!(
+            parse("CONNECT tcp://a:1 Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"),
+            Ok(Some(TextCommand::ConnectCurve(
+                "tcp://a:1".into(),
+                "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID".into()
+            )))
+        );
         assert_eq!(parse("peers"), Ok(Some(TextCommand::Peers)));
         assert!(parse("TUPLES all").is_err());
         let err = parse("BIND").unwrap_err().to_string();

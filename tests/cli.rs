@@ -416,7 +416,10 @@ fn nodes_gossip_over_curve_with_keygens_certificates() {
     };
     let server_public = keygen(&dir.path().join("server.cert"));
     keygen(&dir.path().join("client.cert"));
-    std::fs::copy(dir.path().join("client.cert"), allow.join("client.cert")).expect("copy");
+    keygen(&dir.path().join("second.cert"));
+    for name in ["client.cert", "second.cert"] {
+        std::fs::copy(dir.path().join(name), allow.join(name)).expect("copy");
+    }
     let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
 
     let mut server = Running::start(
@@ -433,7 +436,7 @@ fn nodes_gossip_over_curve_with_keygens_certificates() {
             "tcp://s:1=S",
         ],
     );
-    server.expect("CURVE 1 peers allowed");
+    server.expect("CURVE 2 peers allowed");
     let bound = server.expect_line("BOUND", |l| l.starts_with("BOUND "));
     let port = bound.rsplit(' ').next().expect("port");
     let target = format!("tcp://127.0.0.1:{port}={server_public}");
@@ -453,6 +456,21 @@ fn nodes_gossip_over_curve_with_keygens_certificates() {
     );
     server.expect("DELIVER tcp://c:1 C");
     client.expect("DELIVER tcp://s:1 S");
+    // CZMQ's draft text command: CONNECT endpoint key.
+    let mut second = Running::start(
+        BIN,
+        &[
+            "node",
+            "--cert",
+            &path("second.cert_secret"),
+            "--allow",
+            allow.to_str().expect("utf-8"),
+        ],
+    );
+    second.send(&format!("CONNECT tcp://127.0.0.1:{port} {server_public}"));
+    second.expect_line("the server's tuples", |l| l == "DELIVER tcp://s:1 S");
+    second.send("$TERM");
+    second.expect_exit();
     server.send("$TERM");
     server.expect_exit();
     client.send("$TERM");
