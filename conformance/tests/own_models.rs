@@ -8,7 +8,7 @@
 mod common;
 
 use proptest::prelude::*;
-use zproto_conformance::every_type::{EveryType, Type, A};
+use zproto_conformance::every_type::{EveryType, EveryTypeRef, Grown, Type, A};
 use zproto_runtime::Codec;
 
 fn samples() -> Vec<EveryType> {
@@ -39,6 +39,66 @@ fn every_truncation_of_the_body_is_an_error() {
             assert!(result.is_err(), "{result:?}");
         }
     }
+}
+
+/// Optional numbers at the end of a body (`optional="1"`): a frame from a
+/// peer built without them decodes with `None`, each prefix of them round
+/// trips, a field cut in the middle is an error, and setting a later one
+/// without an earlier one is refused rather than sent ambiguous.
+#[test]
+fn optional_fields_grow_a_message_without_breaking_older_peers() {
+    let grown = |since_v2, since_v3| Grown {
+        seq: 7,
+        s: "x".into(),
+        since_v2,
+        since_v3,
+        tail: b"t".to_vec(),
+    };
+    let old = EveryType::from(grown(None, None)).encode().unwrap();
+    let v2 = EveryType::from(grown(Some(0x0102_0304), None))
+        .encode()
+        .unwrap();
+    let v3 = EveryType::from(grown(Some(1), Some(u64::MAX)))
+        .encode()
+        .unwrap();
+    // What an older peer sends is the prefix; each version adds its bytes.
+    assert_eq!(v2[0].len(), old[0].len() + 4);
+    assert_eq!(v3[0].len(), old[0].len() + 12);
+    assert_eq!(&v2[0][..old[0].len()], &old[0][..]);
+    assert_eq!(&v2[0][old[0].len()..], &[1, 2, 3, 4]);
+    for (frames, message) in [
+        (&old, grown(None, None)),
+        (&v2, grown(Some(0x0102_0304), None)),
+        (&v3, grown(Some(1), Some(u64::MAX))),
+    ] {
+        assert_eq!(frames[0].len(), message.body_len());
+        assert_eq!(
+            EveryType::decode(frames),
+            Ok(EveryType::from(message.clone()))
+        );
+        let view = EveryTypeRef::decode(frames).unwrap();
+        assert_eq!(view.into_owned(), EveryType::from(message.clone()));
+        let text = EveryType::from(message.clone()).to_zpl().to_string();
+        let zpl = zproto_runtime::zpl::Zpl::parse(&text).unwrap();
+        assert_eq!(
+            EveryType::from_zpl(&zpl),
+            Ok((None, EveryType::from(message)))
+        );
+    }
+    // Cut inside an optional field: truncated, not absent.
+    for cut in 1..4 {
+        let mut frames = v2.clone();
+        frames[0].truncate(old[0].len() + cut);
+        assert!(EveryType::decode(&frames).is_err(), "cut {cut}");
+        assert!(EveryTypeRef::decode(&frames).is_err(), "cut {cut}");
+    }
+    // A gap: refused with the fields named.
+    let gap = EveryType::from(grown(None, Some(3))).encode();
+    let error = gap.expect_err("a gap is refused").to_string();
+    assert!(
+        error.contains("since_v3") && error.contains("since_v2"),
+        "{error}"
+    );
 }
 
 /// `Config::type_attribute` and `message_attribute` (conformance/build.rs)

@@ -145,6 +145,28 @@ pub fn open_pubsub<'a, F: AsRef<[u8]>>(
     ))
 }
 
+/// Check a message's optional fields, `(name, is set)` in wire order,
+/// before encoding: the set ones must come first, since a decoder knows a
+/// field is absent only because the body ends before it.
+pub fn check_optional(
+    class: &'static str,
+    message: &'static str,
+    fields: &[(&'static str, bool)],
+) -> Result<(), EncodeError> {
+    let Some(missing) = fields.iter().position(|(_, set)| !set) else {
+        return Ok(());
+    };
+    match fields[missing..].iter().find(|(_, set)| *set) {
+        Some(&(field, _)) => Err(EncodeError::OptionalGap {
+            class,
+            message,
+            field,
+            missing: fields[missing].0,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The subscription prefix that selects messages `id` on `topic` (and, as
 /// ZeroMQ filters by prefix, on every topic that starts with it): the id
 /// and the topic, with no NUL. Pass it to `SUB`'s `ZMQ_SUBSCRIBE`.

@@ -141,6 +141,21 @@ pub enum EncodeError {
         /// The size that was refused.
         len: usize,
     },
+    /// An optional field is set while an optional field before it is not:
+    /// a decoder could not tell which one is absent.
+    #[error(
+        "{class}: {message}: optional field \"{field}\" is set but \"{missing}\" before it is not"
+    )]
+    OptionalGap {
+        /// Protocol class name.
+        class: &'static str,
+        /// Message name.
+        message: &'static str,
+        /// The field that is set.
+        field: &'static str,
+        /// The earlier optional field that is not.
+        missing: &'static str,
+    },
     /// A pubsub topic holds a NUL byte, which ends topics on the wire.
     #[error("{class}: {message}: the topic holds a NUL byte at {at}")]
     TopicWithNul {

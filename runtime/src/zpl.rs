@@ -504,6 +504,16 @@ pub mod message {
                     field_error(field, format!("\"{text}\" is not a number of its size"))
                 })
         }
+        /// An optional number: `None` when the text has no such field.
+        pub fn optional_number<T: TryFrom<u64> + Default>(
+            &self,
+            field: &'static str,
+        ) -> Result<Option<T>, ZplMessageError> {
+            match self.value(field) {
+                None => Ok(None),
+                Some(_) => self.number(field).map(Some),
+            }
+        }
         /// A string or long string.
         pub fn text(&self, field: &'static str) -> String {
             self.value(field).unwrap_or_default().to_owned()

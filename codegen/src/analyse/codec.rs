@@ -267,6 +267,25 @@ impl FieldContext<'_, '_> {
         } else {
             test_value(f, &name, kind, &tests, p)
         };
+        let optional = match f.attr("optional").map(str::trim) {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                p.push(f.location.error(format!(
+                    "field \"{name}\": optional must be \"0\" or \"1\", found \"{other}\""
+                )));
+                false
+            }
+        };
+        if optional && (!matches!(kind, FieldKind::Number(_)) || constant.is_some()) {
+            p.push(f.location.error(format!(
+                "field \"{name}\": only number fields without a value can be optional, not {kind}"
+            )));
+        } else if optional && origin == Origin::Header {
+            p.push(f.location.error(format!(
+                "field \"{name}\": header fields cannot be optional"
+            )));
+        }
         vec![(
             Field {
                 name,
@@ -276,6 +295,7 @@ impl FieldContext<'_, '_> {
                 test,
                 origin,
                 bytes: false,
+                optional,
             },
             f.location.clone(),
         )]
@@ -322,6 +342,7 @@ impl FieldContext<'_, '_> {
                         type_name: composite.name.clone(),
                     },
                     bytes: false,
+                    optional: false,
                 },
                 f.location.clone(),
             ));
@@ -498,7 +519,7 @@ fn messages(
     let mut out: Vec<(Message, Location)> = Vec::new();
     // Every field name has one type across the protocol (zproto's rule; we
     // compare sizes too).
-    let mut field_types: HashMap<String, (FieldKind, String)> = HashMap::new();
+    let mut field_types: HashMap<String, ((FieldKind, bool), String)> = HashMap::new();
     for (position, e) in root.elements().filter(|e| e.name == "message").enumerate() {
         let Some(raw_name) = e.attr("name") else {
             p.push(e.location.error("<message> needs a name attribute"));
@@ -575,6 +596,17 @@ fn messages(
                     field.name
                 )));
             }
+            // Optional fields end the body: a decoder knows one is absent
+            // only because the body frame ends there.
+            if !field.optional
+                && field.kind.in_body()
+                && fields[..i].iter().any(|(f, _)| f.optional)
+            {
+                p.push(at.error(format!(
+                    "message \"{upper}\": field \"{}\" follows an optional field; optional fields must be the last of the body",
+                    field.name
+                )));
+            }
             if field.kind == FieldKind::Msg && i + 1 != fields.len() {
                 p.push(at.error(format!(
                     "message \"{upper}\": field \"{}\" of type msg must be the last field",
@@ -585,13 +617,27 @@ fn messages(
                 continue;
             }
             match field_types.get(&field.name) {
-                Some((kind, first)) if *kind != field.kind => p.push(at.error(format!(
-                    "field \"{}\" must have the same type everywhere: {} in message \"{upper}\", {kind} in message \"{first}\"",
-                    field.name, field.kind
-                ))),
+                Some(((kind, optional), first))
+                    if (*kind, *optional) != (field.kind, field.optional) =>
+                {
+                    let said = |kind: &FieldKind, optional: bool| {
+                        if optional {
+                            format!("optional {kind}")
+                        } else {
+                            kind.to_string()
+                        }
+                    };
+                    p.push(at.error(format!(
+                        "field \"{}\" must have the same type everywhere: {} in message \"{upper}\", {} in message \"{first}\"",
+                        field.name, said(&field.kind, field.optional), said(kind, *optional)
+                    )))
+                }
                 Some(_) => {}
                 None => {
-                    field_types.insert(field.name.clone(), (field.kind, upper.clone()));
+                    field_types.insert(
+                        field.name.clone(),
+                        ((field.kind, field.optional), upper.clone()),
+                    );
                 }
             }
         }

@@ -69,6 +69,7 @@ pub fn emit(model: &CodecModel) -> Result<String, Error> {
         .map(|m| {
             let mut terms = Vec::new();
             let mut fields = Vec::new();
+            let mut optional = 0;
             for f in &m.fields {
                 mark(&mut uses, f.kind);
                 let (term, rule, definition) = match &f.origin {
@@ -82,7 +83,19 @@ pub fn emit(model: &CodecModel) -> Result<String, Error> {
                     }
                 };
                 if terms.last() != Some(&term) {
-                    terms.push(term);
+                    // Optional fields nest: each may be absent, and then so
+                    // are the ones after it.
+                    if f.optional {
+                        optional += 1;
+                        terms.push(format!("[ {term}"));
+                    } else {
+                        // Only frames follow optional fields: close them.
+                        if let Some(last) = terms.last_mut() {
+                            last.push_str(&" ]".repeat(optional));
+                        }
+                        optional = 0;
+                        terms.push(term);
+                    }
                 }
                 // Each rule is written once, where it is first used.
                 if !defined.contains(&rule) {
@@ -101,6 +114,9 @@ pub fn emit(model: &CodecModel) -> Result<String, Error> {
                         comment,
                     });
                 }
+            }
+            if let Some(last) = terms.last_mut() {
+                last.push_str(&" ]".repeat(optional));
             }
             MessageRule {
                 name: names::abnf_message(&m.name),

@@ -306,6 +306,10 @@ fn rust_type(f: &Field, rt: &TokenStream) -> TokenStream {
         }
     }
     match f.kind {
+        FieldKind::Number(size) if f.optional => {
+            let ty = number_type(size);
+            quote!(::std::option::Option<#ty>)
+        }
         FieldKind::Number(size) => number_type(size),
         FieldKind::Octets(n) => {
             let n = Literal::usize_unsuffixed(n);
@@ -350,6 +354,13 @@ fn field_doc(f: &Field) -> String {
         }
     };
     doc.push_str(&format!("\n\nWire: {wire}.{origin}"));
+    if f.optional {
+        doc.push_str(
+            " Optional: `None` when the body frame ends before it (a peer built \
+             from a model without it); encoded only while every optional field \
+             before it is `Some`.",
+        );
+    }
     doc
 }
 
@@ -439,6 +450,10 @@ fn message_struct(
     for f in &body_fields {
         let fname = ident(&names::rust_ident(&f.name));
         match (&f.constant, f.kind) {
+            (_, FieldKind::Number(n)) if f.optional => {
+                let n = Literal::usize_unsuffixed(n as usize);
+                variable.push(quote!(if self.#fname.is_some() { #n } else { 0 }));
+            }
             (_, FieldKind::Number(n)) => fixed += n as usize,
             (_, FieldKind::Octets(n)) => fixed += n,
             (_, FieldKind::Uuid) => fixed += 16,
@@ -476,6 +491,17 @@ fn message_struct(
             TokenStream::new(),
             quote!(w.head(SIGNATURE, Self::ID);),
         )
+    };
+    let optional: Vec<&Field> = body_fields.iter().copied().filter(|f| f.optional).collect();
+    let gap_check = if optional.len() > 1 {
+        let entries = optional.iter().map(|f| {
+            let fname = ident(&names::rust_ident(&f.name));
+            let label = &f.name;
+            quote!((#label, self.#fname.is_some()))
+        });
+        quote!(#rt::codec::check_optional(CLASS, Self::NAME, &[#(#entries),*])?;)
+    } else {
+        TokenStream::new()
     };
     let writes = body_fields.iter().map(|f| write_field(f));
     let frame_pushes = frame_fields.iter().map(|f| {
@@ -522,6 +548,16 @@ fn message_struct(
         let fname = ident(&names::rust_ident(&f.name));
         let label = &f.name;
         match f.kind {
+            FieldKind::Number(8) if f.optional => quote! {
+                if let ::std::option::Option::Some(value) = self.#fname {
+                    w.number(#label, value);
+                }
+            },
+            FieldKind::Number(_) if f.optional => quote! {
+                if let ::std::option::Option::Some(value) = self.#fname {
+                    w.number(#label, u64::from(value));
+                }
+            },
             FieldKind::Number(8) => quote!(w.number(#label, self.#fname);),
             FieldKind::Number(_) => quote!(w.number(#label, u64::from(self.#fname));),
             FieldKind::String | FieldKind::Longstr => quote!(w.text(#label, &self.#fname);),
@@ -542,6 +578,7 @@ fn message_struct(
             let fname = ident(&names::rust_ident(&f.name));
             let label = &f.name;
             let value = match f.kind {
+                FieldKind::Number(_) if f.optional => quote!(r.optional_number(#label)?),
                 FieldKind::Number(_) => quote!(r.number(#label)?),
                 FieldKind::String | FieldKind::Longstr => quote!(r.text(#label)),
                 FieldKind::Octets(_) | FieldKind::Uuid => quote!(r.array(#label)?),
@@ -584,10 +621,11 @@ fn message_struct(
             let shared: Vec<TokenStream> = slots
                 .iter()
                 .filter(|f| {
-                    other
-                        .fields
-                        .iter()
-                        .any(|g| g.name == f.name && g.constant.is_none() && g.kind == f.kind)
+                    other.fields.iter().any(|g| {
+                        g.name == f.name
+                            && g.constant.is_none()
+                            && (g.kind, g.optional) == (f.kind, f.optional)
+                    })
                 })
                 .map(|f| {
                     let fname = ident(&names::rust_ident(&f.name));
@@ -646,6 +684,7 @@ fn message_struct(
             fn encode_frames(&self, #topic_param frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
                 let mut body = ::std::vec::Vec::with_capacity(self.body_len() #topic_len);
                 let mut w = #rt::wire::Writer::new(&mut body, #rt::wire::Context { class: CLASS, message: Self::NAME });
+                #gap_check
                 #head
                 #(#writes)*
                 frames.push(body);
@@ -680,6 +719,14 @@ fn write_field(f: &Field) -> TokenStream {
             quote!(w.#method(#n);)
         }
         (Some(Constant::String(s)), _) => quote!(w.string(#label, #s)?;),
+        (_, FieldKind::Number(size)) if f.optional => {
+            let method = format_ident!("number{}", size);
+            quote! {
+                if let ::std::option::Option::Some(value) = self.#fname {
+                    w.#method(value);
+                }
+            }
+        }
         (_, FieldKind::Number(size)) => {
             let method = format_ident!("number{}", size);
             quote!(w.#method(self.#fname);)
@@ -714,6 +761,10 @@ fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
     let fname = ident(&names::rust_ident(&f.name));
     let label = &f.name;
     match (&f.constant, f.kind) {
+        (_, FieldKind::Number(_)) if f.optional => {
+            let value = read_optional(f);
+            quote!(let #fname = #value;)
+        }
         (_, FieldKind::Number(size)) => {
             let method = format_ident!("number{}", size);
             quote!(let #fname = r.#method(#label)?;)
@@ -746,6 +797,23 @@ fn read_field(model: &CodecModel, f: &Field) -> TokenStream {
     }
 }
 
+/// How a decoder reads an optional number: absent if the body ends here.
+pub(crate) fn read_optional(f: &Field) -> TokenStream {
+    let label = &f.name;
+    let size = match f.kind {
+        FieldKind::Number(size) => size,
+        _ => 8,
+    };
+    let method = format_ident!("number{}", size);
+    quote! {
+        if r.remaining() == 0 {
+            ::std::option::Option::None
+        } else {
+            ::std::option::Option::Some(r.#method(#label)?)
+        }
+    }
+}
+
 /// `value` (a `Vec<u8>`, or a `Vec<Vec<u8>>` for `msg`) as the field's
 /// type: moved into `Bytes` (no copy) when the field is held as bytes.
 fn into_bytes(f: &Field, value: TokenStream) -> TokenStream {
@@ -768,6 +836,11 @@ fn bytes_literal(bytes: &[u8]) -> TokenStream {
 }
 
 fn test_literal(f: &Field) -> TokenStream {
+    // The C self-test, which knows nothing of optional fields, sends none:
+    // test values stay byte for byte what it sends.
+    if f.optional {
+        return quote!(::std::option::Option::None);
+    }
     match &f.test {
         TestValue::Number(n) => Literal::u64_unsuffixed(*n).into_token_stream(),
         TestValue::Text(s) => text_literal(s),

@@ -12,7 +12,7 @@
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::emit::codec::{ident, number_type, read_constant};
+use crate::emit::codec::{ident, number_type, read_constant, read_optional};
 use crate::model::codec::*;
 use crate::names;
 
@@ -53,6 +53,10 @@ fn view_ident(m: &Message) -> Ident {
 /// The type of a field in a view.
 fn view_type(f: &Field, rt: &TokenStream) -> TokenStream {
     match f.kind {
+        FieldKind::Number(size) if f.optional => {
+            let ty = number_type(size);
+            quote!(::std::option::Option<#ty>)
+        }
         FieldKind::Number(size) => number_type(size),
         FieldKind::Octets(n) => {
             let n = Literal::usize_unsuffixed(n);
@@ -75,6 +79,7 @@ fn view_read(model: &CodecModel, m: &Ident, f: &Field) -> TokenStream {
     let fname = ident(&names::rust_ident(&f.name));
     let label = &f.name;
     let value = match f.kind {
+        FieldKind::Number(_) if f.optional => read_optional(f),
         FieldKind::Number(size) => {
             let method = format_ident!("number{}", size);
             quote!(r.#method(#label)?)

@@ -97,6 +97,11 @@ pub struct Field {
     /// A `chunk`, `frame` or `msg` field held as `bytes::Bytes` (cheap to
     /// clone) rather than `Vec<u8>`: `Config::bytes`.
     pub bytes: bool,
+    /// `optional="1"`, on a number at the end of a message's body: an
+    /// `Option`, absent when the body frame ends before it. zproto's C
+    /// codecs ignore bytes after their last field, so a model can grow
+    /// such fields without breaking peers built from the older model.
+    pub optional: bool,
 }
 
 /// Where a field of a message was declared.
