@@ -115,6 +115,7 @@ fn announce_frame(n: usize) -> Vec<u8> {
         endpoint,
         service,
         ttl: 0,
+        ..Default::default()
     });
     message.encode().expect("encode").remove(0)
 }

@@ -31,13 +31,15 @@ pub const PEER_EVENT_QUEUE: usize = 1024;
 /// How long to wait for the reactor's answer to a command.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A tuple newly learned by a node.
+/// A tuple newly learned by a node, or one it no longer holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Endpoint (tuple key).
     pub endpoint: String,
-    /// Service (tuple value).
+    /// Service (tuple value): the new one, or the one removed.
     pub service: String,
+    /// The tuple was removed (UNPUBLISH somewhere) or expired.
+    pub removed: bool,
 }
 
 /// Why a command failed.
@@ -110,6 +112,8 @@ pub enum Command {
     ConnectCurve(String, String, Sender<Result<(), Error>>),
     /// ANNOUNCE (checked by the handle already).
     Announce(String, String),
+    /// UNPUBLISH.
+    Unpublish(String, Sender<Result<(), Error>>),
     /// SET.
     Set(String, String, Sender<Result<Settings, Error>>),
     /// VERBOSE.
@@ -276,6 +280,10 @@ impl Service for GossipService {
                 // (counted and logged by the node).
                 let _ = self.core.announce(&endpoint, &service, now);
             }
+            Command::Unpublish(endpoint, reply) => {
+                let result = self.core.unpublish(&endpoint, now);
+                let _ = reply.send(result.map_err(Error::from));
+            }
             Command::Set(path, value, reply) => {
                 let result = self.core.set(&path, &value).map(|()| self.core.settings());
                 let _ = reply.send(result.map_err(Error::from));
@@ -350,17 +358,38 @@ impl Service for GossipService {
         // Refusals are rare (a full queue, a peer gone): handled after the
         // drain, which borrows the node.
         let mut refused = Vec::new();
+        // Queue a delivery for the application, unless its queue is full.
+        let (waiting, deliveries, dropped) = (
+            &self.waiting,
+            &self.deliveries,
+            &mut self.deliveries_dropped,
+        );
+        let mut deliver = |delivery: Delivery| {
+            if waiting.load(Ordering::Relaxed) >= DELIVERY_QUEUE {
+                *dropped += 1;
+            } else if deliveries.send(delivery).is_ok() {
+                waiting.fetch_add(1, Ordering::Relaxed);
+            }
+            // (An error: the application dropped its receiver.)
+        };
         for output in self.core.drain_outputs() {
             let result = match output {
                 Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
                 Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
                 Output::Deliver { endpoint, service } => {
-                    if self.waiting.load(Ordering::Relaxed) >= DELIVERY_QUEUE {
-                        self.deliveries_dropped += 1;
-                    } else if self.deliveries.send(Delivery { endpoint, service }).is_ok() {
-                        self.waiting.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // (An error: the application dropped its receiver.)
+                    deliver(Delivery {
+                        endpoint,
+                        service,
+                        removed: false,
+                    });
+                    Ok(())
+                }
+                Output::Remove { endpoint, service } => {
+                    deliver(Delivery {
+                        endpoint,
+                        service,
+                        removed: true,
+                    });
                     Ok(())
                 }
                 Output::Peer(peer) => {
@@ -554,6 +583,14 @@ impl Node {
             self.id,
             Command::Announce(endpoint.to_owned(), service.to_owned()),
         )?)
+    }
+
+    /// `UNPUBLISH endpoint` (CZMQ's draft name): remove a tuple from every
+    /// node (README, "Tuple lifecycle"). Nodes that take versioned tuples
+    /// receive a tombstone that keeps stale copies out; CZMQ peers keep
+    /// their copy. An error if the node holds no live tuple there.
+    pub fn unpublish(&self, endpoint: &str) -> Result<(), Error> {
+        self.ask(|tx| Command::Unpublish(endpoint.to_owned(), tx))?
     }
 
     /// `SET path value`, e.g. `server/timeout` in milliseconds.

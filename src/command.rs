@@ -1,7 +1,8 @@
 //! The text form of the node's command API, as CZMQ's zgossip actor takes it
 //! on its pipe, one command per line: `VERBOSE`, `SET path value`,
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
-//! (or `PUBLISH key value`), `STATUS`, `$TERM`; and ours, `STATS` (every
+//! (or `PUBLISH key value`), `UNPUBLISH endpoint`, `STATUS`, `$TERM`; and
+//! ours, `STATS` (every
 //! counter, as `name=value` pairs) and `TUPLES` (every tuple, a
 //! `TUPLE endpoint service` line each, escaped, then `TUPLES count`) and
 //! `PEERS` (a `PEER session|remote name state up|down` line each, then
@@ -30,6 +31,8 @@ pub enum TextCommand {
     ConnectCurve(String, String),
     /// `ANNOUNCE endpoint service [ttl]`, or `PUBLISH key value`.
     Announce(String, String),
+    /// `UNPUBLISH endpoint`.
+    Unpublish(String),
     /// `STATUS`.
     Status,
     /// `STATS`.
@@ -46,7 +49,7 @@ pub enum TextCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Unknown command word.
-    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, STATUS, STATS, TUPLES, PEERS, $TERM)")]
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, UNPUBLISH, STATUS, STATS, TUPLES, PEERS, $TERM)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{command} takes {expected}")]
@@ -99,6 +102,7 @@ impl TextCommand {
             "PEERS" => none("PEERS", Self::Peers)?,
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
+            "UNPUBLISH" => Self::Unpublish(one("UNPUBLISH")?),
             "CONNECT" => match args.as_slice() {
                 [endpoint, key] => Self::ConnectCurve((*endpoint).to_owned(), (*key).to_owned()),
                 [endpoint] => Self::Connect((*endpoint).to_owned()),
@@ -153,6 +157,7 @@ impl TextCommand {
             Self::Connect(endpoint) => node.connect(endpoint).map(|()| None),
             Self::ConnectCurve(endpoint, key) => node.connect_curve(endpoint, key).map(|()| None),
             Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
+            Self::Unpublish(endpoint) => node.unpublish(endpoint).map(|()| None),
             Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
             Self::Stats => node.stats().map(|s| Some(format!("STATS {s}"))),
             Self::Tuples => node.tuples().map(|tuples| {
@@ -241,6 +246,11 @@ mod tests {
             )))
         );
         assert_eq!(parse("peers"), Ok(Some(TextCommand::Peers)));
+        assert_eq!(
+            parse("unpublish tcp://a:1"),
+            Ok(Some(TextCommand::Unpublish("tcp://a:1".into())))
+        );
+        assert!(parse("UNPUBLISH").is_err());
         assert!(parse("TUPLES all").is_err());
         let err = parse("BIND").unwrap_err().to_string();
         assert_eq!(err, "BIND takes one argument, an endpoint");

@@ -516,7 +516,8 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         match node.recv_delivery_timeout(Duration::from_millis(50)) {
             // Strings from the network, escaped: one delivery, one line.
             Ok(d) => println!(
-                "DELIVER {} {}",
+                "{} {} {}",
+                if d.removed { "REMOVE" } else { "DELIVER" },
                 EscapedWord(&d.endpoint),
                 Escaped(&d.service)
             ),

@@ -25,15 +25,17 @@ enum Hop {
     },
 }
 
-/// A delivery: node `node` learned a tuple.
+/// A delivery: node `node` learned a tuple, or no longer holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// The node.
     pub node: usize,
     /// Endpoint.
     pub endpoint: String,
-    /// Service.
+    /// Service (for a removal, the one it had).
     pub service: String,
+    /// Removed or expired.
+    pub removed: bool,
 }
 
 /// One node of the mesh and its links.
@@ -237,6 +239,14 @@ impl Mesh {
                     node: from,
                     endpoint,
                     service,
+                    removed: false,
+                }),
+                Output::Remove { .. } if self.forget_deliveries => {}
+                Output::Remove { endpoint, service } => self.deliveries.push(Delivery {
+                    node: from,
+                    endpoint,
+                    service,
+                    removed: true,
                 }),
             }
         }

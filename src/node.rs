@@ -11,11 +11,13 @@ use zproto_runtime::{Codec, Frame};
 
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
-use crate::msg::{Announce, ZgossipMsg};
+use crate::msg::ZgossipMsg;
 use crate::remote::{Pace, Received, Remote, BACKOFF};
-use crate::server::{Gossip, Refusal};
+use crate::server::{
+    announce_of, can_send, offer_of, Change, Gossip, Lifecycle, Refusal, DEFAULT_LEASE,
+};
 use crate::text::Escaped;
-use crate::tuples::{Accepted, Tuples};
+use crate::tuples::{Accepted, Tuple, Tuples};
 
 /// Settings of a node (`SET path value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,14 @@ pub struct Settings {
     pub resync: Duration,
     /// `limits/...`: what the node accepts and queues.
     pub limits: Limits,
+    /// `tuples/lease`: how long this node's tuples live without renewal
+    /// (`None`, set as 0: forever, as in CZMQ). The node renews them three
+    /// times per lease while it runs. Default 30,000 ms.
+    pub lease: Option<Duration>,
+    /// `tuples/foreign-lease`: how long an unversioned tuple (from a CZMQ
+    /// node, which never renews) lives after it was last heard (`None`,
+    /// set as 0: forever, as in CZMQ; the default).
+    pub foreign_lease: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -46,6 +56,8 @@ impl Default for Settings {
             ping_interval: Duration::from_millis(300),
             resync: Duration::from_millis(1000),
             limits: Limits::default(),
+            lease: Some(DEFAULT_LEASE),
+            foreign_lease: None,
         }
     }
 }
@@ -62,7 +74,8 @@ impl Settings {
 
 /// The settings `SET` knows, for messages.
 pub const SETTINGS: &str = "server/timeout, server/verbose, remote/ping, remote/resync, \
-                            limits/tuples, limits/service, limits/hwm, limits/slice";
+                            limits/tuples, limits/service, limits/hwm, limits/slice, \
+                            tuples/lease, tuples/foreign-lease";
 
 /// A setting that could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +112,9 @@ pub enum AnnounceError {
     /// A new endpoint, and the node holds `limits/tuples` already.
     #[error("the node holds limits/tuples ({0}) tuples already")]
     TableFull(usize),
+    /// UNPUBLISH of an endpoint the node holds no live tuple for.
+    #[error("no tuple at endpoint \"{0}\" to remove")]
+    Unknown(String),
 }
 
 /// Whether the application may announce this tuple under `limits`: an
@@ -163,11 +179,20 @@ pub enum Output {
     },
     /// A peer went up or down (presence), for the application.
     Peer(Peer),
-    /// A tuple new to this node, for the application.
+    /// A tuple new to this node, or a new service for a known endpoint,
+    /// for the application.
     Deliver {
         /// Endpoint (tuple key).
         endpoint: String,
         /// Service (tuple value).
+        service: String,
+    },
+    /// A tuple removed (UNPUBLISH somewhere) or expired, for the
+    /// application.
+    Remove {
+        /// Endpoint (tuple key).
+        endpoint: String,
+        /// The service it had.
         service: String,
     },
 }
@@ -187,9 +212,14 @@ pub struct Stats {
     pub duplicates: u64,
     /// Frames that failed to decode, logged and dropped.
     pub malformed: u64,
-    /// Tuples from peers and remotes refused: over `limits/service`, or
-    /// new endpoints beyond `limits/tuples`.
+    /// Tuples from peers and remotes refused: over `limits/service`, new
+    /// endpoints beyond `limits/tuples`, implausible versions, changes
+    /// before HELLO.
     pub refused_tuples: u64,
+    /// Tuples removed here: by a tombstone, or expired.
+    pub removed: u64,
+    /// Answers to competing writes of our own tuples.
+    pub contests: u64,
     /// Messages a full queue refused (a peer that does not read): sent
     /// again once it has room.
     pub refused_sends: u64,
@@ -242,7 +272,8 @@ impl std::fmt::Display for Stats {
         write!(
             f,
             "tuples={} sessions={} received={} sent={} duplicates={} malformed={} \
-             refused_tuples={} refused_sends={} peers_gone={} resyncs={} deliveries_dropped={}",
+             refused_tuples={} refused_sends={} peers_gone={} resyncs={} deliveries_dropped={} \
+             removed={} contests={}",
             self.tuples,
             self.sessions,
             self.received,
@@ -253,7 +284,9 @@ impl std::fmt::Display for Stats {
             self.refused_sends,
             self.peers_gone,
             self.resyncs,
-            self.deliveries_dropped
+            self.deliveries_dropped,
+            self.removed,
+            self.contests
         )
     }
 }
@@ -271,6 +304,8 @@ pub struct NodeCore {
     /// Warnings about what peers send, at most ten a second each.
     warn_malformed: Throttle,
     warn_refused: Throttle,
+    /// When our tuples are next renewed (while we own any).
+    next_renewal: Option<Instant>,
 }
 
 impl NodeCore {
@@ -282,6 +317,11 @@ impl NodeCore {
             settings,
             gossip: Gossip {
                 limits: settings.limits,
+                lifecycle: Lifecycle {
+                    lease: settings.lease,
+                    foreign_lease: settings.foreign_lease,
+                    ..Lifecycle::default()
+                },
                 ..Gossip::default()
             },
             remotes: Vec::new(),
@@ -289,7 +329,13 @@ impl NodeCore {
             stats: Stats::default(),
             warn_malformed: Throttle::default(),
             warn_refused: Throttle::default(),
+            next_renewal: None,
         }
+    }
+
+    /// This node's origin: the random id its versioned tuples carry.
+    pub fn origin(&self) -> u64 {
+        self.gossip.lifecycle.origin
     }
 
     /// The node's name.
@@ -416,11 +462,29 @@ impl NodeCore {
             "limits/slice" => {
                 limits.slice = number(1, 1_000_000, "a count from 1 to 1000000")? as usize;
             }
+            "tuples/lease" => {
+                let ms = number(
+                    0,
+                    DAY_MS,
+                    "a number of milliseconds, at most a day (0: forever)",
+                )?;
+                self.settings.lease = (ms > 0).then(|| Duration::from_millis(ms));
+            }
+            "tuples/foreign-lease" => {
+                let ms = number(
+                    0,
+                    DAY_MS,
+                    "a number of milliseconds, at most a day (0: forever)",
+                )?;
+                self.settings.foreign_lease = (ms > 0).then(|| Duration::from_millis(ms));
+            }
             // Accepted for compatibility with CZMQ's engine, which has it.
             "server/verbose" => self.set_verbose(value.trim() != "0"),
             other => return Err(SettingError::UnknownPath(other.to_owned())),
         }
         self.gossip.limits = self.settings.limits;
+        self.gossip.lifecycle.lease = self.settings.lease;
+        self.gossip.lifecycle.foreign_lease = self.settings.foreign_lease;
         Ok(())
     }
 
@@ -478,9 +542,6 @@ impl NodeCore {
             Ok((routing_id, message)) => {
                 self.stats
                     .count_in(&message, frames.get(1..).unwrap_or_default());
-                if matches!(message, ZgossipMsg::Announce(_)) && self.is_duplicate(&message) {
-                    self.stats.duplicates += 1;
-                }
                 let before = self.sessions.contains(routing_id);
                 self.sessions
                     .handle(&mut self.gossip, routing_id, message, now);
@@ -497,15 +558,6 @@ impl NodeCore {
                     tracing::warn!(node = %self.name, suppressed, "malformed message from a peer dropped: {e}");
                 }
             }
-        }
-    }
-
-    fn is_duplicate(&self, message: &ZgossipMsg) -> bool {
-        match message {
-            ZgossipMsg::Announce(a) => {
-                self.gossip.tuples.get(&a.endpoint).as_deref() == Some(a.service.as_str())
-            }
-            _ => false,
         }
     }
 
@@ -528,8 +580,12 @@ impl NodeCore {
         self.stats.count_in(&message, frames);
         self.remotes[remote].heard(now);
         self.remote_presence(remote, now);
-        if let Received::Tuple(endpoint, service) = self.remotes[remote].receive(message) {
-            self.accept(endpoint, service, Some(remote), now);
+        if let Received::Tuple(announce) = self.remotes[remote].receive(message) {
+            let offer = offer_of(&announce, self.settings.foreign_lease);
+            match self.gossip.receive(&offer, now) {
+                Ok(change) => self.spread(change, Some(remote), now),
+                Err(refusal) => self.refused_tuple(refusal, now),
+            }
         }
         // An INVALID or a marker's PONG may have made a generation due.
         if self.remotes[remote].next_deadline() <= now {
@@ -569,9 +625,11 @@ impl NodeCore {
         &self.remotes
     }
 
-    /// `ANNOUNCE endpoint service`: a tuple from the application. Refused
-    /// if it could not be sent (endpoint over 255 bytes), is over
-    /// `limits/service`, or is a new endpoint beyond `limits/tuples`.
+    /// `ANNOUNCE endpoint service`: a tuple from the application, owned by
+    /// this node: versioned, leased and renewed (see README, "Tuple
+    /// lifecycle"). Refused if it could not be sent (endpoint over 255
+    /// bytes), is over `limits/service`, or is a new endpoint beyond
+    /// `limits/tuples`.
     pub fn announce(
         &mut self,
         endpoint: &str,
@@ -579,54 +637,86 @@ impl NodeCore {
         now: Instant,
     ) -> Result<(), AnnounceError> {
         check_tuple(endpoint, service, &self.settings.limits)?;
-        match self.gossip.store(endpoint, service) {
+        match self.gossip.publish(endpoint, Some(service), now) {
             // The service's length was checked above: only a full table.
             Err(refusal) => {
                 self.refused_tuple(refusal, now);
                 Err(AnnounceError::TableFull(self.settings.limits.tuples))
             }
-            Ok(accepted) => {
-                self.spread(accepted, endpoint.to_owned(), service.to_owned(), None, now);
+            Ok(change) => {
+                self.spread(change, None, now);
+                if self.next_renewal.is_none() {
+                    self.next_renewal = self.renewal_interval().map(|every| now + every);
+                }
                 Ok(())
             }
         }
     }
 
-    /// The acceptance rule for tuples from a remote: store if new, deliver,
-    /// flood to every session and every other remote.
-    fn accept(
-        &mut self,
-        endpoint: String,
-        service: String,
-        from_remote: Option<usize>,
-        now: Instant,
-    ) {
-        match self.gossip.store(&endpoint, &service) {
-            Ok(accepted) => self.spread(accepted, endpoint, service, from_remote, now),
-            Err(refusal) => self.refused_tuple(refusal, now),
+    /// `UNPUBLISH endpoint`: remove a tuple everywhere. A tombstone goes to
+    /// every peer that takes versioned tuples, and stays here so that no
+    /// stale copy brings the tuple back (README, "Tuple lifecycle"). If
+    /// another node owns the tuple and is alive, it puts it back.
+    pub fn unpublish(&mut self, endpoint: &str, now: Instant) -> Result<(), AnnounceError> {
+        if self.gossip.tuples.service(endpoint).is_none() {
+            return Err(AnnounceError::Unknown(endpoint.to_owned()));
+        }
+        match self.gossip.publish(endpoint, None, now) {
+            Ok(change) => {
+                self.spread(change, None, now);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.refused_tuple(refusal, now);
+                Err(AnnounceError::Unknown(endpoint.to_owned()))
+            }
         }
     }
 
-    /// A stored tuple: if new, deliver it and flood it.
-    fn spread(
-        &mut self,
-        accepted: Accepted,
-        endpoint: String,
-        service: String,
-        from_remote: Option<usize>,
-        now: Instant,
-    ) {
-        let Some(position) = accepted.position() else {
+    /// How often our tuples are renewed: three times per lease.
+    fn renewal_interval(&self) -> Option<Duration> {
+        self.settings
+            .lease
+            .map(|lease| (lease / 3).max(Duration::from_millis(10)))
+    }
+
+    /// A stored change: if it is one, pass it to every session (each takes
+    /// what it can), to every remote but the one it came from (unless it
+    /// answers that one), and tell the application.
+    fn spread(&mut self, change: Change, from_remote: Option<usize>, now: Instant) {
+        if change.accepted.position().is_none() {
             self.stats.duplicates += 1;
             return;
-        };
-        self.gossip.forwarding = Some((endpoint.clone(), service.clone()));
-        self.gossip.forwarding_position = position;
+        }
+        if change.echo {
+            self.stats.contests += 1;
+        }
+        self.gossip.forwarding = Some(change.tuple.clone());
+        self.gossip.forwarding_position = change.position;
         self.sessions
             .broadcast(&mut self.gossip, Event::Forward, now);
         self.flush_sessions();
-        self.flood(&endpoint, &service, position, from_remote, now);
-        self.outputs.push(Output::Deliver { endpoint, service });
+        let except = from_remote.filter(|_| !change.echo);
+        self.flood(&change.tuple, change.position, except, now);
+        self.deliver(change);
+    }
+
+    /// Tell the application what changed.
+    fn deliver(&mut self, change: Change) {
+        let (endpoint, service) = (
+            change.tuple.endpoint.to_string(),
+            change.tuple.service.to_string(),
+        );
+        match change.accepted {
+            Accepted::New(_) | Accepted::Changed(_) => {
+                self.outputs.push(Output::Deliver { endpoint, service });
+            }
+            Accepted::Removed(_) => {
+                self.stats.removed += 1;
+                self.outputs.push(Output::Remove { endpoint, service });
+            }
+            _ => {}
+        }
     }
 
     fn refused_tuple(&mut self, refusal: Refusal, now: Instant) {
@@ -643,6 +733,9 @@ impl NodeCore {
                 Refusal::BeforeHello => {
                     tracing::warn!(node = %self.name, suppressed, "tuple refused: a peer that has not said HELLO tried to change a known tuple")
                 }
+                Refusal::Implausible => {
+                    tracing::warn!(node = %self.name, suppressed, "tuple refused: a version no honest node sends (origin 0, or too far ahead)")
+                }
             }
         }
     }
@@ -651,9 +744,13 @@ impl NodeCore {
     /// on to remotes what they accepted.
     fn after_sessions(&mut self, now: Instant) {
         self.flush_sessions();
-        for (endpoint, service, position) in std::mem::take(&mut self.gossip.accepted) {
-            self.flood(&endpoint, &service, position, None, now);
-            self.outputs.push(Output::Deliver { endpoint, service });
+        self.stats.duplicates += std::mem::take(&mut self.gossip.duplicates);
+        for change in std::mem::take(&mut self.gossip.accepted) {
+            if change.echo {
+                self.stats.contests += 1;
+            }
+            self.flood(&change.tuple, change.position, None, now);
+            self.deliver(change);
         }
         for refusal in std::mem::take(&mut self.gossip.refused) {
             self.refused_tuple(refusal, now);
@@ -674,37 +771,38 @@ impl NodeCore {
     }
 
     /// Send a tuple to every remote but `except` (and those about to send
-    /// it anyway): encoded once, copied.
-    fn flood(
-        &mut self,
-        endpoint: &str,
-        service: &str,
-        position: usize,
-        except: Option<usize>,
-        now: Instant,
-    ) {
+    /// it anyway, or that cannot take it): encoded at most twice (versioned
+    /// and plain), copied.
+    fn flood(&mut self, tuple: &Tuple, position: usize, except: Option<usize>, now: Instant) {
         if self.remotes.len() <= usize::from(except.is_some()) {
             return;
         }
-        let message = ZgossipMsg::from(Announce {
-            endpoint: endpoint.to_owned(),
-            service: service.to_owned(),
-            ttl: 0,
-        });
-        let frames = match message.encode() {
-            Ok(frames) => frames,
-            Err(e) => {
-                tracing::warn!(node = %self.name, "cannot encode for a remote: {e}");
-                return;
-            }
-        };
+        let mut encoded: [Option<(ZgossipMsg, Vec<Frame>)>; 2] = [None, None];
         let pace = self.settings.pace();
         for index in 0..self.remotes.len() {
-            if Some(index) == except || self.remotes[index].will_send(position) {
+            let versioned = self.remotes[index].versioned();
+            if Some(index) == except
+                || self.remotes[index].will_send(position)
+                || !can_send(tuple, versioned)
+            {
                 continue;
             }
+            let slot = &mut encoded[usize::from(versioned)];
+            if slot.is_none() {
+                let message = ZgossipMsg::from(announce_of(tuple, versioned));
+                match message.encode() {
+                    Ok(frames) => *slot = Some((message, frames)),
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, "cannot encode for a remote: {e}");
+                        continue;
+                    }
+                }
+            }
+            let Some((message, frames)) = slot.as_ref() else {
+                continue;
+            };
             self.remotes[index].sent_traffic(pace, now);
-            self.stats.count_out(&message, &frames);
+            self.stats.count_out(message, frames);
             self.outputs.push(Output::ToRemote {
                 remote: index,
                 frames: frames.clone(),
@@ -729,6 +827,17 @@ impl NodeCore {
     pub fn tick(&mut self, now: Instant) {
         self.sessions.tick(&mut self.gossip, now);
         self.after_sessions(now);
+        self.expire(now);
+        if self.next_renewal.is_some_and(|at| at <= now) {
+            for change in self.gossip.renew(now) {
+                self.spread(change, None, now);
+            }
+            self.next_renewal = if self.gossip.owned.is_empty() {
+                None
+            } else {
+                self.renewal_interval().map(|every| now + every)
+            };
+        }
         for index in 0..self.remotes.len() {
             if self.remotes[index].next_deadline() <= now {
                 self.tick_remote(index, now);
@@ -787,7 +896,7 @@ impl NodeCore {
                         r.refused(message.as_ref(), &self.gossip.tuples, now);
                     }
                 }
-                Output::Deliver { .. } | Output::Peer(_) => {}
+                Output::Deliver { .. } | Output::Remove { .. } | Output::Peer(_) => {}
             }
         }
         for (routing_id, position) in behind {
@@ -799,13 +908,41 @@ impl NodeCore {
         self.after_sessions(now);
     }
 
+    /// Expire what is due: removals go to the application. Nothing is
+    /// sent: every node holding the tuple expires it within its lease.
+    fn expire(&mut self, now: Instant) {
+        if self.gossip.tuples.next_expiry().map_or(true, |at| at > now) {
+            return;
+        }
+        let mut removed = Vec::new();
+        // What expired had a lease: no copy outlives twice the longest
+        // one we know of.
+        let keep = self
+            .gossip
+            .lifecycle
+            .tombstone_keep()
+            .or(Some(DEFAULT_LEASE * 2));
+        self.gossip.tuples.expire(now, keep, &mut removed);
+        for tuple in removed {
+            self.stats.removed += 1;
+            self.outputs.push(Output::Remove {
+                endpoint: tuple.endpoint.to_string(),
+                service: tuple.service.to_string(),
+            });
+        }
+    }
+
     /// When [`NodeCore::tick`] next has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let remotes = self.remotes.iter().map(Remote::next_deadline).min();
-        match (self.sessions.next_deadline(), remotes) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.sessions.next_deadline(),
+            self.remotes.iter().map(Remote::next_deadline).min(),
+            self.gossip.tuples.next_expiry(),
+            self.next_renewal,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// What the driver must do, in order.

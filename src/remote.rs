@@ -6,6 +6,11 @@
 //! so the server's session expires and later ANNOUNCEs are refused; after an
 //! INVALID it says HELLO but does not re-send its tuples. Ours:
 //!
+//! * opens each connection with a PING that offers our extensions, and says
+//!   HELLO once the PONG has come: a zproto-rs server's PONG names the
+//!   extensions both speak (then tuples go versioned, tombstones included),
+//!   a CZMQ server's is plain (then tuples go exactly as CZMQ sends them,
+//!   and no tombstones, which it would take for new tuples);
 //! * PINGs every `ping_interval`, so the session never silently expires;
 //! * (re)synchronises with a *generation*: HELLO, every tuple we know, then a
 //!   PING as a marker. The PONG to that marker ends the generation. The
@@ -32,6 +37,7 @@
 use std::time::{Duration, Instant};
 
 use crate::msg::{Announce, Hello, Ping, ZgossipMsg};
+use crate::server::{announce_of, can_send, EXTENSIONS, VERSIONED_TUPLES};
 use crate::tuples::Tuples;
 
 /// Longest spacing between generations, however often INVALID comes.
@@ -49,6 +55,11 @@ const STALL: Duration = Duration::from_secs(1);
 enum Phase {
     /// No generation in flight.
     Synced,
+    /// The connection's first PING, offering our extensions, was sent:
+    /// HELLO waits for the PONG count to reach it.
+    Probing(u64),
+    /// The server answered the probe: HELLO is due.
+    Probed,
     /// HELLO sent; tuples going out.
     Sending,
     /// Marker PING sent: the generation ends when the PONG count reaches it.
@@ -101,13 +112,16 @@ pub struct Remote {
     last_heard: Option<Instant>,
     /// Whether the node last reported the server up.
     reported_up: bool,
+    /// What the server's answer to our probe said: `None` until it came
+    /// on this connection.
+    versioned: Option<bool>,
 }
 
 /// What the remote's server said, as far as the remote side cares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
     /// A tuple to run through acceptance.
-    Tuple(String, String),
+    Tuple(Announce),
     /// Nothing for the node to do.
     Nothing,
 }
@@ -139,6 +153,7 @@ impl Remote {
             generations: 0,
             last_heard: None,
             reported_up: false,
+            versioned: None,
         };
         remote.tick(tuples, pace, now, send);
         remote
@@ -147,6 +162,12 @@ impl Remote {
     /// The endpoint we connected to.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// Whether the server takes versioned tuples (it answered our probe
+    /// with that extension); `false` until it answered.
+    pub fn versioned(&self) -> bool {
+        self.versioned == Some(true)
     }
 
     /// Whether a generation is in flight or waiting to start.
@@ -162,7 +183,9 @@ impl Remote {
     /// Whether tuples from `position` on will be sent anyway: a tuple
     /// flooded now would go twice.
     pub fn will_send(&self, position: usize) -> bool {
-        self.backlog.is_some_and(|b| b <= position)
+        // Before HELLO, nothing may go; the generation sends it all.
+        matches!(self.phase, Phase::Probing(_) | Phase::Probed)
+            || self.backlog.is_some_and(|b| b <= position)
     }
 
     /// Ask for a generation, as soon as the spacing allows.
@@ -184,9 +207,24 @@ impl Remote {
         self.next_sync_at = now + self.spacing;
         self.sync_wanted = false;
         self.generations += 1;
+        self.invalid_during_sync = false;
+        if self.versioned.is_none() {
+            // What the server speaks decides what the tuples carry: ask
+            // first (a CZMQ server answers any PING, and ignores the offer).
+            let probe = Ping {
+                extensions: Some(EXTENSIONS),
+            };
+            self.sent(probe.into(), pace, now, send);
+            self.phase = Phase::Probing(self.pings_sent);
+            return;
+        }
+        self.say_hello(pace, now, send);
+    }
+
+    /// HELLO, then every tuple from [`Remote::tick`].
+    fn say_hello(&mut self, pace: Pace, now: Instant, send: &mut impl FnMut(ZgossipMsg)) {
         self.sent(Hello.into(), pace, now, send);
         self.phase = Phase::Sending;
-        self.invalid_during_sync = false;
         self.backlog = Some(0);
         self.backlog_at = now;
     }
@@ -241,9 +279,16 @@ impl Remote {
     /// A message from the remote's server.
     pub fn receive(&mut self, message: ZgossipMsg) -> Received {
         match message {
-            ZgossipMsg::Announce(a) => return Received::Tuple(a.endpoint, a.service),
-            ZgossipMsg::Pong(_) => {
+            ZgossipMsg::Announce(a) => return Received::Tuple(a),
+            ZgossipMsg::Pong(pong) => {
                 self.pongs_received += 1;
+                if let Phase::Probing(marker) = self.phase {
+                    if self.pongs_received >= marker {
+                        let agreed = pong.extensions.unwrap_or(0) & EXTENSIONS;
+                        self.versioned = Some(agreed & VERSIONED_TUPLES != 0);
+                        self.phase = Phase::Probed;
+                    }
+                }
                 if let Phase::AwaitingMarker(marker) = self.phase {
                     if self.pongs_received >= marker {
                         self.phase = Phase::Synced;
@@ -276,6 +321,8 @@ impl Remote {
         self.pongs_received = 0;
         self.phase = Phase::Synced;
         self.backlog = None;
+        // Maybe another server now: ask again.
+        self.versioned = None;
         self.want_sync();
     }
 
@@ -287,6 +334,12 @@ impl Remote {
                 let position = tuples.position(&a.endpoint).unwrap_or(0);
                 self.backlog = Some(self.backlog.map_or(position, |b| b.min(position)));
                 self.backlog_at = now + BACKOFF;
+            }
+            // The probe: start the generation again.
+            Some(ZgossipMsg::Ping(_)) if matches!(self.phase, Phase::Probing(_)) => {
+                self.phase = Phase::Synced;
+                self.sync_wanted = true;
+                self.next_sync_at = self.next_sync_at.min(now + BACKOFF);
             }
             // PINGs are counted by the PONGs that come back; one lost only
             // delays the marker to the next keepalive.
@@ -315,13 +368,9 @@ impl Remote {
             && !self.sync_wanted
             && now.saturating_duration_since(self.last_sent) > STALL.max(pace.ping * 3)
         {
-            if let Some((endpoint, service)) = tuples.at(0) {
+            if let Some(tuple) = tuples.first_live(now) {
                 // Probe: a duplicate to a live session, INVALID from a lost one.
-                let probe = Announce {
-                    endpoint: endpoint.to_string(),
-                    service: service.to_string(),
-                    ttl: 0,
-                };
+                let probe = announce_of(&tuple, self.versioned());
                 self.sent(probe.into(), pace, now, send);
             } else {
                 self.want_sync();
@@ -330,34 +379,39 @@ impl Remote {
         if self.sync_wanted && now >= self.next_sync_at {
             self.start_generation(pace, now, send);
         }
+        if self.phase == Phase::Probed {
+            self.say_hello(pace, now, send);
+        }
         if let Some(from) = self.backlog.filter(|_| now >= self.backlog_at) {
             let mut slice = Vec::new();
-            tuples.slice_into(from, pace.slice.max(1), &mut slice);
-            for (endpoint, service) in slice.drain(..) {
-                let announce = Announce {
-                    endpoint: endpoint.to_string(),
-                    service: service.to_string(),
-                    ttl: 0,
-                };
-                self.sent(announce.into(), pace, now, send);
-                self.backlog = self.backlog.map(|b| b + 1);
+            let count = pace.slice.max(1);
+            tuples.slice_into(from, count, now, &mut slice);
+            let versioned = self.versioned();
+            for tuple in slice.iter().filter(|t| can_send(t, versioned)) {
+                self.sent(announce_of(tuple, versioned).into(), pace, now, send);
             }
-            if self.backlog.is_some_and(|b| b >= tuples.len()) {
+            // Holes and tombstones left out, the cursor moves by the slice.
+            self.backlog = self.backlog.map(|b| (b + count).min(tuples.slots()));
+            if self.backlog.is_some_and(|b| b >= tuples.slots()) {
                 self.backlog = None;
                 if self.phase == Phase::Sending {
-                    self.sent(Ping.into(), pace, now, send);
+                    self.sent(Ping::default().into(), pace, now, send);
                     self.phase = Phase::AwaitingMarker(self.pings_sent);
                 }
             }
         }
         if now >= self.next_ping {
-            self.sent(Ping.into(), pace, now, send);
+            self.sent(Ping::default().into(), pace, now, send);
         }
     }
 
     /// When [`Remote::tick`] next has something to do.
     pub fn next_deadline(&self) -> Instant {
         let mut at = self.next_ping;
+        if self.phase == Phase::Probed {
+            // HELLO is due now.
+            return self.last_sent;
+        }
         if self.sync_wanted {
             at = at.min(self.next_sync_at);
         }
@@ -387,9 +441,30 @@ mod tests {
     fn tuples(n: usize) -> Tuples {
         let mut t = Tuples::default();
         for i in 0..n {
-            t.accept(&format!("tcp://a:{i}"), "a", usize::MAX);
+            let endpoint = format!("tcp://a:{i}");
+            t.offer(
+                &crate::tuples::Offer::unversioned(&endpoint, "a"),
+                usize::MAX,
+                Instant::now(),
+            );
         }
         t
+    }
+
+    /// A zproto-rs server's answer to the probe.
+    fn versioned_pong() -> ZgossipMsg {
+        Pong {
+            extensions: Some(EXTENSIONS),
+        }
+        .into()
+    }
+
+    /// A remote whose probe was answered (by a zproto-rs server) at `now`;
+    /// what it sent, from the probe on.
+    fn open(t: &Tuples, now: Instant, sent: &mut Vec<ZgossipMsg>) -> Remote {
+        let mut r = Remote::new("tcp://x:1", t, PACE, now, &mut |m| sent.push(m));
+        r.receive(versioned_pong());
+        r
     }
 
     /// Tick until nothing more is due now.
@@ -400,20 +475,86 @@ mod tests {
     }
 
     #[test]
-    fn opens_with_hello_tuples_in_slices_and_a_marker_ping() {
+    fn opens_with_a_probe_then_hello_tuples_in_slices_and_a_marker_ping() {
         let now = Instant::now();
         let t = tuples(3);
         let mut sent = Vec::new();
         let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
-        assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "ANNOUNCE"], "one slice");
+        assert_eq!(names(&sent), ["PING"], "the probe");
+        assert!(
+            matches!(&sent[0], ZgossipMsg::Ping(p) if p.extensions == Some(EXTENSIONS)),
+            "{sent:?}"
+        );
+        settle(&mut r, &t, now, &mut sent);
+        assert_eq!(names(&sent), ["PING"], "nothing before the server answers");
+        assert!(r.will_send(0), "a flood waits for the generation");
+        r.receive(versioned_pong());
+        assert!(r.versioned());
+        r.tick(&t, PACE, now, &mut |m| sent.push(m));
+        assert_eq!(
+            names(&sent),
+            ["PING", "HELLO", "ANNOUNCE", "ANNOUNCE"],
+            "one slice"
+        );
         settle(&mut r, &t, now, &mut sent);
         assert_eq!(
             names(&sent),
-            ["HELLO", "ANNOUNCE", "ANNOUNCE", "ANNOUNCE", "PING"]
+            ["PING", "HELLO", "ANNOUNCE", "ANNOUNCE", "ANNOUNCE", "PING"]
         );
         assert!(r.is_synchronising());
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         assert!(!r.is_synchronising());
+    }
+
+    #[test]
+    fn a_plain_pong_means_a_czmq_server_and_plain_tuples() {
+        let now = Instant::now();
+        let mut t = tuples(0);
+        let versioned = crate::tuples::Offer {
+            stamp: Some(crate::tuples::Stamp {
+                version: 1,
+                origin: 7,
+            }),
+            ..crate::tuples::Offer::unversioned("tcp://v:1", "v")
+        };
+        t.offer(&versioned, usize::MAX, now);
+        let gone = crate::tuples::Offer {
+            removed: true,
+            ..crate::tuples::Offer {
+                endpoint: "tcp://gone:1",
+                ..versioned
+            }
+        };
+        t.offer(&gone, usize::MAX, now);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        r.receive(Pong::default().into());
+        assert!(!r.versioned());
+        settle(&mut r, &t, now, &mut sent);
+        assert_eq!(
+            names(&sent),
+            ["PING", "HELLO", "ANNOUNCE", "PING"],
+            "no tombstone"
+        );
+        let ZgossipMsg::Announce(a) = &sent[2] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!(
+            (a.origin, a.revision, a.lease, a.flags),
+            (None, None, None, None)
+        );
+        // To a zproto-rs server, the same table goes versioned, tombstone too.
+        let mut sent = Vec::new();
+        let mut r = open(&t, now, &mut sent);
+        settle(&mut r, &t, now, &mut sent);
+        assert_eq!(
+            names(&sent),
+            ["PING", "HELLO", "ANNOUNCE", "ANNOUNCE", "PING"]
+        );
+        let ZgossipMsg::Announce(a) = &sent[3] else {
+            panic!("{sent:?}")
+        };
+        assert_eq!((a.origin, a.revision, a.flags), (Some(7), Some(1), Some(1)));
     }
 
     #[test]
@@ -421,9 +562,9 @@ mod tests {
         let now = Instant::now();
         let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        let mut r = open(&t, now, &mut sent);
         settle(&mut r, &t, now, &mut sent);
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         sent.clear();
         r.receive(Invalid.into());
         settle(&mut r, &t, now, &mut sent);
@@ -439,7 +580,7 @@ mod tests {
         let now = Instant::now();
         let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        let mut r = open(&t, now, &mut sent);
         settle(&mut r, &t, now, &mut sent);
         sent.clear();
         r.receive(Invalid.into());
@@ -449,15 +590,15 @@ mod tests {
             names(&sent).iter().all(|n| *n == "PING"),
             "stale INVALIDs alone start nothing"
         );
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         sent.clear();
         settle(&mut r, &t, now + PACE.resync, &mut sent);
         assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
         sent.clear();
         // PONGs to the keepalive sent meanwhile and to the new marker.
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         assert!(r.is_synchronising());
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         assert!(!r.is_synchronising());
     }
 
@@ -466,13 +607,13 @@ mod tests {
         let start = Instant::now();
         let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, start, &mut |m| sent.push(m));
+        let mut r = open(&t, start, &mut sent);
         // For ten minutes, answer every marker with PONG and INVALID.
         let mut now = start;
         while now < start + Duration::from_secs(600) {
             settle(&mut r, &t, now, &mut sent);
             if r.phase != Phase::Synced {
-                r.receive(Pong.into());
+                r.receive(Pong::default().into());
                 r.receive(Invalid.into());
             }
             now += Duration::from_millis(100);
@@ -491,9 +632,9 @@ mod tests {
         let now = Instant::now();
         let t = tuples(1);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        let mut r = open(&t, now, &mut Vec::new());
         settle(&mut r, &t, now, &mut Vec::new());
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         settle(&mut r, &t, now + PACE.ping / 2, &mut sent);
         assert!(sent.is_empty());
         settle(&mut r, &t, now + PACE.ping, &mut sent);
@@ -502,7 +643,10 @@ mod tests {
         r.reconnected();
         let later = now + PACE.resync * 3;
         settle(&mut r, &t, later, &mut sent);
-        assert_eq!(names(&sent), ["HELLO", "ANNOUNCE", "PING"]);
+        assert_eq!(names(&sent), ["PING"], "a new connection is probed again");
+        r.receive(versioned_pong());
+        settle(&mut r, &t, later, &mut sent);
+        assert_eq!(names(&sent), ["PING", "HELLO", "ANNOUNCE", "PING"]);
     }
 
     #[test]
@@ -510,13 +654,13 @@ mod tests {
         let now = Instant::now();
         let t = tuples(4);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        let mut r = open(&t, now, &mut Vec::new());
         settle(&mut r, &t, now, &mut Vec::new());
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         let refused: ZgossipMsg = Announce {
             endpoint: "tcp://a:2".into(),
             service: "a".into(),
-            ttl: 0,
+            ..Announce::default()
         }
         .into();
         r.refused(Some(&refused), &t, now);
@@ -542,9 +686,9 @@ mod tests {
         let now = Instant::now();
         let t = tuples(2);
         let mut sent = Vec::new();
-        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |_| {});
+        let mut r = open(&t, now, &mut Vec::new());
         settle(&mut r, &t, now, &mut Vec::new());
-        r.receive(Pong.into());
+        r.receive(Pong::default().into());
         settle(&mut r, &t, now + Duration::from_secs(5), &mut sent);
         assert_eq!(names(&sent), ["ANNOUNCE"]);
     }

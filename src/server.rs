@@ -1,17 +1,93 @@
 //! The hand-written actions of the zgossip server model
-//! (`protocol/zgossip.xml`), run by the generated engine in [`crate::engine`].
+//! (`protocol/zgossip.xml`), run by the generated engine in [`crate::engine`],
+//! and the acceptance rule every tuple goes through, from a session, a
+//! remote or the application ([`Gossip::receive`], [`Gossip::publish`]).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::Io;
 
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
-use crate::msg::{Announce, ZgossipMsg};
-use crate::tuples::{Accepted, Tuples};
+use crate::msg::{Announce, Pong, ZgossipMsg};
+use crate::tuples::{Accepted, Offer, Stamp, Tuple, Tuples, MAX_VERSION};
 
-/// A tuple: endpoint and service.
-pub type Tuple = (String, String);
+/// The extensions this node speaks (PING/PONG `extensions`): versioned
+/// tuples, with leases and tombstones.
+pub const EXTENSIONS: u32 = VERSIONED_TUPLES;
+
+/// Extension bit: ANNOUNCE carries origin, version, lease and flags.
+pub const VERSIONED_TUPLES: u32 = 1;
+
+/// ANNOUNCE `flags` bit: a tombstone.
+pub const FLAG_REMOVED: u8 = 1;
+/// ANNOUNCE `flags` bit: written by an owner answering a competing write.
+pub const FLAG_CONTESTED: u8 = 2;
+
+/// How tuples live: this node's id, its tuples' lease, and what it gives
+/// tuples that come without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// This node's random id, the origin of what it writes; never 0.
+    pub origin: u64,
+    /// How long this node's tuples live without renewal (`None`: forever);
+    /// it renews them three times per lease.
+    pub lease: Option<Duration>,
+    /// How long an unversioned tuple (from a CZMQ node, which never renews)
+    /// lives after it was last heard (`None`: forever, as in CZMQ).
+    pub foreign_lease: Option<Duration>,
+}
+
+impl Lifecycle {
+    /// How long a tombstone is kept: twice the lease, so that every copy
+    /// of what it removed has expired before it goes; forever without one.
+    pub fn tombstone_keep(&self) -> Option<Duration> {
+        self.lease.map(|lease| lease.saturating_mul(2))
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            origin: new_origin(),
+            lease: Some(DEFAULT_LEASE),
+            foreign_lease: None,
+        }
+    }
+}
+
+/// The default lease of a node's tuples.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// A random, non-zero origin id.
+pub fn new_origin() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS per process and varies per
+    // instance; mix in a counter and the time for nodes in one process.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    h.finish().max(1)
+}
+
+/// A change the node must pass on to its remotes and tell the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Change {
+    /// Where the tuple is in the table.
+    pub position: usize,
+    /// What happened.
+    pub accepted: Accepted,
+    /// The tuple, as stored.
+    pub tuple: Tuple,
+    /// Our own tuple, written again to answer a competing write: the peer
+    /// that sent that write must have it too.
+    pub echo: bool,
+}
 
 /// Server-wide state: the node's tuples and what the last run learned.
 #[derive(Debug, Default)]
@@ -20,15 +96,23 @@ pub struct Gossip {
     pub tuples: Tuples,
     /// What the node accepts.
     pub limits: Limits,
+    /// Origin and leases.
+    pub lifecycle: Lifecycle,
+    /// Endpoints this node published and still owns, with the version of
+    /// its last answer to a competing write.
+    pub(crate) owned: HashMap<String, Option<u32>>,
     /// The tuple being forwarded to every session (`forward` event), and
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
     pub(crate) forwarding_position: usize,
-    /// Tuples accepted as new from sessions, with their positions, for the
-    /// node to deliver to the application and pass on to its remotes.
-    pub(crate) accepted: Vec<(String, String, usize)>,
-    /// Tuples refused from sessions (over a limit), for the node to count.
+    /// Changes from sessions, for the node to deliver to the application
+    /// and pass on to its remotes.
+    pub(crate) accepted: Vec<Change>,
+    /// Tuples refused from sessions, for the node to count.
     pub(crate) refused: Vec<Refusal>,
+    /// Tuples from sessions already known (or outranked), for the node to
+    /// count.
+    pub(crate) duplicates: u64,
     /// For `behind`: the first position the session must send again, and
     /// how long to wait before it does.
     pub(crate) behind: Option<(usize, Duration)>,
@@ -43,6 +127,8 @@ pub enum Refusal {
     TableFull,
     /// A peer that has not said HELLO tried to change a known tuple.
     BeforeHello,
+    /// A version no honest node sends (see [`crate::tuples::MAX_VERSION`]).
+    Implausible,
 }
 
 /// Per-session state: where the replay after HELLO stands.
@@ -62,22 +148,207 @@ pub struct Session {
     /// finished: each doubles the wait, up to [`MAX_BEHIND_WAIT`], so that
     /// a peer that never reads costs a slice a second, not a hundred.
     behind_streak: u32,
+    /// The peer offered versioned tuples (a zproto-rs remote).
+    versioned: bool,
 }
 
 /// The longest wait before resending to a peer whose queue stays full.
 const MAX_BEHIND_WAIT: Duration = Duration::from_secs(1);
 
+/// The ANNOUNCE of a stored tuple, for a peer that takes versioned tuples
+/// or not (then: plain, as CZMQ sends it).
+pub fn announce_of(tuple: &Tuple, versioned: bool) -> Announce {
+    let mut announce = Announce {
+        endpoint: tuple.endpoint.to_string(),
+        service: tuple.service.to_string(),
+        ..Announce::default()
+    };
+    if let (true, Some(stamp)) = (versioned, tuple.stamp) {
+        announce.origin = Some(stamp.origin);
+        announce.revision = Some(stamp.version);
+        announce.lease = Some(tuple.lease.map_or(0, |lease| {
+            u32::try_from(lease.as_millis()).unwrap_or(u32::MAX).max(1)
+        }));
+        let mut flags = 0;
+        if tuple.removed {
+            flags |= FLAG_REMOVED;
+        }
+        if tuple.contested {
+            flags |= FLAG_CONTESTED;
+        }
+        announce.flags = Some(flags);
+    }
+    announce
+}
+
+/// Whether a peer can take this tuple: a peer without versioned tuples
+/// would store a tombstone as a new tuple.
+pub fn can_send(tuple: &Tuple, versioned: bool) -> bool {
+    versioned || !tuple.removed
+}
+
+/// A received ANNOUNCE as an offer to the table; unversioned tuples get
+/// `foreign_lease`.
+pub fn offer_of<'a>(announce: &'a Announce, foreign_lease: Option<Duration>) -> Offer<'a> {
+    match (announce.origin, announce.revision) {
+        (Some(origin), Some(version)) => {
+            let flags = announce.flags.unwrap_or(0);
+            Offer {
+                endpoint: &announce.endpoint,
+                service: &announce.service,
+                stamp: Some(Stamp { version, origin }),
+                lease: match announce.lease {
+                    None | Some(0) => None,
+                    Some(ms) => Some(Duration::from_millis(ms.into())),
+                },
+                removed: flags & FLAG_REMOVED != 0,
+                contested: flags & FLAG_CONTESTED != 0,
+            }
+        }
+        _ => Offer {
+            lease: foreign_lease,
+            ..Offer::unversioned(&announce.endpoint, &announce.service)
+        },
+    }
+}
+
 impl Gossip {
-    /// Store a tuple if it is new and within the limits. Returns its
-    /// position if it was new.
-    pub(crate) fn store(&mut self, endpoint: &str, service: &str) -> Result<Accepted, Refusal> {
-        if service.len() > self.limits.service {
+    /// The acceptance rule for a tuple from a peer (README, "Tuple
+    /// lifecycle"): the table's ranking, and for an endpoint this node
+    /// owns, an answer to a competing write instead (or, to a persistent
+    /// competitor with a higher origin, giving the endpoint up).
+    pub(crate) fn receive(&mut self, offer: &Offer<'_>, now: Instant) -> Result<Change, Refusal> {
+        if offer.service.len() > self.limits.service {
             return Err(Refusal::ServiceTooLong);
         }
-        match self.tuples.accept(endpoint, service, self.limits.tuples) {
-            Accepted::Full => Err(Refusal::TableFull),
-            accepted => Ok(accepted),
+        if let Some(change) = self.defend(offer, now) {
+            return Ok(change);
         }
+        self.store(offer, false, now)
+    }
+
+    /// A competing write to an endpoint we own: answer it with our tuple,
+    /// one version higher and marked contested. Give the endpoint up only
+    /// to a competitor that answered our answer and has the higher origin,
+    /// so that two owners settle on one value and a one-off write never
+    /// takes an endpoint over.
+    fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Change> {
+        let theirs = offer.stamp?;
+        let origin = self.lifecycle.origin;
+        let contest = *self.owned.get(offer.endpoint)?;
+        let ours = self.tuples.get(offer.endpoint, now)?;
+        if theirs.origin == origin || ours.stamp.is_some_and(|s| s >= theirs) {
+            return None;
+        }
+        if offer.contested && theirs.origin > origin && contest.is_some_and(|v| theirs.version > v)
+        {
+            tracing::warn!(
+                endpoint = %crate::text::Escaped(offer.endpoint),
+                "another node keeps writing this endpoint, with a higher origin: giving it up"
+            );
+            self.owned.remove(offer.endpoint);
+            return None;
+        }
+        let version = theirs
+            .version
+            .checked_add(1)
+            .filter(|&v| v <= MAX_VERSION)?;
+        self.owned.insert(offer.endpoint.to_owned(), Some(version));
+        let answer = Offer {
+            endpoint: offer.endpoint,
+            service: &ours.service,
+            stamp: Some(Stamp { version, origin }),
+            lease: self.lifecycle.lease,
+            removed: false,
+            contested: true,
+        };
+        self.store(&answer, true, now).ok()
+    }
+
+    fn store(&mut self, offer: &Offer<'_>, echo: bool, now: Instant) -> Result<Change, Refusal> {
+        let accepted = self.tuples.offer(offer, self.limits.tuples, now);
+        match accepted {
+            Accepted::Full => return Err(Refusal::TableFull),
+            Accepted::Implausible => return Err(Refusal::Implausible),
+            _ => {}
+        }
+        let position = accepted.position().unwrap_or(usize::MAX);
+        let tuple = match accepted.position() {
+            Some(p) => self.tuples.at(p, now),
+            None => None,
+        };
+        Ok(Change {
+            position,
+            accepted,
+            tuple: tuple.unwrap_or_else(|| Tuple {
+                endpoint: Arc::from(offer.endpoint),
+                service: Arc::from(offer.service),
+                stamp: offer.stamp,
+                removed: offer.removed,
+                contested: offer.contested,
+                lease: offer.lease,
+            }),
+            echo,
+        })
+    }
+
+    /// A tuple from the application: ours, one version above what the
+    /// node holds for the endpoint. `removed`: UNPUBLISH.
+    pub(crate) fn publish(
+        &mut self,
+        endpoint: &str,
+        service: Option<&str>,
+        now: Instant,
+    ) -> Result<Change, Refusal> {
+        let held = self.tuples.get(endpoint, now);
+        let version = held
+            .as_ref()
+            .and_then(|t| t.stamp)
+            .map_or(1, |s| s.version.saturating_add(1).min(MAX_VERSION));
+        let removed_service;
+        let (service, removed, lease) = match service {
+            Some(service) => {
+                self.owned.insert(endpoint.to_owned(), None);
+                (service, false, self.lifecycle.lease)
+            }
+            None => {
+                self.owned.remove(endpoint);
+                removed_service = held.map(|t| t.service).unwrap_or_else(|| Arc::from(""));
+                (&*removed_service, true, self.lifecycle.tombstone_keep())
+            }
+        };
+        let offer = Offer {
+            endpoint,
+            service,
+            stamp: Some(Stamp {
+                version,
+                origin: self.lifecycle.origin,
+            }),
+            lease,
+            removed,
+            contested: false,
+        };
+        self.store(&offer, false, now)
+    }
+
+    /// Renew every tuple we own: one version up, a full lease again.
+    /// Endpoints someone else took over are no longer ours.
+    pub(crate) fn renew(&mut self, now: Instant) -> Vec<Change> {
+        let mut changes = Vec::new();
+        let endpoints: Vec<String> = self.owned.keys().cloned().collect();
+        for endpoint in endpoints {
+            let ours = self.tuples.get(&endpoint, now).filter(|t| {
+                !t.removed && t.stamp.is_some_and(|s| s.origin == self.lifecycle.origin)
+            });
+            let Some(ours) = ours else {
+                self.owned.remove(&endpoint);
+                continue;
+            };
+            if let Ok(change) = self.publish(&endpoint, Some(&ours.service), now) {
+                changes.push(change);
+            }
+        }
+        changes
     }
 
     fn next_replayed(&self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
@@ -86,25 +357,35 @@ impl Gossip {
             io.set_next_event(Event::Pause);
             return;
         }
-        match self.tuples.at(session.cursor) {
-            Some((endpoint, service)) => {
-                session.cursor += 1;
-                session.in_slice += 1;
-                io.set_message(
-                    Announce {
-                        endpoint: endpoint.to_string(),
-                        service: service.to_string(),
-                        ttl: 0,
-                    }
-                    .into(),
-                );
-                io.set_next_event(Event::Ok);
-            }
-            None => {
-                session.behind_streak = 0;
-                session.replaying = false;
-                io.set_next_event(Event::Finished);
-            }
+        let now = io.now().unwrap_or_else(Instant::now);
+        while session.cursor < self.tuples.slots() {
+            let tuple = self.tuples.at(session.cursor, now);
+            session.cursor += 1;
+            let Some(tuple) = tuple.filter(|t| can_send(t, session.versioned)) else {
+                continue;
+            };
+            session.in_slice += 1;
+            io.set_message(announce_of(&tuple, session.versioned).into());
+            io.set_next_event(Event::Ok);
+            return;
+        }
+        session.behind_streak = 0;
+        session.replaying = false;
+        io.set_next_event(Event::Finished);
+    }
+
+    /// A change from a session: forward it to the other sessions (all of
+    /// them for an answer to a competing write), and keep it for the node.
+    fn forward_change(&mut self, change: Change, io: &mut Io<Event, ZgossipMsg>) {
+        self.forwarding = Some(change.tuple.clone());
+        self.forwarding_position = change.position;
+        let echo = change.echo;
+        self.accepted.push(change);
+        if echo {
+            io.broadcast(Event::Forward);
+        } else {
+            // The sender has it already: no echo back to it.
+            io.broadcast_to_others(Event::Forward);
         }
     }
 }
@@ -153,30 +434,32 @@ impl Actions for Gossip {
         }
     }
 
+    fn agree_extensions(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        if let Some(ZgossipMsg::Ping(ping)) = io.message() {
+            if let Some(offered) = ping.extensions {
+                let agreed = offered & EXTENSIONS;
+                session.versioned = agreed & VERSIONED_TUPLES != 0;
+                io.set_message(
+                    Pong {
+                        extensions: Some(agreed),
+                    }
+                    .into(),
+                );
+            }
+        }
+    }
+
     fn store_tuple_if_new(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
-        let position = match self.store(&a.endpoint, &a.service) {
-            Ok(accepted) => match accepted.position() {
-                Some(position) => position,
-                None => return,
-            },
-            Err(refusal) => {
-                self.refused.push(refusal);
-                return;
-            }
-        };
-        // The received message is not needed after this action: keep its
-        // strings instead of copying them.
-        let Some(ZgossipMsg::Announce(a)) = io.take_message() else {
-            return;
-        };
-        self.forwarding = Some((a.endpoint.clone(), a.service.clone()));
-        self.forwarding_position = position;
-        self.accepted.push((a.endpoint, a.service, position));
-        // The sender has it already: no echo back to it.
-        io.broadcast_to_others(Event::Forward);
+        let now = io.now().unwrap_or_else(Instant::now);
+        let offer = offer_of(a, self.lifecycle.foreign_lease);
+        match self.receive(&offer, now) {
+            Ok(change) if change.accepted.position().is_some() => self.forward_change(change, io),
+            Ok(_) => self.duplicates += 1,
+            Err(refusal) => self.refused.push(refusal),
+        }
     }
 
     fn store_tuple_if_new_endpoint(
@@ -188,7 +471,7 @@ impl Actions for Gossip {
             return;
         };
         if self.tuples.position(&a.endpoint).is_some() {
-            if self.tuples.get(&a.endpoint).as_deref() != Some(a.service.as_str()) {
+            if self.tuples.service(&a.endpoint).as_deref() != Some(a.service.as_str()) {
                 self.refused.push(Refusal::BeforeHello);
             }
             return;
@@ -202,22 +485,18 @@ impl Actions for Gossip {
         io: &mut Io<Event, ZgossipMsg>,
     ) {
         if self.forwarding_position >= session.cursor {
-            io.set_exception(Event::ReplaySendsIt);
+            io.set_exception(Event::NothingToForward);
             return;
         }
         self.get_tuple_to_forward(session, io);
     }
 
-    fn get_tuple_to_forward(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        if let Some((endpoint, service)) = &self.forwarding {
-            io.set_message(
-                Announce {
-                    endpoint: endpoint.clone(),
-                    service: service.clone(),
-                    ttl: 0,
-                }
-                .into(),
-            );
+    fn get_tuple_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        match &self.forwarding {
+            Some(tuple) if can_send(tuple, session.versioned) => {
+                io.set_message(announce_of(tuple, session.versioned).into());
+            }
+            _ => io.set_exception(Event::NothingToForward),
         }
     }
 }

@@ -1,10 +1,22 @@
-//! The tuple table of a node: endpoint → service, latest value wins.
+//! The tuple table of a node: endpoint → service, with each tuple's stamp
+//! (origin and version), lease and whether it was removed.
 //!
-//! Tuples keep the order in which their endpoints first arrived, so that a
+//! Which value wins (README, "Tuple lifecycle"): a versioned tuple (from a
+//! zproto-rs node) with the higher stamp, version first and origin to break
+//! ties, so that every node keeps the same value whatever order updates
+//! arrive in; an unversioned one (from a CZMQ node) ranks below every
+//! versioned one, and among unversioned ones the latest wins, as in CZMQ.
+//! A removed tuple stays as a *tombstone* with its stamp, so that a stale
+//! copy cannot bring it back, until its keep time ends.
+//!
+//! Tuples keep their position from when their endpoint arrived, so that a
 //! replay (to a peer that said HELLO, or to a server we connect to) is a
 //! cursor, a position in that order, rather than a copy of the table: a
 //! peer that asks for a million tuples costs one number until they are sent.
-//! A tuple whose service changes keeps its position.
+//! A tuple whose service changes keeps its position. An entry that ends
+//! (an expired tombstone) leaves a hole that the next new endpoint fills; a
+//! tuple new to the node is forwarded to every peer anyway, so a replay
+//! whose cursor has passed the hole loses nothing.
 //!
 //! Tuple strings are interned process-wide as numbered symbols: a swarm of
 //! thousands of nodes holds one copy of each endpoint and service, and a
@@ -14,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 type FastHash = foldhash::fast::RandomState;
 
@@ -97,47 +110,185 @@ impl Symbols {
     }
 }
 
-/// What [`Tuples::accept`] did.
+/// A versioned tuple's stamp: the node that wrote it (`origin`, never 0)
+/// and how many writes it has seen (`version`). The higher stamp wins:
+/// version first, origin to break ties (the field order makes `Ord` so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    /// Writes of this endpoint: an owner's renewal or update adds one.
+    pub version: u32,
+    /// The writing node's random id.
+    pub origin: u64,
+}
+
+/// The highest version the table accepts: an honest node adds one per
+/// update or renewal (every few seconds), and would need centuries.
+pub const MAX_VERSION: u32 = 1 << 31;
+
+/// The largest step from the version the table holds that it accepts, so
+/// that one message cannot push an endpoint to [`MAX_VERSION`].
+pub const MAX_VERSION_STEP: u32 = 1 << 16;
+
+/// A tuple as the table holds it, copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuple {
+    /// Endpoint (the key).
+    pub endpoint: Arc<str>,
+    /// Service (the value); for a tombstone, the value it removed.
+    pub service: Arc<str>,
+    /// `None` for an unversioned tuple (from a CZMQ node).
+    pub stamp: Option<Stamp>,
+    /// A tombstone: the tuple was removed.
+    pub removed: bool,
+    /// Written by an owner that answers a competing write (see README).
+    pub contested: bool,
+    /// Time left before it expires (a tombstone: before it is forgotten);
+    /// `None`: never.
+    pub lease: Option<Duration>,
+}
+
+/// An update offered to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer<'a> {
+    /// Endpoint (the key).
+    pub endpoint: &'a str,
+    /// Service (the value).
+    pub service: &'a str,
+    /// `None`: unversioned.
+    pub stamp: Option<Stamp>,
+    /// How long it lives from now without a renewal; `None`: forever.
+    pub lease: Option<Duration>,
+    /// A tombstone.
+    pub removed: bool,
+    /// Written by an owner that answers a competing write.
+    pub contested: bool,
+}
+
+impl<'a> Offer<'a> {
+    /// An unversioned tuple that never expires (CZMQ's kind).
+    pub fn unversioned(endpoint: &'a str, service: &'a str) -> Self {
+        Self {
+            endpoint,
+            service,
+            stamp: None,
+            lease: None,
+            removed: false,
+            contested: false,
+        }
+    }
+}
+
+/// What [`Tuples::offer`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
-    /// A new endpoint, stored at this position.
+    /// A live tuple new to the node (a new endpoint, or one that had been
+    /// removed), at this position.
     New(usize),
-    /// A new service for a known endpoint, at this position.
+    /// A new service for a live tuple.
     Changed(usize),
-    /// Known already with the same service: the flood stops here.
+    /// The same service with a higher stamp (a renewal): passed on, not
+    /// delivered again.
+    Renewed(usize),
+    /// A live tuple removed by a tombstone that outranks it.
+    Removed(usize),
+    /// A tombstone for an endpoint not live here: kept, so that a stale
+    /// copy cannot come back, and passed on.
+    Tombstone(usize),
+    /// Known already with this stamp (or, unversioned, this service): the
+    /// flood stops here.
     Duplicate,
+    /// Ranks below what the node holds: dropped.
+    Stale,
+    /// A version over [`MAX_VERSION`], a step over [`MAX_VERSION_STEP`], or
+    /// origin 0: refused.
+    Implausible,
     /// A new endpoint, but the table holds its limit already.
     Full,
 }
 
 impl Accepted {
-    /// The position of a tuple that is new to the node.
+    /// The position of a change to pass on to peers.
     pub fn position(self) -> Option<usize> {
         match self {
-            Accepted::New(i) | Accepted::Changed(i) => Some(i),
-            Accepted::Duplicate | Accepted::Full => None,
+            Accepted::New(i)
+            | Accepted::Changed(i)
+            | Accepted::Renewed(i)
+            | Accepted::Removed(i)
+            | Accepted::Tombstone(i) => Some(i),
+            _ => None,
         }
     }
 }
 
-/// Every tuple a node knows, in order of arrival. Nothing expires, as in
-/// CZMQ.
+/// `Entry::state` bits: a tombstone; written contested; the rest is the
+/// expiry in ticks since the table's epoch (0: never).
+const REMOVED: u32 = 1 << 31;
+const CONTESTED: u32 = 1 << 30;
+const EXPIRY: u32 = CONTESTED - 1;
+
+/// One tick of expiry time. 30 bits of them span 124 days; the epoch moves
+/// forward before they run out.
+const TICK: Duration = Duration::from_millis(10);
+
+/// An endpoint symbol that marks a hole (a forgotten entry).
+const HOLE: Symbol = Symbol::MAX;
+
+/// 24 bytes per tuple.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    endpoint: Symbol,
+    service: Symbol,
+    version: u32,
+    state: u32,
+    /// 0: unversioned.
+    origin: u64,
+}
+
+impl Entry {
+    fn stamp(&self) -> Option<Stamp> {
+        (self.origin != 0).then_some(Stamp {
+            version: self.version,
+            origin: self.origin,
+        })
+    }
+
+    fn removed(&self) -> bool {
+        self.state & REMOVED != 0
+    }
+
+    fn expiry(&self) -> u32 {
+        self.state & EXPIRY
+    }
+
+    fn is_hole(&self) -> bool {
+        self.endpoint == HOLE
+    }
+}
+
+/// Every tuple a node knows, tombstones included, by position.
 ///
-/// Per tuple: 8 bytes of entry and a 4-byte position in a hash table found
-/// by the endpoint's symbol (about 14 bytes with the tables' slack), what a
-/// map from endpoint to service alone took.
+/// Per tuple: a 24-byte entry and a 4-byte position in a hash table found
+/// by the endpoint's symbol (about 30 bytes with the tables' slack).
 #[derive(Default)]
 pub struct Tuples {
-    /// (endpoint, service) by position.
-    entries: Vec<(Symbol, Symbol)>,
+    entries: Vec<Entry>,
     /// Positions in `entries`, hashed by their endpoint symbol.
     positions: hashbrown::HashTable<u32>,
+    /// Holes in `entries`, for new endpoints.
+    holes: Vec<u32>,
+    /// Live tuples (neither holes nor tombstones).
+    live: usize,
+    /// Expiry ticks count from here.
+    epoch: Option<Instant>,
+    /// The earliest expiry in the table, in ticks (0: none).
+    next_expiry: u32,
 }
 
 impl std::fmt::Debug for Tuples {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tuples")
-            .field("len", &self.entries.len())
+            .field("live", &self.live)
+            .field("entries", &self.entries.len())
             .finish()
     }
 }
@@ -151,13 +302,17 @@ fn hash(symbol: Symbol) -> u64 {
 impl Clone for Tuples {
     fn clone(&self) -> Self {
         let mut symbols = Symbols::lock();
-        for &(e, s) in &self.entries {
-            symbols.retain(e);
-            symbols.retain(s);
+        for e in self.entries.iter().filter(|e| !e.is_hole()) {
+            symbols.retain(e.endpoint);
+            symbols.retain(e.service);
         }
         Self {
             entries: self.entries.clone(),
             positions: self.positions.clone(),
+            holes: self.holes.clone(),
+            live: self.live,
+            epoch: self.epoch,
+            next_expiry: self.next_expiry,
         }
     }
 }
@@ -168,77 +323,334 @@ impl Drop for Tuples {
             return;
         }
         let mut symbols = Symbols::lock();
-        for &(e, s) in &self.entries {
-            symbols.release(e);
-            symbols.release(s);
+        for e in self.entries.iter().filter(|e| !e.is_hole()) {
+            symbols.release(e.endpoint);
+            symbols.release(e.service);
         }
     }
+}
+
+/// How `offer` ranks an update against what the table holds.
+enum Rank {
+    Below,
+    Same,
+    Above,
 }
 
 impl Tuples {
     fn position_of(&self, endpoint: Symbol) -> Option<usize> {
         let entries = &self.entries;
         self.positions
-            .find(hash(endpoint), |&p| entries[p as usize].0 == endpoint)
+            .find(hash(endpoint), |&p| {
+                entries[p as usize].endpoint == endpoint
+            })
             .map(|&p| p as usize)
     }
 
-    /// Store a tuple unless it is already known with the same service, or
-    /// it is a new endpoint and the table already holds `limit` tuples.
-    pub fn accept(&mut self, endpoint: &str, service: &str, limit: usize) -> Accepted {
-        let mut symbols = Symbols::lock();
-        let endpoint_symbol = symbols.find(endpoint);
-        let position = endpoint_symbol.and_then(|e| self.position_of(e));
-        match position {
-            Some(p) => {
-                let old = self.entries[p].1;
-                if symbols.find(service) == Some(old) {
-                    return Accepted::Duplicate;
-                }
-                self.entries[p].1 = symbols.hold(service);
-                symbols.release(old);
-                Accepted::Changed(p)
+    /// Ticks from the epoch to `at`, never 0.
+    fn ticks(&self, at: Instant) -> u64 {
+        let epoch = self.epoch.unwrap_or(at);
+        (at.saturating_duration_since(epoch).as_millis() / TICK.as_millis()) as u64 + 1
+    }
+
+    /// The expiry of something that lives `lease` from `now`, in ticks.
+    fn expiry_for(&mut self, now: Instant, lease: Option<Duration>) -> u32 {
+        let Some(lease) = lease else {
+            return 0;
+        };
+        let epoch = *self.epoch.get_or_insert(now);
+        let at = now
+            .checked_add(lease)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
+        if self.ticks(at) > u64::from(EXPIRY) {
+            // The ticks run out: count from now on instead.
+            let shift = self.ticks(now) - 1;
+            for e in self.entries.iter_mut().filter(|e| e.expiry() != 0) {
+                let expiry = u64::from(e.expiry()).saturating_sub(shift).max(1) as u32;
+                e.state = (e.state & !EXPIRY) | expiry;
             }
-            None => {
-                let p = self.entries.len();
-                if p >= limit || u32::try_from(p).is_err() {
-                    return Accepted::Full;
+            self.epoch = Some(epoch + TICK * shift as u32);
+            self.next_expiry = 0;
+            let entries = &self.entries;
+            self.next_expiry = entries
+                .iter()
+                .map(Entry::expiry)
+                .filter(|&x| x != 0)
+                .min()
+                .unwrap_or(0);
+        }
+        // A lease past the ticks' span ends there (over 124 days).
+        let ticks = self.ticks(at).min(u64::from(EXPIRY)) as u32;
+        if self.next_expiry == 0 || ticks < self.next_expiry {
+            self.next_expiry = ticks;
+        }
+        ticks
+    }
+
+    /// Time left on an expiry, at `now`; at least a millisecond, since 0
+    /// means "never" on the wire.
+    fn remaining(&self, expiry: u32, now: Instant) -> Option<Duration> {
+        if expiry == 0 {
+            return None;
+        }
+        let epoch = self.epoch.unwrap_or(now);
+        let at = epoch + TICK * (expiry - 1);
+        Some(
+            at.saturating_duration_since(now)
+                .max(Duration::from_millis(1)),
+        )
+    }
+
+    /// Store an update if it outranks what the table holds (module docs),
+    /// and the table has room for a new endpoint (`limit` entries,
+    /// tombstones included).
+    pub fn offer(&mut self, offer: &Offer<'_>, limit: usize, now: Instant) -> Accepted {
+        if let Some(stamp) = offer.stamp {
+            if stamp.origin == 0 || stamp.version > MAX_VERSION {
+                return Accepted::Implausible;
+            }
+        }
+        let mut symbols = Symbols::lock();
+        let endpoint_symbol = symbols.find(offer.endpoint);
+        let Some(p) = endpoint_symbol.and_then(|e| self.position_of(e)) else {
+            if offer.stamp.is_none() && offer.removed {
+                return Accepted::Stale;
+            }
+            let p = match self.holes.last() {
+                Some(&hole) => hole as usize,
+                None => self.entries.len(),
+            };
+            if self.entries.len() - self.holes.len() >= limit || u32::try_from(p).is_err() {
+                return Accepted::Full;
+            }
+            self.holes.pop();
+            let endpoint = symbols.hold_found(endpoint_symbol, offer.endpoint);
+            let service = symbols.hold(offer.service);
+            drop(symbols);
+            let entry = Entry {
+                endpoint,
+                service,
+                version: 0,
+                state: 0,
+                origin: 0,
+            };
+            if p == self.entries.len() {
+                self.entries.push(entry);
+            } else {
+                self.entries[p] = entry;
+            }
+            let entries = &self.entries;
+            self.positions
+                .insert_unique(hash(endpoint), p as u32, |&q| {
+                    hash(entries[q as usize].endpoint)
+                });
+            self.write(p, offer, now);
+            if offer.removed {
+                return Accepted::Tombstone(p);
+            }
+            self.live += 1;
+            return Accepted::New(p);
+        };
+        let held = self.entries[p];
+        let same_service = symbols.find(offer.service) == Some(held.service);
+        let rank = match (offer.stamp, held.stamp()) {
+            // Unversioned against unversioned: CZMQ's rule, latest wins.
+            (None, None) if same_service => Rank::Same,
+            (None, None) => Rank::Above,
+            // Unversioned ranks below every versioned tuple.
+            (None, Some(_)) if same_service && !held.removed() => return Accepted::Duplicate,
+            (None, Some(_)) => return Accepted::Stale,
+            (Some(_), None) => Rank::Above,
+            (Some(new), Some(old)) => {
+                if new.version > old.version.saturating_add(MAX_VERSION_STEP) {
+                    return Accepted::Implausible;
                 }
-                let e = symbols.hold_found(endpoint_symbol, endpoint);
-                let s = symbols.hold(service);
-                self.entries.push((e, s));
-                let entries = &self.entries;
-                self.positions
-                    .insert_unique(hash(e), p as u32, |&q| hash(entries[q as usize].0));
+                match new.cmp(&old) {
+                    std::cmp::Ordering::Less => Rank::Below,
+                    std::cmp::Ordering::Equal => Rank::Same,
+                    std::cmp::Ordering::Greater => Rank::Above,
+                }
+            }
+        };
+        match rank {
+            Rank::Below => return Accepted::Stale,
+            Rank::Same => {
+                if offer.stamp.is_none() && offer.lease.is_some() {
+                    // An unversioned tuple heard again lives on.
+                    drop(symbols);
+                    self.write(p, offer, now);
+                }
+                return Accepted::Duplicate;
+            }
+            Rank::Above => {}
+        }
+        if !same_service {
+            let service = symbols.hold(offer.service);
+            symbols.release(held.service);
+            self.entries[p].service = service;
+        }
+        drop(symbols);
+        self.write(p, offer, now);
+        match (held.removed(), offer.removed) {
+            (false, true) => {
+                self.live -= 1;
+                Accepted::Removed(p)
+            }
+            (true, true) => Accepted::Tombstone(p),
+            (true, false) => {
+                self.live += 1;
                 Accepted::New(p)
+            }
+            (false, false) if same_service => Accepted::Renewed(p),
+            (false, false) => Accepted::Changed(p),
+        }
+    }
+
+    /// Set an entry's stamp, flags and expiry from an offer.
+    fn write(&mut self, p: usize, offer: &Offer<'_>, now: Instant) {
+        let expiry = self.expiry_for(now, offer.lease);
+        let e = &mut self.entries[p];
+        let stamp = offer.stamp.unwrap_or(Stamp {
+            version: 0,
+            origin: 0,
+        });
+        e.version = stamp.version;
+        e.origin = stamp.origin;
+        e.state = expiry
+            | if offer.removed { REMOVED } else { 0 }
+            | if offer.contested { CONTESTED } else { 0 };
+    }
+
+    /// Expire what is due at `now`: a live versioned tuple becomes a
+    /// tombstone kept for `keep` (`None`: forever) and its endpoint and
+    /// service go to `removed`; an unversioned one given a lease is
+    /// forgotten (also into `removed`); a tombstone whose time is over is
+    /// forgotten. One pass over the table, only when something is due.
+    pub fn expire(&mut self, now: Instant, keep: Option<Duration>, removed: &mut Vec<Tuple>) {
+        if self.next_expiry == 0 || self.ticks(now) < u64::from(self.next_expiry) {
+            return;
+        }
+        // First: a keep time may move the epoch, and `due` counts from it.
+        let keep_until = match keep {
+            Some(_) => self.expiry_for(now, keep),
+            None => 0,
+        };
+        let due = self.ticks(now);
+        let mut next = 0;
+        let mut forget = Vec::new();
+        for p in 0..self.entries.len() {
+            let e = self.entries[p];
+            let expiry = e.expiry();
+            if e.is_hole() || expiry == 0 {
+                continue;
+            }
+            if u64::from(expiry) > due {
+                next = if next == 0 { expiry } else { next.min(expiry) };
+                continue;
+            }
+            if !e.removed() {
+                self.live -= 1;
+                removed.push(self.tuple(p, now));
+            }
+            if e.removed() || e.origin == 0 {
+                forget.push(p);
+            } else {
+                self.entries[p].state = (e.state & CONTESTED) | REMOVED | keep_until;
+                if keep_until != 0 {
+                    next = if next == 0 {
+                        keep_until
+                    } else {
+                        next.min(keep_until)
+                    };
+                }
+            }
+        }
+        self.next_expiry = next;
+        if !forget.is_empty() {
+            let mut symbols = Symbols::lock();
+            for p in forget {
+                let e = self.entries[p];
+                let entries = &self.entries;
+                if let Ok(found) = self.positions.find_entry(hash(e.endpoint), |&q| {
+                    entries[q as usize].endpoint == e.endpoint
+                }) {
+                    found.remove();
+                }
+                symbols.release(e.endpoint);
+                symbols.release(e.service);
+                self.entries[p].endpoint = HOLE;
+                self.holes.push(p as u32);
             }
         }
     }
 
-    /// The service at `endpoint`.
-    pub fn get(&self, endpoint: &str) -> Option<Arc<str>> {
+    /// When [`Tuples::expire`] next has something to do.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        let epoch = self.epoch?;
+        (self.next_expiry != 0).then(|| epoch + TICK * (self.next_expiry - 1))
+    }
+
+    fn tuple(&self, p: usize, now: Instant) -> Tuple {
+        let e = self.entries[p];
+        let symbols = Symbols::lock();
+        self.tuple_with(&symbols, e, now)
+    }
+
+    fn tuple_with(&self, symbols: &Symbols, e: Entry, now: Instant) -> Tuple {
+        Tuple {
+            endpoint: symbols.string(e.endpoint),
+            service: symbols.string(e.service),
+            stamp: e.stamp(),
+            removed: e.removed(),
+            contested: e.state & CONTESTED != 0,
+            lease: self.remaining(e.expiry(), now),
+        }
+    }
+
+    /// The entry at `endpoint`, tombstone or live.
+    pub fn get(&self, endpoint: &str, now: Instant) -> Option<Tuple> {
         let symbols = Symbols::lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
-        let (_, service) = self.entries.get(p)?;
-        Some(symbols.string(*service))
+        Some(self.tuple_with(&symbols, self.entries[p], now))
     }
 
-    /// The position of `endpoint`'s tuple.
-    pub fn position(&self, endpoint: &str) -> Option<usize> {
-        let symbol = Symbols::lock().find(endpoint)?;
-        self.position_of(symbol)
-    }
-
-    /// The tuple at `position`.
-    pub fn at(&self, position: usize) -> Option<(Arc<str>, Arc<str>)> {
-        let (e, s) = *self.entries.get(position)?;
+    /// The live service at `endpoint`.
+    pub fn service(&self, endpoint: &str) -> Option<Arc<str>> {
         let symbols = Symbols::lock();
-        Some((symbols.string(e), symbols.string(s)))
+        let p = self.position_of(symbols.find(endpoint)?)?;
+        let e = self.entries[p];
+        (!e.removed()).then(|| symbols.string(e.service))
     }
 
-    /// Up to `count` tuples from `position` on, into `out` (one lock for
-    /// the lot).
-    pub fn slice_into(&self, position: usize, count: usize, out: &mut Vec<(Arc<str>, Arc<str>)>) {
+    /// The position of `endpoint`'s entry.
+    pub fn position(&self, endpoint: &str) -> Option<usize> {
+        let symbols = Symbols::lock();
+        self.position_of(symbols.find(endpoint)?)
+    }
+
+    /// The entry at `position` (`None` for a hole or past the end).
+    pub fn at(&self, position: usize, now: Instant) -> Option<Tuple> {
+        let e = *self.entries.get(position)?;
+        if e.is_hole() {
+            return None;
+        }
+        let symbols = Symbols::lock();
+        Some(self.tuple_with(&symbols, e, now))
+    }
+
+    /// The first live tuple.
+    pub fn first_live(&self, now: Instant) -> Option<Tuple> {
+        let p = self
+            .entries
+            .iter()
+            .position(|e| !e.is_hole() && !e.removed())?;
+        Some(self.tuple(p, now))
+    }
+
+    /// Entries from `position` on, up to `count` positions (holes count,
+    /// so that the caller's cursor moves by `count`), into `out` (one lock
+    /// for the lot).
+    pub fn slice_into(&self, position: usize, count: usize, now: Instant, out: &mut Vec<Tuple>) {
         let Some(entries) = self.entries.get(position..) else {
             return;
         };
@@ -247,25 +659,39 @@ impl Tuples {
             entries
                 .iter()
                 .take(count)
-                .map(|&(e, s)| (symbols.string(e), symbols.string(s))),
+                .filter(|e| !e.is_hole())
+                .map(|&e| self.tuple_with(&symbols, e, now)),
         );
     }
 
-    /// Number of tuples.
+    /// Live tuples.
     pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no tuple is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Positions in use or free: where a replay's cursor ends.
+    pub fn slots(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether there is none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Tombstones held.
+    pub fn tombstones(&self) -> usize {
+        self.entries.len() - self.holes.len() - self.live
     }
 
-    /// Every tuple, in order of arrival.
+    /// Every live tuple, in order of position.
     pub fn to_vec(&self) -> Vec<(Arc<str>, Arc<str>)> {
-        let mut out = Vec::with_capacity(self.len());
-        self.slice_into(0, self.len(), &mut out);
-        out
+        let symbols = Symbols::lock();
+        self.entries
+            .iter()
+            .filter(|e| !e.is_hole() && !e.removed())
+            .map(|e| (symbols.string(e.endpoint), symbols.string(e.service)))
+            .collect()
     }
 }
 
@@ -275,14 +701,46 @@ mod tests {
 
     const NO_LIMIT: usize = usize::MAX;
 
+    fn v(version: u32, origin: u64) -> Option<Stamp> {
+        Some(Stamp { version, origin })
+    }
+
+    fn offer<'a>(endpoint: &'a str, service: &'a str, stamp: Option<Stamp>) -> Offer<'a> {
+        Offer {
+            stamp,
+            ..Offer::unversioned(endpoint, service)
+        }
+    }
+
+    fn tombstone(endpoint: &str, stamp: Option<Stamp>) -> Offer<'_> {
+        Offer {
+            removed: true,
+            ..offer(endpoint, "gone", stamp)
+        }
+    }
+
     #[test]
-    fn duplicates_are_not_new_changes_are() {
+    fn unversioned_tuples_follow_czmq_latest_wins() {
+        let now = Instant::now();
         let mut t = Tuples::default();
-        assert_eq!(t.accept("tcp://a:1", "s1", NO_LIMIT), Accepted::New(0));
-        assert_eq!(t.accept("tcp://a:1", "s1", NO_LIMIT), Accepted::Duplicate);
-        assert_eq!(t.accept("tcp://b:1", "s1", NO_LIMIT), Accepted::New(1));
-        assert_eq!(t.accept("tcp://a:1", "s2", NO_LIMIT), Accepted::Changed(0));
-        assert_eq!(t.get("tcp://a:1").as_deref(), Some("s2"));
+        let u = Offer::unversioned;
+        assert_eq!(
+            t.offer(&u("tcp://a:1", "s1"), NO_LIMIT, now),
+            Accepted::New(0)
+        );
+        assert_eq!(
+            t.offer(&u("tcp://a:1", "s1"), NO_LIMIT, now),
+            Accepted::Duplicate
+        );
+        assert_eq!(
+            t.offer(&u("tcp://b:1", "s1"), NO_LIMIT, now),
+            Accepted::New(1)
+        );
+        assert_eq!(
+            t.offer(&u("tcp://a:1", "s2"), NO_LIMIT, now),
+            Accepted::Changed(0)
+        );
+        assert_eq!(t.service("tcp://a:1").as_deref(), Some("s2"));
         assert_eq!(t.position("tcp://b:1"), Some(1));
         assert_eq!(t.len(), 2);
         let at: Vec<String> = t.to_vec().iter().map(|(e, _)| e.to_string()).collect();
@@ -290,22 +748,266 @@ mod tests {
     }
 
     #[test]
-    fn the_limit_refuses_new_endpoints_but_not_changes() {
+    fn the_higher_stamp_wins_in_any_order() {
+        let now = Instant::now();
+        let updates = [
+            offer("e", "x", v(1, 7)),
+            offer("e", "y", v(2, 3)),
+            offer("e", "z", v(2, 9)),
+            offer("e", "w", v(1, 99)),
+            Offer::unversioned("e", "czmq"),
+        ];
+        // Every order of arrival ends with the same value: (2, 9).
+        fn permutations(n: usize) -> Vec<Vec<usize>> {
+            if n == 0 {
+                return vec![Vec::new()];
+            }
+            let mut out = Vec::new();
+            for rest in permutations(n - 1) {
+                for at in 0..=rest.len() {
+                    let mut p = rest.clone();
+                    p.insert(at, n - 1);
+                    out.push(p);
+                }
+            }
+            out
+        }
+        let orders = permutations(updates.len());
+        assert_eq!(orders.len(), 120);
+        for order in orders {
+            let mut t = Tuples::default();
+            for &k in &order {
+                t.offer(&updates[k], NO_LIMIT, now);
+            }
+            let got = t.get("e", now).unwrap();
+            assert_eq!(&*got.service, "z", "order {order:?}");
+            assert_eq!(got.stamp, v(2, 9));
+        }
         let mut t = Tuples::default();
-        assert_eq!(t.accept("tcp://a:1", "s1", 1), Accepted::New(0));
-        assert_eq!(t.accept("tcp://b:1", "s1", 1), Accepted::Full);
-        assert_eq!(t.accept("tcp://a:1", "s2", 1), Accepted::Changed(0));
+        t.offer(&updates[2], NO_LIMIT, now);
+        assert_eq!(t.offer(&updates[1], NO_LIMIT, now), Accepted::Stale);
+        assert_eq!(t.offer(&updates[2], NO_LIMIT, now), Accepted::Duplicate);
+        // An unversioned copy of the same value is a duplicate, another
+        // value is stale.
+        assert_eq!(
+            t.offer(&Offer::unversioned("e", "z"), NO_LIMIT, now),
+            Accepted::Duplicate
+        );
+        assert_eq!(t.offer(&updates[4], NO_LIMIT, now), Accepted::Stale);
+        // The same value, higher stamp: a renewal.
+        assert_eq!(
+            t.offer(&offer("e", "z", v(3, 9)), NO_LIMIT, now),
+            Accepted::Renewed(0)
+        );
+        // A versioned value replaces an unversioned one.
+        let mut t = Tuples::default();
+        t.offer(&Offer::unversioned("e", "czmq"), NO_LIMIT, now);
+        assert_eq!(
+            t.offer(&offer("e", "x", v(1, 1)), NO_LIMIT, now),
+            Accepted::Changed(0)
+        );
+    }
+
+    #[test]
+    fn implausible_stamps_are_refused() {
+        let now = Instant::now();
+        let mut t = Tuples::default();
+        assert_eq!(
+            t.offer(&offer("e", "x", v(1, 0)), NO_LIMIT, now),
+            Accepted::Implausible
+        );
+        assert_eq!(
+            t.offer(&offer("e", "x", v(MAX_VERSION + 1, 5)), NO_LIMIT, now),
+            Accepted::Implausible
+        );
+        t.offer(&offer("e", "x", v(10, 5)), NO_LIMIT, now);
+        assert_eq!(
+            t.offer(&offer("e", "y", v(11 + MAX_VERSION_STEP, 5)), NO_LIMIT, now),
+            Accepted::Implausible
+        );
+        assert_eq!(
+            t.offer(&offer("e", "y", v(10 + MAX_VERSION_STEP, 5)), NO_LIMIT, now),
+            Accepted::Changed(0)
+        );
+    }
+
+    #[test]
+    fn a_tombstone_keeps_stale_copies_out_until_a_newer_write() {
+        let now = Instant::now();
+        let mut t = Tuples::default();
+        t.offer(&offer("e", "x", v(4, 1)), NO_LIMIT, now);
+        assert_eq!(
+            t.offer(&tombstone("e", v(5, 1)), NO_LIMIT, now),
+            Accepted::Removed(0)
+        );
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.tombstones(), 1);
+        assert_eq!(t.service("e"), None);
+        assert!(t.to_vec().is_empty());
+        // Stale replays, versioned or not, do not bring it back.
+        assert_eq!(
+            t.offer(&offer("e", "x", v(4, 1)), NO_LIMIT, now),
+            Accepted::Stale
+        );
+        assert_eq!(
+            t.offer(&offer("e", "x", v(4, 0xff)), NO_LIMIT, now),
+            Accepted::Stale
+        );
+        assert_eq!(
+            t.offer(&offer("e", "x", v(5, 1)), NO_LIMIT, now),
+            Accepted::Duplicate
+        );
+        assert_eq!(
+            t.offer(&Offer::unversioned("e", "x"), NO_LIMIT, now),
+            Accepted::Stale
+        );
+        // A later write does.
+        assert_eq!(
+            t.offer(&offer("e", "y", v(6, 2)), NO_LIMIT, now),
+            Accepted::New(0)
+        );
+        assert_eq!(t.len(), 1);
+        // A tombstone for an endpoint never seen is kept too.
+        assert_eq!(
+            t.offer(&tombstone("f", v(1, 1)), NO_LIMIT, now),
+            Accepted::Tombstone(1)
+        );
+        assert_eq!(
+            t.offer(&offer("f", "x", v(1, 1)), NO_LIMIT, now),
+            Accepted::Duplicate
+        );
         assert_eq!(t.len(), 1);
     }
 
     #[test]
+    fn leases_expire_into_tombstones_that_are_then_forgotten() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Tuples::default();
+        let leased = Offer {
+            lease: Some(s),
+            ..offer("e", "x", v(1, 1))
+        };
+        t.offer(&leased, NO_LIMIT, t0);
+        // A foreign (unversioned) tuple given a lease, and one without.
+        let foreign = Offer {
+            lease: Some(2 * s),
+            ..Offer::unversioned("czmq", "y")
+        };
+        t.offer(&foreign, NO_LIMIT, t0);
+        t.offer(&Offer::unversioned("forever", "z"), NO_LIMIT, t0);
+        assert_eq!(t.next_expiry(), Some(t0 + s));
+        let lease = t.get("e", t0 + s / 2).unwrap().lease.unwrap();
+        assert!(lease <= s / 2 && lease >= s / 2 - TICK, "{lease:?}");
+        let mut removed = Vec::new();
+        t.expire(t0 + s / 2, Some(10 * s), &mut removed);
+        assert!(removed.is_empty());
+        t.expire(t0 + s, Some(10 * s), &mut removed);
+        assert_eq!(removed.len(), 1);
+        assert_eq!((&*removed[0].endpoint, &*removed[0].service), ("e", "x"));
+        assert!(t.get("e", t0 + s).unwrap().removed);
+        // The same stamp again (a stale replay) leaves it removed.
+        assert_eq!(t.offer(&leased, NO_LIMIT, t0 + s), Accepted::Duplicate);
+        assert!(t.get("e", t0 + s).unwrap().removed);
+        // The foreign one heard again lives on from then.
+        assert_eq!(t.offer(&foreign, NO_LIMIT, t0 + s), Accepted::Duplicate);
+        removed.clear();
+        t.expire(t0 + 2 * s, Some(10 * s), &mut removed);
+        assert!(removed.is_empty());
+        t.expire(t0 + 3 * s, Some(10 * s), &mut removed);
+        assert_eq!(removed.len(), 1, "the foreign tuple, forgotten");
+        assert_eq!(t.position("czmq"), None);
+        // The tombstone is forgotten after its keep time; the hole is reused.
+        t.expire(t0 + 12 * s, Some(10 * s), &mut removed);
+        assert_eq!(t.position("e"), None);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.tombstones(), 0);
+        assert_eq!(t.next_expiry(), None);
+        let slots = t.slots();
+        assert!(matches!(
+            t.offer(&Offer::unversioned("new", "n"), NO_LIMIT, t0),
+            Accepted::New(p) if p < slots
+        ));
+        assert_eq!(t.slots(), slots);
+        let mut all = Vec::new();
+        t.slice_into(0, slots, t0, &mut all);
+        assert_eq!(all.len(), 2);
+    }
+
+    #[test]
+    fn the_limit_counts_tombstones_and_refuses_new_endpoints_only() {
+        let now = Instant::now();
+        let mut t = Tuples::default();
+        assert_eq!(
+            t.offer(&Offer::unversioned("a", "s1"), 2, now),
+            Accepted::New(0)
+        );
+        assert_eq!(
+            t.offer(&tombstone("b", v(1, 1)), 2, now),
+            Accepted::Tombstone(1)
+        );
+        assert_eq!(
+            t.offer(&Offer::unversioned("c", "s1"), 2, now),
+            Accepted::Full
+        );
+        assert_eq!(
+            t.offer(&Offer::unversioned("a", "s2"), 2, now),
+            Accepted::Changed(0)
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn the_expiry_epoch_moves_before_its_ticks_run_out() {
+        let t0 = Instant::now();
+        let mut t = Tuples::default();
+        let day = Duration::from_secs(86_400);
+        t.offer(
+            &Offer {
+                lease: Some(day),
+                ..offer("a", "x", v(1, 1))
+            },
+            NO_LIMIT,
+            t0,
+        );
+        // 100 days on, a lease of 30 days does not fit the ticks left.
+        let later = t0 + 100 * day;
+        t.offer(
+            &Offer {
+                lease: Some(30 * day),
+                ..offer("b", "x", v(1, 1))
+            },
+            NO_LIMIT,
+            later,
+        );
+        let b = t.get("b", later).unwrap().lease.unwrap();
+        assert!(b > 29 * day && b <= 30 * day, "{b:?}");
+        let mut removed = Vec::new();
+        t.expire(later, None, &mut removed);
+        assert_eq!(removed.len(), 1, "a expired long ago");
+        t.expire(later + 29 * day, None, &mut removed);
+        assert_eq!(removed.len(), 1);
+        t.expire(later + 30 * day, None, &mut removed);
+        assert_eq!(removed.len(), 2);
+    }
+
+    #[test]
     fn replaced_and_dropped_strings_are_freed() {
+        let now = Instant::now();
         let unique = |i: u32| format!("tuples-test-service-{i}-{}", std::process::id());
         let mut t = Tuples::default();
-        t.accept("tuples-test-endpoint", &unique(0), NO_LIMIT);
+        t.offer(
+            &Offer::unversioned("tuples-test-endpoint", &unique(0)),
+            NO_LIMIT,
+            now,
+        );
         let copy = t.clone();
         for i in 1..1000 {
-            t.accept("tuples-test-endpoint", &unique(i), NO_LIMIT);
+            t.offer(
+                &Offer::unversioned("tuples-test-endpoint", &unique(i)),
+                NO_LIMIT,
+                now,
+            );
         }
         let symbols = Symbols::lock();
         // The clone still holds service 0; replaced services 1..998 are gone.

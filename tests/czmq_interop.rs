@@ -26,7 +26,8 @@ mod interop {
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
-    use zgossip::{Node, Settings};
+    use zgossip::msg::ZgossipMsg;
+    use zgossip::{Codec, Node, Settings};
     use zproto_runtime::reactor;
 
     use super::support::{Running, WAIT};
@@ -298,34 +299,49 @@ mod interop {
     }
 
     /// The frames our node sends are the frames CZMQ's node sends, captured
-    /// live from both on a raw ROUTER.
+    /// live from both on a raw ROUTER that answers PINGs as a CZMQ server
+    /// does (a plain PONG). Ours sends one thing more, first: the PING that
+    /// offers our extensions, which a CZMQ server answers like any PING.
     #[test]
     fn our_frames_equal_czmqs_on_the_wire() {
-        fn capture(connect: impl FnOnce(&str)) -> Vec<Vec<Vec<u8>>> {
+        /// Messages, each its frames.
+        type Messages = Vec<Vec<Vec<u8>>>;
+        /// The PINGs, then HELLO and the one tuple (routing ids stripped).
+        fn capture(connect: impl FnOnce(&str)) -> (Messages, Messages) {
             let router = reactor::socket(zmq::ROUTER).unwrap();
             router.set_linger(0).unwrap();
             router.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
             router.bind("tcp://127.0.0.1:*").unwrap();
             let endpoint = router.get_last_endpoint().unwrap().unwrap();
             connect(&endpoint);
-            // HELLO, then the one tuple; strip the routing id.
-            (0..2)
-                .map(|_| {
-                    let mut frames = router.recv_multipart(0).expect("a frame");
-                    frames.remove(0);
-                    frames
-                })
-                .collect()
+            let (mut pings, mut rest) = (Vec::new(), Vec::new());
+            while rest.len() < 2 {
+                let mut frames = router.recv_multipart(0).expect("a frame");
+                let id = frames.remove(0);
+                if matches!(ZgossipMsg::decode(&frames), Ok(ZgossipMsg::Ping(_))) {
+                    let pong = ZgossipMsg::from(zgossip::msg::Pong::default());
+                    let mut reply = vec![id];
+                    reply.extend(pong.encode().unwrap());
+                    router.send_multipart(reply, 0).unwrap();
+                    pings.push(frames);
+                } else {
+                    rest.push(frames);
+                }
+            }
+            (pings, rest)
         }
         let mut czmq = Czmq::start("czmq-wire");
         czmq.command("PUBLISH inproc://alpha-1 service1");
         czmq.wait_for(&[("inproc://alpha-1", "service1")]);
-        let theirs = capture(|e| czmq.command(&format!("CONNECT {e}")));
+        let (their_pings, theirs) = capture(|e| czmq.command(&format!("CONNECT {e}")));
         let ours = Node::new("ours").unwrap();
         ours.announce("inproc://alpha-1", "service1").unwrap();
-        let mine = capture(|e| ours.connect(e).unwrap());
+        let (my_pings, mine) = capture(|e| ours.connect(e).unwrap());
         assert_eq!(mine, theirs);
         assert_eq!(theirs[0], vec![vec![0xaa, 0xa0, 0x01, 0x01]], "HELLO");
+        assert!(their_pings.is_empty(), "a CZMQ remote never PINGs");
+        // The probe: PING with extensions 1 (versioned tuples).
+        assert_eq!(my_pings[0], vec![vec![0xaa, 0xa0, 0x03, 0x01, 0, 0, 0, 1]]);
     }
 
     /// Our server answers a raw DEALER exactly as CZMQ's does: INVALID to a

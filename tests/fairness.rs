@@ -57,6 +57,7 @@ fn big_replays_leave_room_for_everyone_else() {
             endpoint: format!("tcp://10.{}.{}.{}:9000", i >> 16, (i >> 8) & 255, i & 255),
             service: format!("service {i}"),
             ttl: 0,
+            ..Default::default()
         };
         feeder.send(frame(announce), 0).expect("send");
     }
@@ -104,7 +105,7 @@ fn big_replays_leave_room_for_everyone_else() {
     while complete.load(Ordering::SeqCst) < 12 {
         let sent = Instant::now();
         let before = received.load(Ordering::SeqCst);
-        probe.send(frame(Ping), 0).expect("send");
+        probe.send(frame(Ping::default()), 0).expect("send");
         probe.recv_bytes(0).expect("a PONG");
         latencies.push(sent.elapsed());
         windows.push(received.load(Ordering::SeqCst) - before);

@@ -13,7 +13,7 @@ fn all_hold(mesh: &Mesh, nodes: &[usize], tuples: &[(&str, &str)]) -> bool {
         node.tuples().len() == tuples.len()
             && tuples
                 .iter()
-                .all(|(e, s)| node.tuples().get(e).as_deref() == Some(*s))
+                .all(|(e, s)| node.tuples().service(e).as_deref() == Some(*s))
     })
 }
 
@@ -316,7 +316,11 @@ fn the_tuple_limit_refuses_new_endpoints_and_counts_them() {
     mesh.announce(b, "tcp://b:0", "B2", now).expect("announced");
     mesh.run(now);
     assert_eq!(
-        mesh.node(a).unwrap().tuples().get("tcp://b:0").as_deref(),
+        mesh.node(a)
+            .unwrap()
+            .tuples()
+            .service("tcp://b:0")
+            .as_deref(),
         Some("B2")
     );
     // The application is told.

@@ -27,12 +27,15 @@ fn states_events_actions_and_superstates_are_drawn() {
         "\"have tuple\" -> \"replaying\" [label = \"pause\"];",
         "\"connected\" -> \"external\" [style = dashed, arrowhead = empty, label = \"inherits\"];",
         "\"external\" -> \"(end)\" [label = \"* / send INVALID, terminate\"];",
-        "\"external\" -> \"external\" [label = \"PING / send PONG\\nexpired / send PING\\nbehind\"];",
+        "\"external\" -> \"external\" [label = \"PING / agree extensions, send PONG\\nexpired / send PING\\nbehind\"];",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
     // An inherited handler is drawn once, on its superstate.
-    assert_eq!(text.matches("PING / send PONG").count(), 2);
+    assert_eq!(
+        text.matches("PING / agree extensions, send PONG").count(),
+        2
+    );
 }
 
 #[test]

@@ -150,11 +150,13 @@ mod with_shared {
             endpoint: "tcp://192.168.55.12:31337".into(),
             service: "inproc://service-directory/v1".into(),
             ttl: 0,
+            ..Default::default()
         };
         let announce_pb = pb::Announce {
             endpoint: announce.endpoint.clone(),
             service: announce.service.clone(),
             ttl: announce.ttl,
+            ..Default::default()
         };
         let log = ex::Log::test_value();
         let log_pb = pb::Log {

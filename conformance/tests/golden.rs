@@ -65,13 +65,14 @@ fn our_zgossip_model_matches_czmq_on_the_wire() {
         endpoint: ENDPOINT.into(),
         service: SERVICE.into(),
         ttl: 0,
+        ..Default::default()
     };
     assert_wire(
         ZgossipMsg::from(announce),
         find(&captures, "node->remote #2"),
     );
     assert_wire(
-        ZgossipMsg::from(Pong),
+        ZgossipMsg::from(Pong::default()),
         find(&captures, "server reply to PING"),
     );
     assert_wire(
@@ -91,6 +92,7 @@ fn czmqs_own_zgossip_model_matches_czmq_on_the_wire() {
         key: ENDPOINT.into(),
         value: SERVICE.into(),
         ttl: 0,
+        ..Default::default()
     };
     assert_wire(
         czmq::ZgossipMsg::from(publish),
@@ -138,7 +140,8 @@ fn zgossip_self_test_and_left_over_ttl_vectors() {
         ZgossipMsg::Announce(Announce {
             endpoint: "k2".into(),
             service: "v2".into(),
-            ttl: 5000
+            ttl: 5000,
+            ..Default::default()
         })
     );
 }

@@ -129,9 +129,21 @@ proptest! {
     }
 
     #[test]
-    fn zgossip_announce_round_trips(endpoint in short(), service in text(300), ttl in any::<u32>()) {
+    fn zgossip_announce_round_trips(
+        endpoint in short(),
+        service in text(300),
+        ttl in any::<u32>(),
+        stamp in proptest::option::of((any::<u64>(), any::<u32>(), any::<u32>(), any::<u8>())),
+    ) {
         use zgossip::msg::*;
-        let message = ZgossipMsg::from(Announce { endpoint, service, ttl });
+        let mut announce = Announce { endpoint, service, ttl, ..Announce::default() };
+        if let Some((origin, revision, lease, flags)) = stamp {
+            announce.origin = Some(origin);
+            announce.revision = Some(revision);
+            announce.lease = Some(lease);
+            announce.flags = Some(flags);
+        }
+        let message = ZgossipMsg::from(announce);
         let frames = message.encode().unwrap();
         prop_assert_eq!(ZgossipMsg::decode(&frames), Ok(message));
     }

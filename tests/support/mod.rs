@@ -179,6 +179,7 @@ pub fn announce(endpoint: &str, service: &str) -> Vec<u8> {
         endpoint: endpoint.to_owned(),
         service: service.to_owned(),
         ttl: 0,
+        ..Default::default()
     })
 }
 
