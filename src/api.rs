@@ -483,6 +483,8 @@ pub struct Node {
     /// The node's limits as last set, to check ANNOUNCE without a round
     /// trip to the reactor.
     limits: std::sync::Mutex<crate::Limits>,
+    /// The random id the node's tuples carry.
+    origin: u64,
 }
 
 impl Node {
@@ -499,8 +501,10 @@ impl Node {
         let (peer_tx, peer_events) = mpsc::channel();
         let peer_events_waiting = Arc::new(AtomicUsize::new(0));
         let limits = std::sync::Mutex::new(settings.limits);
+        let core = NodeCore::new(name, settings);
+        let origin = core.origin();
         let service = GossipService {
-            core: NodeCore::new(name, settings),
+            core,
             deliveries: tx,
             waiting: waiting.clone(),
             deliveries_dropped: 0,
@@ -517,7 +521,14 @@ impl Node {
             peer_events,
             peer_events_waiting,
             limits,
+            origin,
         })
+    }
+
+    /// The random id this node's tuples carry (their origin): when two
+    /// nodes keep writing one endpoint, the higher origin keeps it.
+    pub fn origin(&self) -> u64 {
+        self.origin
     }
 
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, Error> {
