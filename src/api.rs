@@ -80,8 +80,14 @@ pub enum Error {
 pub struct Security {
     /// Our certificate, with its secret key.
     pub cert: crate::cert::Certificate,
-    /// The public keys (Z85) of the peers allowed to connect.
-    pub allowed: Vec<String>,
+    /// The public keys (Z85) of the peers allowed to connect; `None`: any
+    /// peer that completes the CURVE handshake, so knows our public key
+    /// (what CZMQ's draft `SET PUBLICKEY`/`SECRETKEY` give without an
+    /// allow-list: encryption and our identity, no client authentication).
+    pub allowed: Option<Vec<String>>,
+    /// The ZAP domain (CZMQ's draft `ZAP DOMAIN`); `None`: one of our own,
+    /// per node.
+    pub domain: Option<String>,
 }
 
 impl From<SocketError> for Error {
@@ -99,6 +105,11 @@ impl From<reactor::Stopped> for Error {
     }
 }
 
+/// Whether a SET path is one of CZMQ's draft key settings.
+fn is_key_path(path: &str) -> bool {
+    path.eq_ignore_ascii_case("PUBLICKEY") || path.eq_ignore_ascii_case("SECRETKEY")
+}
+
 /// A request to a node, with where to answer.
 #[derive(Debug)]
 pub enum Command {
@@ -108,6 +119,8 @@ pub enum Command {
     Connect(String, Sender<Result<(), Error>>),
     /// CURVE: our certificate and who may connect (see [`Node::secure`]).
     Secure(Box<Security>, Sender<Result<(), Error>>),
+    /// ZAP DOMAIN (CZMQ's draft API).
+    ZapDomain(String, Sender<Result<(), Error>>),
     /// CONNECT over CURVE, to a server with this public key.
     ConnectCurve(String, String, Sender<Result<(), Error>>),
     /// ANNOUNCE (checked by the handle already).
@@ -188,12 +201,76 @@ pub struct GossipService {
     deliveries_dropped: u64,
     /// Our CURVE certificate, once [`Node::secure`] set it.
     cert: Option<crate::cert::Certificate>,
+    /// The security last applied, to apply again in another ZAP domain.
+    security: Option<Security>,
+    /// `SET PUBLICKEY` and `SET SECRETKEY`, as given so far.
+    keys: (Option<String>, Option<String>),
+    /// `ZAP DOMAIN`.
+    zap_domain: Option<String>,
     /// Peers that went up or down, and how many wait (as deliveries).
     peer_events: Sender<Peer>,
     peer_events_waiting: Arc<AtomicUsize>,
 }
 
 impl GossipService {
+    /// CURVE with `security`, from the next BIND and CONNECT on.
+    fn secure(&mut self, sockets: &mut Sockets, security: Security) -> Result<(), Error> {
+        // One ZAP domain per node unless told: a process may host many.
+        static DOMAINS: AtomicUsize = AtomicUsize::new(0);
+        let domain = security
+            .domain
+            .clone()
+            .or_else(|| self.zap_domain.clone())
+            .unwrap_or_else(|| format!("zgossip-{}", DOMAINS.fetch_add(1, Ordering::Relaxed)));
+        let policy = match security.allowed.clone() {
+            Some(allowed) => zproto_runtime::zap::Policy::Curve(allowed.into_iter().collect()),
+            None => zproto_runtime::zap::Policy::CurveAny,
+        };
+        zproto_runtime::zap::install(&domain, policy)
+            .map_err(|e| Error::Security(e.to_string()))?;
+        let secret_key = security
+            .cert
+            .secret
+            .clone()
+            .ok_or_else(|| Error::Security("the certificate has no secret key".into()))?;
+        sockets.set_security(reactor::Security::Curve { domain, secret_key });
+        self.cert = Some(security.cert.clone());
+        self.security = Some(security);
+        Ok(())
+    }
+
+    /// `SET PUBLICKEY key` / `SET SECRETKEY key` (CZMQ's draft API): once
+    /// both are set, CURVE as that key pair, any client admitted (no
+    /// allow-list: see [`Security::allowed`]).
+    fn set_key(&mut self, sockets: &mut Sockets, path: &str, key: &str) -> Result<(), Error> {
+        let key = key.trim();
+        if key.len() != 40 || zmq::z85_decode(key).map_or(true, |k| k.len() != 32) {
+            return Err(Error::Security(format!(
+                "{path}: a CURVE key is 40 characters of Z85"
+            )));
+        }
+        if path.eq_ignore_ascii_case("PUBLICKEY") {
+            self.keys.0 = Some(key.to_owned());
+        } else {
+            self.keys.1 = Some(key.to_owned());
+        }
+        let (Some(public), Some(secret)) = self.keys.clone() else {
+            return Ok(());
+        };
+        let cert = crate::cert::Certificate {
+            public,
+            secret: Some(secret),
+        };
+        self.secure(
+            sockets,
+            Security {
+                cert,
+                allowed: None,
+                domain: None,
+            },
+        )
+    }
+
     fn stats(&self) -> Stats {
         Stats {
             deliveries_dropped: self.deliveries_dropped,
@@ -217,23 +294,16 @@ impl Service for GossipService {
                 let _ = reply.send(result);
             }
             Command::Secure(security, reply) => {
-                let Security { cert, allowed } = *security;
-                // One ZAP domain per node: a process may host many.
-                static DOMAINS: AtomicUsize = AtomicUsize::new(0);
-                let domain = format!("zgossip-{}", DOMAINS.fetch_add(1, Ordering::Relaxed));
-                let result = zproto_runtime::zap::install(
-                    &domain,
-                    zproto_runtime::zap::Policy::Curve(allowed.into_iter().collect()),
-                )
-                .map_err(|e| Error::Security(e.to_string()))
-                .and_then(|()| {
-                    let secret_key = cert.secret.clone().ok_or_else(|| {
-                        Error::Security("the certificate has no secret key".into())
-                    })?;
-                    sockets.set_security(reactor::Security::Curve { domain, secret_key });
-                    self.cert = Some(cert);
-                    Ok(())
-                });
+                let result = self.secure(sockets, *security);
+                let _ = reply.send(result);
+            }
+            Command::ZapDomain(domain, reply) => {
+                self.zap_domain = Some(domain);
+                // Already secured: from the next BIND on, in this domain.
+                let result = match self.security.clone() {
+                    Some(security) => self.secure(sockets, security),
+                    None => Ok(()),
+                };
                 let _ = reply.send(result);
             }
             Command::ConnectCurve(endpoint, server_key, reply) => {
@@ -283,6 +353,12 @@ impl Service for GossipService {
             Command::Unpublish(endpoint, reply) => {
                 let result = self.core.unpublish(&endpoint, now);
                 let _ = reply.send(result.map_err(Error::from));
+            }
+            Command::Set(path, value, reply) if is_key_path(&path) => {
+                let result = self
+                    .set_key(sockets, &path, &value)
+                    .map(|()| self.core.settings());
+                let _ = reply.send(result);
             }
             Command::Set(path, value, reply) => {
                 let result = self.core.set(&path, &value).map(|()| self.core.settings());
@@ -509,6 +585,9 @@ impl Node {
             waiting: waiting.clone(),
             deliveries_dropped: 0,
             cert: None,
+            security: None,
+            keys: (None, None),
+            zap_domain: None,
             peer_events: peer_tx,
             peer_events_waiting: peer_events_waiting.clone(),
         };
@@ -568,6 +647,12 @@ impl Node {
     /// node, and a node speaks NULL to them through [`Node::connect`].
     pub fn secure(&self, security: Security) -> Result<(), Error> {
         self.ask(|tx| Command::Secure(Box::new(security), tx))?
+    }
+
+    /// `ZAP DOMAIN domain` (CZMQ's draft API): the ZAP domain of our CURVE
+    /// server, from the next BIND on.
+    pub fn zap_domain(&self, domain: &str) -> Result<(), Error> {
+        self.ask(|tx| Command::ZapDomain(domain.to_owned(), tx))?
     }
 
     /// `CONNECT endpoint key`: a session with another node's CURVE server,

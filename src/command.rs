@@ -1,8 +1,9 @@
 //! The text form of the node's command API, as CZMQ's zgossip actor takes it
 //! on its pipe, one command per line: `VERBOSE`, `SET path value`,
 //! `BIND endpoint`, `PORT`, `CONNECT endpoint`, `ANNOUNCE endpoint service`
-//! (or `PUBLISH key value`), `UNPUBLISH endpoint`, `STATUS`, `$TERM`; and
-//! ours, `STATS` (every
+//! (or `PUBLISH key value`), `UNPUBLISH endpoint`, `STATUS`, `$TERM`, and
+//! the CURVE commands of its draft API, `SET PUBLICKEY key`, `SET SECRETKEY
+//! key`, `ZAP DOMAIN domain`, `CONNECT endpoint key`; and ours, `STATS` (every
 //! counter, as `name=value` pairs) and `TUPLES` (every tuple, a
 //! `TUPLE endpoint service` line each, escaped, then `TUPLES count`) and
 //! `PEERS` (a `PEER session|remote name state up|down` line each, then
@@ -33,6 +34,8 @@ pub enum TextCommand {
     Announce(String, String),
     /// `UNPUBLISH endpoint`.
     Unpublish(String),
+    /// `ZAP DOMAIN domain`.
+    ZapDomain(String),
     /// `STATUS`.
     Status,
     /// `STATS`.
@@ -49,7 +52,7 @@ pub enum TextCommand {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Unknown command word.
-    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, UNPUBLISH, STATUS, STATS, TUPLES, PEERS, $TERM)")]
+    #[error("unknown command \"{0}\" (known: VERBOSE, SET, BIND, PORT, CONNECT, ANNOUNCE, PUBLISH, UNPUBLISH, ZAP DOMAIN, STATUS, STATS, TUPLES, PEERS, $TERM)")]
     Unknown(String),
     /// Wrong number of arguments.
     #[error("{command} takes {expected}")]
@@ -103,6 +106,17 @@ impl TextCommand {
             "$TERM" => none("$TERM", Self::Term)?,
             "BIND" => Self::Bind(one("BIND")?),
             "UNPUBLISH" => Self::Unpublish(one("UNPUBLISH")?),
+            "ZAP" => match args.as_slice() {
+                [what, domain] if what.eq_ignore_ascii_case("DOMAIN") => {
+                    Self::ZapDomain((*domain).to_owned())
+                }
+                _ => {
+                    return Err(ParseError::Arguments {
+                        command: "ZAP",
+                        expected: "DOMAIN and a domain name",
+                    })
+                }
+            },
             "CONNECT" => match args.as_slice() {
                 [endpoint, key] => Self::ConnectCurve((*endpoint).to_owned(), (*key).to_owned()),
                 [endpoint] => Self::Connect((*endpoint).to_owned()),
@@ -158,6 +172,7 @@ impl TextCommand {
             Self::ConnectCurve(endpoint, key) => node.connect_curve(endpoint, key).map(|()| None),
             Self::Announce(endpoint, service) => node.announce(endpoint, service).map(|()| None),
             Self::Unpublish(endpoint) => node.unpublish(endpoint).map(|()| None),
+            Self::ZapDomain(domain) => node.zap_domain(domain).map(|()| None),
             Self::Status => node.status().map(|n| Some(format!("STATUS {n}"))),
             Self::Stats => node.stats().map(|s| Some(format!("STATS {s}"))),
             Self::Tuples => node.tuples().map(|tuples| {
@@ -251,6 +266,11 @@ mod tests {
             Ok(Some(TextCommand::Unpublish("tcp://a:1".into())))
         );
         assert!(parse("UNPUBLISH").is_err());
+        assert_eq!(
+            parse("ZAP DOMAIN global"),
+            Ok(Some(TextCommand::ZapDomain("global".into())))
+        );
+        assert!(parse("ZAP global").is_err());
         assert!(parse("TUPLES all").is_err());
         let err = parse("BIND").unwrap_err().to_string();
         assert_eq!(err, "BIND takes one argument, an endpoint");

@@ -263,7 +263,11 @@ fn security(cert: &std::path::Path, allow: &std::path::Path) -> Result<zgossip::
         }
         allowed.push(Certificate::load(&path).map_err(|e| e.to_string())?.public);
     }
-    Ok(zgossip::Security { cert, allowed })
+    Ok(zgossip::Security {
+        cert,
+        allowed: Some(allowed),
+        domain: None,
+    })
 }
 
 fn keygen(args: &KeygenArgs) -> Result<ExitCode, zgossip::Error> {
@@ -429,7 +433,10 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
     if let (Some(cert), Some(allow)) = (&args.cert, &args.allow) {
         match security(cert, allow) {
             Ok(security) => {
-                println!("CURVE {} peers allowed", security.allowed.len());
+                println!(
+                    "CURVE {} peers allowed",
+                    security.allowed.as_ref().map_or(0, Vec::len)
+                );
                 node.secure(security)?;
             }
             Err(e) => {

@@ -476,3 +476,47 @@ fn nodes_gossip_over_curve_with_keygens_certificates() {
     client.send("$TERM");
     client.expect_exit();
 }
+
+/// CZMQ's draft CURVE commands on stdin: `SET PUBLICKEY`, `SET SECRETKEY`,
+/// `ZAP DOMAIN`, then `CONNECT endpoint key`. Keys alone admit any CURVE
+/// client (no allow-list, as CZMQ without zauth), and no NULL client.
+#[test]
+fn czmqs_draft_curve_commands_on_stdin() {
+    let keys = |pair: zmq::CurveKeyPair| {
+        (
+            zmq::z85_encode(&pair.public_key).unwrap(),
+            zmq::z85_encode(&pair.secret_key).unwrap(),
+        )
+    };
+    let (server_public, server_secret) = keys(zmq::CurveKeyPair::new().unwrap());
+    let (client_public, client_secret) = keys(zmq::CurveKeyPair::new().unwrap());
+    let mut server = Running::start(BIN, &["node"]);
+    server.send(&format!("SET PUBLICKEY {server_public}"));
+    server.send(&format!("SET SECRETKEY {server_secret}"));
+    server.send("ZAP DOMAIN global");
+    server.send("BIND tcp://127.0.0.1:*");
+    server.send("PORT");
+    let port = server.expect_line("PORT", |l| l.starts_with("PORT "));
+    let port = port.rsplit(' ').next().expect("port").to_owned();
+    server.send("ANNOUNCE tcp://s:1 S");
+    // A NULL client is refused in the handshake: it never hears of S.
+    let mut plain = Running::start(BIN, &["node"]);
+    plain.send(&format!("CONNECT tcp://127.0.0.1:{port}"));
+    let mut client = Running::start(BIN, &["node"]);
+    client.send(&format!("SET PUBLICKEY {client_public}"));
+    client.send(&format!("SET SECRETKEY {client_secret}"));
+    client.send(&format!("CONNECT tcp://127.0.0.1:{port} {server_public}"));
+    client.send("ANNOUNCE tcp://c:1 C");
+    client.expect_line("the server's tuple", |l| l == "DELIVER tcp://s:1 S");
+    server.expect_line("the client's tuple", |l| l == "DELIVER tcp://c:1 C");
+    plain.send("STATUS");
+    plain.expect_line("STATUS", |l| l == "STATUS 0");
+    // A malformed key is an error on stderr, and the node goes on.
+    client.send("SET SECRETKEY short");
+    client.send("STATUS");
+    client.expect_line("STATUS", |l| l.starts_with("STATUS "));
+    for node in [&mut server, &mut client, &mut plain] {
+        node.send("$TERM");
+        node.expect_exit();
+    }
+}

@@ -402,7 +402,8 @@ mod interop {
         let hub = Node::new("hub").unwrap();
         hub.secure(Security {
             cert: hub_cert.clone(),
-            allowed: vec![friend_cert.public.clone()],
+            allowed: Some(vec![friend_cert.public.clone()]),
+            domain: None,
         })
         .unwrap();
         hub.bind("tcp://127.0.0.1:*").unwrap();
@@ -412,7 +413,8 @@ mod interop {
         friend
             .secure(Security {
                 cert: friend_cert,
-                allowed: vec![],
+                allowed: Some(vec![]),
+                domain: None,
             })
             .unwrap();
         friend

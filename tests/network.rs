@@ -325,7 +325,8 @@ fn a_curve_node_admits_only_allowed_keys() {
     server
         .secure(Security {
             cert: server_cert.clone(),
-            allowed: vec![friend_cert.public.clone()],
+            allowed: Some(vec![friend_cert.public.clone()]),
+            domain: None,
         })
         .unwrap();
     server.bind("tcp://127.0.0.1:*").unwrap();
@@ -350,7 +351,8 @@ fn a_curve_node_admits_only_allowed_keys() {
     stranger
         .secure(Security {
             cert: stranger_cert,
-            allowed: vec![],
+            allowed: Some(vec![]),
+            domain: None,
         })
         .unwrap();
     stranger
@@ -366,7 +368,8 @@ fn a_curve_node_admits_only_allowed_keys() {
     friend
         .secure(Security {
             cert: friend_cert,
-            allowed: vec![],
+            allowed: Some(vec![]),
+            domain: None,
         })
         .unwrap();
     friend

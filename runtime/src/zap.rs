@@ -9,7 +9,8 @@
 //! * [`Policy::Plain`]: a username and password from a passwords file, in
 //!   the format CZMQ's `zauth` reads (`user=password` lines, `#` comments);
 //! * [`Policy::Curve`]: clients whose CURVE public key is on an allow-list
-//!   (CZMQ's `zauth` reads it from a directory of public certificates).
+//!   (CZMQ's `zauth` reads it from a directory of public certificates);
+//!   [`Policy::CurveAny`]: any CURVE client.
 //!   CURVE needs a libzmq built with libsodium ([`curve_available`]; ours
 //!   is): where it is missing, asking for it is an error, never a silent
 //!   fallback to plain text.
@@ -30,6 +31,10 @@ pub enum Policy {
     Plain(HashMap<String, String>),
     /// Clients with these CURVE public keys (Z85).
     Curve(std::collections::HashSet<String>),
+    /// Any CURVE client: the handshake proves it knows the server's public
+    /// key, and the link is encrypted, but clients are not authenticated
+    /// (CZMQ's `zauth` `CURVE ALLOW_ANY`).
+    CurveAny,
 }
 
 /// Why a policy could not be installed.
@@ -181,6 +186,10 @@ fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
                 tracing::debug!(domain, key = %key, "CURVE client refused: not on the allow-list");
                 reply("400", "public key not allowed", "")
             }
+        }
+        (Some(Policy::CurveAny), b"CURVE") => {
+            let key = zmq::z85_encode(frame(6)).unwrap_or_default();
+            reply("200", "OK", &key)
         }
         (None, _) => reply("400", "no policy for this ZAP domain", ""),
         (Some(_), _) => reply("400", "mechanism not allowed in this ZAP domain", ""),
