@@ -298,6 +298,39 @@ mod interop {
         assert_eq!(czmq.status(), 3);
     }
 
+    /// What a CZMQ peer sees of the tuple lifecycle: our tuples arrive
+    /// plain (no extension bytes), UNPUBLISH sends it nothing (its protocol
+    /// has no removal, and a tombstone would look like a new tuple), so it
+    /// keeps its copy; when it replays that copy to any of our nodes, the
+    /// tombstone there keeps it out.
+    #[test]
+    fn czmq_peers_keep_removed_tuples_but_cannot_bring_them_back() {
+        let (a, a_endpoint) = ours_on_tcp();
+        let (b, b_endpoint) = ours_on_tcp();
+        b.connect(&a_endpoint).unwrap();
+        let mut czmq = Czmq::start("czmq-stale");
+        czmq.command(&format!("CONNECT {a_endpoint}"));
+        a.announce("tcp://gone:1", "old").unwrap();
+        czmq.wait_for(&[("tcp://gone:1", "old")]);
+        wait_ours(&b, &[("tcp://gone:1", "old")]);
+        a.unpublish("tcp://gone:1").unwrap();
+        let d = b.recv_delivery(WAIT).expect("the removal");
+        assert!(d.removed && d.endpoint == "tcp://gone:1", "{d:?}");
+        assert_eq!(czmq.status(), 1, "CZMQ keeps its copy");
+        // CZMQ replays its table to b: HELLO and the stale copy, refused.
+        let before = b.stats().unwrap().duplicates;
+        czmq.command(&format!("CONNECT {b_endpoint}"));
+        let deadline = Instant::now() + WAIT;
+        while b.stats().unwrap().duplicates == before {
+            assert!(Instant::now() < deadline, "the replay never came");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(b.status().unwrap(), 0);
+        assert_eq!(a.status().unwrap(), 0);
+        assert_eq!(b.recv_delivery(Duration::from_millis(300)), None);
+        assert_eq!(czmq.status(), 1, "and it is still alive");
+    }
+
     /// The frames our node sends are the frames CZMQ's node sends, captured
     /// live from both on a raw ROUTER that answers PINGs as a CZMQ server
     /// does (a plain PONG). Ours sends one thing more, first: the PING that
