@@ -113,6 +113,11 @@ struct SwarmArgs {
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Lease of the nodes' tuples in milliseconds (`tuples/lease`); 0, the
+    /// default: none, as CZMQ, so that runs measure dissemination alone
+    /// (every owner's renewals would flood the swarm each third of it).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    lease: u64,
     /// Write the convergence curve as CSV.
     #[arg(long)]
     csv: Option<std::path::PathBuf>,
@@ -597,7 +602,10 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         churn: args.churn,
         timeout: Duration::from_secs(args.timeout),
         seed: args.seed,
-        settings: Settings::default(),
+        settings: Settings {
+            lease: (args.lease > 0).then(|| Duration::from_millis(args.lease)),
+            ..Settings::default()
+        },
     };
     println!(
         "swarm: {} nodes ({}), {} tuples, churn {:.0}%, over {}",

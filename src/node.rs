@@ -583,7 +583,8 @@ impl NodeCore {
         if let Received::Tuple(announce) = self.remotes[remote].receive(message) {
             let offer = offer_of(&announce, self.settings.foreign_lease);
             match self.gossip.receive(&offer, now) {
-                Ok(change) => self.spread(change, Some(remote), now),
+                Ok(Some(change)) => self.spread(change, Some(remote), now),
+                Ok(None) => self.stats.duplicates += 1,
                 Err(refusal) => self.refused_tuple(refusal, now),
             }
         }
@@ -644,7 +645,9 @@ impl NodeCore {
                 Err(AnnounceError::TableFull(self.settings.limits.tuples))
             }
             Ok(change) => {
-                self.spread(change, None, now);
+                if let Some(change) = change {
+                    self.spread(change, None, now);
+                }
                 if self.next_renewal.is_none() {
                     self.next_renewal = self.renewal_interval().map(|every| now + every);
                 }
@@ -663,7 +666,9 @@ impl NodeCore {
         }
         match self.gossip.publish(endpoint, None, now) {
             Ok(change) => {
-                self.spread(change, None, now);
+                if let Some(change) = change {
+                    self.spread(change, None, now);
+                }
                 Ok(())
             }
             Err(refusal) => {
@@ -684,10 +689,6 @@ impl NodeCore {
     /// what it can), to every remote but the one it came from (unless it
     /// answers that one), and tell the application.
     fn spread(&mut self, change: Change, from_remote: Option<usize>, now: Instant) {
-        if change.accepted.position().is_none() {
-            self.stats.duplicates += 1;
-            return;
-        }
         if change.echo {
             self.stats.contests += 1;
         }

@@ -217,12 +217,17 @@ impl Gossip {
     /// lifecycle"): the table's ranking, and for an endpoint this node
     /// owns, an answer to a competing write instead (or, to a persistent
     /// competitor with a higher origin, giving the endpoint up).
-    pub(crate) fn receive(&mut self, offer: &Offer<'_>, now: Instant) -> Result<Change, Refusal> {
+    /// `Ok(None)`: nothing changed (a duplicate, or outranked).
+    pub(crate) fn receive(
+        &mut self,
+        offer: &Offer<'_>,
+        now: Instant,
+    ) -> Result<Option<Change>, Refusal> {
         if offer.service.len() > self.limits.service {
             return Err(Refusal::ServiceTooLong);
         }
         if let Some(change) = self.defend(offer, now) {
-            return Ok(change);
+            return Ok(Some(change));
         }
         self.store(offer, false, now)
     }
@@ -262,34 +267,39 @@ impl Gossip {
             removed: false,
             contested: true,
         };
-        self.store(&answer, true, now).ok()
+        self.store(&answer, true, now).ok().flatten()
     }
 
-    fn store(&mut self, offer: &Offer<'_>, echo: bool, now: Instant) -> Result<Change, Refusal> {
+    fn store(
+        &mut self,
+        offer: &Offer<'_>,
+        echo: bool,
+        now: Instant,
+    ) -> Result<Option<Change>, Refusal> {
         let accepted = self.tuples.offer(offer, self.limits.tuples, now);
-        match accepted {
+        let position = match accepted {
             Accepted::Full => return Err(Refusal::TableFull),
             Accepted::Implausible => return Err(Refusal::Implausible),
-            _ => {}
-        }
-        let position = accepted.position().unwrap_or(usize::MAX);
-        let tuple = match accepted.position() {
-            Some(p) => self.tuples.at(p, now),
-            None => None,
+            other => match other.position() {
+                Some(position) => position,
+                None => return Ok(None),
+            },
         };
-        Ok(Change {
+        // What the table now holds is the offer (read back from the table
+        // it would cost two cache misses into the process-wide strings).
+        Ok(Some(Change {
             position,
             accepted,
-            tuple: tuple.unwrap_or_else(|| Tuple {
+            tuple: Tuple {
                 endpoint: Arc::from(offer.endpoint),
                 service: Arc::from(offer.service),
                 stamp: offer.stamp,
                 removed: offer.removed,
                 contested: offer.contested,
                 lease: offer.lease,
-            }),
+            },
             echo,
-        })
+        }))
     }
 
     /// A tuple from the application: ours, one version above what the
@@ -299,7 +309,7 @@ impl Gossip {
         endpoint: &str,
         service: Option<&str>,
         now: Instant,
-    ) -> Result<Change, Refusal> {
+    ) -> Result<Option<Change>, Refusal> {
         let held = self.tuples.get(endpoint, now);
         let version = held
             .as_ref()
@@ -344,7 +354,7 @@ impl Gossip {
                 self.owned.remove(&endpoint);
                 continue;
             };
-            if let Ok(change) = self.publish(&endpoint, Some(&ours.service), now) {
+            if let Ok(Some(change)) = self.publish(&endpoint, Some(&ours.service), now) {
                 changes.push(change);
             }
         }
@@ -456,8 +466,8 @@ impl Actions for Gossip {
         let now = io.now().unwrap_or_else(Instant::now);
         let offer = offer_of(a, self.lifecycle.foreign_lease);
         match self.receive(&offer, now) {
-            Ok(change) if change.accepted.position().is_some() => self.forward_change(change, io),
-            Ok(_) => self.duplicates += 1,
+            Ok(Some(change)) => self.forward_change(change, io),
+            Ok(None) => self.duplicates += 1,
             Err(refusal) => self.refused.push(refusal),
         }
     }
