@@ -252,3 +252,38 @@ fn unpublish_removes_everywhere_and_stale_copies_stay_out() {
     owner.announce("tcp://old:1", "reborn").unwrap();
     wait_all(&nodes, "tcp://old:1", Some("reborn"));
 }
+
+#[test]
+fn unstamped_tuples_live_forever_unless_given_a_foreign_lease() {
+    let (keeper, keeper_endpoint) = bound("keeper");
+    let (expirer, expirer_endpoint) = bound("expirer");
+    expirer.set("tuples/foreign-lease", "400").unwrap();
+    // A CZMQ-like peer: HELLO, then a plain tuple, to each node.
+    let mut peers = Vec::new();
+    for endpoint in [&keeper_endpoint, &expirer_endpoint] {
+        let peer = dealer(endpoint);
+        peer.send(frame(Hello), 0).unwrap();
+        peer.send(support::announce("tcp://czmq:1", "plain"), 0)
+            .unwrap();
+        round_trip(&peer);
+        peers.push(peer);
+    }
+    for node in [&keeper, &expirer] {
+        let d = node.recv_delivery(WAIT).expect("delivered");
+        assert_eq!((d.endpoint.as_str(), d.removed), ("tcp://czmq:1", false));
+    }
+    let heard = Instant::now();
+    let d = expirer.recv_delivery(WAIT).expect("expired");
+    assert_eq!((d.endpoint.as_str(), d.removed), ("tcp://czmq:1", true));
+    let took = heard.elapsed();
+    assert!(took <= Duration::from_millis(400 + 500), "{took:?}");
+    // Heard again, it is back (it was never removed by its writer).
+    peers[1]
+        .send(support::announce("tcp://czmq:1", "plain"), 0)
+        .unwrap();
+    let d = expirer.recv_delivery(WAIT).expect("back");
+    assert_eq!((d.endpoint.as_str(), d.removed), ("tcp://czmq:1", false));
+    // Without a foreign lease, as CZMQ: still there.
+    assert_eq!(value(&keeper, "tcp://czmq:1").as_deref(), Some("plain"));
+    assert_eq!(keeper.recv_delivery(Duration::from_millis(200)), None);
+}
