@@ -24,7 +24,8 @@
 //! string nobody holds any more is freed, so a peer that keeps replacing a
 //! service does not leave garbage behind.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -230,6 +231,9 @@ const EXPIRY: u32 = CONTESTED - 1;
 /// forward before they run out.
 const TICK: Duration = Duration::from_millis(10);
 
+/// Stale heap entries allowed beyond twice the table's size.
+const SPARE_EXPIRIES: usize = 64;
+
 /// An endpoint symbol that marks a hole (a forgotten entry).
 const HOLE: Symbol = Symbol::MAX;
 
@@ -280,8 +284,14 @@ pub struct Tuples {
     live: usize,
     /// Expiry ticks count from here.
     epoch: Option<Instant>,
-    /// The earliest expiry in the table, in ticks (0: none).
-    next_expiry: u32,
+    /// Expiries in ticks with their positions, earliest first: at least
+    /// one at or before each leased entry's expiry. A write that gives an
+    /// entry an expiry, or an earlier one, pushes one; a later one (a
+    /// renewal) pushes nothing: the old one, when it comes up, is pushed
+    /// again at the entry's current expiry. So there are about as many as
+    /// leased entries (8 bytes each), and never over twice as many plus
+    /// [`SPARE_EXPIRIES`]: past that, the heap is rebuilt from the table.
+    expiries: BinaryHeap<Reverse<(u32, u32)>>,
 }
 
 impl std::fmt::Debug for Tuples {
@@ -312,7 +322,7 @@ impl Clone for Tuples {
             holes: self.holes.clone(),
             live: self.live,
             epoch: self.epoch,
-            next_expiry: self.next_expiry,
+            expiries: self.expiries.clone(),
         }
     }
 }
@@ -370,21 +380,16 @@ impl Tuples {
                 e.state = (e.state & !EXPIRY) | expiry;
             }
             self.epoch = Some(epoch + TICK * shift as u32);
-            self.next_expiry = 0;
-            let entries = &self.entries;
-            self.next_expiry = entries
+            self.expiries = self
+                .entries
                 .iter()
-                .map(Entry::expiry)
-                .filter(|&x| x != 0)
-                .min()
-                .unwrap_or(0);
+                .enumerate()
+                .filter(|(_, e)| !e.is_hole() && e.expiry() != 0)
+                .map(|(p, e)| Reverse((e.expiry(), p as u32)))
+                .collect();
         }
         // A lease past the ticks' span ends there (over 124 days).
-        let ticks = self.ticks(at).min(u64::from(EXPIRY)) as u32;
-        if self.next_expiry == 0 || ticks < self.next_expiry {
-            self.next_expiry = ticks;
-        }
-        ticks
+        self.ticks(at).min(u64::from(EXPIRY)) as u32
     }
 
     /// Time left on an expiry, at `now`; at least a millisecond, since 0
@@ -509,6 +514,10 @@ impl Tuples {
     /// Set an entry's stamp, flags and expiry from an offer.
     fn write(&mut self, p: usize, offer: &Offer<'_>, now: Instant) {
         let expiry = self.expiry_for(now, offer.lease);
+        let before = self.entries[p].expiry();
+        if expiry != 0 && (before == 0 || expiry < before) {
+            self.schedule(expiry, p);
+        }
         let e = &mut self.entries[p];
         let stamp = offer.stamp.unwrap_or(Stamp {
             version: 0,
@@ -521,13 +530,28 @@ impl Tuples {
             | if offer.contested { CONTESTED } else { 0 };
     }
 
+    /// Put an expiry on the heap, rebuilding it if stale ones pile up.
+    fn schedule(&mut self, expiry: u32, p: usize) {
+        self.expiries.push(Reverse((expiry, p as u32)));
+        if self.expiries.len() > 2 * self.entries.len() + SPARE_EXPIRIES {
+            self.expiries = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| !e.is_hole() && e.expiry() != 0)
+                .map(|(p, e)| Reverse((e.expiry(), p as u32)))
+                .collect();
+        }
+    }
+
     /// Expire what is due at `now`: a live versioned tuple becomes a
     /// tombstone kept for `keep` (`None`: forever) and its endpoint and
     /// service go to `removed`; an unversioned one given a lease is
     /// forgotten (also into `removed`); a tombstone whose time is over is
-    /// forgotten. One pass over the table, only when something is due.
+    /// forgotten. Costs what is due (and the stale heap entries before it),
+    /// not the table.
     pub fn expire(&mut self, now: Instant, keep: Option<Duration>, removed: &mut Vec<Tuple>) {
-        if self.next_expiry == 0 || self.ticks(now) < u64::from(self.next_expiry) {
+        if self.next_expiry().map_or(true, |at| at > now) {
             return;
         }
         // First: a keep time may move the epoch, and `due` counts from it.
@@ -536,16 +560,21 @@ impl Tuples {
             None => 0,
         };
         let due = self.ticks(now);
-        let mut next = 0;
         let mut forget = Vec::new();
-        for p in 0..self.entries.len() {
+        while let Some(&Reverse((expiry, p))) = self.expiries.peek() {
+            if u64::from(expiry) > due {
+                break;
+            }
+            self.expiries.pop();
+            let p = p as usize;
             let e = self.entries[p];
-            let expiry = e.expiry();
-            if e.is_hole() || expiry == 0 {
+            // Renewed since: due later. Forgotten, or never expiring now,
+            // or due earlier (then another heap entry has it): nothing.
+            if !e.is_hole() && e.expiry() > expiry {
+                self.expiries.push(Reverse((e.expiry(), p as u32)));
                 continue;
             }
-            if u64::from(expiry) > due {
-                next = if next == 0 { expiry } else { next.min(expiry) };
+            if e.is_hole() || e.expiry() != expiry {
                 continue;
             }
             if !e.removed() {
@@ -553,19 +582,16 @@ impl Tuples {
                 removed.push(self.tuple(p, now));
             }
             if e.removed() || e.origin == 0 {
+                // No expiry from now on: a duplicate heap entry skips it.
+                self.entries[p].state = REMOVED;
                 forget.push(p);
             } else {
                 self.entries[p].state = (e.state & CONTESTED) | REMOVED | keep_until;
                 if keep_until != 0 {
-                    next = if next == 0 {
-                        keep_until
-                    } else {
-                        next.min(keep_until)
-                    };
+                    self.schedule(keep_until, p);
                 }
             }
         }
-        self.next_expiry = next;
         if !forget.is_empty() {
             let mut symbols = Symbols::lock();
             for p in forget {
@@ -584,10 +610,12 @@ impl Tuples {
         }
     }
 
-    /// When [`Tuples::expire`] next has something to do.
+    /// When [`Tuples::expire`] next has something to do (perhaps only to
+    /// drop stale heap entries).
     pub fn next_expiry(&self) -> Option<Instant> {
         let epoch = self.epoch?;
-        (self.next_expiry != 0).then(|| epoch + TICK * (self.next_expiry - 1))
+        let &Reverse((expiry, _)) = self.expiries.peek()?;
+        Some(epoch + TICK * (expiry - 1))
     }
 
     fn tuple(&self, p: usize, now: Instant) -> Tuple {
@@ -932,6 +960,51 @@ mod tests {
         let mut all = Vec::new();
         t.slice_into(0, slots, t0, &mut all);
         assert_eq!(all.len(), 2);
+    }
+
+    #[test]
+    fn renewals_and_refreshes_keep_the_expiry_heap_bounded() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Tuples::default();
+        // A peer that repeats one tuple forever, leases up and down.
+        for i in 0..=100_000u32 {
+            let lease = if i % 2 == 0 { 10 * s } else { s };
+            let offer = Offer {
+                lease: Some(lease),
+                ..Offer::unversioned("again", "x")
+            };
+            t.offer(
+                &offer,
+                NO_LIMIT,
+                t0 + Duration::from_millis(u64::from(i / 100)),
+            );
+        }
+        assert!(
+            t.expiries.len() <= 2 + SPARE_EXPIRIES,
+            "{}",
+            t.expiries.len()
+        );
+        // Renewals of versioned tuples push nothing.
+        for version in 1..1000 {
+            let renewal = Offer {
+                lease: Some(s),
+                ..offer("e", "x", v(version, 1))
+            };
+            t.offer(&renewal, NO_LIMIT, t0);
+        }
+        assert!(
+            t.expiries.len() <= 4 + SPARE_EXPIRIES,
+            "{}",
+            t.expiries.len()
+        );
+        // And the last expiry given is the one that counts.
+        let mut removed = Vec::new();
+        let last = t0 + Duration::from_millis(1000) + 10 * s;
+        t.expire(last - s / 2, None, &mut removed);
+        assert_eq!(removed.len(), 1, "e, leased 1 s");
+        t.expire(last + TICK, None, &mut removed);
+        assert_eq!(removed.len(), 2);
     }
 
     #[test]
