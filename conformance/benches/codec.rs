@@ -156,7 +156,6 @@ mod with_shared {
             endpoint: announce.endpoint.clone(),
             service: announce.service.clone(),
             ttl: announce.ttl,
-            ..Default::default()
         };
         let log = ex::Log::test_value();
         let log_pb = pb::Log {

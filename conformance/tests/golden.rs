@@ -92,7 +92,6 @@ fn czmqs_own_zgossip_model_matches_czmq_on_the_wire() {
         key: ENDPOINT.into(),
         value: SERVICE.into(),
         ttl: 0,
-        ..Default::default()
     };
     assert_wire(
         czmq::ZgossipMsg::from(publish),
