@@ -38,6 +38,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod node;
 pub mod peers_file;
+pub mod plumtree;
 pub mod remote;
 pub mod server;
 pub mod swarm;

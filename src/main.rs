@@ -660,6 +660,13 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         report.messages_per_tuple_per_node(&config),
         report.duplicates
     );
+    let by_type: Vec<String> = zgossip::node::MESSAGE_TYPES
+        .iter()
+        .zip(report.sent_by_type)
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    println!("  sent by type: {}", by_type.join(", "));
     println!(
         "  sends refused by a full queue: {}, re-synchronisations: {}",
         report.refused_sends, report.resyncs

@@ -11,10 +11,12 @@ use zproto_runtime::{Codec, Frame};
 
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
-use crate::msg::ZgossipMsg;
+use crate::msg::{Graft, Ihave, Prune, ZgossipMsg};
+use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote, BACKOFF};
 use crate::server::{
-    announce_of, can_send, offer_of, Change, Gossip, Lifecycle, Refusal, DEFAULT_LEASE,
+    announce_of, can_send, is_replay, offer_of, replayed, Change, Gossip, Lifecycle, Refusal,
+    DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Tuple, Tuples};
@@ -231,9 +233,9 @@ pub struct Stats {
     /// Deliveries dropped because the application's queue was full.
     pub deliveries_dropped: u64,
     /// Messages received, by type ([`MESSAGE_TYPES`] order).
-    pub received_by_type: [u64; 5],
+    pub received_by_type: [u64; 8],
     /// Messages sent, by type ([`MESSAGE_TYPES`] order).
-    pub sent_by_type: [u64; 5],
+    pub sent_by_type: [u64; 8],
     /// Bytes of the messages received (routing ids left out).
     pub bytes_received: u64,
     /// Bytes of the messages sent (routing ids left out).
@@ -241,11 +243,13 @@ pub struct Stats {
 }
 
 /// zgossip's message types, in id order, as `Stats` counts them.
-pub const MESSAGE_TYPES: [&str; 5] = ["HELLO", "ANNOUNCE", "PING", "PONG", "INVALID"];
+pub const MESSAGE_TYPES: [&str; 8] = [
+    "HELLO", "ANNOUNCE", "PING", "PONG", "INVALID", "IHAVE", "GRAFT", "PRUNE",
+];
 
 /// The index of `message`'s type in [`MESSAGE_TYPES`].
 fn type_index(message: &ZgossipMsg) -> usize {
-    usize::from(message.id().clamp(1, 5) - 1)
+    usize::from(message.id().clamp(1, 8) - 1)
 }
 
 fn frames_len<F: AsRef<[u8]>>(frames: &[F]) -> u64 {
@@ -306,6 +310,8 @@ pub struct NodeCore {
     warn_refused: Throttle,
     /// When our tuples are next renewed (while we own any).
     next_renewal: Option<Instant>,
+    /// Plumtree: when ids queued for lazy links next go out.
+    next_flush: Option<Instant>,
 }
 
 impl NodeCore {
@@ -330,6 +336,7 @@ impl NodeCore {
             warn_malformed: Throttle::default(),
             warn_refused: Throttle::default(),
             next_renewal: None,
+            next_flush: None,
         }
     }
 
@@ -580,13 +587,47 @@ impl NodeCore {
         self.stats.count_in(&message, frames);
         self.remotes[remote].heard(now);
         self.remote_presence(remote, now);
-        if let Received::Tuple(announce) = self.remotes[remote].receive(message) {
-            let offer = offer_of(&announce, self.settings.foreign_lease);
-            match self.gossip.receive(&offer, now) {
-                Ok(Some(change)) => self.spread(change, Some(remote), now),
-                Ok(None) => self.stats.duplicates += 1,
-                Err(refusal) => self.refused_tuple(refusal, now),
+        match self.remotes[remote].receive(message) {
+            Received::Tuple(announce) => {
+                let offer = offer_of(&announce, self.settings.foreign_lease);
+                match self.gossip.receive(&offer, now) {
+                    Ok(Some(mut change)) => {
+                        change.replay = is_replay(&announce);
+                        self.spread(change, Some(remote), now)
+                    }
+                    Ok(None) => {
+                        self.stats.duplicates += 1;
+                        // Plumtree: pushed to us twice: this link is off the tree.
+                        if !is_replay(&announce)
+                            && self.gossip.tuples.came_pushed(&announce.endpoint)
+                            && self.remotes[remote].pruned()
+                        {
+                            self.send_to_remote(remote, vec![Prune.into()]);
+                        }
+                    }
+                    Err(refusal) => self.refused_tuple(refusal, now),
+                }
             }
+            Received::Ihave(records) => match plumtree::unpack(&records) {
+                Some(ids) => {
+                    let gossip = &mut self.gossip;
+                    gossip
+                        .missing
+                        .heard(ids, Link::Remote(remote), &gossip.tuples, now);
+                }
+                None => self.refused_tuple(Refusal::Implausible, now),
+            },
+            Received::Graft(endpoints) => {
+                let versioned = self.remotes[remote].versioned();
+                let messages: Vec<ZgossipMsg> = endpoints
+                    .iter()
+                    .filter_map(|endpoint| self.gossip.tuples.get(endpoint, now))
+                    .filter(|t| can_send(t, versioned))
+                    .map(|t| replayed(announce_of(&t, versioned)).into())
+                    .collect();
+                self.send_to_remote(remote, messages);
+            }
+            Received::Nothing => {}
         }
         // An INVALID or a marker's PONG may have made a generation due.
         if self.remotes[remote].next_deadline() <= now {
@@ -608,13 +649,15 @@ impl NodeCore {
     /// slice of our tuples are already in the outputs.
     pub fn connect(&mut self, endpoint: &str, now: Instant) -> usize {
         let mut sent = Vec::new();
-        let remote = Remote::new(
+        let mut remote = Remote::new(
             endpoint,
             &self.gossip.tuples,
             self.settings.pace(),
             now,
             &mut |m| sent.push(m),
         );
+        // Plumtree: the first remote is on the tree, the others lazy.
+        remote.set_wants_lazy(!self.remotes.is_empty());
         self.remotes.push(remote);
         let index = self.remotes.len() - 1;
         self.send_to_remote(index, sent);
@@ -694,12 +737,31 @@ impl NodeCore {
         }
         self.gossip.forwarding = Some(change.tuple.clone());
         self.gossip.forwarding_position = change.position;
+        self.gossip.forwarding_replay = change.replay;
         self.sessions
             .broadcast(&mut self.gossip, Event::Forward, now);
         self.flush_sessions();
         let except = from_remote.filter(|_| !change.echo);
-        self.flood(&change.tuple, change.position, except, now);
+        self.flood(&change.tuple, change.position, except, change.replay, now);
+        self.after_change(change, now);
+    }
+
+    /// A change is in: it is no longer missing; lazy ids wait for a flush;
+    /// the application hears of it.
+    fn after_change(&mut self, change: Change, now: Instant) {
+        self.gossip
+            .missing
+            .received(&change.tuple.endpoint, change.tuple.stamp, now);
+        self.schedule_flush(now);
         self.deliver(change);
+    }
+
+    /// Plumtree: ids wait for a lazy link; send them within [`FLUSH_EVERY`].
+    fn schedule_flush(&mut self, now: Instant) {
+        let queued = self.gossip.lazy_pending || self.remotes.iter().any(Remote::has_queued_ids);
+        if queued && self.next_flush.is_none() {
+            self.next_flush = Some(now + FLUSH_EVERY);
+        }
     }
 
     /// Tell the application what changed.
@@ -750,8 +812,8 @@ impl NodeCore {
             if change.echo {
                 self.stats.contests += 1;
             }
-            self.flood(&change.tuple, change.position, None, now);
-            self.deliver(change);
+            self.flood(&change.tuple, change.position, None, change.replay, now);
+            self.after_change(change, now);
         }
         for refusal in std::mem::take(&mut self.gossip.refused) {
             self.refused_tuple(refusal, now);
@@ -774,7 +836,14 @@ impl NodeCore {
     /// Send a tuple to every remote but `except` (and those about to send
     /// it anyway, or that cannot take it): encoded at most twice (versioned
     /// and plain), copied.
-    fn flood(&mut self, tuple: &Tuple, position: usize, except: Option<usize>, now: Instant) {
+    fn flood(
+        &mut self,
+        tuple: &Tuple,
+        position: usize,
+        except: Option<usize>,
+        replay: bool,
+        now: Instant,
+    ) {
         if self.remotes.len() <= usize::from(except.is_some()) {
             return;
         }
@@ -788,9 +857,14 @@ impl NodeCore {
             {
                 continue;
             }
+            if self.remotes[index].is_lazy() && tuple.stamp.is_some() {
+                self.remotes[index].queue_id(tuple);
+                continue;
+            }
             let slot = &mut encoded[usize::from(versioned)];
             if slot.is_none() {
-                let message = ZgossipMsg::from(announce_of(tuple, versioned));
+                let announce = announce_of(tuple, versioned);
+                let message = ZgossipMsg::from(if replay { replayed(announce) } else { announce });
                 match message.encode() {
                     Ok(frames) => *slot = Some((message, frames)),
                     Err(e) => {
@@ -829,6 +903,7 @@ impl NodeCore {
         self.sessions.tick(&mut self.gossip, now);
         self.after_sessions(now);
         self.expire(now);
+        self.plumtree_tick(now);
         if self.next_renewal.is_some_and(|at| at <= now) {
             for change in self.gossip.renew(now) {
                 self.spread(change, None, now);
@@ -909,6 +984,57 @@ impl NodeCore {
         self.after_sessions(now);
     }
 
+    /// Plumtree: send the ids queued for lazy links, and ask for tuples
+    /// heard of and not received in time.
+    fn plumtree_tick(&mut self, now: Instant) {
+        let max = usize::try_from(self.settings.limits.max_message()).unwrap_or(usize::MAX);
+        if self.next_flush.is_some_and(|at| at <= now) {
+            self.next_flush = None;
+            for index in 0..self.remotes.len() {
+                let mut batches = Vec::new();
+                while let Some(tuples) = self.remotes[index].take_ihave(max) {
+                    batches.push(Ihave { tuples }.into());
+                }
+                self.send_to_remote(index, batches);
+            }
+            // Each round, every lazy session sends one IHAVE.
+            for _ in 0..1024 {
+                if !std::mem::take(&mut self.gossip.lazy_pending) {
+                    break;
+                }
+                self.sessions
+                    .broadcast(&mut self.gossip, Event::FlushLazy, now);
+                self.flush_sessions();
+            }
+        }
+        let due = self.gossip.missing.due(&self.gossip.tuples, now);
+        for (link, mut endpoints) in due {
+            while !endpoints.is_empty() {
+                let batch = plumtree::graft_batch(&mut endpoints, max);
+                match link {
+                    Link::Remote(index) => {
+                        if index < self.remotes.len() {
+                            let graft = Graft { endpoints: batch };
+                            self.send_to_remote(index, vec![graft.into()]);
+                        }
+                    }
+                    Link::Session(key) => {
+                        self.gossip.graft_request = Some(batch);
+                        self.sessions.send_event_to(
+                            &mut self.gossip,
+                            key,
+                            Event::AskForMissing,
+                            now,
+                        );
+                        self.gossip.graft_request = None;
+                        self.flush_sessions();
+                    }
+                }
+            }
+        }
+        self.schedule_flush(now);
+    }
+
     /// Expire what is due: removals go to the application. Nothing is
     /// sent: every node holding the tuple expires it within its lease.
     fn expire(&mut self, now: Instant) {
@@ -940,6 +1066,8 @@ impl NodeCore {
             self.remotes.iter().map(Remote::next_deadline).min(),
             self.gossip.tuples.next_expiry(),
             self.next_renewal,
+            self.next_flush,
+            self.gossip.missing.next_due(),
         ]
         .into_iter()
         .flatten()

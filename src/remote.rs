@@ -36,8 +36,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::msg::{Announce, Hello, Ping, ZgossipMsg};
-use crate::server::{announce_of, can_send, EXTENSIONS, VERSIONED_TUPLES};
+use crate::msg::{Announce, Hello, Ping, Prune, ZgossipMsg};
+use crate::plumtree::{LazyQueue, PLUMTREE};
+use crate::server::{announce_of, can_send, replayed, EXTENSIONS, VERSIONED_TUPLES};
 use crate::tuples::Tuples;
 
 /// Longest spacing between generations, however often INVALID comes.
@@ -112,9 +113,16 @@ pub struct Remote {
     last_heard: Option<Instant>,
     /// Whether the node last reported the server up.
     reported_up: bool,
-    /// What the server's answer to our probe said: `None` until it came
-    /// on this connection.
-    versioned: Option<bool>,
+    /// The extensions the server's answer to our probe agreed: `None`
+    /// until it came on this connection.
+    agreed: Option<u32>,
+    /// Plumtree: this link should be lazy (not our first remote); PRUNE
+    /// follows HELLO.
+    wants_lazy: bool,
+    /// Plumtree: we send ids, not tuples, on this link.
+    lazy: bool,
+    /// Ids waiting for the next IHAVE.
+    queue: LazyQueue,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -122,6 +130,10 @@ pub struct Remote {
 pub enum Received {
     /// A tuple to run through acceptance.
     Tuple(Announce),
+    /// Plumtree: the ids of tuples the server holds (IHAVE records).
+    Ihave(Vec<u8>),
+    /// Plumtree: tuples the server asks for (GRAFT).
+    Graft(Vec<String>),
     /// Nothing for the node to do.
     Nothing,
 }
@@ -153,7 +165,10 @@ impl Remote {
             generations: 0,
             last_heard: None,
             reported_up: false,
-            versioned: None,
+            agreed: None,
+            wants_lazy: false,
+            lazy: false,
+            queue: LazyQueue::default(),
         };
         remote.tick(tuples, pace, now, send);
         remote
@@ -167,7 +182,49 @@ impl Remote {
     /// Whether the server takes versioned tuples (it answered our probe
     /// with that extension); `false` until it answered.
     pub fn versioned(&self) -> bool {
-        self.versioned == Some(true)
+        self.agreed.is_some_and(|a| a & VERSIONED_TUPLES != 0)
+    }
+
+    /// Whether the server agreed Plumtree.
+    pub fn plumtree(&self) -> bool {
+        self.agreed.is_some_and(|a| a & PLUMTREE != 0)
+    }
+
+    /// Plumtree: make this link lazy once it is open (the node's remotes
+    /// after the first: the first ones make the tree).
+    pub fn set_wants_lazy(&mut self, lazy: bool) {
+        self.wants_lazy = lazy;
+    }
+
+    /// Plumtree: whether tuples go to this link as ids only.
+    pub fn is_lazy(&self) -> bool {
+        self.lazy && self.plumtree()
+    }
+
+    /// Plumtree: queue a tuple's id for the next IHAVE.
+    pub fn queue_id(&mut self, tuple: &crate::tuples::Tuple) {
+        self.queue.push(tuple);
+    }
+
+    /// Plumtree: the records of one IHAVE, if ids wait.
+    pub fn take_ihave(&mut self, max_message: usize) -> Option<Vec<u8>> {
+        self.queue.take(max_message)
+    }
+
+    /// Plumtree: whether ids wait for an IHAVE.
+    pub fn has_queued_ids(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Plumtree: a tuple pushed to us again on this eager link: it is off
+    /// the tree. Whether to send PRUNE (once).
+    pub fn pruned(&mut self) -> bool {
+        if self.plumtree() && !self.lazy {
+            self.lazy = true;
+            self.wants_lazy = true;
+            return true;
+        }
+        false
     }
 
     /// Whether a generation is in flight or waiting to start.
@@ -208,7 +265,7 @@ impl Remote {
         self.sync_wanted = false;
         self.generations += 1;
         self.invalid_during_sync = false;
-        if self.versioned.is_none() {
+        if self.agreed.is_none() {
             // What the server speaks decides what the tuples carry: ask
             // first (a CZMQ server answers any PING, and ignores the offer).
             let probe = Ping {
@@ -224,6 +281,10 @@ impl Remote {
     /// HELLO, then every tuple from [`Remote::tick`].
     fn say_hello(&mut self, pace: Pace, now: Instant, send: &mut impl FnMut(ZgossipMsg)) {
         self.sent(Hello.into(), pace, now, send);
+        if self.plumtree() && self.wants_lazy {
+            self.sent(Prune.into(), pace, now, send);
+            self.lazy = true;
+        }
         self.phase = Phase::Sending;
         self.backlog = Some(0);
         self.backlog_at = now;
@@ -284,8 +345,7 @@ impl Remote {
                 self.pongs_received += 1;
                 if let Phase::Probing(marker) = self.phase {
                     if self.pongs_received >= marker {
-                        let agreed = pong.extensions.unwrap_or(0) & EXTENSIONS;
-                        self.versioned = Some(agreed & VERSIONED_TUPLES != 0);
+                        self.agreed = Some(pong.extensions.unwrap_or(0) & EXTENSIONS);
                         self.phase = Phase::Probed;
                     }
                 }
@@ -309,6 +369,13 @@ impl Remote {
             // A server never sends these (ours PINGs to see whether we are
             // still there): ignore them, as CZMQ does.
             ZgossipMsg::Hello(_) | ZgossipMsg::Ping(_) => {}
+            ZgossipMsg::Ihave(ihave) if self.plumtree() => return Received::Ihave(ihave.tuples),
+            ZgossipMsg::Graft(graft) if self.plumtree() => {
+                return Received::Graft(graft.endpoints);
+            }
+            ZgossipMsg::Prune(_) if self.plumtree() => self.lazy = true,
+            // Not agreed: a server has no business sending these.
+            ZgossipMsg::Ihave(_) | ZgossipMsg::Graft(_) | ZgossipMsg::Prune(_) => {}
         }
         Received::Nothing
     }
@@ -322,7 +389,8 @@ impl Remote {
         self.phase = Phase::Synced;
         self.backlog = None;
         // Maybe another server now: ask again.
-        self.versioned = None;
+        self.agreed = None;
+        self.lazy = false;
         self.want_sync();
     }
 
@@ -370,7 +438,7 @@ impl Remote {
         {
             if let Some(tuple) = tuples.first_live(now) {
                 // Probe: a duplicate to a live session, INVALID from a lost one.
-                let probe = announce_of(&tuple, self.versioned());
+                let probe = replayed(announce_of(&tuple, self.versioned()));
                 self.sent(probe.into(), pace, now, send);
             } else {
                 self.want_sync();
@@ -388,7 +456,12 @@ impl Remote {
             tuples.slice_into(from, count, now, &mut slice);
             let versioned = self.versioned();
             for tuple in slice.iter().filter(|t| can_send(t, versioned)) {
-                self.sent(announce_of(tuple, versioned).into(), pace, now, send);
+                self.sent(
+                    replayed(announce_of(tuple, versioned)).into(),
+                    pace,
+                    now,
+                    send,
+                );
             }
             // Holes and tombstones left out, the cursor moves by the slice.
             self.backlog = self.backlog.map(|b| (b + count).min(tuples.slots()));
@@ -554,7 +627,8 @@ mod tests {
         let ZgossipMsg::Announce(a) = &sent[3] else {
             panic!("{sent:?}")
         };
-        assert_eq!((a.origin, a.revision, a.flags), (Some(7), Some(1), Some(1)));
+        // Removed (1), and sent by a replay (4): a synchronisation.
+        assert_eq!((a.origin, a.revision, a.flags), (Some(7), Some(1), Some(5)));
     }
 
     #[test]

@@ -11,12 +11,13 @@ use zproto_runtime::engine::Io;
 
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
-use crate::msg::{Announce, Pong, ZgossipMsg};
+use crate::msg::{Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
+use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
 use crate::tuples::{Accepted, Offer, Stamp, Tuple, Tuples, MAX_VERSION};
 
 /// The extensions this node speaks (PING/PONG `extensions`): versioned
-/// tuples, with leases and tombstones.
-pub const EXTENSIONS: u32 = VERSIONED_TUPLES;
+/// tuples, with leases and tombstones; Plumtree.
+pub const EXTENSIONS: u32 = VERSIONED_TUPLES | PLUMTREE;
 
 /// Extension bit: ANNOUNCE carries origin, version, lease and flags.
 pub const VERSIONED_TUPLES: u32 = 1;
@@ -25,6 +26,23 @@ pub const VERSIONED_TUPLES: u32 = 1;
 pub const FLAG_REMOVED: u8 = 1;
 /// ANNOUNCE `flags` bit: written by an owner answering a competing write.
 pub const FLAG_CONTESTED: u8 = 2;
+/// ANNOUNCE `flags` bit: sent by a replay (after HELLO, a synchronisation,
+/// an answer to GRAFT), where duplicates are expected; a duplicate without
+/// it on an eager Plumtree link means the link is not needed (PRUNE).
+pub const FLAG_REPLAY: u8 = 4;
+
+/// `announce` marked as sent by a replay (if it carries flags at all).
+pub fn replayed(mut announce: Announce) -> Announce {
+    if let Some(flags) = announce.flags.as_mut() {
+        *flags |= FLAG_REPLAY;
+    }
+    announce
+}
+
+/// Whether `announce` came from a replay (see [`FLAG_REPLAY`]).
+pub fn is_replay(announce: &Announce) -> bool {
+    announce.flags.is_some_and(|f| f & FLAG_REPLAY != 0)
+}
 
 /// How tuples live: this node's id, its tuples' lease, and what it gives
 /// tuples that come without one.
@@ -87,6 +105,10 @@ pub(crate) struct Change {
     /// Our own tuple, written again to answer a competing write: the peer
     /// that sent that write must have it too.
     pub echo: bool,
+    /// It came by a replay (an answer to GRAFT, say): passed on marked so,
+    /// since a node that gets it twice must not take the link for a loop
+    /// (Plumtree's PRUNE).
+    pub replay: bool,
 }
 
 /// Server-wide state: the node's tuples and what the last run learned.
@@ -105,6 +127,7 @@ pub struct Gossip {
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
     pub(crate) forwarding_position: usize,
+    pub(crate) forwarding_replay: bool,
     /// Changes from sessions, for the node to deliver to the application
     /// and pass on to its remotes.
     pub(crate) accepted: Vec<Change>,
@@ -116,6 +139,12 @@ pub struct Gossip {
     /// For `behind`: the first position the session must send again, and
     /// how long to wait before it does.
     pub(crate) behind: Option<(usize, Duration)>,
+    /// Plumtree: tuples heard of and not received.
+    pub(crate) missing: Missing,
+    /// Plumtree: a session queued ids for IHAVE; the node flushes them.
+    pub(crate) lazy_pending: bool,
+    /// Plumtree: the endpoints the next `ask for missing` asks for.
+    pub(crate) graft_request: Option<Vec<String>>,
 }
 
 /// Why a tuple was not stored.
@@ -150,6 +179,12 @@ pub struct Session {
     behind_streak: u32,
     /// The peer offered versioned tuples (a zproto-rs remote).
     versioned: bool,
+    /// The peer agreed Plumtree.
+    plumtree: bool,
+    /// The peer sent PRUNE: it gets ids in IHAVE batches, not tuples.
+    lazy: bool,
+    /// Ids waiting for the next IHAVE.
+    queue: LazyQueue,
 }
 
 /// The longest wait before resending to a peer whose queue stays full.
@@ -203,6 +238,7 @@ pub fn offer_of<'a>(announce: &'a Announce, foreign_lease: Option<Duration>) -> 
                 },
                 removed: flags & FLAG_REMOVED != 0,
                 contested: flags & FLAG_CONTESTED != 0,
+                replay: flags & FLAG_REPLAY != 0,
             }
         }
         _ => Offer {
@@ -266,6 +302,7 @@ impl Gossip {
             lease: self.lifecycle.lease,
             removed: false,
             contested: true,
+            replay: false,
         };
         self.store(&answer, true, now).ok().flatten()
     }
@@ -299,6 +336,7 @@ impl Gossip {
                 lease: offer.lease,
             },
             echo,
+            replay: false,
         }))
     }
 
@@ -337,6 +375,7 @@ impl Gossip {
             lease,
             removed,
             contested: false,
+            replay: false,
         };
         self.store(&offer, false, now)
     }
@@ -375,7 +414,7 @@ impl Gossip {
                 continue;
             };
             session.in_slice += 1;
-            io.set_message(announce_of(&tuple, session.versioned).into());
+            io.set_message(replayed(announce_of(&tuple, session.versioned)).into());
             io.set_next_event(Event::Ok);
             return;
         }
@@ -389,6 +428,7 @@ impl Gossip {
     fn forward_change(&mut self, change: Change, io: &mut Io<Event, ZgossipMsg>) {
         self.forwarding = Some(change.tuple.clone());
         self.forwarding_position = change.position;
+        self.forwarding_replay = change.replay;
         let echo = change.echo;
         self.accepted.push(change);
         if echo {
@@ -449,6 +489,7 @@ impl Actions for Gossip {
             if let Some(offered) = ping.extensions {
                 let agreed = offered & EXTENSIONS;
                 session.versioned = agreed & VERSIONED_TUPLES != 0;
+                session.plumtree = agreed & PLUMTREE != 0;
                 io.set_message(
                     Pong {
                         extensions: Some(agreed),
@@ -459,15 +500,30 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuple_if_new(&mut self, _session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn store_tuple_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
         let now = io.now().unwrap_or_else(Instant::now);
         let offer = offer_of(a, self.lifecycle.foreign_lease);
+        let pushed = !is_replay(a);
         match self.receive(&offer, now) {
-            Ok(Some(change)) => self.forward_change(change, io),
-            Ok(None) => self.duplicates += 1,
+            Ok(Some(mut change)) => {
+                change.replay = !pushed;
+                self.forward_change(change, io);
+            }
+            Ok(None) => {
+                self.duplicates += 1;
+                // Plumtree: pushed to us twice, so this link is off the tree.
+                if pushed
+                    && session.plumtree
+                    && !session.lazy
+                    && self.tuples.came_pushed(&a.endpoint)
+                {
+                    session.lazy = true;
+                    io.send(Prune.into());
+                }
+            }
             Err(refusal) => self.refused.push(refusal),
         }
     }
@@ -503,8 +559,83 @@ impl Actions for Gossip {
 
     fn get_tuple_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         match &self.forwarding {
+            // A lazy link: the id only, in the next IHAVE.
+            Some(tuple) if session.lazy && tuple.stamp.is_some() => {
+                session.queue.push(tuple);
+                self.lazy_pending = true;
+                io.set_exception(Event::NothingToForward);
+            }
             Some(tuple) if can_send(tuple, session.versioned) => {
-                io.set_message(announce_of(tuple, session.versioned).into());
+                let announce = announce_of(tuple, session.versioned);
+                let announce = if self.forwarding_replay {
+                    replayed(announce)
+                } else {
+                    announce
+                };
+                io.set_message(announce.into());
+            }
+            _ => io.set_exception(Event::NothingToForward),
+        }
+    }
+
+    fn note_tuples_the_peer_has(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let (Some(ZgossipMsg::Ihave(ihave)), Some(key), true) =
+            (io.message(), io.session(), session.plumtree)
+        else {
+            return;
+        };
+        let now = io.now().unwrap_or_else(Instant::now);
+        match plumtree::unpack(&ihave.tuples) {
+            Some(ids) => {
+                self.missing
+                    .heard(ids, Link::Session(key), &self.tuples, now);
+            }
+            None => self.refused.push(Refusal::Implausible),
+        }
+    }
+
+    fn send_tuples_asked_for(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let Some(ZgossipMsg::Graft(graft)) = io.message() else {
+            return;
+        };
+        if !session.plumtree {
+            return;
+        }
+        let now = io.now().unwrap_or_else(Instant::now);
+        let tuples: Vec<Tuple> = graft
+            .endpoints
+            .iter()
+            .filter_map(|endpoint| self.tuples.get(endpoint, now))
+            .filter(|t| can_send(t, session.versioned))
+            .collect();
+        for tuple in tuples {
+            io.send(replayed(announce_of(&tuple, session.versioned)).into());
+        }
+    }
+
+    fn make_the_link_lazy(&mut self, session: &mut Session, _io: &mut Io<Event, ZgossipMsg>) {
+        if session.plumtree {
+            session.lazy = true;
+        }
+    }
+
+    fn get_lazy_batch(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let max = usize::try_from(self.limits.max_message()).unwrap_or(usize::MAX);
+        match session.queue.take(max) {
+            Some(tuples) => {
+                if !session.queue.is_empty() {
+                    self.lazy_pending = true;
+                }
+                io.set_message(Ihave { tuples }.into());
+            }
+            None => io.set_exception(Event::NothingToForward),
+        }
+    }
+
+    fn get_graft(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        match self.graft_request.take() {
+            Some(endpoints) if session.plumtree => {
+                io.set_message(Graft { endpoints }.into());
             }
             _ => io.set_exception(Event::NothingToForward),
         }

@@ -111,6 +111,8 @@ pub struct SwarmReport {
     pub messages: u64,
     /// ANNOUNCEs received for tuples already known.
     pub duplicates: u64,
+    /// Messages sent, by type (`node::MESSAGE_TYPES` order).
+    pub sent_by_type: [u64; 8],
     /// Messages a full queue refused, to be sent again (sockets only: the
     /// in-memory mesh has no queue limit).
     pub refused_sends: u64,
@@ -284,7 +286,13 @@ impl Plan {
                 Topology::Tree => vec![rng.below(i)],
                 Topology::Chain => vec![i - 1],
                 Topology::Star => vec![0],
-                Topology::Graph(k) => rng.sample(i, k.max(1)),
+                // The first link is a node's tree link (Plumtree): the
+                // earliest of its targets, so that the tree is shallow.
+                Topology::Graph(k) => {
+                    let mut targets = rng.sample(i, k.max(1));
+                    targets.sort_unstable();
+                    targets
+                }
             };
         }
         let announcers = if config.tuples <= n {
@@ -418,10 +426,14 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let mut incomplete = Vec::new();
     let mut incomplete_count = 0;
     let (mut duplicates, mut refused_sends, mut resyncs) = (0, 0, 0);
+    let mut sent_by_type = [0; 8];
     for i in 0..n {
         if let Some(node) = mesh.node(i) {
             let stats = node.stats();
             duplicates += stats.duplicates;
+            for (total, n) in sent_by_type.iter_mut().zip(stats.sent_by_type) {
+                *total += n;
+            }
             refused_sends += stats.refused_sends;
             resyncs += stats.resyncs;
             let held = node.tuples().len();
@@ -441,6 +453,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
         curve,
         messages: mesh.frames_moved,
         duplicates,
+        sent_by_type,
         refused_sends,
         resyncs,
         churned: churned.len(),
@@ -715,6 +728,7 @@ mod sockets {
             curve,
             messages: 0,
             duplicates: 0,
+            sent_by_type: [0; 8],
             refused_sends: 0,
             resyncs: 0,
             churned: churned.len(),
@@ -728,6 +742,9 @@ mod sockets {
             let stats = node.stats()?;
             report.messages += stats.sent;
             report.duplicates += stats.duplicates;
+            for (total, n) in report.sent_by_type.iter_mut().zip(stats.sent_by_type) {
+                *total += n;
+            }
             report.refused_sends += stats.refused_sends;
             report.resyncs += stats.resyncs;
             if known[i] < config.tuples {

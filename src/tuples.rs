@@ -149,7 +149,7 @@ pub struct Tuple {
 }
 
 /// An update offered to the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Offer<'a> {
     /// Endpoint (the key).
     pub endpoint: &'a str,
@@ -163,6 +163,9 @@ pub struct Offer<'a> {
     pub removed: bool,
     /// Written by an owner that answers a competing write.
     pub contested: bool,
+    /// It came by a replay (a synchronisation, an answer to GRAFT), not
+    /// pushed as news: kept with the entry, for Plumtree's loop detection.
+    pub replay: bool,
 }
 
 impl<'a> Offer<'a> {
@@ -171,10 +174,7 @@ impl<'a> Offer<'a> {
         Self {
             endpoint,
             service,
-            stamp: None,
-            lease: None,
-            removed: false,
-            contested: false,
+            ..Self::default()
         }
     }
 }
@@ -221,11 +221,13 @@ impl Accepted {
     }
 }
 
-/// `Entry::state` bits: a tombstone; written contested; the rest is the
-/// expiry in ticks since the table's epoch (0: never).
+/// `Entry::state` bits: a tombstone; written contested; came by a replay;
+/// the rest is the expiry in ticks since the table's epoch (0: never).
 const REMOVED: u32 = 1 << 31;
 const CONTESTED: u32 = 1 << 30;
-const EXPIRY: u32 = CONTESTED - 1;
+/// The value held came by a replay, not pushed (see [`Offer::replay`]).
+const REPLAYED: u32 = 1 << 29;
+const EXPIRY: u32 = REPLAYED - 1;
 
 /// One tick of expiry time. 30 bits of them span 124 days; the epoch moves
 /// forward before they run out.
@@ -527,7 +529,8 @@ impl Tuples {
         e.origin = stamp.origin;
         e.state = expiry
             | if offer.removed { REMOVED } else { 0 }
-            | if offer.contested { CONTESTED } else { 0 };
+            | if offer.contested { CONTESTED } else { 0 }
+            | if offer.replay { REPLAYED } else { 0 };
     }
 
     /// Put an expiry on the heap, rebuilding it if stale ones pile up.
@@ -640,6 +643,24 @@ impl Tuples {
         let symbols = Symbols::lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
         Some(self.tuple_with(&symbols, self.entries[p], now))
+    }
+
+    /// The stamp of `endpoint`'s entry (tombstone or live), without
+    /// copying its strings out.
+    pub fn stamp(&self, endpoint: &str) -> Option<Stamp> {
+        let symbols = Symbols::lock();
+        let p = self.position_of(symbols.find(endpoint)?)?;
+        self.entries[p].stamp()
+    }
+
+    /// Whether the value held at `endpoint` was pushed to us as news (not
+    /// replayed): a second push of it means two paths (Plumtree's PRUNE).
+    pub fn came_pushed(&self, endpoint: &str) -> bool {
+        let symbols = Symbols::lock();
+        let Some(p) = symbols.find(endpoint).and_then(|e| self.position_of(e)) else {
+            return false;
+        };
+        self.entries[p].state & REPLAYED == 0
     }
 
     /// The live service at `endpoint`.

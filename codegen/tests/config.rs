@@ -76,8 +76,8 @@ fn abnf_grammar_describes_every_message() {
         .unwrap();
     let abnf = std::fs::read_to_string(out.path().join("zgossip_msg.bnf")).unwrap();
     for line in [
-        "zgossip-msg = C:HELLO *( C:ANNOUNCE / S:ANNOUNCE / heartbeat )",
-        "ANNOUNCE = signature %d2 version endpoint service ttl",
+        "zgossip-msg = C:HELLO *( C:ANNOUNCE / S:ANNOUNCE / heartbeat / plumtree )",
+        "ANNOUNCE = signature %d2 version endpoint service ttl [ origin [ revision [ lease [ flags ] ] ] ]",
         "version = number-1 ; constant 1",
         "ttl = number-4 ;",
         "PING = signature %d3 version",

@@ -1,0 +1,385 @@
+//! Plumtree dissemination between zproto-rs nodes (README, "Plumtree"):
+//! tuples go in full over the links of a spanning tree (*eager* links) and
+//! as ids over the others (*lazy* links), in batches; a node that hears of
+//! a tuple it lacks and does not receive it in time asks for it (GRAFT),
+//! which also makes that link eager.
+//!
+//! The tree is chosen when links open: a node's first remote is eager and
+//! its others are lazy (it sends PRUNE after HELLO), so in a graph where
+//! every node connects first to an earlier node, the eager links form a
+//! tree. Links only become lazy at that point: a duplicate on an eager link
+//! does not prune it, since replays (after HELLO, after a reconnection)
+//! bring duplicates on purpose.
+//!
+//! All of it only on links whose PING/PONG agreed [`PLUMTREE`]: a CZMQ
+//! node stops on a message id it does not know.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use zproto_runtime::engine::SessionKey;
+
+use crate::tuples::{Stamp, Tuple, Tuples};
+
+/// Extension bit: IHAVE, GRAFT and PRUNE.
+pub const PLUMTREE: u32 = 2;
+
+/// How often ids queued for lazy links go out as IHAVE.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// The least time after an IHAVE a node waits for the tuple on an eager
+/// link before it asks the IHAVE's sender with GRAFT. It waits longer when
+/// the tree is slow: four times the lag it has seen between an IHAVE and
+/// the tuple itself (averaged, as TCP's retransmission timer), so that a
+/// busy tree (a burst of announcements) is not taken for a broken one.
+pub const GRAFT_AFTER: Duration = Duration::from_millis(1000);
+
+/// The longest wait before a GRAFT, however slow the tree has been.
+pub const GRAFT_AFTER_MAX: Duration = Duration::from_secs(30);
+
+/// Most tuples a node waits for at once; ids beyond are not noted (a
+/// later IHAVE, or the next synchronisation, brings them).
+pub const MAX_MISSING: usize = 100_000;
+
+/// One side of a link: a session on our ROUTER, or one of our remotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Link {
+    /// A peer connected to us.
+    Session(SessionKey),
+    /// A server we connected to, by index.
+    Remote(usize),
+}
+
+/// Ids waiting to go to a lazy link as one IHAVE, packed as on the wire.
+#[derive(Debug, Default)]
+pub struct LazyQueue {
+    records: Vec<u8>,
+}
+
+/// Bytes of an IHAVE besides its records: signature and id, version,
+/// chunk length.
+const IHAVE_OVERHEAD: usize = 2 + 1 + 1 + 4;
+
+impl LazyQueue {
+    /// Queue `tuple`'s id (a stamped tuple only: an unstamped one cannot
+    /// be compared, and goes in full).
+    pub fn push(&mut self, tuple: &Tuple) {
+        let Some(stamp) = tuple.stamp else {
+            return;
+        };
+        let endpoint = tuple.endpoint.as_bytes();
+        let Ok(len) = u8::try_from(endpoint.len()) else {
+            return;
+        };
+        self.records.push(len);
+        self.records.extend_from_slice(endpoint);
+        self.records.extend_from_slice(&stamp.version.to_be_bytes());
+        self.records.extend_from_slice(&stamp.origin.to_be_bytes());
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The records of one IHAVE of at most `max_message` bytes; the rest
+    /// stays queued.
+    pub fn take(&mut self, max_message: usize) -> Option<Vec<u8>> {
+        if self.records.is_empty() {
+            return None;
+        }
+        let budget = max_message.saturating_sub(IHAVE_OVERHEAD);
+        let mut end = 0;
+        while end < self.records.len() {
+            let next = end + 1 + usize::from(self.records[end]) + 12;
+            if next > budget && end > 0 {
+                break;
+            }
+            end = next;
+        }
+        let rest = self.records.split_off(end.min(self.records.len()));
+        Some(std::mem::replace(&mut self.records, rest))
+    }
+}
+
+/// The ids of an IHAVE; `None` if the records are malformed.
+pub fn unpack(records: &[u8]) -> Option<Vec<(String, Stamp)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let len = usize::from(records[at]);
+        let endpoint = records.get(at + 1..at + 1 + len)?;
+        let stamp = records.get(at + 1 + len..at + 1 + len + 12)?;
+        let version = u32::from_be_bytes(stamp[..4].try_into().ok()?);
+        let origin = u64::from_be_bytes(stamp[4..].try_into().ok()?);
+        out.push((
+            String::from_utf8(endpoint.to_vec()).ok()?,
+            Stamp { version, origin },
+        ));
+        at += 1 + len + 12;
+    }
+    Some(out)
+}
+
+/// Most links remembered per missing tuple, to ask one after another.
+const MAX_ANNOUNCERS: usize = 4;
+
+/// Most GRAFTs for one missing tuple, the announcers in turn, each wait
+/// twice the one before.
+const MAX_TRIES: u32 = 6;
+
+/// A tuple heard of and not received: the newest stamp announced, the
+/// links that announced it (asked in turn), and when to ask next.
+#[derive(Debug)]
+struct Wanted {
+    stamp: Stamp,
+    announcers: Vec<Link>,
+    at: Instant,
+    /// When the first IHAVE of it came.
+    heard_at: Instant,
+    /// GRAFTs sent for it.
+    tries: u32,
+}
+
+/// Tuples heard of by IHAVE and not yet received.
+#[derive(Debug, Default)]
+pub struct Missing {
+    wanted: HashMap<String, Wanted>,
+    /// The earliest time to ask, if any.
+    next: Option<Instant>,
+    /// Average lag between an IHAVE and the tuple's arrival.
+    lag: Duration,
+}
+
+impl Missing {
+    /// `link` has these tuples: note those we hold no version of as
+    /// recent, to ask for at `now` + [`GRAFT_AFTER`].
+    pub fn heard(&mut self, ids: Vec<(String, Stamp)>, link: Link, tuples: &Tuples, now: Instant) {
+        let ask_at = now + self.wait();
+        for (endpoint, stamp) in ids {
+            let held = tuples.stamp(&endpoint);
+            if held.is_some_and(|h| h >= stamp) {
+                continue;
+            }
+            let room = self.wanted.len() < MAX_MISSING;
+            match self.wanted.get_mut(&endpoint) {
+                Some(entry) => {
+                    entry.stamp = entry.stamp.max(stamp);
+                    if entry.announcers.len() < MAX_ANNOUNCERS && !entry.announcers.contains(&link)
+                    {
+                        entry.announcers.push(link);
+                    }
+                }
+                None if room => {
+                    let wanted = Wanted {
+                        stamp,
+                        announcers: vec![link],
+                        at: ask_at,
+                        heard_at: now,
+                        tries: 0,
+                    };
+                    self.wanted.insert(endpoint, wanted);
+                    self.next = Some(self.next.map_or(ask_at, |n| n.min(ask_at)));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// How long to wait for a tuple heard of now.
+    pub fn wait(&self) -> Duration {
+        (self.lag * 4).clamp(GRAFT_AFTER, GRAFT_AFTER_MAX)
+    }
+
+    /// A tuple arrived: no longer missing if it is as recent as announced.
+    pub fn received(&mut self, endpoint: &str, stamp: Option<Stamp>, now: Instant) {
+        if self.wanted.is_empty() {
+            return;
+        }
+        if let (Some(entry), Some(stamp)) = (self.wanted.get(endpoint), stamp) {
+            if stamp >= entry.stamp {
+                let sample = now.saturating_duration_since(entry.heard_at);
+                self.lag = self.lag.mul_f64(0.875) + sample.mul_f64(0.125);
+                self.wanted.remove(endpoint);
+            }
+        }
+    }
+
+    /// A link went away: what it announced is asked of no one now (a
+    /// later IHAVE, or a synchronisation, brings it).
+    pub fn forget_link(&mut self, link: Link) {
+        self.wanted.retain(|_, w| {
+            w.announcers.retain(|l| *l != link);
+            !w.announcers.is_empty()
+        });
+    }
+
+    /// What is due at `now`, by link, to ask for with GRAFT: each tuple of
+    /// its first announcer; if that one does not send it either, of the
+    /// next, twice as long later, and so on, up to [`MAX_TRIES`] GRAFTs.
+    pub fn due(&mut self, tuples: &Tuples, now: Instant) -> Vec<(Link, Vec<String>)> {
+        if self.next.map_or(true, |at| at > now) {
+            return Vec::new();
+        }
+        let mut by_link: Vec<(Link, Vec<String>)> = Vec::new();
+        let mut next: Option<Instant> = None;
+        let wait = self.wait();
+        self.wanted.retain(|endpoint, w| {
+            if w.at <= now {
+                let held = tuples.stamp(endpoint);
+                if held.is_some_and(|h| h >= w.stamp)
+                    || w.announcers.is_empty()
+                    || w.tries >= MAX_TRIES
+                {
+                    return false;
+                }
+                // The announcers in turn, again from the first: a GRAFT or
+                // its answer may be lost with a connection.
+                let link = w.announcers[w.tries as usize % w.announcers.len()];
+                w.tries += 1;
+                match by_link.iter_mut().find(|(l, _)| *l == link) {
+                    Some((_, endpoints)) => endpoints.push(endpoint.clone()),
+                    None => by_link.push((link, vec![endpoint.clone()])),
+                }
+                w.at = now + wait * (1 << w.tries.min(8));
+            }
+            next = Some(next.map_or(w.at, |n| n.min(w.at)));
+            true
+        });
+        self.next = next;
+        by_link
+    }
+
+    /// When [`Missing::due`] next has something to do.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Tuples waited for.
+    pub fn len(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty()
+    }
+}
+
+/// Endpoints for one GRAFT of at most `max_message` bytes; the rest are
+/// left in `endpoints`.
+pub fn graft_batch(endpoints: &mut Vec<String>, max_message: usize) -> Vec<String> {
+    // Signature, id, version, count; then 4 + length each.
+    let mut size = 2 + 1 + 1 + 4;
+    let mut n = 0;
+    for endpoint in endpoints.iter() {
+        size += 4 + endpoint.len();
+        if size > max_message && n > 0 {
+            break;
+        }
+        n += 1;
+    }
+    endpoints.drain(..n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tuple(endpoint: &str, version: u32) -> Tuple {
+        Tuple {
+            endpoint: Arc::from(endpoint),
+            service: Arc::from("s"),
+            stamp: Some(Stamp { version, origin: 9 }),
+            removed: false,
+            contested: false,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn ids_pack_in_batches_that_fit_a_message_and_unpack() {
+        let mut queue = LazyQueue::default();
+        for i in 0..100 {
+            queue.push(&tuple(&format!("tcp://host:{i}"), i));
+        }
+        let mut all = Vec::new();
+        while let Some(records) = queue.take(300) {
+            assert!(records.len() + IHAVE_OVERHEAD <= 300);
+            all.extend(unpack(&records).expect("well formed"));
+        }
+        assert_eq!(all.len(), 100);
+        assert_eq!(all[42].0, "tcp://host:42");
+        assert_eq!(
+            all[42].1,
+            Stamp {
+                version: 42,
+                origin: 9
+            }
+        );
+        // Hostile records: cut anywhere, or not UTF-8, are refused.
+        let mut queue = LazyQueue::default();
+        queue.push(&tuple("tcp://x:1", 1));
+        let records = queue.take(1000).unwrap();
+        for cut in 1..records.len() {
+            assert_eq!(unpack(&records[..cut]), None, "cut {cut}");
+        }
+        assert_eq!(unpack(&[1, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), None);
+        assert_eq!(unpack(&[]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn missing_tuples_are_asked_for_once_due_unless_they_came() {
+        let now = Instant::now();
+        let tuples = Tuples::default();
+        let mut missing = Missing::default();
+        let link = Link::Remote(3);
+        let ids = vec![
+            (
+                "a".to_string(),
+                Stamp {
+                    version: 1,
+                    origin: 1,
+                },
+            ),
+            (
+                "b".to_string(),
+                Stamp {
+                    version: 1,
+                    origin: 1,
+                },
+            ),
+        ];
+        missing.heard(ids, link, &tuples, now);
+        assert_eq!(missing.len(), 2);
+        missing.received(
+            "a",
+            Some(Stamp {
+                version: 1,
+                origin: 1,
+            }),
+            now,
+        );
+        assert!(missing.due(&tuples, now).is_empty(), "not yet");
+        assert_eq!(
+            missing.wait(),
+            GRAFT_AFTER,
+            "a tuple that came at once adds no lag"
+        );
+        let due = missing.due(&tuples, now + GRAFT_AFTER);
+        assert_eq!(due, vec![(link, vec!["b".to_string()])]);
+        // Not answered: asked again later, then given up.
+        let mut at = now + GRAFT_AFTER;
+        let mut asked = 1;
+        while !missing.is_empty() {
+            at += GRAFT_AFTER * 512;
+            asked += missing.due(&tuples, at).len();
+        }
+        assert_eq!(asked, MAX_TRIES as usize);
+        let mut endpoints: Vec<String> = (0..100).map(|i| format!("tcp://h:{i}")).collect();
+        let first = graft_batch(&mut endpoints, 200);
+        assert!(!first.is_empty() && first.len() < 100);
+        assert_eq!(first.len() + endpoints.len(), 100);
+    }
+}
