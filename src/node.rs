@@ -1013,7 +1013,9 @@ impl NodeCore {
                 let batch = plumtree::graft_batch(&mut endpoints, max);
                 match link {
                     Link::Remote(index) => {
-                        if index < self.remotes.len() {
+                        // Not before its session is open again (after a
+                        // reconnection): its server would answer INVALID.
+                        if self.remotes.get(index).is_some_and(Remote::can_graft) {
                             let graft = Graft { endpoints: batch };
                             self.send_to_remote(index, vec![graft.into()]);
                         }

@@ -196,6 +196,13 @@ impl Remote {
         self.wants_lazy = lazy;
     }
 
+    /// Plumtree: whether the session is open with Plumtree agreed, so
+    /// that GRAFT may go (after HELLO: a server answers anything else
+    /// before it with INVALID).
+    pub fn can_graft(&self) -> bool {
+        self.plumtree() && !matches!(self.phase, Phase::Probing(_) | Phase::Probed)
+    }
+
     /// Plumtree: whether tuples go to this link as ids only.
     pub fn is_lazy(&self) -> bool {
         self.lazy && self.plumtree()
@@ -240,8 +247,10 @@ impl Remote {
     /// Whether tuples from `position` on will be sent anyway: a tuple
     /// flooded now would go twice.
     pub fn will_send(&self, position: usize) -> bool {
-        // Before HELLO, nothing may go; the generation sends it all.
-        matches!(self.phase, Phase::Probing(_) | Phase::Probed)
+        // Before HELLO, nothing may go (the server would answer INVALID);
+        // a generation wanted or under way sends it all.
+        self.sync_wanted
+            || matches!(self.phase, Phase::Probing(_) | Phase::Probed)
             || self.backlog.is_some_and(|b| b <= position)
     }
 

@@ -36,6 +36,40 @@ fn three_hundred_nodes_converge_under_ten_percent_churn() {
     assert!(per < 3.0, "{per} messages per tuple per node");
 }
 
+/// Plumtree on a redundant graph (four links per node): tuples pushed on
+/// a tree, ids on the other links. Nothing is lost, with or without churn,
+/// and the messages stay near one per tuple per node, where flooding every
+/// link costs about seven.
+#[test]
+fn a_redundant_graph_spreads_over_a_tree_with_and_without_churn() {
+    use zgossip::node::MESSAGE_TYPES;
+    let count = |report: &swarm::SwarmReport, name: &str| {
+        let i = MESSAGE_TYPES.iter().position(|t| *t == name).unwrap();
+        report.sent_by_type[i]
+    };
+    let quiet = config(300, 300, Topology::Graph(4), 0.0);
+    let report = swarm::run(&quiet, |_| {});
+    assert!(report.converged, "{:?}", report.incomplete);
+    let per = report.messages_per_tuple_per_node(&quiet);
+    assert!(per <= 1.5, "{per} messages per tuple per node");
+    assert!(count(&report, "PRUNE") > 0 && count(&report, "IHAVE") > 0);
+    // Lazy links carry ids only: ANNOUNCEs stay within 5% of one per
+    // tuple per node.
+    let announces = count(&report, "ANNOUNCE") as f64 / (300.0 * 300.0);
+    assert!(announces < 1.05, "{announces} ANNOUNCEs per tuple per node");
+
+    let churned = config(300, 300, Topology::Graph(4), 0.1);
+    let report = swarm::run(&churned, |_| {});
+    assert!(
+        report.converged,
+        "{} incomplete: {:?}",
+        report.incomplete_count, report.incomplete
+    );
+    assert_eq!(report.churned, 30);
+    let per = report.messages_per_tuple_per_node(&churned);
+    assert!(per <= 3.0, "{per} messages per tuple per node under churn");
+}
+
 #[test]
 fn every_topology_converges() {
     for topology in [
