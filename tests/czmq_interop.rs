@@ -298,6 +298,65 @@ mod interop {
         assert_eq!(czmq.status(), 3);
     }
 
+    /// A redundant graph of our nodes and CZMQ nodes: ours use Plumtree
+    /// among themselves (IHAVE, PRUNE on their lazy links), CZMQ peers get
+    /// plain tuples on every link, never a message they do not know (one
+    /// would stop them), and every node ends with every tuple.
+    #[test]
+    fn a_mixed_graph_with_plumtree_among_ours_converges() {
+        let node = |name: &str| {
+            let node = Node::new(name).unwrap();
+            node.bind("tcp://127.0.0.1:*").unwrap();
+            let endpoint = format!("tcp://127.0.0.1:{}", node.port().unwrap());
+            (node, endpoint)
+        };
+        let (a, a_ep) = node("a");
+        let (b, b_ep) = node("b");
+        let (c, c_ep) = node("c");
+        let (d, _) = node("d");
+        let mut z1 = Czmq::start("z1");
+        let z1_ep = z1.bind_tcp();
+        let mut z2 = Czmq::start("z2");
+        let z2_ep = z2.bind_tcp();
+        // Ours: first link on the tree, the others lazy where both are ours.
+        b.connect(&a_ep).unwrap();
+        b.connect(&c_ep).unwrap();
+        c.connect(&a_ep).unwrap();
+        c.connect(&z1_ep).unwrap();
+        d.connect(&z2_ep).unwrap();
+        d.connect(&b_ep).unwrap();
+        a.connect(&z2_ep).unwrap();
+        z1.command(&format!("CONNECT {b_ep}"));
+        z2.command(&format!("CONNECT {c_ep}"));
+        let all = [
+            ("tcp://a:1", "A"),
+            ("tcp://b:1", "B"),
+            ("tcp://c:1", "C"),
+            ("tcp://d:1", "D"),
+            ("tcp://z1:1", "Z1"),
+            ("tcp://z2:1", "Z2"),
+        ];
+        a.announce("tcp://a:1", "A").unwrap();
+        b.announce("tcp://b:1", "B").unwrap();
+        c.announce("tcp://c:1", "C").unwrap();
+        d.announce("tcp://d:1", "D").unwrap();
+        z1.command("PUBLISH tcp://z1:1 Z1");
+        z2.command("PUBLISH tcp://z2:1 Z2");
+        for ours in [&a, &b, &c, &d] {
+            wait_ours(ours, &all);
+        }
+        z1.wait_for(&all);
+        z2.wait_for(&all);
+        assert_eq!(z1.status(), 6, "z1 alive and complete");
+        assert_eq!(z2.status(), 6, "z2 alive and complete");
+        // Plumtree ran between ours: b's and d's second links went lazy.
+        let pruned: u64 = [&a, &b, &c, &d]
+            .iter()
+            .map(|n| n.stats().unwrap().sent_by_type[7])
+            .sum();
+        assert!(pruned >= 2, "{pruned} PRUNEs");
+    }
+
     /// What a CZMQ peer sees of the tuple lifecycle: our tuples arrive
     /// plain (no extension bytes), UNPUBLISH sends it nothing (its protocol
     /// has no removal, and a tombstone would look like a new tuple), so it
