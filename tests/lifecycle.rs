@@ -197,10 +197,11 @@ fn a_killed_nodes_tuples_expire_everywhere_within_their_lease() {
         assert_eq!(node.status().unwrap(), 0);
     }
     // Within the lease of the last renewal (sent before the kill), plus
-    // scheduling slack.
+    // slack for a loaded machine.
     let took = killed.elapsed();
+    eprintln!("a killed node's tuple expired everywhere {took:?} after the kill (lease {LEASE:?})");
     assert!(
-        took <= LEASE + Duration::from_millis(700),
+        took <= LEASE + Duration::from_millis(1000),
         "expired {took:?} after the kill"
     );
 }
@@ -276,7 +277,7 @@ fn unstamped_tuples_live_forever_unless_given_a_foreign_lease() {
     let d = expirer.recv_delivery(WAIT).expect("expired");
     assert_eq!((d.endpoint.as_str(), d.removed), ("tcp://czmq:1", true));
     let took = heard.elapsed();
-    assert!(took <= Duration::from_millis(400 + 500), "{took:?}");
+    assert!(took <= Duration::from_millis(400 + 1000), "{took:?}");
     // Heard again, it is back (it was never removed by its writer).
     peers[1]
         .send(support::announce("tcp://czmq:1", "plain"), 0)
