@@ -98,14 +98,19 @@ fn concurrent_writes_of_one_endpoint_converge_in_chains_and_rings() {
 /// A raw peer that negotiated versioned tuples, said HELLO and read the
 /// replay until `endpoint`'s tuple: the socket and that ANNOUNCE.
 fn versioned_peer(server: &str, endpoint: &str) -> (zmq::Socket, Announce) {
+    versioned_peer_with(server, endpoint, 1)
+}
+
+/// [`versioned_peer`], offering `extensions`.
+fn versioned_peer_with(server: &str, endpoint: &str, extensions: u32) -> (zmq::Socket, Announce) {
     let peer = dealer(server);
     let offer = Ping {
-        extensions: Some(1),
+        extensions: Some(extensions),
     };
     peer.send(frame(offer), 0).unwrap();
     let pong = ZgossipMsg::decode(&[peer.recv_bytes(0).unwrap()]).unwrap();
     assert!(
-        matches!(&pong, ZgossipMsg::Pong(p) if p.extensions == Some(1)),
+        matches!(&pong, ZgossipMsg::Pong(p) if p.extensions == Some(extensions)),
         "{pong:?}"
     );
     peer.send(frame(Hello), 0).unwrap();
@@ -287,4 +292,75 @@ fn unstamped_tuples_live_forever_unless_given_a_foreign_lease() {
     // Without a foreign lease, as CZMQ: still there.
     assert_eq!(value(&keeper, "tcp://czmq:1").as_deref(), Some("plain"));
     assert_eq!(keeper.recv_delivery(Duration::from_millis(200)), None);
+}
+
+/// Plumtree messages are only for peers that agreed them: from one that did
+/// not, they change nothing; a malformed IHAVE is refused and counted; a
+/// GRAFT asks only for what the node holds; the node keeps serving.
+#[test]
+fn plumtree_messages_from_hostile_peers_change_nothing() {
+    use zgossip::msg::{Graft, Ihave, Prune};
+    let (node, endpoint) = bound("target");
+    node.announce("tcp://mine:1", "M").unwrap();
+    // Not agreed (a plain HELLO): ignored.
+    let plain = dealer(&endpoint);
+    plain.send(frame(Hello), 0).unwrap();
+    plain.send(frame(Prune), 0).unwrap();
+    plain
+        .send(
+            frame(Ihave {
+                tuples: vec![9; 40],
+            }),
+            0,
+        )
+        .unwrap();
+    plain
+        .send(
+            frame(Graft {
+                endpoints: vec!["tcp://mine:1".into()],
+            }),
+            0,
+        )
+        .unwrap();
+    plain.send(frame(Ping::default()), 0).unwrap();
+    let mut announces = 0;
+    loop {
+        let bytes = plain.recv_bytes(0).expect("the replay, then PONG");
+        match ZgossipMsg::decode(&[bytes]).unwrap() {
+            ZgossipMsg::Pong(_) => break,
+            ZgossipMsg::Announce(_) => announces += 1,
+            other => panic!("{other:?} to a peer that did not agree Plumtree"),
+        }
+    }
+    assert_eq!(announces, 1, "the HELLO's replay only, no GRAFT answer");
+    let before = node.stats().unwrap();
+    assert_eq!(before.refused_tuples, 0, "ignored, not even parsed");
+    // Agreed: a malformed IHAVE is refused and counted; a GRAFT for an
+    // endpoint the node does not hold answers nothing, one it holds its
+    // tuple.
+    let (peer, _) = versioned_peer_with(&endpoint, "tcp://mine:1", 3);
+    peer.send(
+        frame(Ihave {
+            tuples: vec![200, 1, 2],
+        }),
+        0,
+    )
+    .unwrap();
+    let graft = Graft {
+        endpoints: vec!["tcp://nobody:1".into(), "tcp://mine:1".into()],
+    };
+    peer.send(frame(graft), 0).unwrap();
+    let mut answers = Vec::new();
+    peer.send(frame(Ping::default()), 0).unwrap();
+    loop {
+        let bytes = peer.recv_bytes(0).expect("answers, then PONG");
+        match ZgossipMsg::decode(&[bytes]).unwrap() {
+            ZgossipMsg::Pong(_) => break,
+            ZgossipMsg::Announce(a) => answers.push(a.endpoint),
+            _ => {}
+        }
+    }
+    assert_eq!(answers, ["tcp://mine:1"]);
+    assert_eq!(node.stats().unwrap().refused_tuples, 1);
+    assert_eq!(node.status().unwrap(), 1);
 }
