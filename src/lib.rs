@@ -30,7 +30,9 @@ pub mod engine {
 }
 
 pub mod api;
-pub mod cert;
+/// CURVE certificates in CZMQ's format (the runtime's, shared with
+/// every server the generator builds).
+pub use zproto_runtime::cert;
 pub mod command;
 pub mod config;
 pub mod limits;

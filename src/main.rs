@@ -256,18 +256,10 @@ fn security(cert: &std::path::Path, allow: &std::path::Path) -> Result<zgossip::
             "--cert"
         ));
     }
-    let entries =
-        std::fs::read_dir(allow).map_err(|e| format!("--allow {}: {e}", allow.display()))?;
-    let mut allowed = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("--allow {}: {e}", allow.display()))?
-            .path();
-        if !path.is_file() || path.to_string_lossy().ends_with("_secret") {
-            continue;
-        }
-        allowed.push(Certificate::load(&path).map_err(|e| e.to_string())?.public);
-    }
+    let allowed = zgossip::cert::public_keys_in(allow)
+        .map_err(|e| format!("--allow: {e}"))?
+        .into_iter()
+        .collect();
     Ok(zgossip::Security {
         cert,
         allowed: Some(allowed),

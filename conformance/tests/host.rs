@@ -287,13 +287,96 @@ fn plain_security_accepts_good_credentials_and_refuses_bad_ones() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A DEALER that speaks CURVE to a server with `server_key`, as `keys`.
+fn curve_client(endpoint: &str, server_key: &str, keys: &zmq::CurveKeyPair) -> zmq::Socket {
+    let dealer = reactor::socket(zmq::DEALER).expect("a socket");
+    dealer.set_linger(0).expect("linger");
+    dealer
+        .set_rcvtimeo(WAIT.as_millis() as i32)
+        .expect("timeout");
+    dealer
+        .set_curve_serverkey(server_key.as_bytes())
+        .expect("server key");
+    dealer
+        .set_curve_publickey(&keys.public_key)
+        .expect("public");
+    dealer
+        .set_curve_secretkey(&keys.secret_key)
+        .expect("secret");
+    dealer.connect(endpoint).expect("connect");
+    dealer
+}
+
+/// Any server the generator builds takes CURVE from its settings, as CZMQ's
+/// engine does (`security/mechanism curve`, `security/secret-key`), with
+/// zauth's allow-list directory (`server/auth/curve`): a listed client
+/// gets answers, an unlisted one and a NULL one get nothing.
+#[test]
+fn curve_security_admits_only_the_allow_list() {
+    use zproto_runtime::cert::Certificate;
+    let dir = std::env::temp_dir().join(format!("zproto-host-curve-{}", std::process::id()));
+    let allow = dir.join("allow");
+    std::fs::create_dir_all(&allow).expect("dir");
+    let server_cert = Certificate::generate().expect("keys");
+    server_cert.save(&dir.join("server.cert")).expect("saved");
+    let friend = zmq::CurveKeyPair::new().expect("keys");
+    let friend_public = zmq::z85_encode(&friend.public_key).expect("z85");
+    let friend_cert = Certificate {
+        public: friend_public,
+        secret: None,
+    };
+    friend_cert.save(&allow.join("friend.cert")).expect("saved");
+    let (host, _) = server();
+    let secret = dir.join("server.cert_secret");
+    host.set("rules_server/security/mechanism", "curve")
+        .expect("set");
+    host.set(
+        "rules_server/security/secret-key",
+        &secret.display().to_string(),
+    )
+    .expect("set");
+    host.set("server/auth/curve", &allow.display().to_string())
+        .expect("set");
+    let port = host.bind("tcp://127.0.0.1:*").expect("binds");
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+
+    request_reply(
+        &curve_client(&endpoint, &server_cert.public, &friend),
+        "encrypted",
+    );
+    let stranger = zmq::CurveKeyPair::new().expect("keys");
+    let refused = curve_client(&endpoint, &server_cert.public, &stranger);
+    refused.set_rcvtimeo(300).expect("timeout");
+    refused.send(frame(Open), 0).expect("queued");
+    assert!(refused.recv_bytes(0).is_err(), "a stranger got an answer");
+    let plain = client(&endpoint);
+    plain.set_rcvtimeo(300).expect("timeout");
+    plain.send(frame(Open), 0).expect("queued");
+    assert!(plain.recv_bytes(0).is_err(), "a NULL client got an answer");
+    assert_eq!(
+        host.stats().expect("stats").received,
+        2,
+        "only the friend's"
+    );
+    // No secret certificate: the bind is refused, not opened in clear.
+    let (bare, _) = server();
+    bare.set("rules_server/security/mechanism", "curve")
+        .expect("set");
+    let err = bare.bind("tcp://127.0.0.1:*").expect_err("no key");
+    assert!(err.to_string().contains("secret certificate"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn security_that_cannot_be_had_is_an_error_never_plain_text() {
     let (server, _) = server();
     let err = server
         .set("rules_server/security/mechanism", "rot13")
         .expect_err("unknown");
-    assert!(err.to_string().contains("is not null or plain"), "{err}");
+    assert!(
+        err.to_string().contains("is not null, plain or curve"),
+        "{err}"
+    );
     if !zproto_runtime::zap::curve_available() {
         let err = server
             .set("rules_server/security/mechanism", "curve")

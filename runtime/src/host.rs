@@ -22,9 +22,11 @@
 //! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
 //! | `server/heartbeat` | ZMTP heartbeat interval in ms on tcp and ipc (default: none) |
 //! | `<name>/bind/endpoint` | (in a loaded file) a bind, as zproto's servers do |
-//! | `<name>/security/mechanism` | `null` (default) or `plain`; `curve` is an error where libzmq lacks it |
+//! | `<name>/security/mechanism` | `null` (default), `plain` or `curve` (an error where libzmq lacks it) |
 //! | `<name>/security/domain` | the ZAP domain (default: the server's name) |
+//! | `<name>/security/secret-key` | for CURVE: the server's secret certificate file (CZMQ's zcert format, as CZMQ's engine reads it) |
 //! | `server/auth/plain` | the passwords file for PLAIN (zauth's format: `user=password` lines) |
+//! | `server/auth/curve` | for CURVE: a directory of clients' public certificates (zauth's allow-list); without it, any CURVE client that knows the server's public key |
 //!
 //! Security applies to binds made after it is set, as in zproto: a `LOAD`
 //! applies every setting first, then binds.
@@ -93,6 +95,7 @@ enum Mechanism {
     #[default]
     Null,
     Plain,
+    Curve,
 }
 
 impl From<reactor::Stopped> for HostError {
@@ -148,6 +151,9 @@ pub struct ServerHost<M: StateMachine> {
     mechanism: Mechanism,
     domain: Option<String>,
     passwords: Option<PathBuf>,
+    /// CURVE: the server's secret certificate, and the allow-list directory.
+    secret_key: Option<PathBuf>,
+    allowed: Option<PathBuf>,
     stats: HostStats,
     warn: Throttle,
     /// Routing ids whose peer is gone, found while sending.
@@ -173,6 +179,8 @@ impl<M: StateMachine> ServerHost<M> {
             mechanism: Mechanism::default(),
             domain: None,
             passwords: None,
+            secret_key: None,
+            allowed: None,
             stats: HostStats::default(),
             warn: Throttle::default(),
             gone: Vec::new(),
@@ -217,6 +225,10 @@ impl<M: StateMachine> ServerHost<M> {
                 self.options.heartbeat_timeout = ms * 4;
             }
             "server/auth/plain" => self.passwords = Some(PathBuf::from(value.trim())),
+            "server/auth/curve" => self.allowed = Some(PathBuf::from(value.trim())),
+            path if self.is_own(path, "security/secret-key") => {
+                self.secret_key = Some(PathBuf::from(value.trim()));
+            }
             path if self.is_own(path, "security/mechanism") => {
                 self.mechanism = match value.trim() {
                     "null" => Mechanism::Null,
@@ -224,10 +236,11 @@ impl<M: StateMachine> ServerHost<M> {
                     "curve" if !crate::zap::curve_available() => {
                         return Err(crate::zap::ZapError::NoCurve.into())
                     }
+                    "curve" => Mechanism::Curve,
                     other => {
                         return Err(HostError::Setting {
                             path: path.to_owned(),
-                            reason: format!("mechanism \"{other}\" is not null or plain"),
+                            reason: format!("mechanism \"{other}\" is not null, plain or curve"),
                         })
                     }
                 };
@@ -273,6 +286,33 @@ impl<M: StateMachine> ServerHost<M> {
                 let users = crate::zap::load_passwords(file)?;
                 crate::zap::install(&domain, crate::zap::Policy::Plain(users))?;
                 Security::Plain { domain }
+            }
+            Mechanism::Curve => {
+                let setting = |reason: String| HostError::Setting {
+                    path: format!("{}/security/secret-key", self.name),
+                    reason,
+                };
+                let Some(file) = &self.secret_key else {
+                    return Err(setting(
+                        "CURVE security needs the server's secret certificate".into(),
+                    ));
+                };
+                let cert =
+                    crate::cert::Certificate::load(file).map_err(|e| setting(e.to_string()))?;
+                let Some(secret_key) = cert.secret else {
+                    return Err(setting(format!("{} holds no secret key", file.display())));
+                };
+                let policy = match &self.allowed {
+                    Some(dir) => crate::zap::Policy::Curve(
+                        crate::cert::public_keys_in(dir).map_err(|e| HostError::Setting {
+                            path: "server/auth/curve".into(),
+                            reason: e.to_string(),
+                        })?,
+                    ),
+                    None => crate::zap::Policy::CurveAny,
+                };
+                crate::zap::install(&domain, policy)?;
+                Security::Curve { domain, secret_key }
             }
         };
         sockets.set_security(security);

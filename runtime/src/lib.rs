@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod buffer;
+#[cfg(feature = "reactor")]
+pub mod cert;
 pub mod client;
 #[cfg(feature = "reactor")]
 pub mod client_host;

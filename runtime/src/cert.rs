@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zproto_runtime::zpl::Zpl;
+use crate::zpl::Zpl;
 
 /// A CURVE key pair, or a public key alone.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,6 +76,24 @@ pub fn secret_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The public keys of every certificate in `dir` (its `_secret` files
+/// left out): an allow-list, as CZMQ's zauth reads one.
+pub fn public_keys_in(dir: &Path) -> Result<std::collections::HashSet<String>, CertError> {
+    let unreadable = |e: std::io::Error| CertError::File {
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut keys = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        if !path.is_file() || path.to_string_lossy().ends_with("_secret") {
+            continue;
+        }
+        keys.insert(Certificate::load(&path)?.public);
+    }
+    Ok(keys)
+}
+
 impl Certificate {
     /// A new key pair.
     pub fn generate() -> Result<Self, CertError> {
@@ -112,7 +130,7 @@ impl Certificate {
             path: path.to_owned(),
             problem,
         };
-        let text = zproto_runtime::zpl::read_small_file(path, MAX_FILE).map_err(file_error)?;
+        let text = crate::zpl::read_small_file(path, MAX_FILE).map_err(file_error)?;
         let zpl = Zpl::parse(&text).map_err(|e| invalid(e.to_string()))?;
         let key = |name: &str| -> Result<String, CertError> {
             let value = zpl
@@ -158,7 +176,7 @@ impl Certificate {
                 .map_err(error)
         };
         let public = format!(
-            "#   ZeroMQ CURVE Public Certificate (written by zgossip)\n\
+            "#   ZeroMQ CURVE Public Certificate (written by zproto-rs)\n\
              #   Exchange securely, or verify its contents after exchange.\n\
              \n\
              metadata\n\
@@ -168,7 +186,7 @@ impl Certificate {
         write(path, public, false)?;
         if let Some(secret) = &self.secret {
             let text = format!(
-                "#   ZeroMQ CURVE **Secret** Certificate (written by zgossip)\n\
+                "#   ZeroMQ CURVE **Secret** Certificate (written by zproto-rs)\n\
                  #   DO NOT PROVIDE THIS FILE TO OTHER USERS nor change its permissions.\n\
                  \n\
                  metadata\n\
