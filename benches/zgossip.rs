@@ -5,7 +5,10 @@
 //!   message as the ceiling;
 //! * ANNOUNCE ingest: tuples per second until STATUS reports them all;
 //! * fan-out: the application announces tuples to 10, 100 and 1,000
-//!   connected sessions; deliveries per second.
+//!   connected sessions; deliveries per second;
+//! * the send path's encoding, a PONG and an ANNOUNCE for a ROUTER peer:
+//!   into a list of frames (three allocations, as before) and into one
+//!   packet (one), messages per second.
 //!
 //! Each side drives its server with raw DEALER sockets the same way, in its
 //! own process (inproc only works within one): Rust for ours and raw libzmq,
@@ -308,5 +311,49 @@ fn main() {
             },
         );
         row(&name, sessions * count, ours_ns, czmq_ns, None);
+    }
+    if wanted("send-path encoding") {
+        send_path(runs, 1_000_000 / scale);
+    }
+}
+
+/// Encoding for a ROUTER peer, the old way (a `Vec` of frames, each a
+/// `Vec`) beside the packet the node sends now, dropped as the reactor
+/// drops it once libzmq has copied it.
+fn send_path(runs: usize, count: usize) {
+    let pong = ZgossipMsg::from(zgossip::msg::Pong::default());
+    let announce = ZgossipMsg::from(Announce {
+        endpoint: "tcp://192.168.1.1:9000".into(),
+        service: "printer".into(),
+        ttl: 0,
+        ..Default::default()
+    });
+    let routing_id = [0u8, 0x6b, 0x8b, 0x45, 0x67];
+    println!("\n| send-path encoding | frame list | packet | packet / frame list |");
+    println!("|---|---:|---:|---:|");
+    for (name, message) in [("PONG", &pong), ("ANNOUNCE", &announce)] {
+        let time = |packed: bool| {
+            let start = Instant::now();
+            for _ in 0..count {
+                if packed {
+                    std::hint::black_box(message.encode_packet_routed(&routing_id).ok());
+                } else {
+                    std::hint::black_box(message.encode_routed(&routing_id).ok());
+                }
+            }
+            start.elapsed().as_nanos()
+        };
+        let (mut list, mut packet) = (u128::MAX, u128::MAX);
+        for _ in 0..runs {
+            list = list.min(time(false));
+            packet = packet.min(time(true));
+        }
+        let (l, p) = (per_second(count, list), per_second(count, packet));
+        println!(
+            "| {name} for a peer | {} | {} | {:.2}x |",
+            fmt_rate(l),
+            fmt_rate(p),
+            p / l
+        );
     }
 }

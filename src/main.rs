@@ -598,6 +598,7 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
             lease: (args.lease > 0).then(|| Duration::from_millis(args.lease)),
             ..Settings::default()
         },
+        simulated_time: None,
     };
     println!(
         "swarm: {} nodes ({}), {} tuples, churn {:.0}%, over {}",

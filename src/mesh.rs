@@ -10,20 +10,33 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use smallvec::SmallVec;
+use zproto_runtime::Packet;
+
 use crate::node::{AnnounceError, NodeCore, Output, Settings};
 
-/// Frames on their way.
+/// Frames on their way, as the sender packed them (one allocation each).
 #[derive(Debug)]
 enum Hop {
-    /// To node `to`'s server; routing id first.
-    ToServer { to: usize, frames: Vec<Vec<u8>> },
-    /// To node `to`'s remote `remote`.
+    /// To node `to`'s server, from the remote with routing id `from`.
+    ToServer {
+        to: usize,
+        from: RoutingId,
+        frames: Packet,
+    },
+    /// To node `to`'s server, as they are (routing id first).
+    Injected { to: usize, frames: Packet },
+    /// To node `to`'s remote `remote`: the frames after the first (the
+    /// routing id the sending ROUTER was given).
     ToRemote {
         to: usize,
         remote: usize,
-        frames: Vec<Vec<u8>>,
+        frames: Packet,
     },
 }
+
+/// The routing id of a remote's link.
+type RoutingId = [u8; 8];
 
 /// A delivery: node `node` learned a tuple, or no longer holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +76,10 @@ pub struct Mesh {
     pub frames_moved: u64,
 }
 
-fn routing_id(node: usize, remote: usize) -> Vec<u8> {
-    let mut id = (node as u32).to_be_bytes().to_vec();
-    id.extend((remote as u32).to_be_bytes());
+fn routing_id(node: usize, remote: usize) -> RoutingId {
+    let mut id = [0; 8];
+    id[..4].copy_from_slice(&(node as u32).to_be_bytes());
+    id[4..].copy_from_slice(&(remote as u32).to_be_bytes());
     id
 }
 
@@ -211,8 +225,8 @@ impl Mesh {
         let mut refused = Vec::new();
         for output in node.take_outputs() {
             match output {
-                Output::ToPeer(mut frames) => {
-                    let peer = frames.first().and_then(|id| parse_routing_id(id));
+                Output::ToPeer(frames) => {
+                    let peer = frames.first().and_then(parse_routing_id);
                     let Some((to, remote)) = peer.filter(|&(to, remote)| {
                         self.slots
                             .get(to)
@@ -222,15 +236,15 @@ impl Mesh {
                         refused.push(Output::ToPeer(frames));
                         continue;
                     };
-                    frames.remove(0);
                     self.queue.push_back(Hop::ToRemote { to, remote, frames });
                 }
                 Output::ToRemote { remote, frames } => {
                     if let Some(&to) = self.slots[from].targets.get(remote) {
-                        let mut routed = Vec::with_capacity(frames.len() + 1);
-                        routed.push(routing_id(from, remote));
-                        routed.extend(frames);
-                        self.queue.push_back(Hop::ToServer { to, frames: routed });
+                        self.queue.push_back(Hop::ToServer {
+                            to,
+                            from: routing_id(from, remote),
+                            frames,
+                        });
                     }
                 }
                 Output::Peer(_) => {}
@@ -278,18 +292,28 @@ impl Mesh {
             };
             moved += 1;
             let to = match hop {
-                Hop::ToServer { to, frames } => {
+                Hop::ToServer { to, from, frames } => {
                     let Some(node) = self.node_mut(to) else {
                         continue;
                     };
-                    node.on_peer_frames(&frames, now);
+                    let mut routed: SmallVec<[&[u8]; 4]> = SmallVec::new();
+                    routed.push(&from);
+                    routed.extend(frames.frames());
+                    node.on_peer_frames(&routed, now);
+                    to
+                }
+                Hop::Injected { to, frames } => {
+                    let Some(node) = self.node_mut(to) else {
+                        continue;
+                    };
+                    frames.with_frames(0, |frames| node.on_peer_frames(frames, now));
                     to
                 }
                 Hop::ToRemote { to, remote, frames } => {
                     let Some(node) = self.node_mut(to) else {
                         continue;
                     };
-                    node.on_remote_frames(remote, &frames, now);
+                    frames.with_frames(1, |frames| node.on_remote_frames(remote, frames, now));
                     to
                 }
             };
@@ -332,7 +356,10 @@ impl Mesh {
 
     /// Inject raw frames into node `to`'s server as if from a peer.
     pub fn inject_to_server(&mut self, to: usize, frames: Vec<Vec<u8>>, now: Instant) {
-        self.queue.push_back(Hop::ToServer { to, frames });
+        self.queue.push_back(Hop::Injected {
+            to,
+            frames: Packet::from_frames(&frames),
+        });
         self.run(now);
     }
 }

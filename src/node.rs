@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use zproto_runtime::server::Sessions;
 use zproto_runtime::throttle::Throttle;
-use zproto_runtime::{Codec, Frame};
+use zproto_runtime::{Codec, Packet};
 
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
@@ -171,13 +171,13 @@ pub enum PeerKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// Send frames to a peer on our ROUTER (routing id first).
-    ToPeer(Vec<Frame>),
+    ToPeer(Packet),
     /// Send frames to remote number `remote` (its DEALER).
     ToRemote {
         /// Index of the remote, as [`NodeCore::connect`] returned it.
         remote: usize,
         /// The frames.
-        frames: Vec<Frame>,
+        frames: Packet,
     },
     /// A peer went up or down (presence), for the application.
     Peer(Peer),
@@ -263,10 +263,11 @@ impl Stats {
         self.bytes_received += frames_len(frames);
     }
 
-    fn count_out<F: AsRef<[u8]>>(&mut self, message: &ZgossipMsg, frames: &[F]) {
+    /// `bytes`: the message's, without a routing id.
+    fn count_out(&mut self, message: &ZgossipMsg, bytes: usize) {
         self.sent += 1;
         self.sent_by_type[type_index(message)] += 1;
-        self.bytes_sent += frames_len(frames);
+        self.bytes_sent += bytes as u64;
     }
 }
 
@@ -823,9 +824,9 @@ impl NodeCore {
     fn flush_sessions(&mut self) {
         let (outputs, stats, name) = (&mut self.outputs, &mut self.stats, &self.name);
         self.sessions.drain_outgoing(|routing_id, message| {
-            match message.encode_routed(routing_id) {
+            match message.encode_packet_routed(routing_id) {
                 Ok(frames) => {
-                    stats.count_out(&message, frames.get(1..).unwrap_or_default());
+                    stats.count_out(&message, frames.byte_len() - routing_id.len());
                     outputs.push(Output::ToPeer(frames));
                 }
                 Err(e) => tracing::warn!(node = %name, "cannot encode for a peer: {e}"),
@@ -847,7 +848,7 @@ impl NodeCore {
         if self.remotes.len() <= usize::from(except.is_some()) {
             return;
         }
-        let mut encoded: [Option<(ZgossipMsg, Vec<Frame>)>; 2] = [None, None];
+        let mut encoded: [Option<(ZgossipMsg, Packet)>; 2] = [None, None];
         let pace = self.settings.pace();
         for index in 0..self.remotes.len() {
             let versioned = self.remotes[index].versioned();
@@ -865,7 +866,7 @@ impl NodeCore {
             if slot.is_none() {
                 let announce = announce_of(tuple, versioned);
                 let message = ZgossipMsg::from(if replay { replayed(announce) } else { announce });
-                match message.encode() {
+                match message.encode_packet() {
                     Ok(frames) => *slot = Some((message, frames)),
                     Err(e) => {
                         tracing::warn!(node = %self.name, "cannot encode for a remote: {e}");
@@ -877,7 +878,7 @@ impl NodeCore {
                 continue;
             };
             self.remotes[index].sent_traffic(pace, now);
-            self.stats.count_out(message, frames);
+            self.stats.count_out(message, frames.byte_len());
             self.outputs.push(Output::ToRemote {
                 remote: index,
                 frames: frames.clone(),
@@ -887,9 +888,9 @@ impl NodeCore {
 
     fn send_to_remote(&mut self, remote: usize, messages: Vec<ZgossipMsg>) {
         for message in messages {
-            match message.encode() {
+            match message.encode_packet() {
                 Ok(frames) => {
-                    self.stats.count_out(&message, &frames);
+                    self.stats.count_out(&message, frames.byte_len());
                     self.outputs.push(Output::ToRemote { remote, frames });
                 }
                 Err(e) => tracing::warn!(node = %self.name, "cannot encode for a remote: {e}"),
@@ -943,7 +944,7 @@ impl NodeCore {
         for (output, gone) in refused {
             match output {
                 Output::ToPeer(frames) => {
-                    let Some((routing_id, body)) = frames.split_first() else {
+                    let Some(routing_id) = frames.first() else {
                         continue;
                     };
                     if gone {
@@ -951,23 +952,22 @@ impl NodeCore {
                         continue;
                     }
                     self.stats.refused_sends += 1;
-                    let position = match ZgossipMsg::decode(body) {
+                    let position = match frames.with_frames(1, |body| ZgossipMsg::decode(body)) {
                         Ok(ZgossipMsg::Announce(a)) => self.gossip.tuples.position(&a.endpoint),
                         // A PONG or INVALID: nothing a replay must resend.
                         Ok(_) => continue,
-                        // A large frame lent to libzmq is lost with the send:
-                        // send everything again.
+                        // Not ours to misread: send everything again.
                         Err(_) => None,
                     };
                     let position = position.unwrap_or(0);
                     match behind.iter_mut().find(|(id, _)| id == routing_id) {
                         Some((_, first)) => *first = (*first).min(position),
-                        None => behind.push((routing_id.clone(), position)),
+                        None => behind.push((routing_id.to_vec(), position)),
                     }
                 }
                 Output::ToRemote { remote, frames } => {
                     self.stats.refused_sends += 1;
-                    let message = ZgossipMsg::decode(&frames).ok();
+                    let message = frames.with_frames(0, |body| ZgossipMsg::decode(body)).ok();
                     if let Some(r) = self.remotes.get_mut(remote) {
                         r.refused(message.as_ref(), &self.gossip.tuples, now);
                     }

@@ -57,6 +57,12 @@ pub struct SwarmConfig {
     pub seed: u64,
     /// Node settings.
     pub settings: Settings,
+    /// In memory only: simulated time instead of the wall clock, each
+    /// message passed taking this long and an idle mesh jumping to its next
+    /// sample. What the nodes' timers do (keepalives, IHAVE batches, GRAFT
+    /// waits) then depends on the messages, not on how busy the machine
+    /// is, so the counts of a run are the same under any load.
+    pub simulated_time: Option<Duration>,
 }
 
 impl Default for SwarmConfig {
@@ -70,6 +76,47 @@ impl Default for SwarmConfig {
             timeout: Duration::from_secs(60),
             seed: 1,
             settings: Settings::default(),
+            simulated_time: None,
+        }
+    }
+}
+
+/// The in-memory swarm's time: the wall clock, or simulated
+/// ([`SwarmConfig::simulated_time`]).
+struct Clock {
+    per_message: Option<Duration>,
+    origin: Instant,
+    simulated: Duration,
+}
+
+impl Clock {
+    fn new(per_message: Option<Duration>) -> Self {
+        Self {
+            per_message,
+            origin: Instant::now(),
+            simulated: Duration::ZERO,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        match self.per_message {
+            Some(_) => self.origin + self.simulated,
+            None => Instant::now(),
+        }
+    }
+
+    /// `moved` messages were passed.
+    fn passed(&mut self, moved: u64) {
+        if let Some(each) = self.per_message {
+            self.simulated += each.saturating_mul(u32::try_from(moved).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Nothing to do before `wake`: sleep, or jump there.
+    fn wait_until(&mut self, wake: Instant) {
+        match self.per_message {
+            Some(_) => self.simulated = self.simulated.max(wake - self.origin),
+            None => std::thread::sleep(wake.saturating_duration_since(Instant::now())),
         }
     }
 }
@@ -333,6 +380,7 @@ pub fn run_any(
 /// Run a swarm in memory; `progress` sees each sample as it is taken.
 pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmReport {
     let setup_start = Instant::now();
+    let mut clock = Clock::new(config.simulated_time);
     let plan = Plan::new(config);
     let mut mesh = Mesh::new();
     mesh.forget_deliveries();
@@ -340,14 +388,15 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     for _ in 0..n {
         mesh.add(node_settings(config));
     }
-    let now = Instant::now();
+    let now = clock.now();
     for (i, targets) in plan.targets.iter().enumerate() {
         for &j in targets {
             mesh.connect(i, j, now);
         }
     }
     // Let the HELLOs settle, so that the clock measures dissemination.
-    mesh.run(now);
+    let moved = mesh.run(now);
+    clock.passed(moved);
     let setup = setup_start.elapsed();
 
     // Tuple t is announced by node announcers[t].
@@ -358,7 +407,8 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
         ..
     } = plan;
 
-    let start = Instant::now();
+    let start = clock.now();
+    let wall_start = Instant::now();
     for (t, &node) in announcers.iter().enumerate() {
         let (endpoint, service) = tuple(t);
         if let Err(e) = mesh.announce(node, &endpoint, &service, start) {
@@ -375,8 +425,9 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let mut next_sample = start;
     let mut converged = false;
     loop {
-        let now = Instant::now();
+        let now = clock.now();
         let moved = mesh.step(BATCH, now);
+        clock.passed(moved);
         moved_since_start += moved;
         let idle = moved == 0;
         if churn_state == 0 && (moved_since_start >= leave_after || idle) {
@@ -385,7 +436,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
             }
             churn_state = 1;
         } else if churn_state == 1 && (moved_since_start >= rejoin_after || idle) {
-            let now = Instant::now();
+            let now = clock.now();
             for &node in &churned {
                 mesh.restart(node, now);
             }
@@ -403,7 +454,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
         }
         if now >= next_sample || idle {
             mesh.tick_nodes(now);
-            let sample = measure(&mesh, config.tuples, start.elapsed());
+            let sample = measure(&mesh, config.tuples, clock.now() - start);
             progress(&sample);
             curve.push(sample);
             next_sample = now + SAMPLE_EVERY;
@@ -412,17 +463,17 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
                 break;
             }
         }
-        if start.elapsed() >= config.timeout {
+        // Simulated or not, the run stops within the timeout of real time.
+        if clock.now() - start >= config.timeout || wall_start.elapsed() >= config.timeout {
             break;
         }
         if idle && mesh.in_flight() == 0 {
             // Nothing to pass: wait for the next timer (keepalives, expiry)
             // or sample, whichever is first.
-            let wake = next_sample.min(now + SAMPLE_EVERY);
-            std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+            clock.wait_until(next_sample.min(now + SAMPLE_EVERY));
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = clock.now() - start;
     let mut incomplete = Vec::new();
     let mut incomplete_count = 0;
     let (mut duplicates, mut refused_sends, mut resyncs) = (0, 0, 0);

@@ -338,10 +338,12 @@ fn announces_to(node: &mut zgossip::NodeCore, id: &[u8]) -> Vec<(String, zgossip
     node.take_outputs()
         .into_iter()
         .filter_map(|output| match &output {
-            Output::ToPeer(frames) if frames[0] == id => match ZgossipMsg::decode(&frames[1..]) {
-                Ok(ZgossipMsg::Announce(a)) => Some((a.endpoint, output)),
-                _ => None,
-            },
+            Output::ToPeer(frames) if frames.first() == Some(id) => {
+                match frames.with_frames(1, |body| ZgossipMsg::decode(body)) {
+                    Ok(ZgossipMsg::Announce(a)) => Some((a.endpoint, output)),
+                    _ => None,
+                }
+            }
             _ => None,
         })
         .collect()

@@ -169,6 +169,42 @@ fn decoding_a_view_allocates_nothing() {
     assert!(std::ptr::eq(id, routed[0]));
 }
 
+#[test]
+fn a_packet_is_one_allocation_with_the_frames_of_the_frame_list() {
+    // Body, a frame field and a two-frame msg field: a list and a buffer
+    // per frame encoded the old way, one buffer as a packet (and, past
+    // four frames, the list of where they start).
+    let message = EveryType::from(sample_a());
+    let routed = message.encode_routed(b"peer").expect("encodes");
+    let packet = message.encode_packet_routed(b"peer").expect("encodes");
+    assert_eq!(packet.to_vec(), routed);
+    assert_eq!(
+        packet.byte_len(),
+        routed.iter().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(
+        allocations(|| message.encode_packet_routed(b"peer").expect("encodes")),
+        2
+    );
+    // The list (grown as frames are pushed) and each of the five frames.
+    assert!(allocations(|| message.encode_routed(b"peer").expect("encodes")) >= 6);
+    assert_eq!(allocations(|| message.encode_packet().expect("encodes")), 1);
+    // Bytes fields and a body-only message alike.
+    let shared = every_type_bytes::EveryType::decode(&routed[1..]).expect("decodes");
+    let packet = shared.encode_packet().expect("encodes");
+    assert_eq!(packet.to_vec(), routed[1..]);
+    assert_eq!(allocations(|| shared.encode_packet().expect("encodes")), 1);
+    let empty = EveryType::from(Type::test_value());
+    assert_eq!(
+        empty.encode_packet().expect("encodes").to_vec(),
+        empty.encode().expect("encodes")
+    );
+    // A message that cannot be encoded leaves nothing half-sent: an error.
+    let mut bad = sample_a();
+    bad.s = "x".repeat(256);
+    assert!(EveryType::from(bad).encode_packet().is_err());
+}
+
 fn samples() -> Vec<Vec<Vec<u8>>> {
     [
         EveryType::from(sample_a()),

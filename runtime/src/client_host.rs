@@ -241,7 +241,7 @@ where
                 released += usize::from(from_api);
                 continue;
             }
-            let frames = match message.encode() {
+            let frames = match message.encode_packet() {
                 Ok(frames) => frames,
                 Err(e) => {
                     dropped(&e, self);

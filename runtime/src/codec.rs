@@ -3,6 +3,7 @@
 //! ROUTER envelopes).
 
 use crate::error::{DecodeError, EncodeError};
+use crate::packet::{FrameSink, Packet};
 use crate::wire::{signature_word, Context, Reader};
 
 /// One ZeroMQ message part.
@@ -23,8 +24,13 @@ pub trait Codec: Sized {
     /// The message name, upper case, e.g. `ANNOUNCE`.
     fn command(&self) -> &'static str;
 
-    /// Append this message's frames (body first) to `frames`.
-    fn encode_into(&self, frames: &mut Vec<Frame>) -> Result<(), EncodeError>;
+    /// Append this message's frames (body first) to `out`. On an error
+    /// `out` may hold part of the message: discard it.
+    fn encode_into<S: FrameSink>(&self, out: &mut S) -> Result<(), EncodeError>;
+
+    /// Bytes of all of this message's frames together (what
+    /// [`Codec::encode_packet`] allocates).
+    fn encoded_len(&self) -> usize;
 
     /// Decode one message from its frames (body first, no routing id).
     fn decode<F: AsRef<[u8]>>(frames: &[F]) -> Result<Self, DecodeError>;
@@ -44,6 +50,25 @@ pub trait Codec: Sized {
         frames.push(routing_id.to_vec());
         self.encode_into(&mut frames)?;
         Ok(frames)
+    }
+
+    /// This message in one buffer ([`Packet`]), as a DEALER or PAIR socket
+    /// sends it: one allocation.
+    #[inline]
+    fn encode_packet(&self) -> Result<Packet, EncodeError> {
+        let mut packet = Packet::with_capacity(self.encoded_len());
+        self.encode_into(&mut packet)?;
+        Ok(packet)
+    }
+
+    /// This message in one buffer for a ROUTER socket, `routing_id` first:
+    /// one allocation.
+    #[inline]
+    fn encode_packet_routed(&self, routing_id: &[u8]) -> Result<Packet, EncodeError> {
+        let mut packet = Packet::with_capacity(routing_id.len() + self.encoded_len());
+        packet.push_frame(routing_id);
+        self.encode_into(&mut packet)?;
+        Ok(packet)
     }
 
     /// Decode a message received on a ROUTER socket: the routing id

@@ -504,7 +504,7 @@ struct Out<'a> {
 
 impl Out<'_> {
     fn try_send<C: Codec>(&mut self, routing_id: &[u8], message: &C) -> Sent {
-        let frames = match message.encode_routed(routing_id) {
+        let frames = match message.encode_packet_routed(routing_id) {
             Ok(frames) => frames,
             Err(e) => {
                 tracing::warn!(server = %self.name, "cannot encode {}: {e}", message.command());

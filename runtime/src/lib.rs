@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 #[cfg(feature = "reactor")]
 pub mod host;
+pub mod packet;
 #[cfg(feature = "reactor")]
 pub mod reactor;
 pub mod server;
@@ -37,3 +38,4 @@ pub mod zpl;
 pub use bytes;
 pub use codec::{Codec, Frame};
 pub use error::{DecodeError, EncodeError};
+pub use packet::{FrameSink, Packet};

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::client::PlainCredentials;
-use crate::codec::Frame;
+use crate::packet::Packet;
 
 /// Maps keyed by small integers (descriptors, service ids), looked up on
 /// every message: a fast hash, not SipHash.
@@ -71,17 +71,17 @@ pub fn socket(kind: zmq::SocketType) -> Result<zmq::Socket, zmq::Error> {
     }
 }
 
-/// A message to send.
+/// A message to send, its frames in one buffer ([`Packet`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
     /// To a peer on the service's ROUTER: routing id first.
-    ToPeer(Vec<Frame>),
+    ToPeer(Packet),
     /// To remote number `remote` (its DEALER).
     ToRemote {
         /// Index, as [`Sockets::connect`] returned it.
         remote: usize,
         /// The frames.
-        frames: Vec<Frame>,
+        frames: Packet,
     },
 }
 
@@ -97,10 +97,9 @@ pub enum RefusedReason {
     Failed,
 }
 
-/// A message the reactor could not send, handed back to the service.
-///
-/// Frames over `COPIED_FRAME` (1024) bytes are lent to libzmq and lost if the
-/// send fails: such a frame comes back empty.
+/// A message the reactor could not send, handed back to the service whole
+/// (every frame is copied into libzmq's own message, so nothing is lost to
+/// a failed send).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     /// Why.
@@ -618,8 +617,8 @@ impl Sockets {
         Ok(self.dealers.len() - 1)
     }
 
-    fn send(&mut self, mut outgoing: Outgoing) -> Result<(), Refused> {
-        let (socket, frames) = match &mut outgoing {
+    fn send(&mut self, outgoing: Outgoing) -> Result<(), Refused> {
+        let (socket, frames) = match &outgoing {
             Outgoing::ToPeer(frames) => {
                 self.router_unchecked = true;
                 (self.router.as_mut(), frames)
@@ -639,21 +638,18 @@ impl Sockets {
             });
         };
         let last = frames.len().saturating_sub(1);
-        for (i, frame) in frames.iter_mut().enumerate() {
+        for (i, frame) in frames.frames().enumerate() {
             let flags = if i < last {
                 zmq::DONTWAIT | zmq::SNDMORE
             } else {
                 zmq::DONTWAIT
             };
-            // Copying a frame into libzmq's own message (inline when small)
-            // is cheaper than lending it our buffer, which libzmq must wrap,
-            // count and hand back for freeing on its I/O thread.
-            let sent = if frame.len() <= COPIED_FRAME {
-                send_copy(socket, frame, flags)
-            } else {
-                socket.send(std::mem::take(frame), flags)
-            };
-            if let Err(e) = sent {
+            // Every frame is copied into libzmq's own message (inline up to
+            // 33 bytes): lending a frame needs a buffer of its own, which
+            // libzmq must wrap, count and hand back for freeing on its I/O
+            // thread, and which a packed message does not have. For large
+            // frames that costs one memcpy.
+            if let Err(e) = send_copy(socket, frame, flags) {
                 let reason = match e {
                     zmq::Error::EAGAIN => RefusedReason::Full,
                     zmq::Error::EHOSTUNREACH => RefusedReason::Unreachable,
@@ -847,9 +843,6 @@ enum Source {
 /// At most this many messages are read from one socket per poll, so that a
 /// busy peer cannot starve the others.
 const BATCH: usize = 256;
-
-/// Frames up to this size are copied into libzmq's messages, not lent.
-const COPIED_FRAME: usize = 1024;
 
 struct Loop<S: Service> {
     wake: zmq::Socket,
@@ -1338,7 +1331,7 @@ impl Destination {
     fn is(&self, outgoing: &Outgoing) -> bool {
         match (self, outgoing) {
             (Self::Remote(a), Outgoing::ToRemote { remote, .. }) => a == remote,
-            (Self::Peer(a), Outgoing::ToPeer(frames)) => frames.first() == Some(a),
+            (Self::Peer(a), Outgoing::ToPeer(frames)) => frames.first() == Some(a.as_slice()),
             _ => false,
         }
     }
@@ -1400,8 +1393,8 @@ fn flush<S: Service>(h: &mut Hosted<S>) -> usize {
             // Gone: an inproc peer's entry goes here (tcp and ipc peers'
             // go with their connection).
             if let Some(routing_id) = frames.first() {
-                if sockets.peer_fds.get(routing_id.as_slice()) == Some(&-1) {
-                    sockets.peer_fds.remove(routing_id.as_slice());
+                if sockets.peer_fds.get(routing_id) == Some(&-1) {
+                    sockets.peer_fds.remove(routing_id);
                 }
             }
         }

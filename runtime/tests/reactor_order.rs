@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use zproto_runtime::reactor::{
     self, Outgoing, Reactor, Refused, RefusedReason, Service, SocketOptions, Sockets,
 };
+use zproto_runtime::Packet;
 
 const MESSAGES: u64 = 100_000;
 /// Messages handed over per flush: many flushes, each running into a full
@@ -71,7 +72,7 @@ impl Service for Numbered {
         for n in self.pending.drain(..) {
             let outgoing = Outgoing::ToRemote {
                 remote: 0,
-                frames: vec![n.to_be_bytes().to_vec()],
+                frames: Packet::from_frames(&[n.to_be_bytes()]),
             };
             match send(outgoing) {
                 Ok(()) => {}

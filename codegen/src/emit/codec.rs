@@ -100,6 +100,7 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
         arms(&|v| quote! { Self::#v(m) => m.encode_frames(frames) })
     };
     let topic_arms = arms(&|v| quote! { Self::#v(m) => m.encode_frames(topic, &mut frames) });
+    let len_arms = arms(&|v| quote! { Self::#v(m) => m.encoded_len() });
     let zpl_name = |m: &Message| {
         format!("{}_{}", names::upper(&model.class), names::upper(&m.name)).replace(' ', "_")
     };
@@ -201,8 +202,12 @@ pub fn emit(model: &CodecModel, options: &EmitOptions) -> Result<String, Error> 
                 match self { #(#command_arms,)* }
             }
 
-            fn encode_into(&self, frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
+            fn encode_into<S: #rt::FrameSink>(&self, frames: &mut S) -> ::std::result::Result<(), #rt::EncodeError> {
                 match self { #(#encode_arms,)* }
+            }
+
+            fn encoded_len(&self) -> usize {
+                match self { #(#len_arms,)* }
             }
 
             fn decode<F: ::std::convert::AsRef<[u8]>>(frames: &[F]) -> ::std::result::Result<Self, #rt::DecodeError> {
@@ -507,10 +512,19 @@ fn message_struct(
     let frame_pushes = frame_fields.iter().map(|f| {
         let fname = ident(&names::rust_ident(&f.name));
         match (f.kind, f.bytes) {
-            (FieldKind::Frame, false) => quote!(frames.push(self.#fname.clone());),
-            (FieldKind::Frame, true) => quote!(frames.push(self.#fname.to_vec());),
-            (_, false) => quote!(frames.extend_from_slice(&self.#fname);),
-            (_, true) => quote!(frames.extend(self.#fname.iter().map(|f| f.to_vec()));),
+            (FieldKind::Frame, _) => quote!(frames.push_frame(&self.#fname);),
+            (_, _) => quote! {
+                for frame in &self.#fname {
+                    frames.push_frame(frame);
+                }
+            },
+        }
+    });
+    let frame_lens = frame_fields.iter().map(|f| {
+        let fname = ident(&names::rust_ident(&f.name));
+        match f.kind {
+            FieldKind::Frame => quote!(+ self.#fname.len()),
+            _ => quote!(+ self.#fname.iter().map(|frame| frame.len()).sum::<usize>()),
         }
     });
 
@@ -681,13 +695,18 @@ fn message_struct(
 
             #body_len_fn
 
-            fn encode_frames(&self, #topic_param frames: &mut ::std::vec::Vec<#rt::Frame>) -> ::std::result::Result<(), #rt::EncodeError> {
-                let mut body = ::std::vec::Vec::with_capacity(self.body_len() #topic_len);
-                let mut w = #rt::wire::Writer::new(&mut body, #rt::wire::Context { class: CLASS, message: Self::NAME });
+            /// Bytes of all the frames this message encodes to (under an
+            /// empty topic, for a pubsub model).
+            pub fn encoded_len(&self) -> usize {
+                self.body_len() #(#frame_lens)*
+            }
+
+            fn encode_frames<S: #rt::FrameSink>(&self, #topic_param frames: &mut S) -> ::std::result::Result<(), #rt::EncodeError> {
                 #gap_check
+                let body = frames.next_frame(self.body_len() #topic_len);
+                let mut w = #rt::wire::Writer::new(body, #rt::wire::Context { class: CLASS, message: Self::NAME });
                 #head
                 #(#writes)*
-                frames.push(body);
                 #(#frame_pushes)*
                 ::std::result::Result::Ok(())
             }
