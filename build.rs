@@ -18,14 +18,16 @@ fn main() {
     build_czmq_peer();
 }
 
-/// `tests/czmq/czmq_node.c` and `tests/czmq/czmq_bench.c` against Debian's
-/// libczmq, for `tests/czmq_interop.rs` and `benches/zgossip.rs`; sets
-/// `cfg(czmq)`, `CZMQ_NODE_BIN` and `CZMQ_BENCH_BIN` when built.
+/// `tests/czmq/czmq_node.c`, `czmq_bench.c` and `czmq_swarm.c` against
+/// Debian's libczmq, for `tests/czmq_interop.rs` and `benches/zgossip.rs`;
+/// sets `cfg(czmq)`, `CZMQ_NODE_BIN`, `CZMQ_BENCH_BIN` and `CZMQ_SWARM_BIN`
+/// when built.
 /// With `ZGOSSIP_REQUIRE_CZMQ=1` (as in CI) a missing libczmq is an error.
 fn build_czmq_peer() {
     println!("cargo:rustc-check-cfg=cfg(czmq)");
     println!("cargo:rerun-if-changed=tests/czmq/czmq_node.c");
     println!("cargo:rerun-if-changed=tests/czmq/czmq_bench.c");
+    println!("cargo:rerun-if-changed=tests/czmq/czmq_swarm.c");
     println!("cargo:rerun-if-env-changed=ZGOSSIP_REQUIRE_CZMQ");
     let required = std::env::var("ZGOSSIP_REQUIRE_CZMQ").is_ok_and(|v| v == "1");
     let flags = Command::new("pkg-config")
@@ -60,6 +62,7 @@ fn build_czmq_peer() {
     for (program, variable) in [
         ("czmq_node", "CZMQ_NODE_BIN"),
         ("czmq_bench", "CZMQ_BENCH_BIN"),
+        ("czmq_swarm", "CZMQ_SWARM_BIN"),
     ] {
         let out = out_dir.join(program);
         let status = Command::new(&cc)

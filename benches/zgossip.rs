@@ -8,7 +8,9 @@
 //!   connected sessions; deliveries per second;
 //! * the send path's encoding, a PONG and an ANNOUNCE for a ROUTER peer:
 //!   into a list of frames (three allocations, as before) and into one
-//!   packet (one), messages per second.
+//!   packet (one), messages per second;
+//! * a swarm of 1,000 nodes over inproc, `zgossip swarm` beside CZMQ's
+//!   actors (`tests/czmq/czmq_swarm.c`): time to converge, peak memory.
 //!
 //! Each side drives its server with raw DEALER sockets the same way, in its
 //! own process (inproc only works within one): Rust for ours and raw libzmq,
@@ -314,6 +316,101 @@ fn main() {
     }
     if wanted("send-path encoding") {
         send_path(runs, 1_000_000 / scale);
+    }
+    if wanted("swarm") {
+        swarm(if quick { 1 } else { 2 }, 1000 / scale);
+    }
+}
+
+/// What a swarm run printed: seconds to converge and peak memory (MB).
+#[derive(Clone, Copy)]
+struct SwarmRun {
+    seconds: f64,
+    peak_mb: f64,
+}
+
+/// `zgossip swarm --nodes N --transport inproc` (a process of its own, so
+/// that its peak memory is its own) beside CZMQ's actors in the same
+/// scenario (`tests/czmq/czmq_swarm.c`): a random tree, one tuple a node.
+fn swarm(runs: usize, nodes: usize) {
+    let n = nodes.to_string();
+    let ours = || -> Option<SwarmRun> {
+        let out = Command::new(env!("CARGO_BIN_EXE_zgossip"))
+            .args([
+                "swarm",
+                "--nodes",
+                &n,
+                "--transport",
+                "inproc",
+                "--timeout",
+                "60",
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let after = |line: &str, key: &str| -> Option<f64> {
+            line.split(key)
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        };
+        let ms = text.lines().find_map(|l| after(l, "tuples after "))?;
+        let mb = text.lines().find_map(|l| after(l, "peak memory: "))?;
+        Some(SwarmRun {
+            seconds: ms / 1e3,
+            peak_mb: mb,
+        })
+    };
+    let czmq = || -> Option<SwarmRun> {
+        let program = option_env!("CZMQ_SWARM_BIN")?;
+        let out = Command::new(program)
+            .args([n.as_str(), "tree", "1", "1", "60"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |key: &str| -> Option<f64> {
+            text.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))?
+                .parse()
+                .ok()
+        };
+        if field("converged=")? != 1.0 {
+            return None;
+        }
+        Some(SwarmRun {
+            seconds: field("elapsed_ms=")? / 1e3,
+            peak_mb: field("peak_kib=")? / 1024.0,
+        })
+    };
+    let best = |a: Option<SwarmRun>, b: Option<SwarmRun>| match (a, b) {
+        (Some(a), Some(b)) => Some(SwarmRun {
+            seconds: a.seconds.min(b.seconds),
+            peak_mb: a.peak_mb.min(b.peak_mb),
+        }),
+        (a, b) => a.or(b),
+    };
+    let (mut o, mut c) = (None, None);
+    for _ in 0..runs {
+        o = best(o, ours());
+        c = best(c, czmq());
+    }
+    let show = |r: Option<SwarmRun>| {
+        r.map_or("- | -".to_owned(), |r| {
+            format!("{:.2} s | {:.0} MB", r.seconds, r.peak_mb)
+        })
+    };
+    println!("\n| swarm, {nodes} nodes, random tree, inproc | converged in | peak memory |");
+    println!("|---|---:|---:|");
+    println!("| ours (one reactor thread) | {} |", show(o));
+    println!("| CZMQ 4.2 (an actor thread a node) | {} |", show(c));
+    if let (Some(o), Some(c)) = (o, c) {
+        println!(
+            "| ours / CZMQ | {:.2}x faster | {:.2}x less |",
+            c.seconds / o.seconds,
+            c.peak_mb / o.peak_mb
+        );
     }
 }
 

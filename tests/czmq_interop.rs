@@ -540,4 +540,29 @@ mod interop {
         czmq.process.expect(&format!("CERT {}", cert.public));
         czmq.process.expect("CERT-SECRET yes");
     }
+
+    /// The CZMQ side of the benchmark's swarm row (`tests/czmq/czmq_swarm.c`)
+    /// converges, on a tree and on a redundant graph, and says so in the
+    /// line the benchmark reads.
+    #[test]
+    fn czmq_swarm_program_converges_small_swarms() {
+        for (topology, links) in [("tree", "1"), ("graph", "3")] {
+            let out = std::process::Command::new(env!("CZMQ_SWARM_BIN"))
+                .args(["40", topology, links, "7", "30"])
+                .output()
+                .expect("czmq_swarm runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{topology}: {text}");
+            assert!(
+                text.starts_with("converged=1 ") && text.contains(" complete=40 "),
+                "{topology}: {text}"
+            );
+        }
+        // Bad arguments: a usage error, not a crash.
+        let out = std::process::Command::new(env!("CZMQ_SWARM_BIN"))
+            .args(["0", "tree", "1", "1", "1"])
+            .output()
+            .expect("czmq_swarm runs");
+        assert_eq!(out.status.code(), Some(2));
+    }
 }
