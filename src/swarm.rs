@@ -232,6 +232,9 @@ pub enum SwarmError {
     /// inproc connections are never re-established after a peer leaves.
     #[error("churn needs --transport memory or tcp: inproc connections do not come back after a node leaves")]
     ChurnOverInproc,
+    /// Sockets run on the wall clock.
+    #[error("simulated time needs --transport memory: sockets run on the wall clock")]
+    SimulatedOverSockets,
     /// The sockets would need more file descriptors than the process may have.
     #[error("{nodes} nodes over {transport} need about {needed} file descriptors; this process may open {limit}")]
     TooManySockets {
@@ -668,6 +671,9 @@ mod sockets {
         }
         if config.churn > 0.0 && config.transport == Transport::Inproc {
             return Err(SwarmError::ChurnOverInproc);
+        }
+        if config.simulated_time.is_some() {
+            return Err(SwarmError::SimulatedOverSockets);
         }
         let setup_start = Instant::now();
         let reactor = Reactor::start().map_err(|_| crate::Error::Stopped)?;

@@ -142,6 +142,41 @@ fn monitored_remotes_of_dying_peers_close_cleanly() {
 }
 
 #[test]
+fn swarm_on_simulated_time_counts_the_same_twice_and_sockets_refuse_it() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["swarm", "--nodes", "60", "--topology", "graph", "-k", "3"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let messages = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("messages:"))
+            .map(str::to_owned)
+    };
+    let (code, first, _) = run(&["--simulated-time", "2000"]);
+    assert_eq!(code, Some(0), "{first}");
+    assert!(first.contains("converged"), "{first}");
+    let (_, second, _) = run(&["--simulated-time", "2000"]);
+    // Plumtree's timers depend on simulated time only: the same count.
+    assert!(messages(&first).is_some());
+    assert_eq!(messages(&first), messages(&second), "{first}\n{second}");
+    let (code, _, stderr) = run(&["--simulated-time", "2000", "--transport", "inproc"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("simulated time needs --transport memory"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn swarm_runs_and_writes_its_curve() {
     let dir = std::env::temp_dir().join(format!("zgossip-swarm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
