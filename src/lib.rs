@@ -43,6 +43,7 @@ pub mod peers_file;
 pub mod plumtree;
 pub mod remote;
 pub mod server;
+pub mod sim;
 pub mod swarm;
 pub mod text;
 pub mod tuples;

@@ -56,6 +56,50 @@ enum Command {
     /// Make a CURVE key pair and save it in CZMQ's certificate format:
     /// PATH (public key) and PATH_secret (both keys, owner-only).
     Keygen(KeygenArgs),
+    /// Run seeded schedules of faults on simulated clusters and check the
+    /// invariants (README, "Correctness under faults"); exit 1 on any
+    /// violation, printing each failing seed, shrunk, with a replay command.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Number of schedules (seeds) to run.
+    #[arg(long, default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 0)]
+    seed_start: u64,
+    /// Run this one seed (same as --seed-start S --seeds 1).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Nodes per cluster (default: 3 to 7, drawn per seed).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    nodes: Option<u64>,
+    /// Faults to inject: a comma-separated list of partition, crash, pause,
+    /// clock, slow, churn, conflict, jitter; or all, or none.
+    #[arg(long, default_value = "all")]
+    faults: String,
+    /// Node timers: real (the defaults) or fast (each a tenth).
+    #[arg(long, default_value = "fast")]
+    timers: String,
+    /// Keep only these events of the schedule (comma-separated indices, as
+    /// a shrunk replay command gives them).
+    #[arg(long)]
+    keep: Option<String>,
+    /// Print a readable trace of every event (for one seed).
+    #[arg(long)]
+    trace: bool,
+    /// Break node 0 on purpose, to see the checks catch it:
+    /// skip-tombstones, ignore-leases, resurrect-removed, no-renewal.
+    #[arg(long)]
+    mutation: Option<String>,
+    /// Report failing seeds as drawn, without shrinking them.
+    #[arg(long)]
+    no_shrink: bool,
+    /// Threads to run schedules on (default: the machine's cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args)]
@@ -215,6 +259,13 @@ fn main() -> ExitCode {
         Command::Swarm(args) => swarm(&args),
         Command::Resolve(args) => resolve(&args),
         Command::Keygen(args) => keygen(&args),
+        Command::Simulate(args) => match simulate(&args) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("zgossip simulate: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     match result {
         Ok(code) => code,
@@ -697,5 +748,109 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
+    use zgossip::sim;
+    let plan = sim::Plan {
+        nodes: args.nodes.map(|n| n as usize),
+        faults: sim::parse_faults(&args.faults).map_err(|e| format!("--faults: {e}"))?,
+        timers: args.timers.parse().map_err(|e| format!("--timers: {e}"))?,
+    };
+    let options = sim::Options {
+        trace: args.trace,
+        mutation: args
+            .mutation
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| format!("--mutation: {e}"))?,
+    };
+    let (first, count) = match args.seed {
+        Some(seed) => (seed, 1),
+        None => (args.seed_start, args.seeds),
+    };
+    let keep = match &args.keep {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse::<usize>())
+                .collect::<Result<Vec<usize>, _>>()
+                .map_err(|e| format!("--keep: expected event numbers separated by commas: {e}"))?,
+        ),
+    };
+    if keep.is_some() && count != 1 {
+        return Err("--keep names events of one schedule: give --seed too".into());
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let started = Instant::now();
+    let outcomes = match &keep {
+        Some(keep) => {
+            let schedule = sim::Schedule::draw(first, &plan).keeping(keep);
+            let mut outcome = sim::run_caught(&schedule, &options);
+            outcome.kept = Some(keep.clone());
+            vec![outcome]
+        }
+        None => sim::run_seeds(first, count, &plan, &options, threads),
+    };
+    let mut violations = 0;
+    for outcome in &outcomes {
+        if args.trace {
+            for line in &outcome.trace {
+                println!("{line}");
+            }
+            println!(
+                "seed {}: {} nodes ({}), {} events, {} messages, digest {:016x}, converged {:?} after the heal",
+                outcome.schedule.seed,
+                outcome.schedule.nodes,
+                outcome.schedule.topology.name(),
+                outcome.counts.events,
+                outcome.counts.delivered,
+                outcome.digest,
+                outcome.converged_after
+            );
+        }
+        if outcome.violations.is_empty() {
+            continue;
+        }
+        violations += outcome.violations.len();
+        let shown = if args.no_shrink || args.trace || keep.is_some() {
+            outcome.clone()
+        } else {
+            sim::shrink(
+                outcome,
+                &sim::Options {
+                    trace: false,
+                    ..options.clone()
+                },
+            )
+        };
+        for v in &outcome.violations {
+            println!("seed {}: {v}", outcome.schedule.seed);
+        }
+        let events = shown
+            .kept
+            .as_ref()
+            .map_or(shown.schedule.events.len(), Vec::len);
+        println!(
+            "  replay ({} nodes, {} events): {}",
+            shown.schedule.nodes,
+            events,
+            shown.replay_command()
+        );
+    }
+    println!(
+        "simulate: {} schedules, {violations} invariant violations ({:.1} s)",
+        outcomes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if violations > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     })
 }

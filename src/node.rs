@@ -15,8 +15,8 @@ use crate::msg::{Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote, BACKOFF};
 use crate::server::{
-    announce_of, can_send, is_replay, offer_of, replayed, Change, Gossip, Lifecycle, Refusal,
-    DEFAULT_LEASE,
+    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Change, Gossip, Lifecycle,
+    Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Tuple, Tuples};
@@ -49,6 +49,14 @@ pub struct Settings {
     /// node, which never renews) lives after it was last heard (`None`,
     /// set as 0: forever, as in CZMQ; the default).
     pub foreign_lease: Option<Duration>,
+    /// This node's origin, the id its versioned tuples carry (never 0).
+    /// `None`: a random one, drawn from the OS when the node is made. A
+    /// driver that replays runs (the simulator) gives one from its seed, so
+    /// that nothing in the node depends on the process it runs in.
+    pub origin: Option<u64>,
+    /// A deliberate defect (the simulator's checks are tested with it).
+    #[doc(hidden)]
+    pub mutation: Option<crate::server::Mutation>,
 }
 
 impl Default for Settings {
@@ -60,6 +68,8 @@ impl Default for Settings {
             limits: Limits::default(),
             lease: Some(DEFAULT_LEASE),
             foreign_lease: None,
+            origin: None,
+            mutation: None,
         }
     }
 }
@@ -325,10 +335,11 @@ impl NodeCore {
             gossip: Gossip {
                 limits: settings.limits,
                 lifecycle: Lifecycle {
+                    origin: settings.origin.map_or_else(new_origin, |o| o.max(1)),
                     lease: settings.lease,
                     foreign_lease: settings.foreign_lease,
-                    ..Lifecycle::default()
                 },
+                mutation: settings.mutation,
                 ..Gossip::default()
             },
             remotes: Vec::new(),
@@ -906,7 +917,12 @@ impl NodeCore {
         self.expire(now);
         self.plumtree_tick(now);
         if self.next_renewal.is_some_and(|at| at <= now) {
-            for change in self.gossip.renew(now) {
+            let renewals = if self.gossip.mutation == Some(crate::server::Mutation::NoRenewal) {
+                Vec::new()
+            } else {
+                self.gossip.renew(now)
+            };
+            for change in renewals {
                 self.spread(change, None, now);
             }
             self.next_renewal = if self.gossip.owned.is_empty() {

@@ -14,7 +14,7 @@
 //! All of it only on links whose PING/PONG agreed [`PLUMTREE`]: a CZMQ
 //! node stops on a message id it does not know.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::SessionKey;
@@ -144,7 +144,8 @@ struct Wanted {
 /// Tuples heard of by IHAVE and not yet received.
 #[derive(Debug, Default)]
 pub struct Missing {
-    wanted: HashMap<String, Wanted>,
+    /// Ordered, so that GRAFTs ask in the same order in every run.
+    wanted: BTreeMap<String, Wanted>,
     /// The earliest time to ask, if any.
     next: Option<Instant>,
     /// Average lag between an IHAVE and the tuple's arrival.

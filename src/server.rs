@@ -3,7 +3,7 @@
 //! and the acceptance rule every tuple goes through, from a session, a
 //! remote or the application ([`Gossip::receive`], [`Gossip::publish`]).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,37 @@ impl Default for Lifecycle {
     }
 }
 
+/// A deliberate defect, for showing that the simulator's checks catch a
+/// broken node (`zgossip simulate --mutation`). Never set it otherwise.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// Tombstones from peers are ignored.
+    SkipTombstones,
+    /// Leases from peers are ignored (tuples live forever).
+    IgnoreLeases,
+    /// A live copy from a peer replaces a tombstone, whatever its stamp.
+    ResurrectRemoved,
+    /// The node never renews its own tuples.
+    NoRenewal,
+}
+
+impl std::str::FromStr for Mutation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip-tombstones" => Ok(Mutation::SkipTombstones),
+            "ignore-leases" => Ok(Mutation::IgnoreLeases),
+            "resurrect-removed" => Ok(Mutation::ResurrectRemoved),
+            "no-renewal" => Ok(Mutation::NoRenewal),
+            other => Err(format!(
+                "unknown mutation \"{other}\" (skip-tombstones, ignore-leases, resurrect-removed, no-renewal)"
+            )),
+        }
+    }
+}
+
 /// The default lease of a node's tuples.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -121,8 +152,9 @@ pub struct Gossip {
     /// Origin and leases.
     pub lifecycle: Lifecycle,
     /// Endpoints this node published and still owns, with the version of
-    /// its last answer to a competing write.
-    pub(crate) owned: HashMap<String, Option<u32>>,
+    /// its last answer to a competing write. Ordered, so that renewals go
+    /// out in the same order in every run.
+    pub(crate) owned: BTreeMap<String, Option<u32>>,
     /// The tuple being forwarded to every session (`forward` event), and
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
@@ -145,6 +177,8 @@ pub struct Gossip {
     pub(crate) lazy_pending: bool,
     /// Plumtree: the endpoints the next `ask for missing` asks for.
     pub(crate) graft_request: Option<Vec<String>>,
+    /// A deliberate defect (simulator checks only).
+    pub(crate) mutation: Option<Mutation>,
 }
 
 /// Why a tuple was not stored.
@@ -262,10 +296,41 @@ impl Gossip {
         if offer.service.len() > self.limits.service {
             return Err(Refusal::ServiceTooLong);
         }
+        if let Some(mutation) = self.mutation {
+            return self.receive_mutated(mutation, offer, now);
+        }
         if let Some(change) = self.defend(offer, now) {
             return Ok(Some(change));
         }
         self.store(offer, false, now)
+    }
+
+    /// [`Gossip::receive`] with a deliberate defect.
+    fn receive_mutated(
+        &mut self,
+        mutation: Mutation,
+        offer: &Offer<'_>,
+        now: Instant,
+    ) -> Result<Option<Change>, Refusal> {
+        let mut offer = offer.clone();
+        match mutation {
+            Mutation::SkipTombstones if offer.removed => return Ok(None),
+            Mutation::IgnoreLeases => offer.lease = None,
+            Mutation::ResurrectRemoved if !offer.removed => {
+                let held = self.tuples.get(offer.endpoint, now);
+                if let (Some(held), Some(stamp)) = (held.filter(|t| t.removed), offer.stamp) {
+                    let version = held
+                        .stamp
+                        .map_or(stamp.version, |s| s.version.max(stamp.version) + 1);
+                    offer.stamp = Some(Stamp { version, ..stamp });
+                }
+            }
+            _ => {}
+        }
+        if let Some(change) = self.defend(&offer, now) {
+            return Ok(Some(change));
+        }
+        self.store(&offer, false, now)
     }
 
     /// A competing write to an endpoint we own: answer it with our tuple,
@@ -406,7 +471,11 @@ impl Gossip {
             io.set_next_event(Event::Pause);
             return;
         }
-        let now = io.now().unwrap_or_else(Instant::now);
+        // The session table always gives the time (sans-IO: never the clock).
+        let Some(now) = io.now() else {
+            io.set_next_event(Event::Finished);
+            return;
+        };
         while session.cursor < self.tuples.slots() {
             let tuple = self.tuples.at(session.cursor, now);
             session.cursor += 1;
@@ -504,7 +573,9 @@ impl Actions for Gossip {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
-        let now = io.now().unwrap_or_else(Instant::now);
+        let Some(now) = io.now() else {
+            return;
+        };
         let offer = offer_of(a, self.lifecycle.foreign_lease);
         let pushed = !is_replay(a);
         match self.receive(&offer, now) {
@@ -584,7 +655,9 @@ impl Actions for Gossip {
         else {
             return;
         };
-        let now = io.now().unwrap_or_else(Instant::now);
+        let Some(now) = io.now() else {
+            return;
+        };
         match plumtree::unpack(&ihave.tuples) {
             Some(ids) => {
                 self.missing
@@ -601,7 +674,9 @@ impl Actions for Gossip {
         if !session.plumtree {
             return;
         }
-        let now = io.now().unwrap_or_else(Instant::now);
+        let Some(now) = io.now() else {
+            return;
+        };
         let tuples: Vec<Tuple> = graft
             .endpoints
             .iter()
