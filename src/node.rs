@@ -328,7 +328,7 @@ pub struct NodeCore {
 impl NodeCore {
     /// A node; `name` prefixes its log lines.
     pub fn new(name: impl Into<String>, settings: Settings) -> Self {
-        Self {
+        let mut node = Self {
             name: name.into(),
             sessions: Sessions::new(Some(settings.timeout)),
             settings,
@@ -349,7 +349,11 @@ impl NodeCore {
             warn_refused: Throttle::default(),
             next_renewal: None,
             next_flush: None,
-        }
+        };
+        node.gossip
+            .missing
+            .set_waits(plumtree::graft_waits(settings.lease));
+        node
     }
 
     /// This node's origin: the random id its versioned tuples carry.
@@ -502,6 +506,9 @@ impl NodeCore {
             other => return Err(SettingError::UnknownPath(other.to_owned())),
         }
         self.gossip.limits = self.settings.limits;
+        self.gossip
+            .missing
+            .set_waits(plumtree::graft_waits(self.settings.lease));
         self.gossip.lifecycle.lease = self.settings.lease;
         self.gossip.lifecycle.foreign_lease = self.settings.foreign_lease;
         Ok(())
@@ -609,8 +616,12 @@ impl NodeCore {
                     }
                     Ok(None) => {
                         self.stats.duplicates += 1;
-                        // Plumtree: pushed to us twice: this link is off the tree.
+                        // Plumtree: the same write pushed to us twice: this
+                        // link is off the tree (a stale version is not a
+                        // duplicate: it says nothing of the tree).
                         if !is_replay(&announce)
+                            && offer.stamp.is_some()
+                            && self.gossip.tuples.stamp(&announce.endpoint) == offer.stamp
                             && self.gossip.tuples.came_pushed(&announce.endpoint)
                             && self.remotes[remote].pruned()
                         {
@@ -630,6 +641,8 @@ impl NodeCore {
                 None => self.refused_tuple(Refusal::Implausible, now),
             },
             Received::Graft(endpoints) => {
+                // Plumtree: GRAFT puts the link back on the tree.
+                self.remotes[remote].grafted();
                 let versioned = self.remotes[remote].versioned();
                 let messages: Vec<ZgossipMsg> = endpoints
                     .iter()
@@ -1032,6 +1045,8 @@ impl NodeCore {
                         // Not before its session is open again (after a
                         // reconnection): its server would answer INVALID.
                         if self.remotes.get(index).is_some_and(Remote::can_graft) {
+                            // Asking puts the link back on the tree, both ways.
+                            self.remotes[index].grafted();
                             let graft = Graft { endpoints: batch };
                             self.send_to_remote(index, vec![graft.into()]);
                         }

@@ -142,14 +142,40 @@ struct Wanted {
 }
 
 /// Tuples heard of by IHAVE and not yet received.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Missing {
     /// Ordered, so that GRAFTs ask in the same order in every run.
     wanted: BTreeMap<String, Wanted>,
     /// The earliest time to ask, if any.
     next: Option<Instant>,
-    /// Average lag between an IHAVE and the tuple's arrival.
+    /// Average lag between an IHAVE and the tuple's arrival by push.
     lag: Duration,
+    /// The shortest and longest wait before a GRAFT.
+    least_wait: Duration,
+    longest_wait: Duration,
+}
+
+impl Default for Missing {
+    fn default() -> Self {
+        Self {
+            wanted: BTreeMap::new(),
+            next: None,
+            lag: Duration::ZERO,
+            least_wait: GRAFT_AFTER,
+            longest_wait: GRAFT_AFTER_MAX,
+        }
+    }
+}
+
+/// The shortest and longest wait before a GRAFT for tuples that live
+/// `lease`: [`GRAFT_AFTER`] and [`GRAFT_AFTER_MAX`], and at most a tenth
+/// and a sixth of the lease, so that a tuple missed on a lazy link is
+/// asked for well before the copies elsewhere expire.
+pub fn graft_waits(lease: Option<Duration>) -> (Duration, Duration) {
+    match lease {
+        None => (GRAFT_AFTER, GRAFT_AFTER_MAX),
+        Some(lease) => (GRAFT_AFTER.min(lease / 10), GRAFT_AFTER_MAX.min(lease / 6)),
+    }
 }
 
 impl Missing {
@@ -187,20 +213,37 @@ impl Missing {
         }
     }
 
+    /// Set the shortest and longest wait before a GRAFT (see
+    /// [`graft_waits`]).
+    pub fn set_waits(&mut self, (least, longest): (Duration, Duration)) {
+        self.least_wait = least;
+        self.longest_wait = longest.max(least);
+    }
+
     /// How long to wait for a tuple heard of now.
     pub fn wait(&self) -> Duration {
-        (self.lag * 4).clamp(GRAFT_AFTER, GRAFT_AFTER_MAX)
+        (self.lag * 4).clamp(self.least_wait, self.longest_wait)
+    }
+
+    /// The longest wait before a GRAFT.
+    pub fn longest_wait(&self) -> Duration {
+        self.longest_wait
     }
 
     /// A tuple arrived: no longer missing if it is as recent as announced.
+    /// The lag is sampled only from tuples that came by themselves (before
+    /// any GRAFT of ours): one that answers a GRAFT measures our own wait,
+    /// and would make the next wait longer, round after round.
     pub fn received(&mut self, endpoint: &str, stamp: Option<Stamp>, now: Instant) {
         if self.wanted.is_empty() {
             return;
         }
         if let (Some(entry), Some(stamp)) = (self.wanted.get(endpoint), stamp) {
             if stamp >= entry.stamp {
-                let sample = now.saturating_duration_since(entry.heard_at);
-                self.lag = self.lag.mul_f64(0.875) + sample.mul_f64(0.125);
+                if entry.tries == 0 {
+                    let sample = now.saturating_duration_since(entry.heard_at);
+                    self.lag = self.lag.mul_f64(0.875) + sample.mul_f64(0.125);
+                }
                 self.wanted.remove(endpoint);
             }
         }

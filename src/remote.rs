@@ -51,6 +51,17 @@ pub const BACKOFF: Duration = Duration::from_millis(10);
 /// server may have expired the session (CZMQ's timeout is one second).
 const STALL: Duration = Duration::from_secs(1);
 
+/// A PING offering our extensions. Every PING a remote sends is one, the
+/// keepalives too, so that whichever PING a server answers first on a new
+/// connection (a stale keepalive queued during an outage, say) tells what
+/// that server speaks: ours answers with the extensions agreed, CZMQ's with
+/// a plain PONG (CZMQ's codec ignores the trailing field).
+fn offer() -> Ping {
+    Ping {
+        extensions: Some(EXTENSIONS),
+    }
+}
+
 /// Where the current generation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -234,6 +245,13 @@ impl Remote {
         false
     }
 
+    /// Plumtree: a GRAFT went or came on this link: it is on the tree
+    /// again, and tuples go to it in full.
+    pub fn grafted(&mut self) {
+        self.lazy = false;
+        self.wants_lazy = false;
+    }
+
     /// Whether a generation is in flight or waiting to start.
     pub fn is_synchronising(&self) -> bool {
         self.phase != Phase::Synced || self.sync_wanted
@@ -277,10 +295,7 @@ impl Remote {
         if self.agreed.is_none() {
             // What the server speaks decides what the tuples carry: ask
             // first (a CZMQ server answers any PING, and ignores the offer).
-            let probe = Ping {
-                extensions: Some(EXTENSIONS),
-            };
-            self.sent(probe.into(), pace, now, send);
+            self.sent(offer().into(), pace, now, send);
             self.phase = Phase::Probing(self.pings_sent);
             return;
         }
@@ -352,11 +367,15 @@ impl Remote {
             ZgossipMsg::Announce(a) => return Received::Tuple(a),
             ZgossipMsg::Pong(pong) => {
                 self.pongs_received += 1;
-                if let Phase::Probing(marker) = self.phase {
-                    if self.pongs_received >= marker {
-                        self.agreed = Some(pong.extensions.unwrap_or(0) & EXTENSIONS);
-                        self.phase = Phase::Probed;
-                    }
+                // Every PING we send offers our extensions, and our
+                // servers answer every such PING with the extensions agreed
+                // (a CZMQ server, with a plain PONG): any PONG on this
+                // connection answers the question, even one to a stale
+                // keepalive that waited in the DEALER's pipe through an
+                // outage. So the first one decides.
+                if let Phase::Probing(_) = self.phase {
+                    self.agreed = Some(pong.extensions.unwrap_or(0) & EXTENSIONS);
+                    self.phase = Phase::Probed;
                 }
                 if let Phase::AwaitingMarker(marker) = self.phase {
                     if self.pongs_received >= marker {
@@ -477,13 +496,13 @@ impl Remote {
             if self.backlog.is_some_and(|b| b >= tuples.slots()) {
                 self.backlog = None;
                 if self.phase == Phase::Sending {
-                    self.sent(Ping::default().into(), pace, now, send);
+                    self.sent(offer().into(), pace, now, send);
                     self.phase = Phase::AwaitingMarker(self.pings_sent);
                 }
             }
         }
         if now >= self.next_ping {
-            self.sent(Ping::default().into(), pace, now, send);
+            self.sent(offer().into(), pace, now, send);
         }
     }
 

@@ -585,8 +585,11 @@ impl Actions for Gossip {
             }
             Ok(None) => {
                 self.duplicates += 1;
-                // Plumtree: pushed to us twice, so this link is off the tree.
+                // Plumtree: the same write pushed to us twice, so this link
+                // is off the tree (a stale version is no duplicate).
                 if pushed
+                    && offer.stamp.is_some()
+                    && self.tuples.stamp(&a.endpoint) == offer.stamp
                     && session.plumtree
                     && !session.lazy
                     && self.tuples.came_pushed(&a.endpoint)
@@ -674,6 +677,8 @@ impl Actions for Gossip {
         if !session.plumtree {
             return;
         }
+        // GRAFT puts the link back on the tree.
+        session.lazy = false;
         let Some(now) = io.now() else {
             return;
         };
@@ -710,6 +715,8 @@ impl Actions for Gossip {
     fn get_graft(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         match self.graft_request.take() {
             Some(endpoints) if session.plumtree => {
+                // Asking puts the link back on the tree, both ways.
+                session.lazy = false;
                 io.set_message(Graft { endpoints }.into());
             }
             _ => io.set_exception(Event::NothingToForward),

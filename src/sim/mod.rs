@@ -91,7 +91,8 @@ pub fn convergence_bound(schedule: &Schedule) -> Duration {
     let s = &schedule.settings;
     let per_hop = s.resync.max(s.ping_interval * 4) * 2;
     let hops = u32::try_from(schedule.diameter().min(64)).unwrap_or(64) + 1;
-    world::RECONNECT_MAX + per_hop * hops + crate::plumtree::GRAFT_AFTER_MAX
+    let (_, graft_wait) = crate::plumtree::graft_waits(s.lease);
+    world::RECONNECT_MAX + per_hop * hops + graft_wait * 2
 }
 
 /// Play a schedule.
