@@ -927,8 +927,8 @@ impl NodeCore {
     pub fn tick(&mut self, now: Instant) {
         self.sessions.tick(&mut self.gossip, now);
         self.after_sessions(now);
-        self.expire(now);
-        self.plumtree_tick(now);
+        // Renewals before expiry: a node whose timers are late (a paused
+        // process) renews its own tuples before they could expire here.
         if self.next_renewal.is_some_and(|at| at <= now) {
             let renewals = if self.gossip.mutation == Some(crate::server::Mutation::NoRenewal) {
                 Vec::new()
@@ -944,6 +944,8 @@ impl NodeCore {
                 self.renewal_interval().map(|every| now + every)
             };
         }
+        self.expire(now);
+        self.plumtree_tick(now);
         for index in 0..self.remotes.len() {
             if self.remotes[index].next_deadline() <= now {
                 self.tick_remote(index, now);

@@ -154,7 +154,7 @@ pub struct Gossip {
     /// Endpoints this node published and still owns, with the version of
     /// its last answer to a competing write. Ordered, so that renewals go
     /// out in the same order in every run.
-    pub(crate) owned: BTreeMap<String, Option<u32>>,
+    pub(crate) owned: BTreeMap<String, Owned>,
     /// The tuple being forwarded to every session (`forward` event), and
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
@@ -179,6 +179,18 @@ pub struct Gossip {
     pub(crate) graft_request: Option<Vec<String>>,
     /// A deliberate defect (simulator checks only).
     pub(crate) mutation: Option<Mutation>,
+}
+
+/// An endpoint this node published and still owns.
+#[derive(Debug, Clone)]
+pub(crate) struct Owned {
+    /// What the application wrote.
+    service: Arc<str>,
+    /// The version of our last write of it.
+    version: u32,
+    /// The version of our last answer to a competing write, while a
+    /// contest goes on.
+    contest: Option<u32>,
 }
 
 /// Why a tuple was not stored.
@@ -337,16 +349,28 @@ impl Gossip {
     /// one version higher and marked contested. Give the endpoint up only
     /// to a competitor that answered our answer and has the higher origin,
     /// so that two owners settle on one value and a one-off write never
-    /// takes an endpoint over.
+    /// takes an endpoint over. A write that carries our own origin and that
+    /// we never made (forged) is answered the same way, and never yielded
+    /// to. What we own is answered from what we wrote, whatever the table
+    /// holds now (expired during a pause, say).
     fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Change> {
         let theirs = offer.stamp?;
         let origin = self.lifecycle.origin;
-        let contest = *self.owned.get(offer.endpoint)?;
-        let ours = self.tuples.get(offer.endpoint, now)?;
-        if theirs.origin == origin || ours.stamp.is_some_and(|s| s >= theirs) {
+        let owned = self.owned.get(offer.endpoint)?;
+        let held = self.tuples.stamp(offer.endpoint);
+        if held.is_some_and(|s| s >= theirs)
+            || theirs
+                <= (Stamp {
+                    version: owned.version,
+                    origin,
+                })
+        {
             return None;
         }
-        if offer.contested && theirs.origin > origin && contest.is_some_and(|v| theirs.version > v)
+        if theirs.origin != origin
+            && offer.contested
+            && theirs.origin > origin
+            && owned.contest.is_some_and(|v| theirs.version > v)
         {
             tracing::warn!(
                 endpoint = %crate::text::Escaped(offer.endpoint),
@@ -359,10 +383,14 @@ impl Gossip {
             .version
             .checked_add(1)
             .filter(|&v| v <= MAX_VERSION)?;
-        self.owned.insert(offer.endpoint.to_owned(), Some(version));
+        let service = owned.service.clone();
+        if let Some(owned) = self.owned.get_mut(offer.endpoint) {
+            owned.contest = Some(version);
+            owned.version = version;
+        }
         let answer = Offer {
             endpoint: offer.endpoint,
-            service: &ours.service,
+            service: &service,
             stamp: Some(Stamp { version, origin }),
             lease: self.lifecycle.lease,
             removed: false,
@@ -406,7 +434,8 @@ impl Gossip {
     }
 
     /// A tuple from the application: ours, one version above what the
-    /// node holds for the endpoint. `removed`: UNPUBLISH.
+    /// node holds for the endpoint, or last wrote for it. `removed`:
+    /// UNPUBLISH.
     pub(crate) fn publish(
         &mut self,
         endpoint: &str,
@@ -414,14 +443,31 @@ impl Gossip {
         now: Instant,
     ) -> Result<Option<Change>, Refusal> {
         let held = self.tuples.get(endpoint, now);
+        let written = self.owned.get(endpoint).map_or(0, |o| o.version);
         let version = held
             .as_ref()
             .and_then(|t| t.stamp)
-            .map_or(1, |s| s.version.saturating_add(1).min(MAX_VERSION));
+            .map_or(0, |s| s.version)
+            .max(written)
+            .saturating_add(1)
+            .min(MAX_VERSION);
         let removed_service;
         let (service, removed, lease) = match service {
             Some(service) => {
-                self.owned.insert(endpoint.to_owned(), None);
+                // A contest under way goes on (renewals included): only an
+                // answer to our answer settles it.
+                let owned = self
+                    .owned
+                    .entry(endpoint.to_owned())
+                    .or_insert_with(|| Owned {
+                        service: Arc::from(service),
+                        version,
+                        contest: None,
+                    });
+                if &*owned.service != service {
+                    owned.service = Arc::from(service);
+                }
+                owned.version = version;
                 (service, false, self.lifecycle.lease)
             }
             None => {
@@ -445,20 +491,28 @@ impl Gossip {
         self.store(&offer, false, now)
     }
 
-    /// Renew every tuple we own: one version up, a full lease again.
+    /// Renew every tuple we own: one version up, a full lease again, from
+    /// what we wrote (so that a tuple that expired here, during a pause
+    /// longer than its lease, comes back rather than being lost).
     /// Endpoints someone else took over are no longer ours.
     pub(crate) fn renew(&mut self, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
-        let endpoints: Vec<String> = self.owned.keys().cloned().collect();
-        for endpoint in endpoints {
-            let ours = self.tuples.get(&endpoint, now).filter(|t| {
-                !t.removed && t.stamp.is_some_and(|s| s.origin == self.lifecycle.origin)
-            });
-            let Some(ours) = ours else {
+        let origin = self.lifecycle.origin;
+        let owned: Vec<(String, Arc<str>)> = self
+            .owned
+            .iter()
+            .map(|(e, o)| (e.clone(), o.service.clone()))
+            .collect();
+        for (endpoint, service) in owned {
+            let taken = self
+                .tuples
+                .get(&endpoint, now)
+                .is_some_and(|t| !t.removed && t.stamp.is_some_and(|s| s.origin != origin));
+            if taken {
                 self.owned.remove(&endpoint);
                 continue;
-            };
-            if let Ok(Some(change)) = self.publish(&endpoint, Some(&ours.service), now) {
+            }
+            if let Ok(Some(change)) = self.publish(&endpoint, Some(&service), now) {
                 changes.push(change);
             }
         }
