@@ -664,6 +664,14 @@ impl Actions for Gossip {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
+        // A versioned tuple before HELLO comes from a zproto-rs remote,
+        // which sends everything again after its HELLO: this one is stale
+        // (queued in a DEALER's pipe through an outage), and may be older
+        // than a removal the peer is about to send. Only CZMQ's tuples,
+        // never sent again, are kept.
+        if a.origin.is_some() {
+            return;
+        }
         if self.tuples.position(&a.endpoint).is_some() {
             if self.tuples.service(&a.endpoint).as_deref() != Some(a.service.as_str()) {
                 self.refused.push(Refusal::BeforeHello);

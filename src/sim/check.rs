@@ -268,17 +268,41 @@ impl Checker {
         );
     }
 
-    /// What a settled node must hold for `endpoint` at `now`, the faults
-    /// having healed at `healed`.
-    fn expect(&self, world: &World, endpoint: &str, healed: Duration) -> Expect {
-        let live = self.live_services(world, endpoint);
+    /// What a settled node in `component` must hold for `endpoint`, the
+    /// faults having healed at `healed`. Only live owners in the same
+    /// component (nodes linked through live nodes) can be required: a
+    /// dead node may have cut the cluster in two for good.
+    fn expect(
+        &self,
+        world: &World,
+        endpoint: &str,
+        healed: Duration,
+        component: usize,
+        components: &[usize],
+    ) -> Expect {
+        let last = self.last_writes(endpoint);
+        let live: Vec<(usize, &Write)> = last
+            .iter()
+            .filter(|((n, i), _)| Self::is_live(world, *n, *i))
+            .filter(|(_, w)| w.service.is_some())
+            .map(|((n, _), w)| (*n, *w))
+            .collect();
+        let here: BTreeSet<String> = live
+            .iter()
+            .filter(|(n, _)| components[*n] == component)
+            .filter_map(|(_, w)| w.service.clone())
+            .collect();
+        if !here.is_empty() {
+            return Expect::Present(here);
+        }
         if !live.is_empty() {
-            return Expect::Present(live);
+            // Owned in another part of a cluster that a death split.
+            return Expect::Either;
         }
         let now = world.now();
         // No live owner: removed by UNPUBLISH, or dead owners' tuples that
         // expire within the bound.
-        for ((node, incarnation), w) in self.last_writes(endpoint) {
+        for ((node, incarnation), w) in last {
             if w.service.is_none() {
                 continue;
             }
@@ -296,7 +320,13 @@ impl Checker {
 
     /// Whether the live nodes hold what they must at `now`; the first
     /// difference otherwise.
-    pub fn settled(&self, world: &World, healed: Duration) -> Result<(), String> {
+    pub fn settled(
+        &self,
+        world: &World,
+        healed: Duration,
+        links: &[(usize, usize)],
+    ) -> Result<(), String> {
+        let components = components(world, links);
         let mut tables = Vec::new();
         for node in 0..world.nodes() {
             if let Some(core) = world.core(node) {
@@ -314,9 +344,11 @@ impl Checker {
             endpoints.extend(table.keys().map(String::as_str));
         }
         for endpoint in endpoints {
-            let expect = self.expect(world, endpoint, healed);
-            let mut agreed: Option<(usize, &String)> = None;
+            // Per component: the node and service the others must agree with.
+            let mut agreed: BTreeMap<usize, (usize, &String)> = BTreeMap::new();
             for (node, table) in &tables {
+                let component = components[*node];
+                let expect = self.expect(world, endpoint, healed, component, &components);
                 let held = table.get(endpoint);
                 match (&expect, held) {
                     (Expect::Either, _) => {}
@@ -335,13 +367,15 @@ impl Checker {
                                 "node {node} holds {endpoint} {s}, not a live owner's latest ({services:?})"
                             ));
                         }
-                        match agreed {
-                            Some((other, t)) if t != s => {
+                        match agreed.get(&component) {
+                            Some((other, t)) if *t != s => {
                                 return Err(format!(
                                     "nodes disagree on {endpoint}: node {other} holds {t}, node {node} holds {s}"
                                 ));
                             }
-                            _ => agreed = Some((*node, s)),
+                            _ => {
+                                agreed.insert(component, (*node, s));
+                            }
                         }
                     }
                 }
@@ -355,12 +389,13 @@ impl Checker {
     pub fn finish(
         &mut self,
         world: &World,
+        links: &[(usize, usize)],
         healed: Duration,
         converged_at: Option<Duration>,
         bound: Duration,
     ) {
         let now = world.now();
-        if let Err(detail) = self.settled(world, healed) {
+        if let Err(detail) = self.settled(world, healed, links) {
             self.violation(Invariant::Converged, now, detail);
         } else if let Some(at) = converged_at {
             let took = at.saturating_sub(healed);
@@ -386,4 +421,25 @@ impl Checker {
             }
         }
     }
+}
+
+/// Each node's component: nodes linked through live nodes share one (dead
+/// nodes are each alone).
+fn components(world: &World, links: &[(usize, usize)]) -> Vec<usize> {
+    let n = world.nodes();
+    let mut component: Vec<usize> = (0..n).collect();
+    fn root(component: &mut [usize], mut a: usize) -> usize {
+        while component[a] != a {
+            component[a] = component[component[a]];
+            a = component[a];
+        }
+        a
+    }
+    for &(a, b) in links {
+        if world.is_alive(a) && world.is_alive(b) {
+            let (ra, rb) = (root(&mut component, a), root(&mut component, b));
+            component[ra.max(rb)] = ra.min(rb);
+        }
+    }
+    (0..n).map(|a| root(&mut component, a)).collect()
 }

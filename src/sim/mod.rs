@@ -149,14 +149,14 @@ pub fn run(schedule: &Schedule, options: &Options) -> Outcome {
         }
         let seen = world.take_seen();
         checker.observe(&world, seen);
-        if checker.settled(&world, healed).is_ok() {
+        if checker.settled(&world, healed, &schedule.links).is_ok() {
             converged_at.get_or_insert(t);
         } else {
             converged_at = None;
         }
     }
     let bound = convergence_bound(schedule);
-    checker.finish(&world, healed, converged_at, bound);
+    checker.finish(&world, &schedule.links, healed, converged_at, bound);
     Outcome {
         schedule: schedule.clone(),
         digest: world.digest(),
