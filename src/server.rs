@@ -191,6 +191,10 @@ pub(crate) struct Owned {
     /// The version of our last answer to a competing write, while a
     /// contest goes on.
     contest: Option<u32>,
+    /// We gave the endpoint up to a persistent writer with a higher
+    /// origin: our claim sleeps while its tuple lives, and wakes (the next
+    /// renewal writes ours again) once it has expired or been removed.
+    yielded: bool,
 }
 
 /// Why a tuple was not stored.
@@ -356,7 +360,7 @@ impl Gossip {
     fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Change> {
         let theirs = offer.stamp?;
         let origin = self.lifecycle.origin;
-        let owned = self.owned.get(offer.endpoint)?;
+        let owned = self.owned.get(offer.endpoint).filter(|o| !o.yielded)?;
         let held = self.tuples.stamp(offer.endpoint);
         if held.is_some_and(|s| s >= theirs)
             || theirs
@@ -376,7 +380,10 @@ impl Gossip {
                 endpoint = %crate::text::Escaped(offer.endpoint),
                 "another node keeps writing this endpoint, with a higher origin: giving it up"
             );
-            self.owned.remove(offer.endpoint);
+            if let Some(owned) = self.owned.get_mut(offer.endpoint) {
+                owned.yielded = true;
+                owned.contest = None;
+            }
             return None;
         }
         let version = theirs
@@ -463,7 +470,9 @@ impl Gossip {
                         service: Arc::from(service),
                         version,
                         contest: None,
+                        yielded: false,
                     });
+                owned.yielded = false;
                 if &*owned.service != service {
                     owned.service = Arc::from(service);
                 }
@@ -493,8 +502,9 @@ impl Gossip {
 
     /// Renew every tuple we own: one version up, a full lease again, from
     /// what we wrote (so that a tuple that expired here, during a pause
-    /// longer than its lease, comes back rather than being lost).
-    /// Endpoints someone else took over are no longer ours.
+    /// longer than its lease, comes back rather than being lost). An
+    /// endpoint another owner holds is left to it while its tuple lives,
+    /// and written again once it is gone (that owner died, or removed it).
     pub(crate) fn renew(&mut self, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
         let origin = self.lifecycle.origin;
@@ -509,7 +519,10 @@ impl Gossip {
                 .get(&endpoint, now)
                 .is_some_and(|t| !t.removed && t.stamp.is_some_and(|s| s.origin != origin));
             if taken {
-                self.owned.remove(&endpoint);
+                // Another owner's value lives: our claim sleeps.
+                if let Some(owned) = self.owned.get_mut(&endpoint) {
+                    owned.yielded = true;
+                }
                 continue;
             }
             if let Ok(Some(change)) = self.publish(&endpoint, Some(&service), now) {

@@ -338,10 +338,10 @@ impl Schedule {
         let has = |k: FaultKind| plan.faults.contains(&k);
         let timers = plan.timers;
         let settings = timers.settings();
-        let nodes = plan
-            .nodes
-            .unwrap_or_else(|| shape.between(3, 7) as usize)
-            .max(1);
+        // Drawn whether or not the plan fixes it, so that a replay naming
+        // the count draws the same schedule.
+        let drawn_nodes = shape.between(3, 7) as usize;
+        let nodes = plan.nodes.unwrap_or(drawn_nodes).max(1);
         let topology = Topology::ALL[shape.index(Topology::ALL.len())];
         let links = links_of(topology, nodes, &mut shape);
         let drift_ppm = (0..nodes)
