@@ -91,7 +91,7 @@ struct SimulateArgs {
     #[arg(long)]
     trace: bool,
     /// Break node 0 on purpose, to see the checks catch it:
-    /// skip-tombstones, ignore-leases, resurrect-removed, no-renewal.
+    /// skip-tombstones, ignore-leases, no-renewal.
     #[arg(long)]
     mutation: Option<String>,
     /// Report failing seeds as drawn, without shrinking them.

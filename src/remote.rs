@@ -51,11 +51,12 @@ pub const BACKOFF: Duration = Duration::from_millis(10);
 /// server may have expired the session (CZMQ's timeout is one second).
 const STALL: Duration = Duration::from_secs(1);
 
-/// A PING offering our extensions. Every PING a remote sends is one, the
-/// keepalives too, so that whichever PING a server answers first on a new
-/// connection (a stale keepalive queued during an outage, say) tells what
-/// that server speaks: ours answers with the extensions agreed, CZMQ's with
-/// a plain PONG (CZMQ's codec ignores the trailing field).
+/// A PING offering our extensions. Every PING a remote sends is one (the
+/// keepalives too) until the server turns out to be CZMQ's, so that
+/// whichever PING a server answers first on a new connection (a stale
+/// keepalive queued during an outage, say) tells what that server speaks:
+/// ours answers with the extensions agreed, CZMQ's with a plain PONG
+/// (CZMQ's codec ignores the trailing field).
 fn offer() -> Ping {
     Ping {
         extensions: Some(EXTENSIONS),
@@ -302,6 +303,16 @@ impl Remote {
         self.say_hello(pace, now, send);
     }
 
+    /// A keepalive or marker PING: the offer, except to a CZMQ server, which
+    /// gets exactly CZMQ's frames.
+    fn ping(&self) -> Ping {
+        if self.agreed == Some(0) {
+            Ping::default()
+        } else {
+            offer()
+        }
+    }
+
     /// HELLO, then every tuple from [`Remote::tick`].
     fn say_hello(&mut self, pace: Pace, now: Instant, send: &mut impl FnMut(ZgossipMsg)) {
         self.sent(Hello.into(), pace, now, send);
@@ -496,13 +507,13 @@ impl Remote {
             if self.backlog.is_some_and(|b| b >= tuples.slots()) {
                 self.backlog = None;
                 if self.phase == Phase::Sending {
-                    self.sent(offer().into(), pace, now, send);
+                    self.sent(self.ping().into(), pace, now, send);
                     self.phase = Phase::AwaitingMarker(self.pings_sent);
                 }
             }
         }
         if now >= self.next_ping {
-            self.sent(offer().into(), pace, now, send);
+            self.sent(self.ping().into(), pace, now, send);
         }
     }
 

@@ -85,8 +85,6 @@ pub enum Mutation {
     SkipTombstones,
     /// Leases from peers are ignored (tuples live forever).
     IgnoreLeases,
-    /// A live copy from a peer replaces a tombstone, whatever its stamp.
-    ResurrectRemoved,
     /// The node never renews its own tuples.
     NoRenewal,
 }
@@ -98,10 +96,9 @@ impl std::str::FromStr for Mutation {
         match s {
             "skip-tombstones" => Ok(Mutation::SkipTombstones),
             "ignore-leases" => Ok(Mutation::IgnoreLeases),
-            "resurrect-removed" => Ok(Mutation::ResurrectRemoved),
             "no-renewal" => Ok(Mutation::NoRenewal),
             other => Err(format!(
-                "unknown mutation \"{other}\" (skip-tombstones, ignore-leases, resurrect-removed, no-renewal)"
+                "unknown mutation \"{other}\" (skip-tombstones, ignore-leases, no-renewal)"
             )),
         }
     }
@@ -328,19 +325,10 @@ impl Gossip {
         offer: &Offer<'_>,
         now: Instant,
     ) -> Result<Option<Change>, Refusal> {
-        let mut offer = offer.clone();
+        let mut offer = *offer;
         match mutation {
             Mutation::SkipTombstones if offer.removed => return Ok(None),
             Mutation::IgnoreLeases => offer.lease = None,
-            Mutation::ResurrectRemoved if !offer.removed => {
-                let held = self.tuples.get(offer.endpoint, now);
-                if let (Some(held), Some(stamp)) = (held.filter(|t| t.removed), offer.stamp) {
-                    let version = held
-                        .stamp
-                        .map_or(stamp.version, |s| s.version.max(stamp.version) + 1);
-                    offer.stamp = Some(Stamp { version, ..stamp });
-                }
-            }
             _ => {}
         }
         if let Some(change) = self.defend(&offer, now) {
