@@ -460,7 +460,9 @@ impl Service for GossipService {
                     });
                     Ok(())
                 }
-                Output::Remove { endpoint, service } => {
+                Output::Remove {
+                    endpoint, service, ..
+                } => {
                     deliver(Delivery {
                         endpoint,
                         service,

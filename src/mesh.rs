@@ -256,7 +256,9 @@ impl Mesh {
                     removed: false,
                 }),
                 Output::Remove { .. } if self.forget_deliveries => {}
-                Output::Remove { endpoint, service } => self.deliveries.push(Delivery {
+                Output::Remove {
+                    endpoint, service, ..
+                } => self.deliveries.push(Delivery {
                     node: from,
                     endpoint,
                     service,

@@ -206,6 +206,8 @@ pub enum Output {
         endpoint: String,
         /// The service it had.
         service: String,
+        /// Its lease ran out here (`false`: a tombstone removed it).
+        expired: bool,
     },
 }
 
@@ -801,7 +803,11 @@ impl NodeCore {
             }
             Accepted::Removed(_) => {
                 self.stats.removed += 1;
-                self.outputs.push(Output::Remove { endpoint, service });
+                self.outputs.push(Output::Remove {
+                    endpoint,
+                    service,
+                    expired: false,
+                });
             }
             _ => {}
         }
@@ -1090,6 +1096,7 @@ impl NodeCore {
             self.outputs.push(Output::Remove {
                 endpoint: tuple.endpoint.to_string(),
                 service: tuple.service.to_string(),
+                expired: true,
             });
         }
     }

@@ -152,6 +152,9 @@ pub struct Gossip {
     /// its last answer to a competing write. Ordered, so that renewals go
     /// out in the same order in every run.
     pub(crate) owned: BTreeMap<String, Owned>,
+    /// Endpoints this node removed (UNPUBLISH), with the version of its
+    /// tombstone, while the table keeps that tombstone.
+    pub(crate) unpublished: BTreeMap<String, u32>,
     /// The tuple being forwarded to every session (`forward` event), and
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
@@ -348,6 +351,9 @@ impl Gossip {
     fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Change> {
         let theirs = offer.stamp?;
         let origin = self.lifecycle.origin;
+        if let Some(&removed) = self.unpublished.get(offer.endpoint) {
+            return self.defend_removal(offer, theirs, removed, now);
+        }
         let owned = self.owned.get(offer.endpoint).filter(|o| !o.yielded)?;
         let held = self.tuples.stamp(offer.endpoint);
         if held.is_some_and(|s| s >= theirs)
@@ -390,6 +396,55 @@ impl Gossip {
             lease: self.lifecycle.lease,
             removed: false,
             contested: true,
+            replay: false,
+        };
+        self.store(&answer, true, now).ok().flatten()
+    }
+
+    /// A live write of an endpoint we removed, above our tombstone: a
+    /// copy that was on its way when we removed it (from a process of ours
+    /// before a restart, with another origin, say). Answer it with our
+    /// tombstone one version higher, so that the removal stands
+    /// everywhere. A contested write is an owner insisting: it wins.
+    fn defend_removal(
+        &mut self,
+        offer: &Offer<'_>,
+        theirs: Stamp,
+        removed: u32,
+        now: Instant,
+    ) -> Option<Change> {
+        let origin = self.lifecycle.origin;
+        let ours = self
+            .tuples
+            .get(offer.endpoint, now)
+            .is_some_and(|t| t.removed && t.stamp.is_some_and(|s| s.origin == origin));
+        if !ours {
+            // Our tombstone is gone (forgotten, or someone wrote since).
+            self.unpublished.remove(offer.endpoint);
+            return None;
+        }
+        if offer.removed
+            || offer.contested
+            || theirs
+                <= (Stamp {
+                    version: removed,
+                    origin,
+                })
+        {
+            return None;
+        }
+        let version = theirs
+            .version
+            .checked_add(1)
+            .filter(|&v| v <= MAX_VERSION)?;
+        self.unpublished.insert(offer.endpoint.to_owned(), version);
+        let answer = Offer {
+            endpoint: offer.endpoint,
+            service: offer.service,
+            stamp: Some(Stamp { version, origin }),
+            lease: self.lifecycle.tombstone_keep(),
+            removed: true,
+            contested: false,
             replay: false,
         };
         self.store(&answer, true, now).ok().flatten()
@@ -461,6 +516,7 @@ impl Gossip {
                         yielded: false,
                     });
                 owned.yielded = false;
+                self.unpublished.remove(endpoint);
                 if &*owned.service != service {
                     owned.service = Arc::from(service);
                 }
@@ -469,6 +525,7 @@ impl Gossip {
             }
             None => {
                 self.owned.remove(endpoint);
+                self.unpublished.insert(endpoint.to_owned(), version);
                 removed_service = held.map(|t| t.service).unwrap_or_else(|| Arc::from(""));
                 (&*removed_service, true, self.lifecycle.tombstone_keep())
             }
@@ -496,6 +553,10 @@ impl Gossip {
     pub(crate) fn renew(&mut self, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
         let origin = self.lifecycle.origin;
+        // Removals are guarded while their tombstone is kept.
+        let tuples = &self.tuples;
+        self.unpublished
+            .retain(|endpoint, _| tuples.get(endpoint, now).is_some_and(|t| t.removed));
         let owned: Vec<(String, Arc<str>)> = self
             .owned
             .iter()

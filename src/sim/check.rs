@@ -5,8 +5,9 @@
 //!    every live node holds the same tuples, and they are exactly the live
 //!    owners' latest writes (for an endpoint two live owners wrote, one of
 //!    their values, the same everywhere);
-//! 2. **No resurrection**: a node that removed an unpublished tuple never
-//!    delivers it again (unless someone writes it again); a dead owner's
+//! 2. **No resurrection**: a node that removed an unpublished tuple (by
+//!    its tombstone) never delivers it again (unless someone writes it
+//!    again); a dead owner's
 //!    tuples are gone everywhere within lease + bound of the heal;
 //! 3. **Owner kept**: the only owner of an endpoint, while alive, never
 //!    sees its tuple removed or replaced;
@@ -102,8 +103,9 @@ pub struct Checker {
     writes: BTreeMap<String, Vec<Write>>,
     /// (node, incarnation) → when it died.
     deaths: BTreeMap<(usize, u32), Duration>,
-    /// (node, endpoint) → when the node last removed it.
-    removed: BTreeMap<(usize, String), Duration>,
+    /// (node, incarnation, endpoint) → when a tombstone last removed it
+    /// there (a restarted process remembers nothing of it).
+    removed: BTreeMap<(usize, u32, String), Duration>,
     /// How long a dead owner's tuples may live past the heal or the death.
     expiry_bound: Duration,
     violations: Vec<Violation>,
@@ -202,10 +204,15 @@ impl Checker {
 
     /// What the applications were told; checked as it happens.
     pub fn observe(&mut self, world: &World, seen: Vec<Seen>) {
-        let now = world.now();
         for s in seen {
             match s {
-                Seen::Remove { node, endpoint } => {
+                Seen::Remove {
+                    at,
+                    node,
+                    endpoint,
+                    expired,
+                } => {
+                    let now = at;
                     let mine = self
                         .last_writes(&endpoint)
                         .get(&(node, world.incarnation(node)))
@@ -217,9 +224,16 @@ impl Checker {
                             format!("node {node} owns {endpoint} alone and never removed it, but it was removed there"),
                         );
                     }
-                    self.removed.insert((node, endpoint), now);
+                    // A node that saw the tombstone must keep it out; one
+                    // whose copy merely expired may yet hear of a newer
+                    // write that was on its way.
+                    if !expired {
+                        self.removed
+                            .insert((node, world.incarnation(node), endpoint), now);
+                    }
                 }
                 Seen::Deliver {
+                    at: now,
                     node,
                     endpoint,
                     service,
@@ -237,14 +251,22 @@ impl Checker {
                             );
                         }
                     }
-                    self.check_resurrection(world, node, &endpoint, &service);
+                    self.check_resurrection(world, now, node, &endpoint, &service);
                 }
             }
         }
     }
 
-    fn check_resurrection(&mut self, world: &World, node: usize, endpoint: &str, service: &str) {
-        let Some(&removed_at) = self.removed.get(&(node, endpoint.to_owned())) else {
+    fn check_resurrection(
+        &mut self,
+        world: &World,
+        now: Duration,
+        node: usize,
+        endpoint: &str,
+        service: &str,
+    ) {
+        let key = (node, world.incarnation(node), endpoint.to_owned());
+        let Some(&removed_at) = self.removed.get(&key) else {
             return;
         };
         let writes = self.writes.get(endpoint).map(Vec::as_slice).unwrap_or(&[]);
@@ -260,7 +282,7 @@ impl Checker {
         }
         self.violation(
             Invariant::NoResurrection,
-            world.now(),
+            now,
             format!(
                 "node {node} delivered {endpoint} {service} again after removing it at {removed_at:?} (UNPUBLISH by node {} at {:?})",
                 last.node, last.at

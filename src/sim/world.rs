@@ -69,6 +69,8 @@ impl Dir {
 pub enum Seen {
     /// A node's application was told of a tuple.
     Deliver {
+        /// When.
+        at: Duration,
         /// The node.
         node: usize,
         /// Endpoint.
@@ -78,10 +80,14 @@ pub enum Seen {
     },
     /// A node's application was told a tuple is gone.
     Remove {
+        /// When.
+        at: Duration,
         /// The node.
         node: usize,
         /// Endpoint.
         endpoint: String,
+        /// Its lease ran out (else a tombstone removed it).
+        expired: bool,
     },
 }
 
@@ -860,16 +866,26 @@ impl World {
                         self.digest.bytes(service.as_bytes());
                         self.trace(|| format!("node {node} DELIVER {endpoint} {service}"));
                         self.seen.push(Seen::Deliver {
+                            at: Duration::from_nanos(self.now),
                             node,
                             endpoint,
                             service,
                         });
                     }
-                    Output::Remove { endpoint, service } => {
+                    Output::Remove {
+                        endpoint,
+                        service,
+                        expired,
+                    } => {
                         self.digest.bytes(endpoint.as_bytes());
                         self.digest.number(1);
                         self.trace(|| format!("node {node} REMOVE {endpoint} {service}"));
-                        self.seen.push(Seen::Remove { node, endpoint });
+                        self.seen.push(Seen::Remove {
+                            at: Duration::from_nanos(self.now),
+                            node,
+                            endpoint,
+                            expired,
+                        });
                     }
                 }
             }
