@@ -883,7 +883,7 @@ impl NodeCore {
         for index in 0..self.remotes.len() {
             let versioned = self.remotes[index].versioned();
             if Some(index) == except
-                || self.remotes[index].will_send(position)
+                || self.remotes[index].will_send(position, now)
                 || !can_send(tuple, versioned)
             {
                 continue;

@@ -263,12 +263,15 @@ impl Remote {
         self.generations
     }
 
-    /// Whether tuples from `position` on will be sent anyway: a tuple
-    /// flooded now would go twice.
-    pub fn will_send(&self, position: usize) -> bool {
+    /// Whether tuples from `position` on will be sent anyway, at `now`: a
+    /// tuple flooded now would go twice.
+    pub fn will_send(&self, position: usize, now: Instant) -> bool {
         // Before HELLO, nothing may go (the server would answer INVALID);
-        // a generation wanted or under way sends it all.
-        self.sync_wanted
+        // a generation under way, or due now, sends it all. One wanted but
+        // held back by the resync spacing does not: until it starts, new
+        // tuples and renewals go as usual (held back for as long as the
+        // spacing, renewals would let the tuples expire at the server).
+        (self.sync_wanted && now >= self.next_sync_at)
             || matches!(self.phase, Phase::Probing(_) | Phase::Probed)
             || self.backlog.is_some_and(|b| b <= position)
     }
@@ -599,7 +602,7 @@ mod tests {
         );
         settle(&mut r, &t, now, &mut sent);
         assert_eq!(names(&sent), ["PING"], "nothing before the server answers");
-        assert!(r.will_send(0), "a flood waits for the generation");
+        assert!(r.will_send(0, now), "a flood waits for the generation");
         r.receive(versioned_pong());
         assert!(r.versioned());
         r.tick(&t, PACE, now, &mut |m| sent.push(m));

@@ -635,6 +635,12 @@ impl Actions for Gossip {
         self.next_replayed(session, io);
     }
 
+    fn start_over_unless_plain(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        if !(session.versioned || session.plumtree) {
+            io.set_exception(Event::PlainHello);
+        }
+    }
+
     fn get_next_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         session.resume_at = None;
         self.next_replayed(session, io);
