@@ -888,6 +888,10 @@ impl NodeCore {
             {
                 continue;
             }
+            if self.remotes[index].is_silent(pace, now) {
+                self.remotes[index].missed();
+                continue;
+            }
             if self.remotes[index].is_lazy() && tuple.stamp.is_some() {
                 self.remotes[index].queue_id(tuple);
                 continue;
@@ -1027,7 +1031,13 @@ impl NodeCore {
         let max = usize::try_from(self.settings.limits.max_message()).unwrap_or(usize::MAX);
         if self.next_flush.is_some_and(|at| at <= now) {
             self.next_flush = None;
+            let pace = self.settings.pace();
             for index in 0..self.remotes.len() {
+                if self.remotes[index].is_silent(pace, now) {
+                    // Kept for when it answers (a generation sends the
+                    // tuples anyway).
+                    continue;
+                }
                 let mut batches = Vec::new();
                 while let Some(tuples) = self.remotes[index].take_ihave(max) {
                     batches.push(Ihave { tuples }.into());

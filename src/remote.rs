@@ -128,6 +128,8 @@ pub struct Remote {
     /// The extensions the server's answer to our probe agreed: `None`
     /// until it came on this connection.
     agreed: Option<u32>,
+    /// The server was silent at the last tick: only keepalives are due.
+    quiet: bool,
     /// Plumtree: this link should be lazy (not our first remote); PRUNE
     /// follows HELLO.
     wants_lazy: bool,
@@ -178,6 +180,7 @@ impl Remote {
             last_heard: None,
             reported_up: false,
             agreed: None,
+            quiet: false,
             wants_lazy: false,
             lazy: false,
             queue: LazyQueue::default(),
@@ -267,11 +270,12 @@ impl Remote {
     /// tuple flooded now would go twice.
     pub fn will_send(&self, position: usize, now: Instant) -> bool {
         // Before HELLO, nothing may go (the server would answer INVALID);
-        // a generation under way, or due now, sends it all. One wanted but
+        // a generation under way, or due now, sends it all, and so does
+        // the first one of a connection. One wanted on an open session but
         // held back by the resync spacing does not: until it starts, new
         // tuples and renewals go as usual (held back for as long as the
         // spacing, renewals would let the tuples expire at the server).
-        (self.sync_wanted && now >= self.next_sync_at)
+        (self.sync_wanted && (now >= self.next_sync_at || self.agreed.is_none()))
             || matches!(self.phase, Phase::Probing(_) | Phase::Probed)
             || self.backlog.is_some_and(|b| b <= position)
     }
@@ -365,6 +369,23 @@ impl Remote {
         })
     }
 
+    /// Whether the server, heard from before, has gone silent (no answer
+    /// to three keepalives): then nothing but PINGs goes to it, since
+    /// whatever is sent may wait in the DEALER's pipe through an outage and
+    /// arrive stale, after newer writes went by other paths (a removal,
+    /// say). Once it answers, a generation sends everything.
+    pub fn is_silent(&self, pace: Pace, now: Instant) -> bool {
+        self.last_heard.is_some() && !self.is_up(pace, now)
+    }
+
+    /// Something was not sent (the server was silent): synchronise when it
+    /// answers again.
+    pub fn missed(&mut self) {
+        if self.phase == Phase::Synced {
+            self.sync_wanted = true;
+        }
+    }
+
     /// When the server last sent anything.
     pub fn last_heard(&self) -> Option<Instant> {
         self.last_heard
@@ -373,6 +394,7 @@ impl Remote {
     /// A message from the remote's server, received at `now`.
     pub fn heard(&mut self, now: Instant) {
         self.last_heard = Some(now);
+        self.quiet = false;
     }
 
     /// A message from the remote's server.
@@ -474,6 +496,16 @@ impl Remote {
         now: Instant,
         send: &mut impl FnMut(ZgossipMsg),
     ) {
+        self.quiet = self.is_silent(pace, now);
+        if self.quiet {
+            // Nothing but keepalives until the server answers again; then
+            // everything, as a generation.
+            self.missed();
+            if now >= self.next_ping {
+                self.sent(self.ping().into(), pace, now, send);
+            }
+            return;
+        }
         if self.phase == Phase::Synced
             && !self.sync_wanted
             && now.saturating_duration_since(self.last_sent) > STALL.max(pace.ping * 3)
@@ -523,6 +555,10 @@ impl Remote {
     /// When [`Remote::tick`] next has something to do.
     pub fn next_deadline(&self) -> Instant {
         let mut at = self.next_ping;
+        if self.quiet {
+            // Silent server: keepalives only, until it answers.
+            return at;
+        }
         if self.phase == Phase::Probed {
             // HELLO is due now.
             return self.last_sent;
