@@ -646,11 +646,12 @@ impl NodeCore {
                 // Plumtree: GRAFT puts the link back on the tree.
                 self.remotes[remote].grafted();
                 let versioned = self.remotes[remote].versioned();
-                let messages: Vec<ZgossipMsg> = endpoints
+                let messages: Vec<ZgossipMsg> =
+                    plumtree::graft_answer(&endpoints, &self.gossip.tuples, now, |t| {
+                        can_send(t, versioned)
+                    })
                     .iter()
-                    .filter_map(|endpoint| self.gossip.tuples.get(endpoint, now))
-                    .filter(|t| can_send(t, versioned))
-                    .map(|t| replayed(announce_of(&t, versioned)).into())
+                    .map(|t| replayed(announce_of(t, versioned)).into())
                     .collect();
                 self.send_to_remote(remote, messages);
             }

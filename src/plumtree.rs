@@ -310,15 +310,54 @@ impl Missing {
     }
 }
 
-/// Endpoints for one GRAFT of at most `max_message` bytes; the rest are
-/// left in `endpoints`.
+/// Most tuples one GRAFT is answered with.
+pub const GRAFT_ANSWER_MAX: usize = 1024;
+
+/// Most bytes of tuples (endpoints and services) one GRAFT is answered
+/// with: a GRAFT of a few bytes per endpoint cannot make a node send
+/// megabytes per message, whatever `limits/service` allows.
+pub const GRAFT_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The tuples a GRAFT asks for that the node holds and the peer can take,
+/// each once, at most [`GRAFT_ANSWER_MAX`] of them and
+/// [`GRAFT_ANSWER_BYTES`] in all (a peer that wants more asks again).
+pub fn graft_answer(
+    endpoints: &[String],
+    tuples: &Tuples,
+    now: Instant,
+    can_take: impl Fn(&Tuple) -> bool,
+) -> Vec<Tuple> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bytes = 0;
+    let mut answer = Vec::new();
+    for endpoint in endpoints {
+        if answer.len() >= GRAFT_ANSWER_MAX {
+            break;
+        }
+        if !seen.insert(endpoint.as_str()) {
+            continue;
+        }
+        let Some(tuple) = tuples.get(endpoint, now).filter(|t| can_take(t)) else {
+            continue;
+        };
+        bytes += tuple.endpoint.len() + tuple.service.len();
+        if bytes > GRAFT_ANSWER_BYTES && !answer.is_empty() {
+            break;
+        }
+        answer.push(tuple);
+    }
+    answer
+}
+
+/// Endpoints for one GRAFT of at most `max_message` bytes and
+/// [`GRAFT_ANSWER_MAX`] endpoints; the rest are left in `endpoints`.
 pub fn graft_batch(endpoints: &mut Vec<String>, max_message: usize) -> Vec<String> {
     // Signature, id, version, count; then 4 + length each.
     let mut size = 2 + 1 + 1 + 4;
     let mut n = 0;
     for endpoint in endpoints.iter() {
         size += 4 + endpoint.len();
-        if size > max_message && n > 0 {
+        if (size > max_message || n >= GRAFT_ANSWER_MAX) && n > 0 {
             break;
         }
         n += 1;
@@ -330,6 +369,48 @@ pub fn graft_batch(endpoints: &mut Vec<String>, max_message: usize) -> Vec<Strin
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_graft_is_answered_once_per_tuple_and_within_its_bounds() {
+        use crate::tuples::Offer;
+        let now = Instant::now();
+        let mut table = Tuples::default();
+        let big = "s".repeat(60_000);
+        for i in 0..2000 {
+            let endpoint = format!("tcp://e{i}");
+            let service = if i < 10 { big.as_str() } else { "svc" };
+            let offer = Offer {
+                stamp: Some(Stamp {
+                    version: 1,
+                    origin: 3,
+                }),
+                ..Offer::unversioned(&endpoint, service)
+            };
+            table.offer(&offer, usize::MAX, now);
+        }
+        // The same endpoint 5,000 times: one answer.
+        let same = vec!["tcp://e500".to_owned(); 5000];
+        assert_eq!(graft_answer(&same, &table, now, |_| true).len(), 1);
+        // 2,000 small ones: at most GRAFT_ANSWER_MAX.
+        let all: Vec<String> = (10..2000).map(|i| format!("tcp://e{i}")).collect();
+        assert_eq!(
+            graft_answer(&all, &table, now, |_| true).len(),
+            GRAFT_ANSWER_MAX
+        );
+        // Ten of 60 KB: at most GRAFT_ANSWER_BYTES (plus one tuple).
+        let big: Vec<String> = (0..10).map(|i| format!("tcp://e{i}")).collect();
+        let answer = graft_answer(&big, &table, now, |_| true);
+        let bytes: usize = answer.iter().map(|t| t.service.len()).sum();
+        assert!(
+            answer.len() < 10 && bytes <= GRAFT_ANSWER_BYTES,
+            "{} tuples",
+            answer.len()
+        );
+        // What the peer cannot take, and unknown endpoints, are left out.
+        let unknown = vec!["tcp://nowhere".to_owned()];
+        assert!(graft_answer(&unknown, &table, now, |_| true).is_empty());
+        assert!(graft_answer(&all, &table, now, |_| false).is_empty());
+    }
 
     fn tuple(endpoint: &str, version: u32) -> Tuple {
         Tuple {

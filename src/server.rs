@@ -812,12 +812,10 @@ impl Actions for Gossip {
         let Some(now) = io.now() else {
             return;
         };
-        let tuples: Vec<Tuple> = graft
-            .endpoints
-            .iter()
-            .filter_map(|endpoint| self.tuples.get(endpoint, now))
-            .filter(|t| can_send(t, session.versioned))
-            .collect();
+        let versioned = session.versioned;
+        let tuples = plumtree::graft_answer(&graft.endpoints, &self.tuples, now, |t| {
+            can_send(t, versioned)
+        });
         for tuple in tuples {
             io.send(replayed(announce_of(&tuple, session.versioned)).into());
         }

@@ -221,3 +221,48 @@ fn a_failing_schedule_shrinks_and_its_replay_command_names_what_it_kept() {
     assert!(command.starts_with("zgossip simulate --seed "), "{command}");
     assert!(command.contains("--trace"), "{command}");
 }
+
+#[test]
+fn a_ring_of_five_with_default_settings_holds_every_live_tuple_for_ten_minutes() {
+    use std::time::Duration;
+    use zgossip::sim::World;
+    let links = [(1, 0), (2, 1), (3, 2), (4, 3), (0, 4)];
+    let mut world = World::new(
+        5,
+        5,
+        &links,
+        zgossip::Settings::default(),
+        &[0; 5],
+        true,
+        false,
+    );
+    for node in 0..5 {
+        world.start(node);
+    }
+    // Announced at once, as in the fresh ring that lost tuples.
+    for node in 0..5 {
+        assert!(world.announce(node, &format!("tcp://10.0.0.{node}:80"), "svc"));
+    }
+    let held = |world: &World| {
+        (0..5)
+            .map(|n| world.core(n).map_or(0, |c| c.tuples().len()))
+            .collect::<Vec<_>>()
+    };
+    // Converged within a few seconds, then held every second for ten
+    // simulated minutes.
+    let mut t = Duration::ZERO;
+    while t < Duration::from_secs(5) {
+        t += Duration::from_millis(100);
+        assert_eq!(world.run_until(t), None);
+    }
+    assert_eq!(held(&world), [5; 5], "converged within 5 s");
+    while t < Duration::from_secs(600) {
+        t += Duration::from_secs(1);
+        assert_eq!(world.run_until(t), None);
+        assert_eq!(held(&world), [5; 5], "at {t:?}");
+    }
+    // The nodes were busy all along: keepalives and renewals, every link.
+    let counts = world.counts();
+    assert!(counts.delivered > 5 * 2 * 600 * 3, "{counts:?}");
+    assert_eq!(counts.lost, 0);
+}
