@@ -13,13 +13,18 @@ use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
 use crate::msg::{Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
-use crate::remote::{Pace, Received, Remote, BACKOFF};
+use crate::remote::{Pace, Received, Remote};
 use crate::server::{
     announce_of, can_send, is_replay, new_origin, offer_of, replayed, Change, Gossip, Lifecycle,
     Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Tuple, Tuples};
+
+/// How soon a replay that a full queue refused tries again, while the peer
+/// keeps taking what it is sent (doubling, up to a second, while it takes
+/// nothing).
+const REPLAY_RETRY: Duration = Duration::from_millis(1);
 
 /// Settings of a node (`SET path value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1018,7 +1023,7 @@ impl NodeCore {
             }
         }
         for (routing_id, position) in behind {
-            self.gossip.behind = Some((position, BACKOFF));
+            self.gossip.behind = Some((position, REPLAY_RETRY));
             self.sessions
                 .send_event(&mut self.gossip, &routing_id, Event::Behind, now);
             self.gossip.behind = None;

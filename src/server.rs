@@ -227,6 +227,8 @@ pub struct Session {
     /// finished: each doubles the wait, up to [`MAX_BEHIND_WAIT`], so that
     /// a peer that never reads costs a slice a second, not a hundred.
     behind_streak: u32,
+    /// Where the replay stood at the last refusal.
+    behind_at: Option<usize>,
     /// The peer offered versioned tuples (a zproto-rs remote).
     versioned: bool,
     /// The peer agreed Plumtree.
@@ -604,6 +606,7 @@ impl Gossip {
             return;
         }
         session.behind_streak = 0;
+        session.behind_at = None;
         session.replaying = false;
         io.set_next_event(Event::Finished);
     }
@@ -667,6 +670,14 @@ impl Actions for Gossip {
             };
             session.replaying = true;
             session.in_slice = 0;
+            // The peer took something since the last refusal: it reads,
+            // only slower than we send. Try again soon; the wait grows
+            // only while it takes nothing (a peer that never reads costs a
+            // slice a second, one that reads gets the table at its pace).
+            if session.behind_at.map_or(true, |at| session.cursor > at) {
+                session.behind_streak = 0;
+            }
+            session.behind_at = Some(session.cursor);
             let wait = wait
                 .saturating_mul(1 << session.behind_streak.min(16))
                 .min(MAX_BEHIND_WAIT);
