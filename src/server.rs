@@ -317,8 +317,8 @@ impl Gossip {
         if let Some(mutation) = self.mutation {
             return self.receive_mutated(mutation, offer, now);
         }
-        if let Some(change) = self.defend(offer, now) {
-            return Ok(Some(change));
+        if let Some(answer) = self.defend(offer, now) {
+            return Ok(answer);
         }
         self.store(offer, false, now)
     }
@@ -336,8 +336,8 @@ impl Gossip {
             Mutation::IgnoreLeases => offer.lease = None,
             _ => {}
         }
-        if let Some(change) = self.defend(&offer, now) {
-            return Ok(Some(change));
+        if let Some(answer) = self.defend(&offer, now) {
+            return Ok(answer);
         }
         self.store(&offer, false, now)
     }
@@ -350,7 +350,9 @@ impl Gossip {
     /// we never made (forged) is answered the same way, and never yielded
     /// to. What we own is answered from what we wrote, whatever the table
     /// holds now (expired during a pause, say).
-    fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Change> {
+    /// `Some(answer)`: the write was ours to answer (it is never stored);
+    /// `None`: not ours, the table's ranking decides.
+    fn defend(&mut self, offer: &Offer<'_>, now: Instant) -> Option<Option<Change>> {
         let theirs = offer.stamp?;
         let origin = self.lifecycle.origin;
         if let Some(&removed) = self.unpublished.get(offer.endpoint) {
@@ -400,7 +402,8 @@ impl Gossip {
             contested: true,
             replay: false,
         };
-        self.store(&answer, true, now).ok().flatten()
+        // Never the competing write instead, whatever happens to ours.
+        Some(self.store(&answer, true, now).ok().flatten())
     }
 
     /// A live write of an endpoint we removed, above our tombstone: a
@@ -414,7 +417,7 @@ impl Gossip {
         theirs: Stamp,
         removed: u32,
         now: Instant,
-    ) -> Option<Change> {
+    ) -> Option<Option<Change>> {
         let origin = self.lifecycle.origin;
         let ours = self
             .tuples
@@ -449,16 +452,22 @@ impl Gossip {
             contested: false,
             replay: false,
         };
-        self.store(&answer, true, now).ok().flatten()
+        Some(self.store(&answer, true, now).ok().flatten())
     }
 
+    /// Store `offer` if it outranks what the table holds. `echo`: our own
+    /// answer to a competing write (any step above what we hold).
     fn store(
         &mut self,
         offer: &Offer<'_>,
         echo: bool,
         now: Instant,
     ) -> Result<Option<Change>, Refusal> {
-        let accepted = self.tuples.offer(offer, self.limits.tuples, now);
+        let accepted = if echo {
+            self.tuples.offer_own(offer, self.limits.tuples, now)
+        } else {
+            self.tuples.offer(offer, self.limits.tuples, now)
+        };
         let position = match accepted {
             Accepted::Full => return Err(Refusal::TableFull),
             Accepted::Implausible => return Err(Refusal::Implausible),

@@ -412,6 +412,23 @@ impl Tuples {
     /// and the table has room for a new endpoint (`limit` entries,
     /// tombstones included).
     pub fn offer(&mut self, offer: &Offer<'_>, limit: usize, now: Instant) -> Accepted {
+        self.offer_checked(offer, limit, now, true)
+    }
+
+    /// [`Tuples::offer`] for the node's own write (an answer to a competing
+    /// write, say), which may be any number of versions above the one held:
+    /// the step limit guards against peers, not against ourselves.
+    pub fn offer_own(&mut self, offer: &Offer<'_>, limit: usize, now: Instant) -> Accepted {
+        self.offer_checked(offer, limit, now, false)
+    }
+
+    fn offer_checked(
+        &mut self,
+        offer: &Offer<'_>,
+        limit: usize,
+        now: Instant,
+        limit_step: bool,
+    ) -> Accepted {
         if let Some(stamp) = offer.stamp {
             if stamp.origin == 0 || stamp.version > MAX_VERSION {
                 return Accepted::Implausible;
@@ -469,7 +486,7 @@ impl Tuples {
             (None, Some(_)) => return Accepted::Stale,
             (Some(_), None) => Rank::Above,
             (Some(new), Some(old)) => {
-                if new.version > old.version.saturating_add(MAX_VERSION_STEP) {
+                if limit_step && new.version > old.version.saturating_add(MAX_VERSION_STEP) {
                     return Accepted::Implausible;
                 }
                 match new.cmp(&old) {

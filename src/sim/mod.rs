@@ -18,7 +18,8 @@ use std::time::Duration;
 pub use check::{Invariant, Violation};
 pub use rng::Rng;
 pub use schedule::{
-    parse_faults, Action, FaultKind, Plan, Planned, Schedule, Timers, Topology, UnknownFault,
+    parse_faults, Action, Attack, FaultKind, Plan, Planned, Schedule, Timers, Topology,
+    UnknownFault,
 };
 pub use world::{Counts, World};
 
@@ -209,6 +210,12 @@ fn act(world: &mut World, checker: &mut Checker, action: &Action) {
         Action::Resume(node) => world.resume(*node),
         Action::Jump(node, by) => world.jump(*node, *by),
         Action::Slow(node, on) => world.set_slow(*node, *on),
+        Action::Hostile { victim, attack } => {
+            if *attack == Attack::Pin {
+                checker.hostile(world::PINNED);
+            }
+            world.attack(*victim, *attack)
+        }
     }
 }
 

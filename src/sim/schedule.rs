@@ -34,11 +34,15 @@ pub enum FaultKind {
     /// Latency that varies per message: messages on different connections
     /// overtake each other (never on one connection).
     Jitter,
+    /// A hostile peer connects to a node: forged writes of others'
+    /// endpoints (their own origin, a version ahead), forged tombstones,
+    /// junk IHAVE ids, GRAFT storms.
+    Hostile,
 }
 
 impl FaultKind {
     /// Every kind, in the order `--faults` lists them.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::Crash,
         FaultKind::Pause,
@@ -47,6 +51,7 @@ impl FaultKind {
         FaultKind::Churn,
         FaultKind::Conflict,
         FaultKind::Jitter,
+        FaultKind::Hostile,
     ];
 
     /// The kind's name on the command line.
@@ -60,6 +65,7 @@ impl FaultKind {
             FaultKind::Churn => "churn",
             FaultKind::Conflict => "conflict",
             FaultKind::Jitter => "jitter",
+            FaultKind::Hostile => "hostile",
         }
     }
 }
@@ -72,7 +78,7 @@ impl fmt::Display for FaultKind {
 
 /// A fault kind that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault \"{0}\" (known: partition, crash, pause, clock, slow, churn, conflict, jitter, all, none)")]
+#[error("unknown fault \"{0}\" (known: partition, crash, pause, clock, slow, churn, conflict, jitter, hostile, all, none)")]
 pub struct UnknownFault(pub String);
 
 impl FromStr for FaultKind {
@@ -254,6 +260,38 @@ pub enum Action {
     Jump(usize, Duration),
     /// The node reads slowly (or again at full speed).
     Slow(usize, bool),
+    /// A hostile peer connects to node `victim` and attacks.
+    Hostile {
+        /// The node attacked.
+        victim: usize,
+        /// How.
+        attack: Attack,
+    },
+}
+
+/// What a hostile peer sends (after its HELLO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attack {
+    /// A write of the endpoint the victim holds at this position in its
+    /// table, with the owner's own origin, `ahead` versions ahead, and
+    /// another service.
+    ForgeOwner {
+        /// Which tuple (a position, modulo the table's size).
+        pick: usize,
+        /// Versions ahead of what the victim holds.
+        ahead: u32,
+    },
+    /// A tombstone for that tuple, from another origin, a version ahead.
+    ForgeTombstone {
+        /// Which tuple.
+        pick: usize,
+    },
+    /// A claim of a new endpoint at the highest version and origin.
+    Pin,
+    /// IHAVE ids of tuples that do not exist.
+    JunkIhave,
+    /// GRAFTs naming every endpoint, many times.
+    GraftStorm,
 }
 
 impl fmt::Display for Action {
@@ -277,6 +315,9 @@ impl fmt::Display for Action {
                 "node {n} reads {}",
                 if *on { "slowly" } else { "at full speed" }
             ),
+            Action::Hostile { victim, attack } => {
+                write!(f, "a hostile peer attacks node {victim}: {attack:?}")
+            }
         }
     }
 }
@@ -521,6 +562,29 @@ impl Schedule {
                 at: to,
                 action: Action::Slow(node, false),
             });
+        }
+        if has(FaultKind::Hostile) {
+            for _ in 0..faults.between(1, 3) {
+                let attack = match faults.below(5) {
+                    0 => Attack::ForgeOwner {
+                        pick: faults.index(64),
+                        ahead: if faults.chance(50) { 1 } else { 65_536 },
+                    },
+                    1 => Attack::ForgeTombstone {
+                        pick: faults.index(64),
+                    },
+                    2 => Attack::Pin,
+                    3 => Attack::JunkIhave,
+                    _ => Attack::GraftStorm,
+                };
+                events.push(Planned {
+                    at: at(&mut faults, ms(active) / 4, ms(active)),
+                    action: Action::Hostile {
+                        victim: faults.index(nodes),
+                        attack,
+                    },
+                });
+            }
         }
         // Stable: equal times keep the order they were drawn in.
         events.sort_by_key(|e| e.at);

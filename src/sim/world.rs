@@ -37,7 +37,11 @@ use smallvec::SmallVec;
 use zproto_runtime::Packet;
 
 use super::rng::Rng;
+use super::schedule::Attack;
+use crate::msg::{Announce, Graft, Hello, Ihave, Ping, ZgossipMsg};
 use crate::node::{NodeCore, Output, Settings};
+use crate::server::{EXTENSIONS, FLAG_REMOVED};
+use zproto_runtime::Codec;
 
 /// libzmq's first reconnection interval (`ZMQ_RECONNECT_IVL`).
 pub const RECONNECT_IVL: Duration = Duration::from_millis(100);
@@ -249,6 +253,13 @@ pub struct World {
     seen: Vec<Seen>,
     trace: Option<Vec<String>>,
 }
+
+/// The endpoint a hostile peer pins (a new endpoint at the highest version
+/// and origin).
+pub const PINNED: &str = "tcp://pinned:1";
+
+/// The start of a hostile peer's routing id (no link has this number).
+const HOSTILE: [u8; 4] = [0xff; 4];
 
 /// The routing id of a link's connection: link and epoch.
 fn routing_id(link: usize, epoch: u32) -> [u8; 8] {
@@ -588,6 +599,104 @@ impl World {
         done
     }
 
+    /// A hostile peer connects to `victim`, offers our extensions and says
+    /// HELLO (as one of ours would), attacks, and leaves.
+    pub fn attack(&mut self, victim: usize, attack: Attack) {
+        if !self.is_running(victim) {
+            return;
+        }
+        self.seq += 1;
+        let mut id = HOSTILE.to_vec();
+        id.extend_from_slice(&(self.seq as u32).to_be_bytes());
+        let Some(core) = self.processes[victim].core.as_ref() else {
+            return;
+        };
+        let clock = self.clock(victim);
+        let table: Vec<(String, String, crate::tuples::Stamp)> = core
+            .tuples()
+            .to_vec()
+            .into_iter()
+            .filter_map(|(endpoint, service)| {
+                let stamp = core.tuples().stamp(&endpoint)?;
+                Some((endpoint.to_string(), service.to_string(), stamp))
+            })
+            .collect();
+        let stamped = |endpoint: &str, service: &str, version: u32, origin: u64, flags: u8| {
+            ZgossipMsg::from(Announce {
+                endpoint: endpoint.to_owned(),
+                service: service.to_owned(),
+                origin: Some(origin),
+                revision: Some(version),
+                lease: Some(60_000),
+                flags: Some(flags),
+                ..Announce::default()
+            })
+        };
+        let mut messages = vec![
+            ZgossipMsg::from(Ping {
+                extensions: Some(EXTENSIONS),
+            }),
+            ZgossipMsg::from(Hello),
+        ];
+        let pick = |pick: usize| table.get(pick % table.len().max(1));
+        match attack {
+            Attack::ForgeOwner { pick: p, ahead } => {
+                if let Some((endpoint, _, stamp)) = pick(p) {
+                    let version = stamp.version.saturating_add(ahead);
+                    messages.push(stamped(endpoint, "forged", version, stamp.origin, 0));
+                }
+            }
+            Attack::ForgeTombstone { pick: p } => {
+                if let Some((endpoint, service, stamp)) = pick(p) {
+                    let version = stamp.version.saturating_add(1);
+                    messages.push(stamped(
+                        endpoint,
+                        service,
+                        version,
+                        stamp.origin ^ 1,
+                        FLAG_REMOVED,
+                    ));
+                }
+            }
+            Attack::Pin => {
+                messages.push(stamped(PINNED, "pinned", 1 << 31, u64::MAX, 0));
+            }
+            Attack::JunkIhave => {
+                let mut records = Vec::new();
+                for i in 0..200u32 {
+                    let endpoint = format!("tcp://junk-{i}:1");
+                    records.push(endpoint.len() as u8);
+                    records.extend_from_slice(endpoint.as_bytes());
+                    records.extend_from_slice(&7u32.to_be_bytes());
+                    records.extend_from_slice(&9u64.to_be_bytes());
+                }
+                messages.push(Ihave { tuples: records }.into());
+            }
+            Attack::GraftStorm => {
+                let endpoints: Vec<String> = table.iter().map(|(e, _, _)| e.clone()).collect();
+                for _ in 0..50 {
+                    let many = endpoints.iter().cycle().take(2000).cloned().collect();
+                    messages.push(Graft { endpoints: many }.into());
+                }
+            }
+        }
+        self.trace(|| format!("a hostile peer attacks node {victim}: {attack:?}"));
+        if let Some(core) = self.processes[victim].core.as_mut() {
+            core.on_peer_connected(&id);
+            for message in messages {
+                let Ok(frames) = message.encode_packet() else {
+                    continue;
+                };
+                let mut routed: SmallVec<[&[u8]; 4]> = SmallVec::new();
+                routed.push(&id);
+                routed.extend(frames.frames());
+                core.on_peer_frames(&routed, clock);
+            }
+            core.on_peer_disconnected(&id);
+        }
+        self.collect(victim);
+    }
+
     /// Whether nothing can pass on the link.
     fn blocked(&self, l: usize) -> bool {
         let link = &self.links[l];
@@ -824,6 +933,11 @@ impl World {
             let mut refused = Vec::new();
             for output in outputs {
                 match output {
+                    Output::ToPeer(frames)
+                        if frames.first().is_some_and(|id| id.starts_with(&HOSTILE)) =>
+                    {
+                        // To a hostile peer, which reads and ignores it.
+                    }
                     Output::ToPeer(frames) => {
                         let target =
                             frames
@@ -1003,8 +1117,6 @@ fn link_end(l: usize, end: &str) -> String {
 
 /// A message in a few words, for traces.
 fn describe(frames: &[&[u8]]) -> String {
-    use crate::msg::ZgossipMsg;
-    use zproto_runtime::Codec;
     match ZgossipMsg::decode(frames) {
         Ok(ZgossipMsg::Announce(a)) => format!(
             "ANNOUNCE {} {} origin={:?} revision={:?} flags={:?}",
