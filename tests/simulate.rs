@@ -15,16 +15,7 @@ fn plan(faults: &[FaultKind]) -> Plan {
 
 /// Every fault kind but hostile peers, which still find violations
 /// (README, "Correctness under faults").
-const HONEST: [FaultKind; 8] = [
-    FaultKind::Partition,
-    FaultKind::Crash,
-    FaultKind::Pause,
-    FaultKind::Clock,
-    FaultKind::Slow,
-    FaultKind::Churn,
-    FaultKind::Conflict,
-    FaultKind::Jitter,
-];
+const HONEST: [FaultKind; 8] = FaultKind::HONEST;
 
 fn all() -> Plan {
     plan(&HONEST)

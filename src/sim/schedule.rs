@@ -54,6 +54,19 @@ impl FaultKind {
         FaultKind::Hostile,
     ];
 
+    /// Every kind but [`FaultKind::Hostile`]: the faults of an honest
+    /// cluster.
+    pub const HONEST: [FaultKind; 8] = [
+        FaultKind::Partition,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Slow,
+        FaultKind::Churn,
+        FaultKind::Conflict,
+        FaultKind::Jitter,
+    ];
+
     /// The kind's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -501,28 +514,29 @@ impl Schedule {
                 } else {
                     cut
                 };
-                events.push(Planned {
-                    at: from,
-                    action: Action::Cut(cut.clone()),
-                });
-                events.push(Planned {
-                    at: to,
-                    action: Action::Heal(cut),
-                });
+                pair(
+                    &mut events,
+                    (from, to),
+                    Action::Cut(cut.clone()),
+                    Action::Heal(cut),
+                );
             }
         }
         if has(FaultKind::Crash) {
             for _ in 0..faults.between(1, 2) {
                 let node = faults.index(nodes);
                 let (from, to) = window(&mut faults);
-                events.push(Planned {
-                    at: from,
-                    action: Action::Crash(node),
-                });
                 if faults.chance(80) {
+                    pair(
+                        &mut events,
+                        (from, to),
+                        Action::Crash(node),
+                        Action::Restart(node),
+                    );
+                } else {
                     events.push(Planned {
-                        at: to,
-                        action: Action::Restart(node),
+                        at: from,
+                        action: Action::Crash(node),
                     });
                 }
             }
@@ -531,14 +545,12 @@ impl Schedule {
             for _ in 0..faults.between(1, 2) {
                 let node = faults.index(nodes);
                 let (from, to) = window(&mut faults);
-                events.push(Planned {
-                    at: from,
-                    action: Action::Pause(node),
-                });
-                events.push(Planned {
-                    at: to,
-                    action: Action::Resume(node),
-                });
+                pair(
+                    &mut events,
+                    (from, to),
+                    Action::Pause(node),
+                    Action::Resume(node),
+                );
             }
         }
         if has(FaultKind::Clock) {
@@ -554,14 +566,12 @@ impl Schedule {
         if has(FaultKind::Slow) {
             let node = faults.index(nodes);
             let (from, to) = window(&mut faults);
-            events.push(Planned {
-                at: from,
-                action: Action::Slow(node, true),
-            });
-            events.push(Planned {
-                at: to,
-                action: Action::Slow(node, false),
-            });
+            pair(
+                &mut events,
+                (from, to),
+                Action::Slow(node, true),
+                Action::Slow(node, false),
+            );
         }
         if has(FaultKind::Hostile) {
             for _ in 0..faults.between(1, 3) {
@@ -645,6 +655,18 @@ impl Schedule {
         }
         longest
     }
+}
+
+/// A fault that starts at `from` and ends at `to`.
+fn pair(events: &mut Vec<Planned>, (from, to): (Duration, Duration), start: Action, end: Action) {
+    events.push(Planned {
+        at: from,
+        action: start,
+    });
+    events.push(Planned {
+        at: to,
+        action: end,
+    });
 }
 
 fn links_of(topology: Topology, nodes: usize, rng: &mut Rng) -> Vec<(usize, usize)> {

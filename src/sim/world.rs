@@ -572,21 +572,24 @@ impl World {
     /// The application of `node` announces a tuple. `false` if its
     /// process is not running or the node refused it.
     pub fn announce(&mut self, node: usize, endpoint: &str, service: &str) -> bool {
-        if !self.is_running(node) {
-            return false;
-        }
-        let clock = self.clock(node);
-        let done = self.processes[node]
-            .core
-            .as_mut()
-            .is_some_and(|core| core.announce(endpoint, service, clock).is_ok());
-        self.collect(node);
-        done
+        self.application(node, |core, clock| {
+            core.announce(endpoint, service, clock).is_ok()
+        })
     }
 
     /// The application of `node` removes a tuple. `false` if its process
     /// is not running or the node holds no such tuple.
     pub fn unpublish(&mut self, node: usize, endpoint: &str) -> bool {
+        self.application(node, |core, clock| core.unpublish(endpoint, clock).is_ok())
+    }
+
+    /// A call of node `node`'s application, if its process runs; whether
+    /// the node took it.
+    fn application(
+        &mut self,
+        node: usize,
+        call: impl FnOnce(&mut NodeCore, Instant) -> bool,
+    ) -> bool {
         if !self.is_running(node) {
             return false;
         }
@@ -594,7 +597,7 @@ impl World {
         let done = self.processes[node]
             .core
             .as_mut()
-            .is_some_and(|core| core.unpublish(endpoint, clock).is_ok());
+            .is_some_and(|core| call(core, clock));
         self.collect(node);
         done
     }
