@@ -124,15 +124,41 @@ struct Host {
 }
 
 impl Host {
+    /// Host `i`'s node, in its namespace, bound to its address.
     fn start(net: &Net, i: usize) -> Host {
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.host(i),
-                env!("CARGO_BIN_EXE_zgossip"),
-                "node",
-            ])
+        let mut command = Command::new("ip");
+        command.args([
+            "netns",
+            "exec",
+            &net.host(i),
+            env!("CARGO_BIN_EXE_zgossip"),
+            "node",
+        ]);
+        let mut host = Host::spawn(command);
+        host.say(&format!("BIND tcp://{}:5670", Net::address(i)));
+        host
+    }
+
+    /// A node on loopback; its endpoint.
+    fn local() -> (Host, String) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zgossip"));
+        command.arg("node");
+        let mut host = Host::spawn(command);
+        host.say("BIND tcp://127.0.0.1:*");
+        host.say("PORT");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = host.lines.recv_timeout(left).expect("PORT within 10 s");
+            if let Some(port) = line.strip_prefix("PORT ") {
+                let endpoint = format!("tcp://127.0.0.1:{port}");
+                return (host, endpoint);
+            }
+        }
+    }
+
+    fn spawn(mut command: Command) -> Host {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -157,8 +183,15 @@ impl Host {
         for (path, value) in SETTINGS {
             host.say(&format!("SET {path} {value}"));
         }
-        host.say(&format!("BIND tcp://{}:5670", Net::address(i)));
         host
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
     }
 
     fn say(&mut self, line: &str) {
@@ -350,4 +383,47 @@ fn partitions_restarts_and_conflicts_on_five_hosts_converge_after_every_heal() {
     });
     drop(hosts);
     drop(net);
+}
+
+#[test]
+fn a_chain_whose_middle_node_was_stopped_past_the_timeout_converges_and_keeps_flowing() {
+    // Loopback, no namespaces: five processes in a chain, the middle one
+    // stopped (SIGSTOP) for twice server/timeout while the first announces.
+    let mut hosts = Vec::new();
+    let mut endpoints: Vec<String> = Vec::new();
+    for i in 0..HOSTS {
+        let (mut host, endpoint) = Host::local();
+        if let Some(previous) = endpoints.last() {
+            host.say(&format!("CONNECT {previous}"));
+        }
+        host.say(&format!("ANNOUNCE tcp://svc-{i}:80 service-{i}"));
+        hosts.push(Some(host));
+        endpoints.push(endpoint);
+    }
+    converge(&mut hosts, "start", Duration::from_secs(15), |t| {
+        t.len() == HOSTS
+    });
+    let middle = HOSTS / 2;
+    hosts[middle].as_ref().expect("live").signal("-STOP");
+    hosts[0]
+        .as_mut()
+        .expect("live")
+        .say("ANNOUNCE tcp://during:80 stopped");
+    std::thread::sleep(Duration::from_secs(4));
+    hosts[middle].as_ref().expect("live").signal("-CONT");
+    converge(&mut hosts, "after SIGCONT", HEAL_BOUND, |t| {
+        t.len() == HOSTS + 1 && t.contains_key("tcp://during:80")
+    });
+    // And new tuples still cross, both ways.
+    hosts[0]
+        .as_mut()
+        .expect("live")
+        .say("ANNOUNCE tcp://after-0:80 new");
+    hosts[HOSTS - 1]
+        .as_mut()
+        .expect("live")
+        .say("ANNOUNCE tcp://after-4:80 new");
+    converge(&mut hosts, "announced after", HEAL_BOUND, |t| {
+        t.contains_key("tcp://after-0:80") && t.contains_key("tcp://after-4:80")
+    });
 }
