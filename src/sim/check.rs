@@ -378,13 +378,17 @@ impl Checker {
             endpoints.extend(table.keys().map(String::as_str));
         }
         for endpoint in endpoints {
-            // Per component: the node and service the others must agree with.
+            // Per component: the node and service the others must agree
+            // with, and what they must hold (worked out once).
             let mut agreed: BTreeMap<usize, (usize, &String)> = BTreeMap::new();
+            let mut expected: BTreeMap<usize, Expect> = BTreeMap::new();
             for (node, table) in &tables {
                 let component = components[*node];
-                let expect = self.expect(world, endpoint, healed, component, &components);
+                let expect = expected.entry(component).or_insert_with(|| {
+                    self.expect(world, endpoint, healed, component, &components)
+                });
                 let held = table.get(endpoint);
-                match (&expect, held) {
+                match (&*expect, held) {
                     (Expect::Either, _) => {}
                     (Expect::Absent, None) => {}
                     (Expect::Absent, Some(s)) => {

@@ -142,15 +142,26 @@ pub fn run(schedule: &Schedule, options: &Options) -> Outcome {
     let step = schedule.plan.timers.scale(Duration::from_millis(500));
     let mut converged_at = None;
     let mut t = healed;
+    let (mut last_look, mut settled) = (Duration::ZERO, false);
     while t < end {
         t = (t + step).min(end);
+        let mut acted = false;
         while let Some(index) = world.run_until(t) {
             // Planned after the heal: none are drawn so, but a replay may.
             act(&mut world, &mut checker, &schedule.events[index].action);
+            acted = true;
         }
         let seen = world.take_seen();
+        // Tables change only with what the applications are told (or an
+        // action); what they must hold changes with time (leases running
+        // out): look again after news, and at least every simulated second.
+        let news = acted || !seen.is_empty();
         checker.observe(&world, seen);
-        if checker.settled(&world, healed, &schedule.links).is_ok() {
+        if news || t >= last_look + Duration::from_secs(1) || t >= end {
+            last_look = t;
+            settled = checker.settled(&world, healed, &schedule.links).is_ok();
+        }
+        if settled {
             converged_at.get_or_insert(t);
         } else {
             converged_at = None;
