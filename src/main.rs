@@ -472,7 +472,7 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         node.set(path, value)?;
     }
     let _metrics = match &args.metrics {
-        Some(address) => match zgossip::metrics::MetricsServer::start(address, node.probe()) {
+        Some(address) => match zgossip::metrics::serve(address, node.probe()) {
             Ok(server) => {
                 println!("METRICS http://{}/metrics", server.address());
                 Some(server)

@@ -2,21 +2,17 @@
 //! OpenMetrics text format Prometheus scrapes, over HTTP.
 //!
 //! Encoded by `prometheus-client` (the OpenMetrics project's Rust client)
-//! and served by `tiny_http` on a thread of its own; chosen over the
-//! `metrics` facade with `metrics-exporter-prometheus`, whose HTTP side
-//! brings an async runtime (hyper, tokio) to a program that has none. Each
-//! scrape reads a snapshot of the node ([`Probe::metrics`]): the reactor
-//! thread answers it between messages, as it answers STATS.
-
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::thread::JoinHandle;
+//! and served by [`zproto_metrics_http`], whose bounds keep abusive HTTP
+//! clients from costing the node more than a few MiB or a scraper its
+//! answer. Each scrape reads a snapshot of the node ([`Probe::metrics`]):
+//! the reactor thread answers it between messages, as it answers STATS.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+pub use zproto_metrics_http::{Limits, MetricsServer};
 
 use crate::api::{Metrics, Probe};
 use crate::node::MESSAGE_TYPES;
@@ -155,77 +151,13 @@ pub fn render(metrics: &Metrics) -> String {
     text
 }
 
-/// The metrics HTTP server; dropping it stops it.
-pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    thread: Option<JoinHandle<()>>,
-    address: SocketAddr,
-}
-
-impl MetricsServer {
-    /// Serve `probe`'s metrics at `http://ADDR/metrics` (`ADDR` may name
-    /// port 0: [`MetricsServer::address`] says which one it got).
-    pub fn start(address: &str, probe: Probe) -> Result<Self, String> {
-        let server = tiny_http::Server::http(address)
-            .map_err(|e| format!("cannot serve metrics on {address}: {e}"))?;
-        let address = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| format!("{address} is not an IP address"))?;
-        let server = Arc::new(server);
-        let serving = server.clone();
-        let thread = std::thread::Builder::new()
-            .name("zgossip-metrics".into())
-            .spawn(move || {
-                for request in serving.incoming_requests() {
-                    answer(request, &probe);
-                }
-            })
-            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
-        Ok(Self {
-            server,
-            thread: Some(thread),
-            address,
-        })
-    }
-
-    /// Where it listens.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-}
-
-fn answer(request: tiny_http::Request, probe: &Probe) {
-    use tiny_http::{Header, Method, Response};
-    let path = request.url().split('?').next().unwrap_or("");
-    let response = match (request.method(), path) {
-        (Method::Get, "/metrics") => match probe.metrics() {
-            Ok(metrics) => {
-                let mut response = Response::from_string(render(&metrics));
-                if let Ok(header) = Header::from_bytes(
-                    &b"Content-Type"[..],
-                    &b"application/openmetrics-text; version=1.0.0; charset=utf-8"[..],
-                ) {
-                    response.add_header(header);
-                }
-                response
-            }
-            Err(e) => Response::from_string(format!("{e}\n")).with_status_code(503),
-        },
-        (Method::Get, _) => {
-            Response::from_string("not found: try /metrics\n").with_status_code(404)
-        }
-        _ => Response::from_string("method not allowed\n").with_status_code(405),
-    };
-    // A client that went away is not our problem.
-    let _ = request.respond(response);
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Serves `probe`'s metrics at `http://ADDRESS/metrics` with the default
+/// [`Limits`] of [`zproto_metrics_http`] until the server is dropped.
+pub fn serve(address: &str, probe: Probe) -> Result<MetricsServer, zproto_metrics_http::Error> {
+    MetricsServer::start(address, Limits::default(), move || {
+        probe
+            .metrics()
+            .map(|metrics| render(&metrics))
+            .map_err(|e| e.to_string())
+    })
 }
