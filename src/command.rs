@@ -14,6 +14,64 @@ use crate::api::Node;
 use crate::node::PeerKind;
 use crate::text::{Escaped, EscapedWord};
 
+/// Every text command: its syntax, and what it does (`zgossip node --help`
+/// lists them).
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("BIND endpoint", "accept peers on endpoint"),
+    ("PORT", "the port of the last tcp bind: PORT n"),
+    ("CONNECT endpoint", "connect to the node at endpoint"),
+    (
+        "CONNECT endpoint key",
+        "connect over CURVE to a server with that public key (needs --cert)",
+    ),
+    (
+        "ANNOUNCE endpoint service",
+        "announce a tuple; the service is the rest of the line",
+    ),
+    (
+        "PUBLISH endpoint service",
+        "the same as ANNOUNCE (CZMQ's name)",
+    ),
+    (
+        "UNPUBLISH endpoint",
+        "remove our tuple at endpoint from every node",
+    ),
+    (
+        "SET path value",
+        "a setting, e.g. SET tuples/lease 30000 (see README)",
+    ),
+    ("ZAP DOMAIN domain", "the ZAP domain for CURVE peers"),
+    (
+        "VERBOSE",
+        "log every state, event and action of the server sessions",
+    ),
+    ("STATUS", "how many tuples the node knows: STATUS n"),
+    ("STATS", "every counter: STATS name=value ..."),
+    (
+        "TUPLES",
+        "every tuple: a TUPLE endpoint service line each, then TUPLES n",
+    ),
+    (
+        "PEERS",
+        "every session and remote: a PEER kind name state up|down line each, then PEERS n",
+    ),
+    ("$TERM", "stop the node"),
+];
+
+/// [`COMMANDS`] as a help section.
+pub fn help() -> String {
+    let width = COMMANDS
+        .iter()
+        .map(|(syntax, _)| syntax.len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from("Text commands (standard input, one per line):\n");
+    for (syntax, what) in COMMANDS {
+        text.push_str(&format!("  {syntax:width$}  {what}\n"));
+    }
+    text
+}
+
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TextCommand {
@@ -62,15 +120,18 @@ pub enum ParseError {
         /// What it takes.
         expected: &'static str,
     },
-    /// A ttl that is not a number.
-    #[error("ANNOUNCE: ttl \"{0}\" is not a number of milliseconds")]
+    /// A ttl given with ANNOUNCE: a tuple's life is the node's
+    /// `tuples/lease`, and a ttl that meant something else would be
+    /// silently wrong.
+    #[error("ANNOUNCE: a ttl per tuple (\"{0}\") is not supported: every tuple of this node lives for its tuples/lease (SET tuples/lease MS)")]
     Ttl(String),
 }
 
 impl TextCommand {
-    /// Parse one line. `ANNOUNCE endpoint service ttl` with exactly three
-    /// words takes the last as the ttl (which zgossip carries but never
-    /// uses); otherwise the service is the rest of the line, spaces included.
+    /// Parse one line. `ANNOUNCE endpoint service ttl` (exactly three
+    /// words, the last a number: CZMQ's form with a ttl) is refused, for
+    /// a tuple's life is `tuples/lease`; otherwise the service is the rest
+    /// of the line, spaces included.
     pub fn parse(line: &str) -> Result<Option<Self>, ParseError> {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -144,16 +205,11 @@ impl TextCommand {
                     });
                 };
                 let service = service.trim();
-                let service = match service.rsplit_once(char::is_whitespace) {
-                    Some((head, ttl))
-                        if args.len() == 3 && ttl.bytes().all(|b| b.is_ascii_digit()) =>
-                    {
-                        ttl.parse::<u32>()
-                            .map_err(|_| ParseError::Ttl(ttl.to_owned()))?;
-                        head.trim()
+                if let Some((_, ttl)) = service.rsplit_once(char::is_whitespace) {
+                    if args.len() == 3 && ttl.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(ParseError::Ttl(ttl.to_owned()));
                     }
-                    _ => service,
-                };
+                }
                 Self::Announce(endpoint.to_owned(), service.to_owned())
             }
             _ => return Err(ParseError::Unknown(word.to_owned())),
@@ -239,13 +295,41 @@ mod tests {
         );
         assert_eq!(
             parse("PUBLISH tcp://a:1 printer 5000"),
+            Err(ParseError::Ttl("5000".into()))
+        );
+        assert_eq!(
+            parse("ANNOUNCE tcp://a:1 printer on floor 5000"),
             Ok(Some(TextCommand::Announce(
                 "tcp://a:1".into(),
-                "printer".into()
+                "printer on floor 5000".into()
             )))
         );
         assert_eq!(parse("# a comment"), Ok(None));
         assert_eq!(parse(""), Ok(None));
+    }
+
+    #[test]
+    fn every_listed_command_parses_and_every_command_is_listed() {
+        let mut kinds = std::collections::HashSet::new();
+        for (syntax, _) in COMMANDS {
+            let example = syntax
+                .replace("endpoint", "tcp://a:1")
+                .replace("key", "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID")
+                .replace("service", "printer")
+                .replace("path", "server/timeout")
+                .replace("value", "5")
+                .replace("domain", "global");
+            let command = parse(&example)
+                .unwrap_or_else(|e| panic!("{syntax}: {e}"))
+                .unwrap_or_else(|| panic!("{syntax}: no command"));
+            kinds.insert(std::mem::discriminant(&command));
+        }
+        // Every variant of TextCommand (ANNOUNCE and PUBLISH are one).
+        assert_eq!(kinds.len(), 14);
+        let help = help();
+        for (syntax, _) in COMMANDS {
+            assert!(help.contains(syntax), "{syntax} missing from\n{help}");
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ const MAX_SECONDS: u64 = 315_360_000;
     about = "zgossip discovery nodes, compatible with CZMQ 4.2"
 )]
 struct Cli {
-    /// Log every state, event and action (and more) to stderr.
+    /// Log at debug level to stderr; for `node`, also every state, event
+    /// and action of the server sessions (as the VERBOSE command does).
     #[arg(short, long, global = true)]
     verbose: bool,
     /// Log lines as text (the default) or as JSON objects, one per line,
@@ -45,9 +46,9 @@ enum Command {
     Demo(DemoArgs),
     /// Run N nodes in one process until every live node holds every tuple.
     Swarm(SwarmArgs),
-    /// Run one node; print deliveries as they arrive. Text commands (BIND,
-    /// CONNECT, ANNOUNCE, STATUS, PORT, SET, VERBOSE, $TERM) are read from
-    /// standard input, one per line.
+    /// Run one node; print deliveries as they arrive. Text commands are
+    /// read from standard input, one per line (listed below).
+    #[command(after_help = zgossip::command::help())]
     Node(NodeArgs),
     /// Print the endpoints that offer SERVICE, as the nodes at --connect
     /// know them (the Guide's name service), one per line; exit 1 if none is
@@ -106,15 +107,24 @@ struct SimulateArgs {
 struct KeygenArgs {
     /// Where to write the public certificate (the secret one goes beside it).
     path: std::path::PathBuf,
+    /// Replace a key pair already there (its secret key is lost).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
 struct ResolveArgs {
     /// The service to look up (exactly as announced).
     service: String,
-    /// Endpoint of a node to ask (repeatable).
+    /// Endpoint of a node to ask (repeatable); ENDPOINT=PUBLICKEY (Z85)
+    /// asks a CURVE node with that public key.
     #[arg(short, long, required = true)]
     connect: Vec<String>,
+    /// Our CURVE certificate for CURVE nodes (a secret one, as `keygen`
+    /// writes); without it, a key pair made for this query, which only
+    /// nodes without an allow-list accept.
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     timeout: u64,
@@ -185,9 +195,10 @@ struct NodeArgs {
     /// ENDPOINT=PUBLICKEY (Z85) connects over CURVE to a server with that key.
     #[arg(short, long)]
     connect: Vec<String>,
-    /// Our CURVE certificate (a secret one, as `keygen` writes): the node
-    /// accepts CURVE peers only, those in --allow.
-    #[arg(long, requires = "allow")]
+    /// Our CURVE certificate (a secret one, as `keygen` writes), for
+    /// ENDPOINT=PUBLICKEY connections; a node that also binds accepts CURVE
+    /// peers only, those in --allow (which it then needs).
+    #[arg(long)]
     cert: Option<std::path::PathBuf>,
     /// A directory of public certificates (CZMQ's zauth allow-list): the
     /// peers that may connect to a node with --cert.
@@ -255,7 +266,7 @@ fn main() -> ExitCode {
         timeout: 10,
     })) {
         Command::Demo(args) => demo(&args),
-        Command::Node(args) => node(&args),
+        Command::Node(args) => node(&args, cli.verbose),
         Command::Swarm(args) => swarm(&args),
         Command::Resolve(args) => resolve(&args),
         Command::Keygen(args) => keygen(&args),
@@ -303,29 +314,64 @@ impl Progress {
 }
 
 /// A chain of nodes on tcp loopback; each announces its own endpoint.
-/// Our certificate and the public keys of every certificate in `allow`.
-fn security(cert: &std::path::Path, allow: &std::path::Path) -> Result<zgossip::Security, String> {
+/// Our certificate, and the public keys of every certificate in `allow`
+/// (`None`: a node that only connects, which accepts no one).
+fn security(
+    cert: &std::path::Path,
+    allow: Option<&std::path::Path>,
+) -> Result<zgossip::Security, String> {
     use zgossip::cert::Certificate;
-    let cert = Certificate::load(cert).map_err(|e| e.to_string())?;
+    let path = cert;
+    let cert = Certificate::load(path).map_err(|e| format!("--cert: {e}"))?;
     if cert.secret.is_none() {
         return Err(format!(
-            "{}: no secret key (give the _secret file)",
-            "--cert"
+            "--cert {}: no secret key (give the _secret file keygen wrote)",
+            path.display()
         ));
     }
-    let allowed = zgossip::cert::public_keys_in(allow)
-        .map_err(|e| format!("--allow: {e}"))?
-        .into_iter()
-        .collect();
+    let allowed = match allow {
+        Some(allow) => Some(
+            zgossip::cert::public_keys_in(allow)
+                .map_err(|e| format!("--allow: {e}"))?
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
     Ok(zgossip::Security {
         cert,
-        allowed: Some(allowed),
+        allowed,
         domain: None,
     })
 }
 
+/// ENDPOINT=KEY: a CURVE server's endpoint and public key (a Z85 key is 40
+/// characters, and may hold '=').
+fn curve_target(target: &str) -> Option<(&str, &str)> {
+    let split = target.len().checked_sub(41)?;
+    if split == 0 || target.as_bytes().get(split) != Some(&b'=') {
+        return None;
+    }
+    Some((target.get(..split)?, target.get(split + 1..)?))
+}
+
 fn keygen(args: &KeygenArgs) -> Result<ExitCode, zgossip::Error> {
     use zgossip::cert::{secret_path, Certificate};
+    let secret = secret_path(&args.path);
+    if !args.force {
+        // symlink_metadata: a dangling link is still something we would
+        // write through.
+        if let Some(there) = [&args.path, &secret]
+            .into_iter()
+            .find(|p| p.symlink_metadata().is_ok())
+        {
+            eprintln!(
+                "zgossip: {} exists: keygen does not overwrite a key pair (--force replaces it, and its secret key is lost)",
+                there.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
     let saved = Certificate::generate().and_then(|cert| cert.save(&args.path).map(|()| cert));
     match saved {
         Ok(cert) => {
@@ -351,8 +397,36 @@ const RESOLVE_QUIET: Duration = Duration::from_millis(200);
 
 fn resolve(args: &ResolveArgs) -> Result<ExitCode, zgossip::Error> {
     let node = Node::new("resolve")?;
-    for endpoint in &args.connect {
-        node.connect(endpoint)?;
+    let curve = args.connect.iter().any(|t| curve_target(t).is_some());
+    if curve {
+        let cert = match &args.cert {
+            Some(path) => security(path, None),
+            None => zgossip::cert::Certificate::generate()
+                .map(|cert| zgossip::Security {
+                    cert,
+                    allowed: None,
+                    domain: None,
+                })
+                .map_err(|e| e.to_string()),
+        };
+        match cert {
+            Ok(security) => node.secure(security)?,
+            Err(e) => {
+                eprintln!("zgossip: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
+    } else if args.cert.is_some() {
+        eprintln!(
+            "zgossip: --cert is for CURVE nodes: give their key as --connect ENDPOINT=PUBLICKEY"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    for target in &args.connect {
+        match curve_target(target) {
+            Some((endpoint, key)) => node.connect_curve(endpoint, key)?,
+            None => node.connect(target)?,
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let mut found: Vec<String> = Vec::new();
@@ -456,7 +530,24 @@ fn demo(args: &DemoArgs) -> Result<ExitCode, zgossip::Error> {
     }
 }
 
-fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
+/// What the flags ask that cannot be done, in the flags' words.
+fn node_args_error(args: &NodeArgs) -> Option<String> {
+    let curve = args.connect.iter().find(|t| curve_target(t).is_some());
+    if let (Some(target), None) = (curve, &args.cert) {
+        return Some(format!(
+            "--connect {target} connects over CURVE and needs --cert (our certificate: `zgossip keygen PATH` makes one)"
+        ));
+    }
+    let binds = !args.bind.is_empty() || args.peers.is_some();
+    if args.cert.is_some() && args.allow.is_none() && binds {
+        return Some(
+            "--cert on a node that binds needs --allow DIR: the public certificates of the peers it accepts".into(),
+        );
+    }
+    None
+}
+
+fn node(args: &NodeArgs, cli_verbose: bool) -> Result<ExitCode, zgossip::Error> {
     let node = Node::new("zgossip")?;
     // The file first; flags add to it (and settings override it).
     if let Some(path) = &args.config {
@@ -484,8 +575,15 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         },
         None => None,
     };
-    if let (Some(cert), Some(allow)) = (&args.cert, &args.allow) {
-        match security(cert, allow) {
+    if let Some(e) = node_args_error(args) {
+        eprintln!("zgossip: {e}");
+        return Ok(ExitCode::from(2));
+    }
+    if cli_verbose {
+        node.verbose()?;
+    }
+    if let Some(cert) = &args.cert {
+        match security(cert, args.allow.as_deref()) {
             Ok(security) => {
                 println!(
                     "CURVE {} peers allowed",
@@ -518,9 +616,8 @@ fn node(args: &NodeArgs) -> Result<ExitCode, zgossip::Error> {
         println!("BOUND {endpoint} PORT {}", node.port()?);
     }
     for target in &connect {
-        // ENDPOINT=KEY: a Z85 key is 40 characters (and may hold '=').
-        match target.split_once('=') {
-            Some((endpoint, key)) if key.len() == 40 => {
+        match curve_target(target) {
+            Some((endpoint, key)) => {
                 node.connect_curve(endpoint, key)?;
                 println!("CONNECTING {endpoint} CURVE");
             }

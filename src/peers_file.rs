@@ -36,7 +36,7 @@ pub enum PeersFileError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        source: zproto_runtime::file::FileError,
     },
     /// The file is not a peers file (JSON syntax, or a field missing or of
     /// the wrong type), at a line and column.
@@ -122,11 +122,17 @@ fn checked(host: &str) -> Option<String> {
     }
 }
 
-/// Read `path` and plan the node called `name`.
+/// The largest peers file read: some 100,000 hosts.
+pub const MAX_PEERS_FILE: u64 = 16 << 20;
+
+/// Read `path` (a regular file of at most [`MAX_PEERS_FILE`] bytes) and
+/// plan the node called `name`.
 pub fn load(path: &Path, name: &str) -> Result<Plan, PeersFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PeersFileError::Read {
-        path: path.to_owned(),
-        source,
+    let text = zproto_runtime::file::read_text(path, MAX_PEERS_FILE).map_err(|source| {
+        PeersFileError::Read {
+            path: path.to_owned(),
+            source,
+        }
     })?;
     parse(&text, path, name)
 }

@@ -76,17 +76,28 @@ pub fn secret_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The most entries an allow-list directory may hold.
+pub const MAX_ALLOW_ENTRIES: usize = 100_000;
+
 /// The public keys of every certificate in `dir` (its `_secret` files
-/// left out): an allow-list, as CZMQ's zauth reads one.
+/// left out): an allow-list, as CZMQ's zauth reads one. Each file is read
+/// as [`Certificate::load`] reads one; a directory of more than
+/// [`MAX_ALLOW_ENTRIES`] entries is refused.
 pub fn public_keys_in(dir: &Path) -> Result<std::collections::HashSet<String>, CertError> {
-    let unreadable = |e: std::io::Error| CertError::File {
+    let unreadable = |reason: String| CertError::File {
         path: dir.to_owned(),
-        reason: e.to_string(),
+        reason,
     };
     let mut keys = std::collections::HashSet::new();
-    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
-        let path = entry.map_err(unreadable)?.path();
-        if !path.is_file() || path.to_string_lossy().ends_with("_secret") {
+    let entries = std::fs::read_dir(dir).map_err(|e| unreadable(e.to_string()))?;
+    for (n, entry) in entries.enumerate() {
+        if n >= MAX_ALLOW_ENTRIES {
+            return Err(unreadable(format!("more than {MAX_ALLOW_ENTRIES} entries")));
+        }
+        let path = entry.map_err(|e| unreadable(e.to_string()))?.path();
+        // Directories are skipped; anything else must be a certificate
+        // (a device or a FIFO is refused by the bounded read, not skipped).
+        if path.is_dir() || path.to_string_lossy().ends_with("_secret") {
             continue;
         }
         keys.insert(Certificate::load(&path)?.public);

@@ -21,6 +21,7 @@ pub mod client_host;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod file;
 #[cfg(feature = "reactor")]
 pub mod host;
 pub mod packet;

@@ -299,6 +299,9 @@ pub struct Sockets {
     monitors: Vec<Option<zmq::Socket>>,
     /// Per remote: whether its connection was lost since the last handshake.
     lost: Vec<bool>,
+    /// Failed handshakes (refused or refusing peers) are logged at most
+    /// ten a second.
+    refusals: crate::throttle::Throttle,
     /// A socket was opened since the reactor last registered descriptors.
     changed: bool,
     /// PLAIN credentials for new DEALERs.
@@ -396,6 +399,64 @@ fn check_tcp_port(endpoint: &str, bind: bool) -> Result<(), String> {
     }
 }
 
+/// The monitor events of a handshake that failed: a peer refused (by ZAP,
+/// or for speaking another security mechanism), or refusing us.
+const HANDSHAKE_FAILURES: u16 = zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL as u16
+    | zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL as u16
+    | zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH as u16;
+
+/// Why a handshake failed, in words, if `event` says it did.
+fn handshake_failure(event: u16, value: u32) -> Option<String> {
+    let event = u32::from(event);
+    if event == zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_AUTH {
+        return Some(format!("authentication refused (ZAP status {value})"));
+    }
+    if event == zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL {
+        // Typically the other side closed the connection mid-handshake:
+        // a server that expects a security mechanism we do not use.
+        return Some(format!(
+            "handshake failed ({}; does the other side require CURVE or PLAIN?)",
+            std::io::Error::from_raw_os_error(i32::try_from(value).unwrap_or(0))
+        ));
+    }
+    if event != zmq_sys::ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL {
+        return None;
+    }
+    Some(match value {
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH => {
+            "security mechanism mismatch (one side uses CURVE or PLAIN, the other does not)".into()
+        }
+        zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+        | zmq_sys::ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE => {
+            "CURVE handshake failed (a wrong server key, or a forged handshake)".into()
+        }
+        v if v & 0xffff_0000 == zmq_sys::ZMQ_PROTOCOL_ERROR_ZAP_UNSPECIFIED => {
+            format!("the ZAP handler failed (protocol error 0x{v:x})")
+        }
+        v => format!("ZMTP protocol error 0x{v:x}"),
+    })
+}
+
+/// Logs a failed handshake (rate-limited): who failed, and why.
+fn log_refusal(
+    throttle: &mut crate::throttle::Throttle,
+    what: std::fmt::Arguments<'_>,
+    now: Instant,
+) {
+    if let Some(suppressed) = throttle.allow(now) {
+        if suppressed > 0 {
+            tracing::warn!("{what} ({suppressed} more refusals not logged)");
+        } else {
+            tracing::warn!("{what}");
+        }
+    }
+}
+
+/// The endpoint a monitor event names (its second frame).
+fn monitor_endpoint(frames: &[Vec<u8>]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(frames.get(1).map_or(&[][..], Vec::as_slice))
+}
+
 /// One monitor event: its number and value (zmq_socket_monitor(3): frame 0
 /// holds the event as a native u16 and the value as a native u32).
 fn monitor_event(frames: &[Vec<u8>]) -> Option<(u16, u32)> {
@@ -460,7 +521,7 @@ impl Sockets {
             // two sockets, which matter when a process hosts thousands).
             if self.router_monitor.is_none() && !endpoint.starts_with("inproc://") {
                 if let Some(router) = &self.router {
-                    let events = zmq::SocketEvent::DISCONNECTED.to_raw();
+                    let events = zmq::SocketEvent::DISCONNECTED.to_raw() | HANDSHAKE_FAILURES;
                     self.router_monitor = Some(monitor(router, events).map_err(fail)?);
                 }
             }
@@ -586,7 +647,8 @@ impl Sockets {
             None
         } else {
             let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
-                | zmq::SocketEvent::DISCONNECTED.to_raw();
+                | zmq::SocketEvent::DISCONNECTED.to_raw()
+                | HANDSHAKE_FAILURES;
             Some(monitor(&dealer, events).map_err(fail)?)
         };
         if let Some(plain) = &self.credentials {
@@ -1189,7 +1251,15 @@ impl<S: Service> Loop<S> {
             return;
         };
         while let Ok(frames) = monitor.recv_multipart(zmq::DONTWAIT) {
-            let event = monitor_event(&frames).map(|(event, _)| event);
+            let event = monitor_event(&frames);
+            if let Some(why) = event.and_then(|(event, value)| handshake_failure(event, value)) {
+                log_refusal(
+                    &mut h.sockets.refusals,
+                    format_args!("connection to {} refused: {why}", monitor_endpoint(&frames)),
+                    now,
+                );
+            }
+            let event = event.map(|(event, _)| event);
             let lost = &mut h.sockets.lost[remote];
             match event {
                 Some(e) if e == zmq::SocketEvent::DISCONNECTED.to_raw() => *lost = true,
@@ -1254,7 +1324,18 @@ fn read_router_monitor<S: Service>(h: &mut Hosted<S>, now: Instant) {
                     h.service.on_peer_disconnected(&routing_id, now);
                 }
             }
-            _ => {}
+            Some((event, value)) => {
+                if let Some(why) = handshake_failure(event, value) {
+                    // libzmq's monitor names our endpoint only; the ZAP
+                    // handler logs the peer's address when it refuses.
+                    log_refusal(
+                        &mut h.sockets.refusals,
+                        format_args!("a peer on {} was refused: {why}", monitor_endpoint(&frames)),
+                        now,
+                    );
+                }
+            }
+            None => {}
         }
     }
 }

@@ -124,6 +124,9 @@ fn start_handler() -> Result<(), ZapError> {
 
 /// Answer requests for as long as the process lives.
 fn serve(handler: &zmq::Socket) {
+    // Refusals are logged at most ten a second: a peer retrying with a
+    // wrong key must not flood the log.
+    let mut throttle = crate::throttle::Throttle::default();
     loop {
         let request = match handler.recv_multipart(0) {
             Ok(request) => request,
@@ -133,16 +136,31 @@ fn serve(handler: &zmq::Socket) {
                 return;
             }
         };
-        let reply = answer(&request);
+        let (reply, refused) = answer(&request);
+        if let Some(why) = refused {
+            if let Some(suppressed) = throttle.allow(std::time::Instant::now()) {
+                let address =
+                    String::from_utf8_lossy(request.get(3).map_or(&[][..], Vec::as_slice));
+                let domain = String::from_utf8_lossy(request.get(2).map_or(&[][..], Vec::as_slice));
+                tracing::warn!(
+                    "peer {address} refused (ZAP domain \"{domain}\"): {why}{}",
+                    if suppressed > 0 {
+                        format!(" ({suppressed} more refusals not logged)")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
         if let Err(e) = handler.send_multipart(reply, 0) {
             tracing::warn!("ZAP reply not sent: {e}");
         }
     }
 }
 
-/// The reply to one request: version, request id, status code and text,
-/// user id, metadata.
-fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
+/// The reply to one request (version, request id, status code and text,
+/// user id, metadata), and why the peer was refused, if it was.
+fn answer(request: &[Vec<u8>]) -> (Vec<Vec<u8>>, Option<String>) {
     let frame = |i: usize| request.get(i).map(Vec::as_slice).unwrap_or_default();
     let request_id = frame(1).to_vec();
     let reply = |code: &str, text: &str, user: &str| {
@@ -155,8 +173,13 @@ fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
             Vec::new(),
         ]
     };
+    let refuse = |code: &str, text: &str, why: String| (reply(code, text, ""), Some(why));
     if frame(0) != b"1.0" {
-        return reply("500", "unsupported ZAP version", "");
+        return refuse(
+            "500",
+            "unsupported ZAP version",
+            "unsupported ZAP version".into(),
+        );
     }
     let domain = String::from_utf8_lossy(frame(2)).into_owned();
     let mechanism = frame(5);
@@ -166,33 +189,53 @@ fn answer(request: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match (policies.get(&domain), mechanism) {
-        (Some(Policy::Null), b"NULL") => reply("200", "OK", ""),
+        (Some(Policy::Null), b"NULL") => (reply("200", "OK", ""), None),
         (Some(Policy::Plain(users)), b"PLAIN") => {
             let user = String::from_utf8_lossy(frame(6));
             let known = users.get(user.as_ref());
             if known.is_some_and(|password| same_secret(password.as_bytes(), frame(7))) {
-                reply("200", "OK", &user)
+                (reply("200", "OK", &user), None)
             } else {
-                tracing::debug!(domain, user = %user, "PLAIN credentials refused");
-                reply("400", "invalid username or password", "")
+                refuse(
+                    "400",
+                    "invalid username or password",
+                    format!(
+                        "PLAIN user \"{}\": wrong user name or password",
+                        user.escape_debug()
+                    ),
+                )
             }
         }
         (Some(Policy::Curve(allowed)), b"CURVE") => {
             // The client's public key, 32 bytes, as Z85 to compare.
             let key = zmq::z85_encode(frame(6)).unwrap_or_default();
             if frame(6).len() == 32 && allowed.contains(&key) {
-                reply("200", "OK", &key)
+                (reply("200", "OK", &key), None)
             } else {
-                tracing::debug!(domain, key = %key, "CURVE client refused: not on the allow-list");
-                reply("400", "public key not allowed", "")
+                refuse(
+                    "400",
+                    "public key not allowed",
+                    format!("CURVE key {key} is not on the allow-list"),
+                )
             }
         }
         (Some(Policy::CurveAny), b"CURVE") => {
             let key = zmq::z85_encode(frame(6)).unwrap_or_default();
-            reply("200", "OK", &key)
+            (reply("200", "OK", &key), None)
         }
-        (None, _) => reply("400", "no policy for this ZAP domain", ""),
-        (Some(_), _) => reply("400", "mechanism not allowed in this ZAP domain", ""),
+        (None, _) => refuse(
+            "400",
+            "no policy for this ZAP domain",
+            "no policy for this ZAP domain".into(),
+        ),
+        (Some(_), _) => refuse(
+            "400",
+            "mechanism not allowed in this ZAP domain",
+            format!(
+                "mechanism {} not allowed here",
+                String::from_utf8_lossy(mechanism)
+            ),
+        ),
     }
 }
 
@@ -233,7 +276,7 @@ mod tests {
                 .map(|s| s.as_bytes().to_vec())
                 .collect();
             frames.extend(creds.iter().map(|s| s.as_bytes().to_vec()));
-            String::from_utf8(answer(&frames)[2].clone()).unwrap()
+            String::from_utf8(answer(&frames).0[2].clone()).unwrap()
         };
         assert_eq!(
             request("zap-test-plain", "PLAIN", &["reader", "secret"]),
@@ -245,7 +288,7 @@ mod tests {
         );
         assert_eq!(request("zap-test-plain", "NULL", &[]), "400");
         assert_eq!(request("zap-test-unknown", "NULL", &[]), "400");
-        assert_eq!(answer(&[b"2.0".to_vec()])[2], b"500");
+        assert_eq!(answer(&[b"2.0".to_vec()]).0[2], b"500");
 
         let keys = zmq::CurveKeyPair::new().unwrap();
         let allowed = zmq::z85_encode(&keys.public_key).unwrap();
@@ -259,7 +302,7 @@ mod tests {
                 .map(|s| s.as_bytes().to_vec())
                 .collect();
             frames.push(key.to_vec());
-            answer(&frames)[2].clone()
+            answer(&frames).0[2].clone()
         };
         assert_eq!(curve(&keys.public_key), b"200");
         let other = zmq::CurveKeyPair::new().unwrap();

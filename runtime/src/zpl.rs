@@ -59,15 +59,11 @@ fn is_name_char(c: char) -> bool {
 const MAX_LINE: usize = 64 * 1024;
 const MAX_DEPTH: usize = 64;
 
-/// Read a small text file (a config or passwords file), refusing one over
-/// `limit` bytes before reading it: files are input too. The error is the
-/// reason, for the caller to name the file.
+/// Read a small text file (a config or passwords file) with
+/// [`crate::file::read_text`]: at most `limit` bytes, a regular file only.
+/// The error is the reason, for the caller to name the file.
 pub fn read_small_file(path: &std::path::Path, limit: u64) -> Result<String, String> {
-    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > limit {
-        return Err(format!("{size} bytes, over the {limit}-byte limit"));
-    }
-    std::fs::read_to_string(path).map_err(|e| e.to_string())
+    crate::file::read_text(path, limit).map_err(|e| e.to_string())
 }
 
 impl Zpl {
