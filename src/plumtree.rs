@@ -1,15 +1,19 @@
-//! Plumtree dissemination between zproto-rs nodes (README, "Plumtree"):
-//! tuples go in full over the links of a spanning tree (*eager* links) and
-//! as ids over the others (*lazy* links), in batches; a node that hears of
-//! a tuple it lacks and does not receive it in time asks for it (GRAFT),
-//! which also makes that link eager.
+//! Plumtree dissemination between zproto-rs nodes (README, "Plumtree"), as
+//! in Leitão, Pereira and Rodrigues (2007): tuples go in full over the
+//! links of a spanning tree (*eager* links) and as ids over the others
+//! (*lazy* links), in batches of IHAVE.
 //!
-//! The tree is chosen when links open: a node's first remote is eager and
-//! its others are lazy (it sends PRUNE after HELLO), so in a graph where
-//! every node connects first to an earlier node, the eager links form a
-//! tree. Links only become lazy at that point: a duplicate on an eager link
-//! does not prune it, since replays (after HELLO, after a reconnection)
-//! bring duplicates on purpose.
+//! - **The tree** starts from the links' order: a node's first remote is
+//!   eager, and its others send PRUNE after HELLO, which makes them lazy
+//!   both ways.
+//! - **Loops prune.** The same write (the same stamp) arriving a second
+//!   time on an eager link means a loop: that link gets PRUNE. A stale
+//!   version, an unstamped copy or a replay (marked, after HELLO, a
+//!   synchronisation or a GRAFT) is no such duplicate and prunes nothing.
+//! - **Repair grafts.** A node that hears of a tuple it lacks and does not
+//!   receive it in time ([`graft_waits`]) asks the IHAVE's sender with
+//!   GRAFT, which also puts that link back on the tree, eager both ways:
+//!   without that, pruned links never heal and nodes end up isolated.
 //!
 //! All of it only on links whose PING/PONG agreed [`PLUMTREE`]: a CZMQ
 //! node stops on a message id it does not know.
