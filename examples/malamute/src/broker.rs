@@ -60,10 +60,41 @@ pub struct Session {
 }
 
 /// Decline the command being handled: ERROR with `reason`, the session
-/// goes on.
-fn refuse(io: &mut Io_, reason: &str) {
+/// goes on; the refusal is counted under its reason.
+fn refuse(refusals: &mut Refusals, io: &mut Io_, reason: &'static str) {
+    count(refusals, reason);
     error(io, status(FAILED), reason);
     io.set_exception(Event::Refused);
+}
+
+/// Commands refused and messages dropped, by reason.
+type Refusals = std::collections::BTreeMap<&'static str, u64>;
+
+fn count(refusals: &mut Refusals, reason: &'static str) {
+    *refusals.entry(reason).or_default() += 1;
+}
+
+/// What the broker holds and has turned away: a snapshot for its metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerMetrics {
+    /// Streams known.
+    pub streams: u64,
+    /// Services known.
+    pub services: u64,
+    /// Mailboxes holding mail.
+    pub mailboxes: u64,
+    /// Mail waiting in mailboxes.
+    pub mail_waiting: u64,
+    /// Requests waiting for a worker.
+    pub requests_waiting: u64,
+    /// Deliveries held for clients out of credit.
+    pub deliveries_held: u64,
+    /// Bytes of stored mail and requests (what the storage limit counts).
+    pub bytes_held: u64,
+    /// The storage limit, in bytes.
+    pub storage_limit: u64,
+    /// Commands refused and messages dropped, by reason.
+    pub refusals: Vec<(&'static str, u64)>,
 }
 
 /// A reader of a stream: a session and its subject patterns.
@@ -144,6 +175,26 @@ pub struct Broker {
     tracker_seq: u64,
     /// Messages dropped at a limit.
     pub dropped: u64,
+    /// Commands refused and messages dropped, by reason.
+    refusals: Refusals,
+}
+
+impl Broker {
+    /// What it holds and has turned away, now.
+    pub fn metrics(&self) -> BrokerMetrics {
+        let n = |n: usize| n as u64;
+        BrokerMetrics {
+            streams: n(self.streams.len()),
+            services: n(self.services.len()),
+            mailboxes: n(self.mailboxes.len()),
+            mail_waiting: n(self.mailboxes.values().map(|m| m.queue.len()).sum()),
+            requests_waiting: n(self.services.values().map(|s| s.queue.len()).sum()),
+            deliveries_held: n(self.credit.values().map(|c| c.held.len()).sum()),
+            bytes_held: n(self.stored),
+            storage_limit: n(self.storage_limit),
+            refusals: self.refusals.iter().map(|(r, c)| (*r, *c)).collect(),
+        }
+    }
 }
 
 /// A status code define of the model as the wire's 2-byte number.
@@ -169,6 +220,7 @@ impl Default for Broker {
             tracker_order: VecDeque::new(),
             tracker_seq: 0,
             dropped: 0,
+            refusals: Refusals::new(),
         }
     }
 }
@@ -235,6 +287,7 @@ impl Broker {
                     credit.held.push_back(delivery);
                 } else {
                     self.dropped += 1;
+                    count(&mut self.refusals, "client out of credit holds too much");
                     tracing::warn!("a client out of credit holds too much: delivery dropped");
                 }
                 return;
@@ -291,6 +344,7 @@ impl Broker {
                 return;
             };
             self.dropped += 1;
+            count(&mut self.refusals, "mail expired");
             let Some((sender, _)) = self.trackers.remove(&mail.tracker) else {
                 continue;
             };
@@ -441,7 +495,7 @@ impl Actions for Broker {
         };
         let stream = w.stream.clone();
         if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
-            return refuse(io, "too many streams");
+            return refuse(&mut self.refusals, io, "too many streams");
         }
         self.streams.entry(stream.clone()).or_default();
         session.writer = Some(stream);
@@ -454,13 +508,13 @@ impl Actions for Broker {
         };
         let (stream, text) = (r.stream.clone(), r.pattern.clone());
         if session.commitments >= PER_CLIENT_LIMIT {
-            return refuse(io, "too many subscriptions and offers");
+            return refuse(&mut self.refusals, io, "too many subscriptions and offers");
         }
         if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
-            return refuse(io, "too many streams");
+            return refuse(&mut self.refusals, io, "too many streams");
         }
         let Some(compiled) = pattern(&text) else {
-            return refuse(io, "invalid pattern");
+            return refuse(&mut self.refusals, io, "invalid pattern");
         };
         session.commitments += 1;
         let readers = self.streams.entry(stream).or_default();
@@ -557,6 +611,7 @@ impl Actions for Broker {
                 self.mailboxes.remove(&mail.address);
             }
             self.dropped += 1;
+            count(&mut self.refusals, "mailbox or storage full");
             tracing::warn!(mailbox = %mail.address, "mailbox or storage full: message dropped");
             return;
         }
@@ -585,12 +640,14 @@ impl Actions for Broker {
         let bytes = request_cost(&request);
         if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
             self.dropped += 1;
+            count(&mut self.refusals, "too many services");
             tracing::warn!(service = %name, "too many services: request dropped");
             return;
         }
         let service = self.services.entry(name.clone()).or_default();
         if service.queue.len() >= SERVICE_QUEUE_LIMIT || self.stored + bytes > self.storage_limit {
             self.dropped += 1;
+            count(&mut self.refusals, "service queue or storage full");
             tracing::warn!(service = %name, "service queue or storage full: request dropped");
             return;
         }
@@ -605,13 +662,13 @@ impl Actions for Broker {
         };
         let name = o.address.clone();
         if session.commitments >= PER_CLIENT_LIMIT {
-            return refuse(io, "too many subscriptions and offers");
+            return refuse(&mut self.refusals, io, "too many subscriptions and offers");
         }
         if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
-            return refuse(io, "too many services");
+            return refuse(&mut self.refusals, io, "too many services");
         }
         let Some(compiled) = pattern(&o.pattern) else {
-            return refuse(io, "invalid pattern");
+            return refuse(&mut self.refusals, io, "invalid pattern");
         };
         session.commitments += 1;
         self.services

@@ -38,3 +38,5 @@ pub mod mlm_server_engine {
 }
 
 pub mod broker;
+
+pub mod metrics;

@@ -30,6 +30,10 @@ struct Cli {
     /// The config file (ZPL).
     #[arg(default_value = "malamute.cfg")]
     config: PathBuf,
+    /// Serve metrics (OpenMetrics text, as Prometheus scrapes) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9101 (not in upstream).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -56,7 +60,7 @@ fn main() -> ExitCode {
         }
     }
     let server = match ServerHandle::<Machine<Broker>>::start("mlm_server", Broker::default()) {
-        Ok(server) => server,
+        Ok(server) => std::sync::Arc::new(server),
         Err(e) => {
             eprintln!("malamute: {e}");
             return ExitCode::FAILURE;
@@ -76,6 +80,19 @@ fn main() -> ExitCode {
         eprintln!("malamute: {e}");
         return ExitCode::FAILURE;
     }
+    let _metrics = match &cli.metrics {
+        Some(address) => match malamute::metrics::serve(address, server.clone()) {
+            Ok(metrics) => {
+                println!("METRICS http://{}/metrics", metrics.address());
+                Some(metrics)
+            }
+            Err(e) => {
+                eprintln!("malamute: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     tracing::info!("malamute broker running ({})", cli.config.display());
     wait(&signals);
     tracing::info!("malamute broker stopping");
