@@ -418,3 +418,26 @@ fn verbose_logs_the_sessions_states_events_and_actions() {
     server.expect_exit();
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_fifo_fed_without_end_is_refused_not_read() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fifo = dir.path().join("endless");
+    mkfifo(&fifo);
+    // `yes` waits for a reader, then writes for ever: the node must not
+    // read it (it would never reach a limit checked by `stat`).
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec yes > '{}'", fifo.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a writer");
+    let (out, took) = run(&["node", "--no-stdin", "--for", "1", "--config", s(&fifo)]);
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a regular file (a FIFO)"), "{err}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
