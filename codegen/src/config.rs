@@ -460,8 +460,10 @@ fn include_file_text(generated: &[Generated]) -> String {
     for file in generated.iter().flat_map(|g| &g.files) {
         if file.extension().is_some_and(|e| e == "rs") {
             if let (Some(stem), Some(name)) = (file.file_stem(), file.file_name()) {
+                // A program uses a part of each generated API: the rest is
+                // not dead code to warn about.
                 text.push_str(&format!(
-                    "\npub mod {} {{\n    include!(\"{}\");\n}}\n",
+                    "\n#[allow(dead_code)]\npub mod {} {{\n    include!(\"{}\");\n}}\n",
                     stem.to_string_lossy(),
                     name.to_string_lossy()
                 ));

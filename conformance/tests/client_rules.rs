@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use zproto_conformance::echo::EchoClient;
 use zproto_conformance::echo_client_engine::{replies, Event, Machine, Reply, State};
 use zproto_conformance::echo_msg::*;
-use zproto_runtime::client::{Answer, ClientCore, PlainCredentials, Transport};
+use zproto_runtime::client::{Answer, ClientCore, ClientSecurity, Transport};
 
 type Core = ClientCore<Machine<EchoClient>>;
 
@@ -219,7 +219,7 @@ fn a_wildcard_takes_what_a_state_does_not_name() {
 struct Refusing;
 
 impl Transport for Refusing {
-    fn connect(&mut self, _: &str, _: Option<&PlainCredentials>) -> Result<(), String> {
+    fn connect(&mut self, _: &str, _: &ClientSecurity) -> Result<(), String> {
         Err("no such transport".into())
     }
 

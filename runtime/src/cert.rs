@@ -51,6 +51,10 @@ pub enum CertError {
         /// Why.
         reason: String,
     },
+    /// A public certificate where a secret one is needed, or a server key
+    /// that is not a CURVE key.
+    #[error("{0}")]
+    Keys(&'static str),
     /// A file is not a certificate.
     #[error("certificate {path}: {problem}")]
     Invalid {
@@ -162,6 +166,22 @@ impl Certificate {
             } else {
                 None
             },
+        })
+    }
+
+    /// The keys a client connects with to the CURVE server whose public
+    /// key is `server_key` (Z85): ours, which must include the secret one.
+    pub fn curve_client(&self, server_key: &str) -> Result<crate::client::CurveClient, CertError> {
+        if !is_key(server_key) {
+            return Err(CertError::Keys("the server key is not a Z85 CURVE key"));
+        }
+        let secret = self.secret.clone().ok_or(CertError::Keys(
+            "a public certificate has no secret key to connect with",
+        ))?;
+        Ok(crate::client::CurveClient {
+            server_key: server_key.to_owned(),
+            public_key: self.public.clone(),
+            secret_key: secret,
         })
     }
 

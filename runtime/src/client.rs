@@ -79,6 +79,40 @@ pub enum Answer<R> {
     Stopped,
 }
 
+/// CURVE keys for a client's connections: the server's public key (which
+/// it must know) and our own pair, each as Z85 text (40 characters).
+#[derive(Clone, PartialEq, Eq)]
+pub struct CurveClient {
+    /// The server's public key, Z85.
+    pub server_key: String,
+    /// Our public key, Z85.
+    pub public_key: String,
+    /// Our secret key, Z85.
+    pub secret_key: String,
+}
+
+impl fmt::Debug for CurveClient {
+    // Never print a secret key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CurveClient")
+            .field("server_key", &self.server_key)
+            .field("public_key", &self.public_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a client's next connection authenticates to its server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ClientSecurity {
+    /// No security (ZeroMQ's NULL mechanism).
+    #[default]
+    Null,
+    /// PLAIN: a username and password, in clear text.
+    Plain(PlainCredentials),
+    /// CURVE: encrypted, the server authenticated by its key.
+    Curve(CurveClient),
+}
+
 /// A username and password for the PLAIN mechanism, as a client gives it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlainCredentials {
@@ -127,7 +161,7 @@ pub struct Context<A, R, M> {
     timers_changed: bool,
     connected: bool,
     stopped: bool,
-    credentials: Option<PlainCredentials>,
+    security: ClientSecurity,
     /// Endpoints connected to (one at most).
     endpoints: Vec<String>,
     /// The driver's way to connect, if it has one (sans I/O: none, and a
@@ -146,7 +180,7 @@ impl<A: Default, R, M> Default for Context<A, R, M> {
             timers_changed: false,
             connected: false,
             stopped: false,
-            credentials: None,
+            security: ClientSecurity::Null,
             endpoints: Vec::new(),
             transport: None,
         }
@@ -161,12 +195,8 @@ impl fmt::Debug for dyn Transport {
 
 /// How a driver connects a client: the reactor host opens a DEALER.
 pub trait Transport: Send {
-    /// Connect to `endpoint`, with PLAIN `credentials` if given.
-    fn connect(
-        &mut self,
-        endpoint: &str,
-        credentials: Option<&PlainCredentials>,
-    ) -> Result<(), String>;
+    /// Connect to `endpoint` with `security`.
+    fn connect(&mut self, endpoint: &str, security: &ClientSecurity) -> Result<(), String>;
     /// The driver takes its transport back as what it is.
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
@@ -199,7 +229,7 @@ impl<E: Copy + PartialEq + fmt::Debug, M, A, R> Io<E, M, Context<A, R, M>> {
         }
         if let Some(transport) = &mut ext.transport {
             transport
-                .connect(endpoint, ext.credentials.as_ref())
+                .connect(endpoint, &ext.security)
                 .map_err(|reason| ConnectError::Endpoint {
                     endpoint: endpoint.to_owned(),
                     reason,
@@ -212,10 +242,17 @@ impl<E: Copy + PartialEq + fmt::Debug, M, A, R> Io<E, M, Context<A, R, M>> {
     /// Use PLAIN security with these credentials for the connection made
     /// next (zproto's `zsock_set_plain_username/password`).
     pub fn use_plain(&mut self, username: &str, password: &str) {
-        self.ext_mut().credentials = Some(PlainCredentials {
+        self.ext_mut().security = ClientSecurity::Plain(PlainCredentials {
             username: username.to_owned(),
             password: password.to_owned(),
         });
+    }
+
+    /// Use CURVE with these keys for the connection made next (zproto's
+    /// `zsock_set_curve_serverkey` and `zcert_apply`): the server must have
+    /// the secret key that goes with `keys.server_key`.
+    pub fn use_curve(&mut self, keys: CurveClient) {
+        self.ext_mut().security = ClientSecurity::Curve(keys);
     }
 
     /// Fire `heartbeat` every `interval`, whatever the traffic

@@ -16,7 +16,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::client::{Answer, ClientCore, ClientMachine, ClientStats, PlainCredentials, Transport};
+use crate::client::{Answer, ClientCore, ClientMachine, ClientSecurity, ClientStats, Transport};
 use crate::codec::Codec;
 use crate::reactor::{self, Outgoing, Reactor, Refused, RefusedReason, Service, Sockets};
 use crate::throttle::Throttle;
@@ -85,12 +85,14 @@ struct Dealer {
 }
 
 impl Transport for Dealer {
-    fn connect(
-        &mut self,
-        endpoint: &str,
-        credentials: Option<&PlainCredentials>,
-    ) -> Result<(), String> {
-        self.sockets.set_credentials(credentials.cloned());
+    fn connect(&mut self, endpoint: &str, security: &ClientSecurity) -> Result<(), String> {
+        let (plain, curve) = match security {
+            ClientSecurity::Null => (None, None),
+            ClientSecurity::Plain(credentials) => (Some(credentials.clone()), None),
+            ClientSecurity::Curve(keys) => (None, Some(keys.clone())),
+        };
+        self.sockets.set_credentials(plain);
+        self.sockets.set_curve_client(curve);
         self.sockets
             .connect(endpoint)
             .map(|_| ())

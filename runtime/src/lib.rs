@@ -40,3 +40,7 @@ pub use bytes;
 pub use codec::{Codec, Frame};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{FrameSink, Packet};
+/// libzmq, as the reactor uses it (`zproto-zmq`: CURVE and eventfd
+/// included), for an application's own sockets and keys.
+#[cfg(feature = "reactor")]
+pub use zmq;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+pub use crate::client::CurveClient;
 use crate::client::PlainCredentials;
 use crate::packet::Packet;
 
@@ -192,27 +193,6 @@ pub enum Security {
         /// Our secret key, Z85 (40 characters).
         secret_key: String,
     },
-}
-
-/// CURVE keys for the DEALERs a service opens ([`Sockets::set_curve_client`]).
-#[derive(Clone, PartialEq, Eq)]
-pub struct CurveClient {
-    /// The server's public key, Z85.
-    pub server_key: String,
-    /// Our public key, Z85.
-    pub public_key: String,
-    /// Our secret key, Z85.
-    pub secret_key: String,
-}
-
-impl std::fmt::Debug for CurveClient {
-    // Never print a secret key.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CurveClient")
-            .field("server_key", &self.server_key)
-            .field("public_key", &self.public_key)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Something a reactor runs: a server (peers on a ROUTER) with remote

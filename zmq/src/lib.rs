@@ -307,7 +307,11 @@ pub fn z85_encode(data: &[u8]) -> std::result::Result<String, EncodeError> {
     let mut text = vec![0u8; data.len() / 4 * 5 + 1];
     // SAFETY: `text` holds the encoded length plus the NUL libzmq writes.
     let done = unsafe {
-        zmq_sys::zmq_z85_encode(text.as_mut_ptr().cast::<c_char>(), data.as_ptr(), data.len())
+        zmq_sys::zmq_z85_encode(
+            text.as_mut_ptr().cast::<c_char>(),
+            data.as_ptr(),
+            data.len(),
+        )
     };
     if done.is_null() {
         return Err(EncodeError);
@@ -344,7 +348,10 @@ pub struct CurveKeyPair {
 impl fmt::Debug for CurveKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CurveKeyPair")
-            .field("public_key", &z85_encode(&self.public_key).unwrap_or_default())
+            .field(
+                "public_key",
+                &z85_encode(&self.public_key).unwrap_or_default(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -709,7 +716,11 @@ impl Socket {
     }
 
     fn setsockopt_int(&self, option: u32, value: i32) -> Result<()> {
-        self.setsockopt_raw(option, (&value as *const i32).cast(), std::mem::size_of::<i32>())
+        self.setsockopt_raw(
+            option,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>(),
+        )
     }
 
     fn setsockopt_bytes(&self, option: u32, value: &[u8]) -> Result<()> {
@@ -891,8 +902,7 @@ impl Socket {
     pub fn monitor(&self, endpoint: &str, events: i32) -> Result<()> {
         let endpoint = CString::new(endpoint).map_err(|_| Error::EINVAL)?;
         // SAFETY: an open socket and a NUL-terminated endpoint.
-        check(unsafe { zmq_sys::zmq_socket_monitor(self.raw, endpoint.as_ptr(), events) })
-            .map(drop)
+        check(unsafe { zmq_sys::zmq_socket_monitor(self.raw, endpoint.as_ptr(), events) }).map(drop)
     }
 
     /// Send one frame.
@@ -1003,7 +1013,9 @@ mod tests {
         let router = ctx.socket(ROUTER).expect("router");
         router.bind("inproc://zproto-zmq-multipart").expect("bind");
         let dealer = ctx.socket(DEALER).expect("dealer");
-        dealer.connect("inproc://zproto-zmq-multipart").expect("connect");
+        dealer
+            .connect("inproc://zproto-zmq-multipart")
+            .expect("connect");
         dealer
             .send_multipart([&b"a"[..], b"", b"ccc"], 0)
             .expect("send");
