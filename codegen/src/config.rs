@@ -272,19 +272,17 @@ impl Config {
         emit::codec::emit(&model, &self.emit_options()?)
     }
 
-    /// Write the one-time handler skeleton of a server or client model to `path`,
-    /// unless a file is already there (it is the application's code).
-    /// Returns whether it was written.
-    pub fn write_skeleton(
-        &self,
-        model: &Path,
-        path: &Path,
-        engine_path: &str,
-    ) -> Result<bool, Error> {
+    /// The skeleton of the server or client `model`, as text.
+    /// `engine_path` is where the generated engine module is, as the
+    /// skeleton uses it (default: `crate::<class>_engine`, the module
+    /// [`Config::include_file`] names).
+    pub fn skeleton(&self, model: &Path, engine_path: Option<&str>) -> Result<String, Error> {
         let analysed = analyse::analyse_any_in(model, &self.include_paths)?;
-        if path.exists() {
-            return Ok(false);
-        }
+        let engine_path = |class: &str| {
+            engine_path
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("crate::{}_engine", names::canonical(class)))
+        };
         let codec_path = |protocol_class: &str| {
             self.codec_paths
                 .iter()
@@ -297,13 +295,13 @@ impl Config {
             Analysed::Server(pair) => emit::skeleton::emit(
                 &pair.0,
                 &pair.1,
-                engine_path,
+                &engine_path(&pair.0.class),
                 &codec_path(&pair.0.protocol_class),
             )?,
             Analysed::Client(pair) => emit::skeleton::emit_client(
                 &pair.0,
                 &pair.1,
-                engine_path,
+                &engine_path(&pair.0.class),
                 &codec_path(&pair.0.protocol_class),
             )?,
             Analysed::Codec(m) => {
@@ -320,6 +318,22 @@ impl Config {
                 ))
             }
         };
+        Ok(text)
+    }
+
+    /// Write the one-time handler skeleton of a server or client model to `path`,
+    /// unless a file is already there (it is the application's code).
+    /// Returns whether it was written.
+    pub fn write_skeleton(
+        &self,
+        model: &Path,
+        path: &Path,
+        engine_path: &str,
+    ) -> Result<bool, Error> {
+        let text = self.skeleton(model, Some(engine_path))?;
+        if path.exists() {
+            return Ok(false);
+        }
         let mut file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -160,6 +160,51 @@ fn skeleton_is_written_once_and_never_overwritten() {
 }
 
 #[test]
+fn skeletons_name_the_class_and_say_what_each_action_may_use() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/models/echo_client.xml"
+    );
+    // `--out -` prints; the engine path defaults to the module the
+    // generator's include file names.
+    let run = zproto(&["skeleton", model, "--out", "-"]);
+    assert!(run.status.success(), "{run:?}");
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        text.contains("use crate::echo_client_engine::{Actions, Io};"),
+        "{text}"
+    );
+    assert!(text.contains("pub struct EchoClient {}"), "{text}");
+    assert!(text.contains("impl Actions for EchoClient {"), "{text}");
+    for hint in [
+        "`io.args()` holds `echo`'s arguments: `body`.",
+        "`echo` waits for `Reply::Echoed` and `Reply::Failure`: answer with `io.reply(...)`.",
+        "SAY is sent next: build it with `io.set_message(...)` (fields `body`).",
+        "`io.message()` is the SAID that arrived (fields `body`).",
+        "Run when the `expired` timer fires.",
+    ] {
+        assert!(text.contains(hint), "{hint} missing from\n{text}");
+    }
+    assert!(!Path::new("-").exists(), "no file named -");
+
+    let server = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../conformance/models/rules_server.xml"
+    );
+    let run = zproto(&["skeleton", server, "--out", "-"]);
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(text.contains("pub struct RulesServer {}"), "{text}");
+    assert!(
+        text.contains("type Session = RulesServerSession;"),
+        "{text}"
+    );
+    assert!(
+        text.contains("use crate::rules_server_engine::{Actions, Event};"),
+        "{text}"
+    );
+}
+
+#[test]
 fn server_models_generate_engines_beside_their_codec() {
     let out = tempfile::tempdir().unwrap();
     let model = concat!(

@@ -42,12 +42,14 @@ enum Command {
     Skeleton {
         /// Server or client model file (XML).
         model: PathBuf,
-        /// Where to write the skeleton.
+        /// Where to write the skeleton (`-`: standard output).
         #[arg(short, long)]
         out: PathBuf,
-        /// Module path of the generated engine, as the skeleton uses it.
-        #[arg(long, default_value = "crate::engine")]
-        engine_path: String,
+        /// Module path of the generated engine, as the skeleton uses it
+        /// (default: `crate::<class>_engine`, as `Config::include_file`
+        /// names it).
+        #[arg(long)]
+        engine_path: Option<String>,
         /// Module path of the generated codec, as the skeleton uses it.
         #[arg(long)]
         codec_path: Option<String>,
@@ -124,6 +126,30 @@ fn main() -> ExitCode {
                     _ => {}
                 }
             }
+            if out.as_os_str() == "-" {
+                return match config.skeleton(&model, engine_path.as_deref()) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            let engine_path = match engine_path {
+                Some(path) => path,
+                None => match analyse::analyse_any(&model) {
+                    Ok(analyse::Analysed::Server(pair)) => {
+                        format!("crate::{}_engine", pair.0.class)
+                    }
+                    Ok(analyse::Analysed::Client(pair)) => {
+                        format!("crate::{}_engine", pair.0.class)
+                    }
+                    _ => "crate::engine".to_owned(),
+                },
+            };
             match config.write_skeleton(&model, &out, &engine_path) {
                 Ok(true) => {
                     println!("wrote {}", out.display());

@@ -4,9 +4,9 @@
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::model::client::ClientModel;
+use crate::model::client::{ClientModel, Method};
 use crate::model::codec::CodecModel;
-use crate::model::machine::State;
+use crate::model::machine::{Action, State};
 use crate::model::server::ServerModel;
 use crate::names;
 
@@ -16,6 +16,8 @@ const CLIENT_TEMPLATE: &str = include_str!("../../templates/client_skeleton.rs.t
 #[derive(Serialize)]
 struct Context {
     class: String,
+    /// The skeleton's struct: the class in CamelCase (`EchoClient`).
+    type_name: String,
     title: Option<String>,
     source: String,
     engine_path: String,
@@ -29,6 +31,9 @@ struct ActionContext {
     label: String,
     method: String,
     usage: String,
+    /// What the body may read, send or answer, from where the model runs
+    /// it: one comment line each.
+    hints: Vec<String>,
 }
 
 /// Rust source of a skeleton implementing every action of `model` with an
@@ -46,6 +51,7 @@ pub fn emit(
         sources: &model.sources,
         states: &model.states,
         actions: &model.actions,
+        methods: &[],
     };
     render(
         &machine,
@@ -71,6 +77,7 @@ pub fn emit_client(
         sources: &model.sources,
         states: &model.states,
         actions: &model.actions,
+        methods: &model.methods,
     };
     render(
         &machine,
@@ -89,6 +96,8 @@ struct Machine<'a> {
     sources: &'a [std::path::PathBuf],
     states: &'a [State],
     actions: &'a [String],
+    /// A client's API methods (none for a server).
+    methods: &'a [Method],
 }
 
 fn render(
@@ -101,6 +110,7 @@ fn render(
 ) -> Result<String, Error> {
     let context = Context {
         class: model.class.to_owned(),
+        type_name: names::camel(model.class),
         title: model.title.clone(),
         source: super::source_name(model.sources),
         engine_path: engine_path.to_owned(),
@@ -113,8 +123,131 @@ fn render(
                 label: a.replace('_', " "),
                 method: names::snake(a),
                 usage: super::server::usage(model.states, a),
+                hints: hints(model, codec, a),
             })
             .collect(),
     };
     super::render(name, template, &context)
+}
+
+/// A message's name as the model writes it (`HELLO OK`).
+fn shown(name: &str) -> String {
+    name.replace('_', " ").to_uppercase()
+}
+
+/// `names` as a list for a comment: `a, b and c`.
+fn listed(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The fields of the codec's message `name`, if it is one.
+fn message_fields(codec: &CodecModel, name: &str) -> Option<Vec<String>> {
+    codec.messages.iter().find(|m| m.name == name).map(|m| {
+        m.fields
+            .iter()
+            .filter(|f| f.constant.is_none())
+            .map(|f| format!("`{}`", f.name))
+            .collect()
+    })
+}
+
+/// What the body of `action` may use, from every place the model runs it:
+/// the message that arrived, the method's arguments and the replies it
+/// waits for, the message sent after it.
+fn hints(model: &Machine<'_>, codec: &CodecModel, action: &str) -> Vec<String> {
+    let custom = Action::Custom(action.to_owned());
+    let mut hints: Vec<String> = Vec::new();
+    let mut add = |hint: String| {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    };
+    for handler in model
+        .states
+        .iter()
+        .flat_map(|s| s.handlers.iter().chain(&s.wildcard))
+    {
+        let Some(at) = handler.actions.iter().position(|a| *a == custom) else {
+            continue;
+        };
+        let event = handler.event.as_str();
+        if let Some(fields) = message_fields(codec, event) {
+            let with = if fields.is_empty() {
+                String::new()
+            } else {
+                format!(" (fields {})", listed(&fields))
+            };
+            add(format!(
+                "`io.message()` is the {} that arrived{with}.",
+                shown(event)
+            ));
+        } else if let Some(method) = model.methods.iter().find(|m| m.name == event) {
+            if !method.fields.is_empty() {
+                let fields: Vec<String> = method
+                    .fields
+                    .iter()
+                    .map(|f| format!("`{}`", f.name))
+                    .collect();
+                add(format!(
+                    "`io.args()` holds `{}`'s arguments: {}.",
+                    method.name,
+                    listed(&fields)
+                ));
+            }
+        } else if event == "expired" || event == "heartbeat" {
+            add(format!("Run when the `{event}` timer fires."));
+        }
+        let is_method = model.methods.iter().any(|m| m.name == event);
+        if !model.methods.is_empty() && !is_method {
+            let mut replies: Vec<String> = Vec::new();
+            for reply in model.methods.iter().flat_map(|m| &m.accepts) {
+                let reply = format!("`Reply::{}`", names::camel(reply));
+                if !replies.contains(&reply) {
+                    replies.push(reply);
+                }
+            }
+            add(format!(
+                "A method waiting for an answer gets it from `io.reply(...)`: {}.",
+                listed(&replies)
+            ));
+        }
+        // The replies that the methods which can be waiting here accept.
+        for method in model.methods {
+            if method.name == event && !method.accepts.is_empty() {
+                let replies: Vec<String> = method
+                    .accepts
+                    .iter()
+                    .map(|r| format!("`Reply::{}`", names::camel(r)))
+                    .collect();
+                add(format!(
+                    "`{}` waits for {}: answer with `io.reply(...)`.",
+                    method.name,
+                    listed(&replies)
+                ));
+            }
+        }
+        if let Some(Action::Send(message)) = handler.actions[at + 1..]
+            .iter()
+            .find(|a| matches!(a, Action::Send(_) | Action::Custom(_)))
+        {
+            let fields = message_fields(codec, message).unwrap_or_default();
+            let with = if fields.is_empty() {
+                String::new()
+            } else {
+                format!(" (fields {})", listed(&fields))
+            };
+            add(format!(
+                "{} is sent next: build it with `io.set_message(...)`{with}.",
+                shown(message)
+            ));
+        }
+    }
+    if hints.is_empty() {
+        hints.push("Nothing arrives with it, and nothing is sent after it.".to_owned());
+    }
+    hints
 }
