@@ -383,6 +383,10 @@ impl Config {
                 Err(d) => problems.extend(d.0),
             }
         }
+        // A codec named by several models is analysed with each: report
+        // each of its problems once.
+        let mut seen = std::collections::HashSet::new();
+        problems.retain(|d: &crate::error::Diagnostic| seen.insert(d.to_string()));
         if !problems.is_empty() {
             return Err(Error::Model(crate::error::Diagnostics(problems)));
         }

@@ -370,3 +370,32 @@ fn the_include_file_has_a_module_per_generated_file() {
     );
     assert!(!text.contains(".bnf"));
 }
+
+#[test]
+fn a_codec_problem_is_reported_once_however_many_models_name_the_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let codec = write(
+        "bad_msg.xml",
+        "<class name = \"bad_msg\">\n    <message name = \"PING\">\n        <field name = \"x\" type = \"float\" />\n    </message>\n</class>\n",
+    );
+    let server = write(
+        "bad_server.xml",
+        "<class name = \"bad_server\" script = \"zproto_server_c\" protocol_class = \"bad_msg\">\n    <state name = \"start\"><event name = \"PING\" /></state>\n</class>\n",
+    );
+    let client = write(
+        "bad_client.xml",
+        "<class name = \"bad_client\" script = \"zproto_client_c\" protocol_class = \"bad_msg\">\n    <state name = \"start\"><event name = \"PING\" /></state>\n</class>\n",
+    );
+    let err = Config::new()
+        .out_dir(dir.path())
+        .cargo_directives(false)
+        .compile(&[codec, server, client])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err.matches("unknown type \"float\"").count(), 1, "{err}");
+}

@@ -179,6 +179,11 @@ fn composite_types<'a>(root: &'a Element, p: &mut Problems) -> Types<'a> {
     out
 }
 
+/// The built-in field types, as models write them.
+const BUILTIN_TYPES: &[&str] = &[
+    "number", "octets", "string", "longstr", "strings", "hash", "chunk", "uuid", "frame", "msg",
+];
+
 /// The built-in type of a `<field>`, with its size checks.
 fn builtin_kind(f: &Element, name: &str, p: &mut Problems) -> Option<FieldKind> {
     if name.trim_matches('_').is_empty() {
@@ -225,10 +230,11 @@ fn builtin_kind(f: &Element, name: &str, p: &mut Problems) -> Option<FieldKind> 
         "frame" => FieldKind::Frame,
         "msg" => FieldKind::Msg,
         other => {
-            p.push(
-                f.location
-                    .error(format!("field \"{name}\": unknown type \"{other}\"")),
-            );
+            p.push(f.location.error(format!(
+                "field \"{name}\": unknown type \"{other}\"{} (types: {}, or a <type> of the model)",
+                super::schema::suggestion(other, BUILTIN_TYPES, ""),
+                BUILTIN_TYPES.join(", ")
+            )));
             return None;
         }
     };

@@ -114,6 +114,27 @@ pub(crate) fn analyse(
                 continue;
             }
             let name = names::canonical(raw_name);
+            // Messages are written in upper case, internal events in lower
+            // case: an upper-case event no message raises is a misspelled
+            // message, which would otherwise become an event nothing fires.
+            let shouts = raw_name.chars().any(|c| c.is_ascii_uppercase())
+                && !raw_name.chars().any(|c| c.is_ascii_lowercase());
+            if shouts && !messages.contains(&name) {
+                let shown: Vec<String> = messages
+                    .iter()
+                    .map(|m| m.replace('_', " ").to_uppercase())
+                    .collect();
+                p.push(e.location.error(format!(
+                    "state \"{}\": event \"{raw_name}\" is in upper case, as messages are, but the codec has no such message{}",
+                    s.name,
+                    super::schema::suggestion(
+                        raw_name,
+                        &shown.iter().map(String::as_str).collect::<Vec<_>>(),
+                        ""
+                    )
+                )));
+                continue;
+            }
             if Some(name.as_str()) == rules.reserved {
                 p.push(e.location.error(format!(
                     "state \"{}\": event \"{name}\" is reserved for the engine",
@@ -288,6 +309,10 @@ pub(crate) fn action_list(
                 Some(m) => out.push(Action::Send(names::canonical(m))),
             },
             "terminate" => out.push(Action::Terminate),
+            other if a.attr("message").is_some() => p.push(at.error(format!(
+                "state \"{state}\": action \"{name}\" has a message attribute, which only send takes{}",
+                super::schema::suggestion(other, &["send"], "")
+            ))),
             other => {
                 if !custom.iter().any(|c| c == other) {
                     custom.push(other.to_owned());

@@ -7,6 +7,7 @@ pub mod client;
 pub mod codec;
 pub mod kind;
 pub(crate) mod machine;
+pub(crate) mod schema;
 pub mod server;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +100,9 @@ pub fn load_class_in(path: &Path, search: &[PathBuf]) -> Result<LoadedClass, Dia
             }
         }
     }
+    let mut unknown = Problems::default();
+    schema::check(&root, &mut unknown);
+    problems.extend(unknown.0);
     if problems.is_empty() {
         Ok(LoadedClass { root, sources })
     } else {
