@@ -11,6 +11,7 @@ use zproto_conformance::echo::{EchoClient, EchoServer};
 use zproto_conformance::echo_client_engine::Client;
 use zproto_conformance::echo_msg::{EchoMsg, Hello, HelloOk, Note, Said, Say};
 use zproto_conformance::echo_server_engine::Machine;
+use zproto_runtime::client_host::ClientError;
 use zproto_runtime::host::ServerHandle;
 use zproto_runtime::{reactor, Codec};
 
@@ -138,8 +139,16 @@ fn expiry_and_reconnect(transport: &str) {
         eventually(|| !client.connected()),
         "the client never noticed the server was gone"
     );
-    // Meanwhile, calls fail at once rather than hang.
-    client.echo("while down", WAIT).expect("an answer");
+    // Meanwhile, calls fail at once rather than hang, and fail as errors:
+    // never the body an earlier reply left.
+    assert_eq!(
+        client.echo("while down", WAIT),
+        Err(ClientError::Failed {
+            reply: "FAILURE",
+            status: Some(-1),
+            reason: Some("not connected".into())
+        })
+    );
     assert_eq!(client.status(), -1, "FAILURE while disconnected");
 
     // The same endpoint again (for tcp, the same port).
@@ -194,7 +203,15 @@ fn plain(transport: &str) {
     let mut bad = Client::new(EchoClient::default()).expect("client");
     assert_eq!(bad.set_plain_auth("alice", "wrong", WAIT), Ok(0));
     // Refused: no HELLO OK ever comes, the connect timeout expires.
-    assert_eq!(bad.connect(&address, 300, WAIT), Ok(-1), "refused");
+    assert_eq!(
+        bad.connect(&address, 300, WAIT),
+        Err(ClientError::Failed {
+            reply: "FAILURE",
+            status: Some(-1),
+            reason: Some("not connected".into())
+        }),
+        "refused"
+    );
     assert!(!bad.connected());
     assert_eq!(host.stats().expect("stats").sessions, 1, "only alice");
     let _ = std::fs::remove_dir_all(&dir);
@@ -255,4 +272,29 @@ fn a_malformed_frame_is_dropped_and_the_session_lives_over_tcp() {
 #[test]
 fn a_malformed_frame_is_dropped_and_the_session_lives_over_ipc() {
     malformed("ipc");
+}
+
+/// The client traps of a generated API: a connect that no server answers
+/// is an error (not `Ok(-1)`), and so is a method whose FAILURE reply
+/// comes, never a property an earlier reply left (`expiry_and_reconnect`).
+#[test]
+fn a_connect_no_server_answers_is_an_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut client = Client::new(EchoClient::default()).expect("client");
+    let result = client.connect(&format!("tcp://127.0.0.1:{port}"), 200, WAIT);
+    assert!(
+        matches!(
+            result,
+            Err(ClientError::Failed {
+                reply: "FAILURE",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    let shown = result.unwrap_err().to_string();
+    assert_eq!(shown, "FAILURE: not connected (status -1)");
 }

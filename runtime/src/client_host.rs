@@ -50,12 +50,34 @@ pub enum ClientError {
         /// Event name.
         event: &'static str,
     },
+    /// The method's failure reply came (a reply named FAILURE or ERROR in
+    /// the model): what the machine said, with the reply's `status` and
+    /// `reason` fields when it has them.
+    #[error("{reply}{}", failure_detail(*.status, .reason.as_deref()))]
+    Failed {
+        /// The reply's name, as the model writes it.
+        reply: &'static str,
+        /// Its `status` field, if it has a numeric one.
+        status: Option<i64>,
+        /// Its `reason` field, if it has a text one.
+        reason: Option<String>,
+    },
     /// The machine stopped (`terminate`).
     #[error("the client's state machine has stopped")]
     Stopped,
     /// The reactor thread is gone.
     #[error("the client's reactor has stopped")]
     ReactorGone,
+}
+
+/// `: reason (status n)` for [`ClientError::Failed`].
+fn failure_detail(status: Option<i64>, reason: Option<&str>) -> String {
+    match (reason.filter(|r| !r.is_empty()), status) {
+        (Some(reason), Some(status)) => format!(": {reason} (status {status})"),
+        (Some(reason), None) => format!(": {reason}"),
+        (None, Some(status)) => format!(" (status {status})"),
+        (None, None) => String::new(),
+    }
 }
 
 impl From<reactor::Stopped> for ClientError {

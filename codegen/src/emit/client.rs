@@ -582,9 +582,11 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
         wait_param = quote!(wait: ::std::time::Duration);
         let list: Vec<String> = m.accepts.iter().map(|a| names::upper(a)).collect();
         let accepted = accept_pattern(&m.accepts);
+        let failures = failure_checks(model, m, rt);
         let wait = quote! {
             let reply = self.handle.wait(|reply| matches!(reply, #accepted), wait)?;
             self.properties.update(&reply);
+            #failures
         };
         match &m.returns {
             Some(property) => {
@@ -625,6 +627,51 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
             #body
         }
     }
+}
+
+/// Whether a reply is a method's failure: zproto's clients name it
+/// FAILURE (or ERROR), and the C API returns -1 for it.
+pub(crate) fn is_failure(reply: &str) -> bool {
+    matches!(reply, "failure" | "error")
+}
+
+/// For each failure reply `m` accepts: return it as
+/// `ClientError::Failed`, with its `status` and `reason` fields, rather
+/// than a property that an earlier reply left.
+fn failure_checks(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
+    let checks = m.accepts.iter().filter(|a| is_failure(a)).map(|a| {
+        let variant = ident(&names::camel(a));
+        let shown = names::upper(a);
+        let fields = model
+            .replies
+            .iter()
+            .find(|r| r.name == *a)
+            .map(|r| r.fields.as_slice())
+            .unwrap_or_default();
+        let status = match fields.iter().find(|f| f.name == "status").map(|f| f.kind) {
+            Some(ApiType::Integer | ApiType::Number(_)) => {
+                quote!(::std::convert::TryFrom::try_from(failure.status).ok())
+            }
+            _ => quote!(::std::option::Option::None),
+        };
+        let reason = match fields.iter().find(|f| f.name == "reason").map(|f| f.kind) {
+            Some(ApiType::String) => {
+                quote!(::std::option::Option::Some(failure.reason.clone()))
+            }
+            _ => quote!(::std::option::Option::None),
+        };
+        quote! {
+            if let Reply::#variant(failure) = &reply {
+                let _ = failure;
+                return Err(#rt::client_host::ClientError::Failed {
+                    reply: #shown,
+                    status: #status,
+                    reason: #reason,
+                });
+            }
+        }
+    });
+    quote!(#(#checks)*)
 }
 
 fn properties_field<'a>(model: &'a ClientModel, name: &str) -> Option<&'a ApiField> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use malamute::client::{ClientState, MlmClient};
 use malamute::mlm_proto::MlmProto;
 use support::{eventually, Broker, Kind, Scratch, WAIT};
+use zproto_runtime::client_host::ClientError;
 
 fn client(endpoint: &str, address: &str) -> MlmClient {
     let mut client = MlmClient::with_defaults().expect("client");
@@ -193,7 +194,14 @@ fn plain_accepted_and_refused_on(kind: &Kind) {
 
     let mut bad = MlmClient::with_defaults().expect("client");
     assert_eq!(bad.set_plain_auth("alice", "guess", WAIT), Ok(0));
-    assert_eq!(bad.connect(&endpoint, 500, "bad", WAIT), Ok(-1));
+    // A refused connect is an error, never a status to check.
+    assert!(matches!(
+        bad.connect(&endpoint, 500, "bad", WAIT),
+        Err(ClientError::Failed {
+            reply: "FAILURE",
+            ..
+        })
+    ));
     assert!(!bad.connected());
 }
 
@@ -256,4 +264,30 @@ fn service_requests_wait_for_a_worker() {
             kind.name()
         );
     }
+}
+
+/// Our `mshell` against an endpoint where no broker listens: an error on
+/// stderr and a non-zero exit (upstream's prints and exits 0).
+#[test]
+fn mshell_exits_non_zero_when_no_broker_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mshell"))
+        .args([
+            "-n",
+            "-e",
+            &format!("tcp://127.0.0.1:{port}"),
+            "weather",
+            "temp.*",
+            "22",
+        ])
+        .output()
+        .expect("mshell runs");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server not reachable"),
+        "{out:?}"
+    );
 }

@@ -86,9 +86,10 @@ fn main() -> ExitCode {
         let _ = client.set_plain_auth(&args.username, &args.password, WAIT);
     }
     // Upstream waits a second for the broker.
-    if client.connect(&args.endpoint, 1000, "", WAIT) != Ok(0) {
-        eprintln!("mshell: server not reachable at {}", args.endpoint);
-        return ExitCode::SUCCESS;
+    if let Err(e) = client.connect(&args.endpoint, 1000, "", WAIT) {
+        // Upstream exits 0 here; a script deserves to know.
+        eprintln!("mshell: server not reachable at {}: {e}", args.endpoint);
+        return ExitCode::FAILURE;
     }
     match &args.body {
         Some(body) => {
