@@ -649,8 +649,10 @@ fn failure_checks(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStr
             .map(|r| r.fields.as_slice())
             .unwrap_or_default();
         let status = match fields.iter().find(|f| f.name == "status").map(|f| f.kind) {
-            Some(ApiType::Integer | ApiType::Number(_)) => {
-                quote!(::std::convert::TryFrom::try_from(failure.status).ok())
+            // `number` fields are u64 in the API, `integer` ones i32.
+            Some(ApiType::Number(_)) => quote!(i64::try_from(failure.status).ok()),
+            Some(ApiType::Integer) => {
+                quote!(::std::option::Option::Some(i64::from(failure.status)))
             }
             _ => quote!(::std::option::Option::None),
         };
