@@ -649,10 +649,12 @@ fn failure_checks(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStr
             .map(|r| r.fields.as_slice())
             .unwrap_or_default();
         let status = match fields.iter().find(|f| f.name == "status").map(|f| f.kind) {
-            // `number` fields are u64 in the API, `integer` ones i32.
-            Some(ApiType::Number(_)) => quote!(i64::try_from(failure.status).ok()),
-            Some(ApiType::Integer) => {
+            // As `owned_type` holds them: u64 only for 8-byte numbers.
+            Some(ApiType::Number(1 | 2 | 4)) | Some(ApiType::Integer) => {
                 quote!(::std::option::Option::Some(i64::from(failure.status)))
+            }
+            Some(ApiType::Number(_)) => {
+                quote!(i64::try_from(failure.status).ok())
             }
             _ => quote!(::std::option::Option::None),
         };
