@@ -254,7 +254,9 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
-        .with_writer(writer);
+        .with_writer(writer)
+        // Colours for a terminal only, never in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // JSON escapes every string, a peer's too: one event, one line.
     if cli.log_format == "json" {
         logs.json().init();

@@ -307,6 +307,17 @@ fn available() -> Result<(), String> {
     run(&["netns", "list"])
 }
 
+/// Without root or `ip netns` at build time, this is the suite's only
+/// test, and its name says so (`ZGOSSIP_REQUIRE_NETNS=1` makes it fail).
+#[cfg(not(netns))]
+#[test]
+fn network_namespace_suite_did_not_run_because_not_root_or_no_ip_netns() {
+    assert!(
+        std::env::var_os("ZGOSSIP_REQUIRE_NETNS").is_none(),
+        "network namespaces are required here (ZGOSSIP_REQUIRE_NETNS)"
+    );
+}
+
 #[test]
 fn partitions_restarts_and_conflicts_on_five_hosts_converge_after_every_heal() {
     if let Err(why) = available() {

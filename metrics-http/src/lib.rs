@@ -175,8 +175,7 @@ impl MetricsServer {
             address: address.to_owned(),
             source,
         };
-        let listener = StdListener::bind(address).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
+        let listener = listen(address).map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -236,6 +235,36 @@ impl Drop for MetricsServer {
             let _ = thread.join();
         }
     }
+}
+
+/// The listen backlog: room for a crowd of connections that the server
+/// accepts (and sorts out) a little later, so that a scraper's SYN is
+/// queued, never dropped (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// A non-blocking listener on the first address `address` resolves to.
+fn listen(address: &str) -> io::Result<StdListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for addr in address.to_socket_addrs()? {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        match socket
+            .bind(&addr.into())
+            .and_then(|()| socket.listen(BACKLOG))
+        {
+            Ok(()) => {
+                socket.set_nonblocking(true)?;
+                return Ok(socket.into());
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 type RenderFn = Box<dyn Fn() -> Rendered + Send + Sync>;

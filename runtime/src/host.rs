@@ -343,9 +343,20 @@ impl<M: StateMachine> ServerHost<M> {
                 sockets
                     .bind(value)
                     .map_err(|e| fail(format!("{}: {e}", endpoint.line)))?;
+                bound(&self.name, value, sockets.port());
             }
         }
         Ok(())
+    }
+}
+
+/// Say where a server now accepts clients (with the port a wildcard bind
+/// got): an operator must not have to guess.
+fn bound(name: &str, endpoint: &str, port: i32) {
+    if port > 0 && endpoint.starts_with("tcp://") {
+        tracing::info!("{name} bound {endpoint} (port {port})");
+    } else {
+        tracing::info!("{name} bound {endpoint}");
     }
 }
 
@@ -369,6 +380,9 @@ where
                         .map(|()| sockets.port())
                         .map_err(HostError::from)
                 });
+                if let Ok(port) = result {
+                    bound(&self.name, &endpoint, port);
+                }
                 let _ = reply.send(result);
             }
             HostCommand::Port(reply) => {

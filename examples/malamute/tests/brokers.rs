@@ -291,3 +291,65 @@ fn mshell_exits_non_zero_when_no_broker_answers() {
         "{out:?}"
     );
 }
+
+/// Our broker logs where it bound (with the port a wildcard got), in plain
+/// text when its log is not a terminal, and `mshell` reaches it there.
+#[test]
+fn the_broker_logs_what_it_bound_without_colours_and_mshell_reaches_it() {
+    use std::io::{BufRead, BufReader};
+    let scratch = Scratch::new("bound");
+    let config = scratch.0.join("broker.cfg");
+    std::fs::write(
+        &config,
+        "mlm_server\n    security\n        mechanism = null\n    bind\n        endpoint = tcp://127.0.0.1:*\n",
+    )
+    .expect("config");
+    let mut broker = std::process::Command::new(env!("CARGO_BIN_EXE_malamute"))
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the broker starts");
+    let stderr = broker.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = loop {
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("a log line saying where it bound");
+        if line.contains("bound") {
+            break line;
+        }
+    };
+    assert!(!line.contains('\u{1b}'), "colours in a log file: {line:?}");
+    assert!(
+        line.contains("mlm_server bound tcp://127.0.0.1:*"),
+        "{line}"
+    );
+    let port = line
+        .rsplit("(port ")
+        .next()
+        .and_then(|p| p.trim_end_matches(')').parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let sent = std::process::Command::new(env!("CARGO_BIN_EXE_mshell"))
+        .args([
+            "-n",
+            "-e",
+            &format!("tcp://127.0.0.1:{port}"),
+            "weather",
+            "temp.x",
+            "22",
+        ])
+        .output()
+        .expect("mshell runs");
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(sent.status.success(), "{sent:?}");
+}

@@ -38,9 +38,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colours for a terminal only, never in a log file.
     tracing_subscriber::fmt()
         .with_env_filter(if cli.verbose { "debug" } else { "info" })
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // Block the stop signals before any thread starts, so that every
     // thread inherits the mask and `sigwait` below takes them.
