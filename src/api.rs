@@ -684,7 +684,7 @@ impl Node {
     }
 
     /// `UNPUBLISH endpoint` (CZMQ's draft name): remove a tuple from every
-    /// node (README, "Tuple lifecycle"). Nodes that take versioned tuples
+    /// node (docs/zgossip.md, "Tuple lifecycle"). Nodes that take versioned tuples
     /// receive a tombstone that keeps stale copies out; CZMQ peers keep
     /// their copy. An error if the node holds no live tuple there.
     pub fn unpublish(&self, endpoint: &str) -> Result<(), Error> {

@@ -38,7 +38,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "SET path value",
-        "a setting, e.g. SET tuples/lease 30000 (see README)",
+        "a setting, e.g. SET tuples/lease 30000 (see docs/zgossip.md)",
     ),
     ("ZAP DOMAIN domain", "the ZAP domain for CURVE peers"),
     (

@@ -58,7 +58,7 @@ enum Command {
     /// PATH (public key) and PATH_secret (both keys, owner-only).
     Keygen(KeygenArgs),
     /// Run seeded schedules of faults on simulated clusters and check the
-    /// invariants (README, "Correctness under faults"); exit 1 on any
+    /// invariants (docs/zgossip.md, "Correctness under faults"); exit 1 on any
     /// violation, printing each failing seed, shrunk, with a replay command.
     Simulate(SimulateArgs),
 }

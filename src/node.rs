@@ -166,7 +166,7 @@ pub struct Peer {
     /// synchronisation ("synchronised", "synchronising").
     pub state: &'static str,
     /// Whether it is alive. A session lives exactly as long as its peer is
-    /// reachable (see README); a remote is up while its server answers its
+    /// reachable (see docs/zgossip.md); a remote is up while its server answers its
     /// keepalive PINGs (heard from within three intervals, at least 1 s).
     pub up: bool,
     /// How long ago a remote's server last sent anything.
@@ -703,7 +703,7 @@ impl NodeCore {
     }
 
     /// `ANNOUNCE endpoint service`: a tuple from the application, owned by
-    /// this node: versioned, leased and renewed (see README, "Tuple
+    /// this node: versioned, leased and renewed (see docs/zgossip.md, "Tuple
     /// lifecycle"). Refused if it could not be sent (endpoint over 255
     /// bytes), is over `limits/service`, or is a new endpoint beyond
     /// `limits/tuples`.
@@ -734,7 +734,7 @@ impl NodeCore {
 
     /// `UNPUBLISH endpoint`: remove a tuple everywhere. A tombstone goes to
     /// every peer that takes versioned tuples, and stays here so that no
-    /// stale copy brings the tuple back (README, "Tuple lifecycle"). If
+    /// stale copy brings the tuple back (docs/zgossip.md, "Tuple lifecycle"). If
     /// another node owns the tuple and is alive, it puts it back.
     pub fn unpublish(&mut self, endpoint: &str, now: Instant) -> Result<(), AnnounceError> {
         if self.gossip.tuples.service(endpoint).is_none() {

@@ -1,4 +1,4 @@
-//! Plumtree dissemination between zproto-rs nodes (README, "Plumtree"), as
+//! Plumtree dissemination between zproto-rs nodes (docs/zgossip.md, "Plumtree"), as
 //! in Leitão, Pereira and Rodrigues (2007): tuples go in full over the
 //! links of a spanning tree (*eager* links) and as ids over the others
 //! (*lazy* links), in batches of IHAVE.

@@ -301,7 +301,7 @@ pub fn offer_of<'a>(announce: &'a Announce, foreign_lease: Option<Duration>) -> 
 }
 
 impl Gossip {
-    /// The acceptance rule for a tuple from a peer (README, "Tuple
+    /// The acceptance rule for a tuple from a peer (docs/zgossip.md, "Tuple
     /// lifecycle"): the table's ranking, and for an endpoint this node
     /// owns, an answer to a competing write instead (or, to a persistent
     /// competitor with a higher origin, giving the endpoint up).

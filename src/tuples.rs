@@ -1,7 +1,7 @@
 //! The tuple table of a node: endpoint → service, with each tuple's stamp
 //! (origin and version), lease and whether it was removed.
 //!
-//! Which value wins (README, "Tuple lifecycle"): a versioned tuple (from a
+//! Which value wins (docs/zgossip.md, "Tuple lifecycle"): a versioned tuple (from a
 //! zproto-rs node) with the higher stamp, version first and origin to break
 //! ties, so that every node keeps the same value whatever order updates
 //! arrive in; an unversioned one (from a CZMQ node) ranks below every
@@ -141,7 +141,7 @@ pub struct Tuple {
     pub stamp: Option<Stamp>,
     /// A tombstone: the tuple was removed.
     pub removed: bool,
-    /// Written by an owner that answers a competing write (see README).
+    /// Written by an owner that answers a competing write (see docs/zgossip.md).
     pub contested: bool,
     /// Time left before it expires (a tombstone: before it is forgotten);
     /// `None`: never.

@@ -5,7 +5,7 @@
 //! seconds, 4.3 s in this test, and the upstream tuple never arrived).
 //!
 //! The table holds 100,000 tuples here. The same run in a release build
-//! with 1,000,000 tuples is the measurement README quotes (PING latency,
+//! with 1,000,000 tuples is the measurement docs/zgossip.md quotes (PING latency,
 //! goal under 50 ms):
 //! `ZGOSSIP_REPLAY_TUPLES=1000000 cargo test --release --test fairness -- --nocapture`.
 
@@ -127,7 +127,7 @@ fn big_replays_leave_room_for_everyone_else() {
     let worst = latencies.last().copied().unwrap_or_default();
     let median = latencies[latencies.len() / 2];
     let widest = windows.last().copied().unwrap_or_default();
-    // The figures to quote come from a release build (README); here they
+    // The figures to quote come from a release build (docs/zgossip.md); here they
     // are printed, and the test checks what does not depend on the
     // machine's speed: how much replay traffic a PING waits behind.
     eprintln!(

@@ -4,7 +4,7 @@
 //! peers' PINGs are still answered promptly.
 //!
 //! The table holds 100,000 tuples here; `ZGOSSIP_JOIN_TUPLES` sets another
-//! size (README's figures: 1,000,000 in a release build,
+//! size (the figures in docs/zgossip.md: 1,000,000 in a release build,
 //! `ZGOSSIP_JOIN_TUPLES=1000000 cargo test --release --test join -- --nocapture`).
 
 mod support;

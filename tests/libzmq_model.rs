@@ -1,4 +1,4 @@
-//! What the simulator's links assume of libzmq (README, "Correctness under
+//! What the simulator's links assume of libzmq (docs/zgossip.md, "Correctness under
 //! faults"), checked against libzmq itself over tcp loopback:
 //!
 //! * a DEALER whose connection is gone keeps what it is given and delivers

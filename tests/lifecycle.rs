@@ -1,4 +1,4 @@
-//! The tuple lifecycle over tcp (README, "Tuple lifecycle"): concurrent
+//! The tuple lifecycle over tcp (docs/zgossip.md, "Tuple lifecycle"): concurrent
 //! writes of one endpoint converge everywhere, in chains and rings, to the
 //! same value; a one-off overwrite of a node's own tuple fails everywhere;
 //! a killed node's tuples expire everywhere within their lease; UNPUBLISH

@@ -5,7 +5,7 @@
 //! loopback while a well-behaved scraper scrapes on fresh connections, and
 //! measures the node's RSS during the abuse and after it.
 //!
-//! Bounds asserted (and printed, for README): every scrape answered within
+//! Bounds asserted (and printed, for docs/zgossip.md): every scrape answered within
 //! 100 ms; RSS at most `RSS_GROWTH` above the node's own before the abuse,
 //! and back within `RSS_SLACK` of it within 10 s after.
 

@@ -1,4 +1,4 @@
-//! The deterministic simulator (README, "Correctness under faults"): runs
+//! The deterministic simulator (docs/zgossip.md, "Correctness under faults"): runs
 //! are replayable from their seed, the checks catch broken nodes, the
 //! defects it found stay fixed as named seeds, and a thousand schedules run
 //! clean.
@@ -14,7 +14,7 @@ fn plan(faults: &[FaultKind]) -> Plan {
 }
 
 /// Every fault kind but hostile peers, which still find violations
-/// (README, "Correctness under faults").
+/// (docs/zgossip.md, "Correctness under faults").
 const HONEST: [FaultKind; 8] = FaultKind::HONEST;
 
 fn all() -> Plan {
@@ -277,7 +277,7 @@ fn hostile_peers_never_take_an_owners_endpoint_at_the_owner_nor_grow_tables() {
     // ahead), forged tombstones, a pin at the highest stamp, junk IHAVE,
     // GRAFT storms. Before, a forged write one step past what the owner
     // could answer was stored at the owner itself (363 of 2,000 seeds).
-    // What hostile peers still break is convergence time (README).
+    // What hostile peers still break is convergence time (docs/zgossip.md).
     let outcomes = sim::run_seeds(0, 300, &plan(&[FaultKind::Hostile]), &Options::default(), 2);
     let broken: Vec<String> = outcomes
         .iter()

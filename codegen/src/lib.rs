@@ -14,8 +14,38 @@
 //! 3. [`emit`]: build Rust with `quote!` (formatted by prettyplease) and text
 //!    artefacts such as the ABNF grammar with tera.
 //!
-//! [`Config`] drives them from a `build.rs`, the `zproto` binary from a shell.
-//! Generated code depends on the small `zproto-runtime` crate.
+//! [`Config`] drives them from a `build.rs`, the `zproto` binary from a shell
+//! (feature `cli`, on by default; a build script needs only the library:
+//! `default-features = false`). Generated code depends on the small
+//! `zproto-runtime` crate.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("zproto-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let model = dir.join("hello_msg.xml");
+//! std::fs::write(
+//!     &model,
+//!     r#"<class name = "hello_msg" signature = "3">
+//!            <message name = "HELLO"><field name = "name" type = "string" /></message>
+//!        </class>"#,
+//! )?;
+//! // In a build script, OUT_DIR is the default and cargo directives are on.
+//! let generated = zproto_codegen::Config::new()
+//!     .out_dir(&dir)
+//!     .cargo_directives(false)
+//!     .compile(&[&model])?;
+//! let rust = std::fs::read_to_string(dir.join("hello_msg.rs"))?;
+//! assert!(rust.contains("pub struct Hello"));
+//! assert_eq!(generated.len(), 1);
+//! // A mistake is a located error, as a compiler prints one.
+//! std::fs::write(&model, "<class name = \"x\"><message name = \"A\"><feild /></message></class>")?;
+//! let error = zproto_codegen::Config::new().out_dir(&dir).compile(&[&model]).unwrap_err();
+//! assert!(error.to_string().contains("unknown element <feild> in <message> (did you mean <field>?)"));
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

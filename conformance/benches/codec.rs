@@ -11,7 +11,7 @@
 //!   same fields and values (`map` as a `BTreeMap`, as ours).
 //!
 //! `cargo bench -p zproto-conformance --bench codec` prints the table that
-//! README quotes.
+//! docs/benchmarks.md quotes.
 
 fn main() {
     #[cfg(shared_models)]

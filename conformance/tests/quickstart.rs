@@ -21,10 +21,10 @@ fn repository() -> PathBuf {
 fn quickstart_files() -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(repository().join("README.md")).expect("README.md");
     let start = readme
-        .find("### A new protocol in 5 minutes")
+        .find("## A new protocol in 5 minutes")
         .expect("README has the quick-start");
     let section = &readme[start..];
-    let section = &section[..section[4..].find("\n### ").map_or(section.len(), |i| i + 4)];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut files = Vec::new();
     let mut lines = section.lines();
     while let Some(line) = lines.next() {

@@ -9,6 +9,17 @@
 //! text is reused for [`Limits::reuse_for`] so that a client asking in a
 //! loop cannot make the service render in a loop.
 //!
+//! ```
+//! use zproto_metrics_http::{Limits, MetricsServer};
+//!
+//! let server = MetricsServer::start("127.0.0.1:0", Limits::default(), || {
+//!     Ok("# TYPE up gauge\nup 1\n# EOF\n".to_owned())
+//! })?;
+//! println!("scrape http://{}/metrics", server.address());
+//! drop(server); // stops it, and closes every connection
+//! # Ok::<(), zproto_metrics_http::Error>(())
+//! ```
+//!
 //! # Bounds
 //! Every resource a client can make the server hold is bounded, and the
 //! bounds are [`Limits`]:

@@ -10,6 +10,27 @@
 //! `client_host`. Keeping that here means one audited implementation of
 //! every bounds check, whatever the number of protocols.
 
+//!
+//! Applications meet it through the generated code (the quick start in
+//! the repository's README runs a server and a client), and directly for
+//! what surrounds a protocol: config files in ZPL, CZMQ's certificates,
+//! CURVE keys for a client, files read as the hostile input they may be.
+//!
+//! ```
+//! use zproto_runtime::cert::Certificate;
+//! use zproto_runtime::zpl::Zpl;
+//!
+//! // A ZPL config, as CZMQ's LOAD and the server host read one.
+//! let config = Zpl::parse("server\n    timeout = 5000\n")?;
+//! assert_eq!(config.get("server/timeout"), Some("5000"));
+//!
+//! // A client's CURVE keys for a server whose public key it knows.
+//! let server = Certificate::generate()?;
+//! let keys = Certificate::generate()?.curve_client(&server.public)?;
+//! assert_eq!(keys.server_key, server.public);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 #![warn(missing_docs)]
 
 pub mod buffer;

@@ -1,5 +1,5 @@
 //! The invariants a run must keep, checked as it goes and once it settles
-//! (README, "Correctness under faults"):
+//! (docs/zgossip.md, "Correctness under faults"):
 //!
 //! 1. **Converged**: once every fault has healed and the cluster settled,
 //!    every live node holds the same tuples, and they are exactly the live

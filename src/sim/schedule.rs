@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::rng::Rng;
 use crate::node::Settings;
 
-/// A kind of fault the simulator injects (README, "Correctness under
+/// A kind of fault the simulator injects (docs/zgossip.md, "Correctness under
 /// faults", says what each means on the real stack).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultKind {

@@ -1,5 +1,5 @@
 //! The simulated world: processes running [`NodeCore`]s, and links that
-//! behave as libzmq's DEALER-to-ROUTER connections over tcp do (README,
+//! behave as libzmq's DEALER-to-ROUTER connections over tcp do (docs/zgossip.md,
 //! "Correctness under faults"):
 //!
 //! * a connection carries messages in order, each after the link's latency
