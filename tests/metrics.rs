@@ -17,10 +17,7 @@ fn scrape(url: &str) -> String {
 
 /// The value of the sample `name` (with its labels, as written).
 fn value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+    zproto_metrics_http::sample(text, name).unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
 }
 
 #[test]

@@ -73,6 +73,9 @@ use tokio::task::AbortHandle;
 use tokio::time::Sleep;
 use zproto_runtime::throttle::Throttle;
 
+mod text;
+pub use text::{sample, OpenMetrics};
+
 /// What the server lets one client, and all of them, hold.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -10,12 +10,7 @@ use std::process::{Command, Stdio};
 use malamute::client::MlmClient;
 use support::{eventually, Scratch, WAIT};
 
-/// The value of the sample `name` (labels included, as written), if any.
-fn value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-}
+use zproto_metrics_http::sample as value;
 
 fn scrape(url: &str) -> String {
     ureq::get(url)
