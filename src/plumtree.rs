@@ -264,7 +264,7 @@ impl Missing {
 
     /// What is due at `now`, by link, to ask for with GRAFT: each tuple of
     /// its first announcer; if that one does not send it either, of the
-    /// next, twice as long later, and so on, up to [`MAX_TRIES`] GRAFTs.
+    /// next, twice as long later, and so on, up to `MAX_TRIES` GRAFTs.
     pub fn due(&mut self, tuples: &Tuples, now: Instant) -> Vec<(Link, Vec<String>)> {
         if self.next.map_or(true, |at| at > now) {
             return Vec::new();

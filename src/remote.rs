@@ -353,7 +353,7 @@ impl Remote {
     }
 
     /// Whether the server is up: it answered within three keepalive
-    /// intervals (at least [`STALL`]), as it answers every PING.
+    /// intervals (at least `STALL`), as it answers every PING.
     pub fn is_up(&self, pace: Pace, now: Instant) -> bool {
         self.last_heard
             .is_some_and(|at| now.saturating_duration_since(at) <= STALL.max(pace.ping * 3))

@@ -1,7 +1,7 @@
 //! The hand-written actions of the zgossip server model
 //! (`protocol/zgossip.xml`), run by the generated engine in [`crate::engine`],
 //! and the acceptance rule every tuple goes through, from a session, a
-//! remote or the application ([`Gossip::receive`], [`Gossip::publish`]).
+//! remote or the application (`Gossip::receive`, `Gossip::publish`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
