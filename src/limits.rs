@@ -42,10 +42,10 @@ impl Limits {
     /// The largest frame a zgossip peer may send: an ANNOUNCE with the
     /// longest endpoint and service (signature 2, id 1, version 1, endpoint
     /// 1 + 255, service 4 + `service`, ttl 4, and the optional origin 8,
-    /// revision 4, lease 4 and flags 1). libzmq drops a connection that
+    /// revision 8, lease 4 and flags 1). libzmq drops a connection that
     /// sends more (`ZMQ_MAXMSGSIZE`) before buffering it.
     pub fn max_message(&self) -> i64 {
-        let bytes = 2 + 1 + 1 + 1 + MAX_ENDPOINT + 4 + self.service + 4 + 8 + 4 + 4 + 1;
+        let bytes = 2 + 1 + 1 + 1 + MAX_ENDPOINT + 4 + self.service + 4 + 8 + 8 + 4 + 1;
         i64::try_from(bytes).unwrap_or(i64::MAX)
     }
 }
@@ -64,7 +64,7 @@ mod tests {
             service: "s".repeat(limits.service),
             ttl: u32::MAX,
             origin: Some(u64::MAX),
-            revision: Some(u32::MAX),
+            revision: Some(u64::MAX),
             lease: Some(u32::MAX),
             flags: Some(u8::MAX),
         });

@@ -59,6 +59,10 @@ pub struct Settings {
     /// driver that replays runs (the simulator) gives one from its seed, so
     /// that nothing in the node depends on the process it runs in.
     pub origin: Option<u64>,
+    /// The wall clock this node's versions come from ([`crate::clock`]).
+    /// `None`: the operating system's, read when the node is made. A
+    /// driver that replays runs gives one from its simulated time.
+    pub wall_clock: Option<crate::clock::WallClock>,
     /// A deliberate defect (the simulator's checks are tested with it).
     #[doc(hidden)]
     pub mutation: Option<crate::server::Mutation>,
@@ -74,6 +78,7 @@ impl Default for Settings {
             lease: Some(DEFAULT_LEASE),
             foreign_lease: None,
             origin: None,
+            wall_clock: None,
             mutation: None,
         }
     }
@@ -345,6 +350,9 @@ impl NodeCore {
                     origin: settings.origin.map_or_else(new_origin, |o| o.max(1)),
                     lease: settings.lease,
                     foreign_lease: settings.foreign_lease,
+                    clock: settings
+                        .wall_clock
+                        .unwrap_or_else(crate::clock::WallClock::system),
                 },
                 mutation: settings.mutation,
                 ..Gossip::default()
@@ -626,12 +634,18 @@ impl NodeCore {
                         // Plumtree: the same write pushed to us twice: this
                         // link is off the tree (a stale version is not a
                         // duplicate: it says nothing of the tree).
-                        if !is_replay(&announce)
+                        let pushed_twice = !is_replay(&announce)
                             && offer.stamp.is_some()
                             && self.gossip.tuples.stamp(&announce.endpoint) == offer.stamp
-                            && self.gossip.tuples.came_pushed(&announce.endpoint)
-                            && self.remotes[remote].pruned()
+                            && self.gossip.tuples.came_pushed(&announce.endpoint);
+                        if let Some(newer) = self
+                            .gossip
+                            .newer_than(&offer, now)
+                            .filter(|_| self.remotes[remote].versioned())
                         {
+                            let answer = replayed(announce_of(&newer, true));
+                            self.send_to_remote(remote, vec![answer.into()]);
+                        } else if pushed_twice && self.remotes[remote].pruned() {
                             self.send_to_remote(remote, vec![Prune.into()]);
                         }
                     }

@@ -64,6 +64,9 @@ pub struct LazyQueue {
 /// chunk length.
 const IHAVE_OVERHEAD: usize = 2 + 1 + 1 + 4;
 
+/// Bytes of a stamp in an IHAVE record: version 8, origin 8.
+const STAMP_BYTES: usize = 16;
+
 impl LazyQueue {
     /// Queue `tuple`'s id (a stamped tuple only: an unstamped one cannot
     /// be compared, and goes in full).
@@ -95,7 +98,7 @@ impl LazyQueue {
         let budget = max_message.saturating_sub(IHAVE_OVERHEAD);
         let mut end = 0;
         while end < self.records.len() {
-            let next = end + 1 + usize::from(self.records[end]) + 12;
+            let next = end + 1 + usize::from(self.records[end]) + STAMP_BYTES;
             if next > budget && end > 0 {
                 break;
             }
@@ -113,14 +116,14 @@ pub fn unpack(records: &[u8]) -> Option<Vec<(String, Stamp)>> {
     while at < records.len() {
         let len = usize::from(records[at]);
         let endpoint = records.get(at + 1..at + 1 + len)?;
-        let stamp = records.get(at + 1 + len..at + 1 + len + 12)?;
-        let version = u32::from_be_bytes(stamp[..4].try_into().ok()?);
-        let origin = u64::from_be_bytes(stamp[4..].try_into().ok()?);
+        let stamp = records.get(at + 1 + len..at + 1 + len + STAMP_BYTES)?;
+        let version = u64::from_be_bytes(stamp[..8].try_into().ok()?);
+        let origin = u64::from_be_bytes(stamp[8..].try_into().ok()?);
         out.push((
             String::from_utf8(endpoint.to_vec()).ok()?,
             Stamp { version, origin },
         ));
-        at += 1 + len + 12;
+        at += 1 + len + STAMP_BYTES;
     }
     Some(out)
 }
@@ -416,7 +419,7 @@ mod tests {
         assert!(graft_answer(&all, &table, now, |_| false).is_empty());
     }
 
-    fn tuple(endpoint: &str, version: u32) -> Tuple {
+    fn tuple(endpoint: &str, version: u64) -> Tuple {
         Tuple {
             endpoint: Arc::from(endpoint),
             service: Arc::from("s"),

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::Io;
 
+use crate::clock::WallClock;
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
 use crate::msg::{Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
 use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
-use crate::tuples::{Accepted, Offer, Stamp, Tuple, Tuples, MAX_VERSION};
+use crate::tuples::{Accepted, Offer, Stamp, Tuple, Tuples};
 
 /// The extensions this node speaks (PING/PONG `extensions`): versioned
 /// tuples, with leases and tombstones; Plumtree.
@@ -56,6 +57,9 @@ pub struct Lifecycle {
     /// How long an unversioned tuple (from a CZMQ node, which never renews)
     /// lives after it was last heard (`None`: forever, as in CZMQ).
     pub foreign_lease: Option<Duration>,
+    /// The clock this node's versions come from, and that bounds how far
+    /// ahead a peer's may be ([`crate::clock`]).
+    pub clock: WallClock,
 }
 
 impl Lifecycle {
@@ -72,6 +76,7 @@ impl Default for Lifecycle {
             origin: new_origin(),
             lease: Some(DEFAULT_LEASE),
             foreign_lease: None,
+            clock: WallClock::system(),
         }
     }
 }
@@ -154,7 +159,7 @@ pub struct Gossip {
     pub(crate) owned: BTreeMap<String, Owned>,
     /// Endpoints this node removed (UNPUBLISH), with the version of its
     /// tombstone, while the table keeps that tombstone.
-    pub(crate) unpublished: BTreeMap<String, u32>,
+    pub(crate) unpublished: BTreeMap<String, u64>,
     /// The tuple being forwarded to every session (`forward` event), and
     /// its position.
     pub(crate) forwarding: Option<Tuple>,
@@ -187,10 +192,10 @@ pub(crate) struct Owned {
     /// What the application wrote.
     service: Arc<str>,
     /// The version of our last write of it.
-    version: u32,
+    version: u64,
     /// The version of our last answer to a competing write, while a
     /// contest goes on.
-    contest: Option<u32>,
+    contest: Option<u64>,
     /// We gave the endpoint up to a persistent writer with a higher
     /// origin: our claim sleeps while its tuple lives, and wakes (the next
     /// renewal writes ours again) once it has expired or been removed.
@@ -206,7 +211,8 @@ pub enum Refusal {
     TableFull,
     /// A peer that has not said HELLO tried to change a known tuple.
     BeforeHello,
-    /// A version no honest node sends (see [`crate::tuples::MAX_VERSION`]).
+    /// Origin 0, or a version further ahead of this node's clock than
+    /// [`crate::clock::MAX_AHEAD`].
     Implausible,
 }
 
@@ -314,6 +320,12 @@ impl Gossip {
         if offer.service.len() > self.limits.service {
             return Err(Refusal::ServiceTooLong);
         }
+        if offer
+            .stamp
+            .is_some_and(|s| self.lifecycle.clock.too_far_ahead(s.version, now))
+        {
+            return Err(Refusal::Implausible);
+        }
         if let Some(mutation) = self.mutation {
             return self.receive_mutated(mutation, offer, now);
         }
@@ -321,6 +333,25 @@ impl Gossip {
             return Ok(answer);
         }
         self.store(offer, false, now)
+    }
+
+    /// What to answer a pushed write that ranks below what we hold: our
+    /// newer tuple, for the sender alone. Its sender is behind, and may be
+    /// on the only path to the owner: a node that holds a write its
+    /// owner never saw (forged with the owner's origin and a version far
+    /// ahead, say, or outranking it) would otherwise refuse the owner's
+    /// renewals as stale without a word, and the owner, which alone can
+    /// answer it, would never hear of it. A replay is never answered (the
+    /// other direction's replay covers it), and the answer is sent as a
+    /// replay, so that two nodes never answer each other in turn.
+    pub(crate) fn newer_than(&self, offer: &Offer<'_>, now: Instant) -> Option<Tuple> {
+        let theirs = offer.stamp?;
+        if offer.replay {
+            return None;
+        }
+        let held = self.tuples.get(offer.endpoint, now)?;
+        held.stamp.filter(|&ours| ours > theirs)?;
+        Some(held)
     }
 
     /// [`Gossip::receive`] with a deliberate defect.
@@ -343,7 +374,7 @@ impl Gossip {
     }
 
     /// A competing write to an endpoint we own: answer it with our tuple,
-    /// one version higher and marked contested. Give the endpoint up only
+    /// above it (crate::clock) and marked contested. Give the endpoint up only
     /// to a competitor that answered our answer and has the higher origin,
     /// so that two owners settle on one value and a one-off write never
     /// takes an endpoint over. A write that carries our own origin and that
@@ -384,10 +415,7 @@ impl Gossip {
             }
             return None;
         }
-        let version = theirs
-            .version
-            .checked_add(1)
-            .filter(|&v| v <= MAX_VERSION)?;
+        let version = self.lifecycle.clock.next_version(theirs.version, now);
         let service = owned.service.clone();
         if let Some(owned) = self.owned.get_mut(offer.endpoint) {
             owned.contest = Some(version);
@@ -409,13 +437,13 @@ impl Gossip {
     /// A live write of an endpoint we removed, above our tombstone: a
     /// copy that was on its way when we removed it (from a process of ours
     /// before a restart, with another origin, say). Answer it with our
-    /// tombstone one version higher, so that the removal stands
+    /// tombstone above it, so that the removal stands
     /// everywhere. A contested write is an owner insisting: it wins.
     fn defend_removal(
         &mut self,
         offer: &Offer<'_>,
         theirs: Stamp,
-        removed: u32,
+        removed: u64,
         now: Instant,
     ) -> Option<Option<Change>> {
         let origin = self.lifecycle.origin;
@@ -438,10 +466,7 @@ impl Gossip {
         {
             return None;
         }
-        let version = theirs
-            .version
-            .checked_add(1)
-            .filter(|&v| v <= MAX_VERSION)?;
+        let version = self.lifecycle.clock.next_version(theirs.version, now);
         self.unpublished.insert(offer.endpoint.to_owned(), version);
         let answer = Offer {
             endpoint: offer.endpoint,
@@ -456,18 +481,14 @@ impl Gossip {
     }
 
     /// Store `offer` if it outranks what the table holds. `echo`: our own
-    /// answer to a competing write (any step above what we hold).
+    /// answer to a competing write.
     fn store(
         &mut self,
         offer: &Offer<'_>,
         echo: bool,
         now: Instant,
     ) -> Result<Option<Change>, Refusal> {
-        let accepted = if echo {
-            self.tuples.offer_own(offer, self.limits.tuples, now)
-        } else {
-            self.tuples.offer(offer, self.limits.tuples, now)
-        };
+        let accepted = self.tuples.offer(offer, self.limits.tuples, now);
         let position = match accepted {
             Accepted::Full => return Err(Refusal::TableFull),
             Accepted::Implausible => return Err(Refusal::Implausible),
@@ -494,7 +515,7 @@ impl Gossip {
         }))
     }
 
-    /// A tuple from the application: ours, one version above what the
+    /// A tuple from the application: ours, versioned above what the
     /// node holds for the endpoint, or last wrote for it. `removed`:
     /// UNPUBLISH.
     pub(crate) fn publish(
@@ -505,13 +526,12 @@ impl Gossip {
     ) -> Result<Option<Change>, Refusal> {
         let held = self.tuples.get(endpoint, now);
         let written = self.owned.get(endpoint).map_or(0, |o| o.version);
-        let version = held
+        let replaced = held
             .as_ref()
             .and_then(|t| t.stamp)
             .map_or(0, |s| s.version)
-            .max(written)
-            .saturating_add(1)
-            .min(MAX_VERSION);
+            .max(written);
+        let version = self.lifecycle.clock.next_version(replaced, now);
         let removed_service;
         let (service, removed, lease) = match service {
             Some(service) => {
@@ -556,7 +576,7 @@ impl Gossip {
         self.store(&offer, false, now)
     }
 
-    /// Renew every tuple we own: one version up, a full lease again, from
+    /// Renew every tuple we own: a new version, a full lease again, from
     /// what we wrote (so that a tuple that expired here, during a pause
     /// longer than its lease, comes back rather than being lost). An
     /// endpoint another owner holds is left to it while its tuple lives,
@@ -729,13 +749,16 @@ impl Actions for Gossip {
                 self.duplicates += 1;
                 // Plumtree: the same write pushed to us twice, so this link
                 // is off the tree (a stale version is no duplicate).
-                if pushed
+                let pushed_twice = pushed
                     && offer.stamp.is_some()
                     && self.tuples.stamp(&a.endpoint) == offer.stamp
-                    && session.plumtree
-                    && !session.lazy
-                    && self.tuples.came_pushed(&a.endpoint)
+                    && self.tuples.came_pushed(&a.endpoint);
+                if let Some(newer) = self
+                    .newer_than(&offer, now)
+                    .filter(|t| session.versioned && can_send(t, true))
                 {
+                    io.send(replayed(announce_of(&newer, true)).into());
+                } else if pushed_twice && session.plumtree && !session.lazy {
                     session.lazy = true;
                     io.send(Prune.into());
                 }

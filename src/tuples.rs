@@ -112,23 +112,17 @@ impl Symbols {
 }
 
 /// A versioned tuple's stamp: the node that wrote it (`origin`, never 0)
-/// and how many writes it has seen (`version`). The higher stamp wins:
-/// version first, origin to break ties (the field order makes `Ord` so).
+/// and when (`version`, a hybrid logical clock in milliseconds: see
+/// [`crate::clock`]). The higher stamp wins: version first, origin to break
+/// ties (the field order makes `Ord` so).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp {
-    /// Writes of this endpoint: an owner's renewal or update adds one.
-    pub version: u32,
+    /// When the write was made: the writer's clock in milliseconds since
+    /// 1970, or one above the version it replaced, whichever is higher.
+    pub version: u64,
     /// The writing node's random id.
     pub origin: u64,
 }
-
-/// The highest version the table accepts: an honest node adds one per
-/// update or renewal (every few seconds), and would need centuries.
-pub const MAX_VERSION: u32 = 1 << 31;
-
-/// The largest step from the version the table holds that it accepts, so
-/// that one message cannot push an endpoint to [`MAX_VERSION`].
-pub const MAX_VERSION_STEP: u32 = 1 << 16;
 
 /// A tuple as the table holds it, copied out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,8 +194,8 @@ pub enum Accepted {
     Duplicate,
     /// Ranks below what the node holds: dropped.
     Stale,
-    /// A version over [`MAX_VERSION`], a step over [`MAX_VERSION_STEP`], or
-    /// origin 0: refused.
+    /// Origin 0: refused. (A version too far ahead of the node's clock is
+    /// refused before it reaches the table: [`crate::clock::MAX_AHEAD`].)
     Implausible,
     /// A new endpoint, but the table holds its limit already.
     Full,
@@ -239,13 +233,13 @@ const SPARE_EXPIRIES: usize = 64;
 /// An endpoint symbol that marks a hole (a forgotten entry).
 const HOLE: Symbol = Symbol::MAX;
 
-/// 24 bytes per tuple.
+/// 32 bytes per tuple.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     endpoint: Symbol,
     service: Symbol,
-    version: u32,
     state: u32,
+    version: u64,
     /// 0: unversioned.
     origin: u64,
 }
@@ -273,8 +267,8 @@ impl Entry {
 
 /// Every tuple a node knows, tombstones included, by position.
 ///
-/// Per tuple: a 24-byte entry and a 4-byte position in a hash table found
-/// by the endpoint's symbol (about 30 bytes with the tables' slack).
+/// Per tuple: a 32-byte entry and a 4-byte position in a hash table found
+/// by the endpoint's symbol (about 38 bytes with the tables' slack).
 #[derive(Default)]
 pub struct Tuples {
     entries: Vec<Entry>,
@@ -412,27 +406,8 @@ impl Tuples {
     /// and the table has room for a new endpoint (`limit` entries,
     /// tombstones included).
     pub fn offer(&mut self, offer: &Offer<'_>, limit: usize, now: Instant) -> Accepted {
-        self.offer_checked(offer, limit, now, true)
-    }
-
-    /// [`Tuples::offer`] for the node's own write (an answer to a competing
-    /// write, say), which may be any number of versions above the one held:
-    /// the step limit guards against peers, not against ourselves.
-    pub fn offer_own(&mut self, offer: &Offer<'_>, limit: usize, now: Instant) -> Accepted {
-        self.offer_checked(offer, limit, now, false)
-    }
-
-    fn offer_checked(
-        &mut self,
-        offer: &Offer<'_>,
-        limit: usize,
-        now: Instant,
-        limit_step: bool,
-    ) -> Accepted {
-        if let Some(stamp) = offer.stamp {
-            if stamp.origin == 0 || stamp.version > MAX_VERSION {
-                return Accepted::Implausible;
-            }
+        if offer.stamp.is_some_and(|stamp| stamp.origin == 0) {
+            return Accepted::Implausible;
         }
         let mut symbols = Symbols::lock();
         let endpoint_symbol = symbols.find(offer.endpoint);
@@ -485,16 +460,11 @@ impl Tuples {
             (None, Some(_)) if same_service && !held.removed() => return Accepted::Duplicate,
             (None, Some(_)) => return Accepted::Stale,
             (Some(_), None) => Rank::Above,
-            (Some(new), Some(old)) => {
-                if limit_step && new.version > old.version.saturating_add(MAX_VERSION_STEP) {
-                    return Accepted::Implausible;
-                }
-                match new.cmp(&old) {
-                    std::cmp::Ordering::Less => Rank::Below,
-                    std::cmp::Ordering::Equal => Rank::Same,
-                    std::cmp::Ordering::Greater => Rank::Above,
-                }
-            }
+            (Some(new), Some(old)) => match new.cmp(&old) {
+                std::cmp::Ordering::Less => Rank::Below,
+                std::cmp::Ordering::Equal => Rank::Same,
+                std::cmp::Ordering::Greater => Rank::Above,
+            },
         };
         match rank {
             Rank::Below => return Accepted::Stale,
@@ -767,7 +737,7 @@ mod tests {
 
     const NO_LIMIT: usize = usize::MAX;
 
-    fn v(version: u32, origin: u64) -> Option<Stamp> {
+    fn v(version: u64, origin: u64) -> Option<Stamp> {
         Some(Stamp { version, origin })
     }
 
@@ -882,17 +852,11 @@ mod tests {
             t.offer(&offer("e", "x", v(1, 0)), NO_LIMIT, now),
             Accepted::Implausible
         );
-        assert_eq!(
-            t.offer(&offer("e", "x", v(MAX_VERSION + 1, 5)), NO_LIMIT, now),
-            Accepted::Implausible
-        );
+        // The table ranks any version: how far ahead of the clock one may
+        // be is the node's rule (crate::clock), not the table's.
         t.offer(&offer("e", "x", v(10, 5)), NO_LIMIT, now);
         assert_eq!(
-            t.offer(&offer("e", "y", v(11 + MAX_VERSION_STEP, 5)), NO_LIMIT, now),
-            Accepted::Implausible
-        );
-        assert_eq!(
-            t.offer(&offer("e", "y", v(10 + MAX_VERSION_STEP, 5)), NO_LIMIT, now),
+            t.offer(&offer("e", "y", v(u64::MAX, 5)), NO_LIMIT, now),
             Accepted::Changed(0)
         );
     }

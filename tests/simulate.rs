@@ -13,9 +13,15 @@ fn plan(faults: &[FaultKind]) -> Plan {
     }
 }
 
-/// Every fault kind but hostile peers, which still find violations
-/// (docs/zgossip.md, "Correctness under faults").
+/// Every fault kind but hostile peers.
 const HONEST: [FaultKind; 8] = FaultKind::HONEST;
+
+/// Every fault kind, hostile peers included.
+fn with_hostile() -> Vec<FaultKind> {
+    let mut faults = HONEST.to_vec();
+    faults.push(FaultKind::Hostile);
+    faults
+}
 
 fn all() -> Plan {
     plan(&HONEST)
@@ -206,6 +212,34 @@ fn regression_nothing_but_keepalives_goes_to_a_silent_server() {
 }
 
 #[test]
+fn regression_a_restarted_owner_writes_above_its_earlier_process() {
+    // Versions counted writes from 1: a restarted owner (new origin)
+    // announced and removed its endpoint at versions 1 and 2, and a node
+    // that had been stopped passed on the earlier process's copy (version
+    // 4), which outranked the removal: the tuple came back where it had
+    // been removed. Versions now come from the writer's clock.
+    passes(2376, 5, &HONEST, &[0, 13, 20, 22, 25, 28, 31, 35]);
+}
+
+#[test]
+fn regression_a_connection_whose_far_end_was_killed_during_a_cut_ends_at_the_heal() {
+    // The simulator's own defect: a server killed while its link was cut
+    // left the client's connection up for good (the restarted server's
+    // host resets it in fact), so the client never synchronised again.
+    passes(8353, 4, &HONEST, &[0, 4, 12, 15, 16, 19]);
+}
+
+#[test]
+fn regression_a_forgery_held_where_the_owner_is_not_heard_reaches_the_owner() {
+    // A forged write in a live owner's name, as far ahead as the victim
+    // takes, was refused as too far ahead by its neighbours (their clocks
+    // a little behind), so the owner never heard of it to answer it, and
+    // the victim dropped the owner's renewals as stale for ten minutes.
+    // A node now answers a pushed stale write with its newer one.
+    passes(1762, 6, &with_hostile(), &[9, 10, 30, 34, 43]);
+}
+
+#[test]
 fn a_failing_schedule_shrinks_and_its_replay_command_names_what_it_kept() {
     // node 0 never renews: the smallest schedule that shows it.
     let options = Options {
@@ -272,22 +306,18 @@ fn a_ring_of_five_with_default_settings_holds_every_live_tuple_for_ten_minutes()
 }
 
 #[test]
-fn hostile_peers_never_take_an_owners_endpoint_at_the_owner_nor_grow_tables() {
-    // Forged writes with the owner's own origin (one and 65,536 versions
-    // ahead), forged tombstones, a pin at the highest stamp, junk IHAVE,
-    // GRAFT storms. Before, a forged write one step past what the owner
-    // could answer was stored at the owner itself (363 of 2,000 seeds).
-    // What hostile peers still break is convergence time (docs/zgossip.md).
+fn hostile_peers_neither_take_an_endpoint_nor_keep_the_cluster_from_converging() {
+    // Forged writes with the owner's own origin (one millisecond ahead,
+    // and as far ahead as the victim takes), forged tombstones, a pin at
+    // the highest version the victim takes, junk IHAVE, GRAFT storms.
+    // Every invariant holds, convergence within its bound included (a
+    // forgery in the name of a node that is gone, which nobody can
+    // answer, may live the lease it claims). Before versions came from
+    // clocks, 77 of 2,000 such schedules converged late or never.
     let outcomes = sim::run_seeds(0, 300, &plan(&[FaultKind::Hostile]), &Options::default(), 2);
     let broken: Vec<String> = outcomes
         .iter()
         .flat_map(|o| o.violations.iter().map(move |v| (o, v)))
-        .filter(|(_, v)| {
-            matches!(
-                v.invariant,
-                Invariant::OwnerKept | Invariant::Bounded | Invariant::NoPanic
-            )
-        })
         .map(|(o, v)| format!("{v}: {}", o.replay_command()))
         .collect();
     assert!(broken.is_empty(), "{broken:#?}");

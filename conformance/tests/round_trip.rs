@@ -133,7 +133,7 @@ proptest! {
         endpoint in short(),
         service in text(300),
         ttl in any::<u32>(),
-        stamp in proptest::option::of((any::<u64>(), any::<u32>(), any::<u32>(), any::<u8>())),
+        stamp in proptest::option::of((any::<u64>(), any::<u64>(), any::<u32>(), any::<u8>())),
     ) {
         use zgossip::msg::*;
         let mut announce = Announce { endpoint, service, ttl, ..Announce::default() };

@@ -111,6 +111,11 @@ pub struct Checker {
     /// Endpoints only a hostile peer wrote: held or not, as it chose their
     /// lease; counted for the bound on tables.
     hostile: BTreeSet<String>,
+    /// Endpoints a hostile peer wrote in an owner's name, and until when
+    /// that write may live where the owner cannot answer it (the lease it
+    /// claims): everywhere once the owner is gone (it was not running, or
+    /// died since), else outside the owner's part of the cluster.
+    forged: BTreeMap<String, (Duration, Option<(usize, u32)>)>,
     violations: Vec<Violation>,
 }
 
@@ -123,6 +128,7 @@ impl Checker {
             deaths: BTreeMap::new(),
             removed: BTreeMap::new(),
             hostile: BTreeSet::new(),
+            forged: BTreeMap::new(),
             // A stale renewal may wait in a DEALER's pipe until the last
             // reconnection (libzmq's backoff), and then lives a lease.
             expiry_bound: lease + RECONNECT_MAX + lease / 3 + Duration::from_millis(100),
@@ -175,6 +181,19 @@ impl Checker {
     /// A hostile peer wrote an endpoint nobody else did.
     pub fn hostile(&mut self, endpoint: &str) {
         self.hostile.insert(endpoint.to_owned());
+    }
+
+    /// A hostile peer wrote an endpoint in its owner's name: no node can
+    /// tell it from the owner's write, and only the owner can answer it.
+    pub fn forged(&mut self, forgery: super::world::Forgery) {
+        let entry = self
+            .forged
+            .entry(forgery.endpoint)
+            .or_insert((forgery.until, forgery.owner));
+        entry.0 = entry.0.max(forgery.until);
+        if entry.1 != forgery.owner {
+            entry.1 = None;
+        }
     }
 
     /// Incarnation `incarnation` of `node` died.
@@ -279,6 +298,11 @@ impl Checker {
             return;
         };
         let writes = self.writes.get(endpoint).map(Vec::as_slice).unwrap_or(&[]);
+        // A value no application wrote (a hostile peer's forgery) is a new
+        // write, answered by the owner, not the removed tuple come back.
+        if !writes.iter().any(|w| w.service.as_deref() == Some(service)) {
+            return;
+        }
         // The last UNPUBLISH, with no write after it, before the removal.
         let Some(last) = writes.last() else {
             return;
@@ -314,6 +338,18 @@ impl Checker {
         if self.hostile.contains(endpoint) && !self.writes.contains_key(endpoint) {
             return Expect::Either;
         }
+        // Until it may live where nobody can answer it.
+        let forged_until = self
+            .forged
+            .get(endpoint)
+            .map(|&(until, owner)| match owner {
+                Some(owner) if !self.deaths.contains_key(&owner) => (Duration::ZERO, until),
+                _ => (until, until),
+            });
+        let now = world.now();
+        if forged_until.is_some_and(|(everywhere, _)| now < everywhere) {
+            return Expect::Either;
+        }
         let last = self.last_writes(endpoint);
         let live: Vec<(usize, &Write)> = last
             .iter()
@@ -333,7 +369,10 @@ impl Checker {
             // Owned in another part of a cluster that a death split.
             return Expect::Either;
         }
-        let now = world.now();
+        if forged_until.is_some_and(|(_, unanswered)| now < unanswered) {
+            // No live owner here to answer a forgery.
+            return Expect::Either;
+        }
         // No live owner: removed by UNPUBLISH, or dead owners' tuples that
         // expire within the bound.
         for ((node, incarnation), w) in last {

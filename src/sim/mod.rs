@@ -225,7 +225,9 @@ fn act(world: &mut World, checker: &mut Checker, action: &Action) {
             if *attack == Attack::Pin {
                 checker.hostile(world::PINNED);
             }
-            world.attack(*victim, *attack)
+            if let Some(forgery) = world.attack(*victim, *attack) {
+                checker.forged(forgery);
+            }
         }
     }
 }

@@ -286,20 +286,23 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attack {
     /// A write of the endpoint the victim holds at this position in its
-    /// table, with the owner's own origin, `ahead` versions ahead, and
+    /// table, with the owner's own origin, `ahead` milliseconds ahead (at
+    /// most as far as the victim takes: [`crate::clock::MAX_AHEAD`]), and
     /// another service.
     ForgeOwner {
         /// Which tuple (a position, modulo the table's size).
         pick: usize,
-        /// Versions ahead of what the victim holds.
-        ahead: u32,
+        /// Milliseconds ahead of what the victim holds (`u64::MAX`: as far
+        /// as the victim takes).
+        ahead: u64,
     },
     /// A tombstone for that tuple, from another origin, a version ahead.
     ForgeTombstone {
         /// Which tuple.
         pick: usize,
     },
-    /// A claim of a new endpoint at the highest version and origin.
+    /// A claim of a new endpoint at the highest version the victim takes,
+    /// and the highest origin.
     Pin,
     /// IHAVE ids of tuples that do not exist.
     JunkIhave,
@@ -578,7 +581,7 @@ impl Schedule {
                 let attack = match faults.below(5) {
                     0 => Attack::ForgeOwner {
                         pick: faults.index(64),
-                        ahead: if faults.chance(50) { 1 } else { 65_536 },
+                        ahead: if faults.chance(50) { 1 } else { u64::MAX },
                     },
                     1 => Attack::ForgeTombstone {
                         pick: faults.index(64),

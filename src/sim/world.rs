@@ -38,6 +38,7 @@ use zproto_runtime::Packet;
 
 use super::rng::Rng;
 use super::schedule::Attack;
+use crate::clock::WallClock;
 use crate::msg::{Announce, Graft, Hello, Ihave, Ping, ZgossipMsg};
 use crate::node::{NodeCore, Output, Settings};
 use crate::server::{EXTENSIONS, FLAG_REMOVED};
@@ -173,6 +174,10 @@ struct Link {
     connected_once: bool,
     /// Since when nothing can pass (cut, or an end stopped or dead).
     blocked_since: Option<u64>,
+    /// The process at one end was killed while the link was cut: its
+    /// host's kernel resets the connection as soon as anything reaches it
+    /// again (a restarted process there knows nothing of it).
+    end_killed: bool,
     /// The DEALER's pipe while it has no connection.
     pipe: VecDeque<Packet>,
     /// Messages held in the connection's buffers while blocked, by send
@@ -254,6 +259,25 @@ pub struct World {
     trace: Option<Vec<String>>,
 }
 
+/// Where every simulated host's wall clock starts: 2026-01-01 00:00:00
+/// UTC, in milliseconds since 1970.
+pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// A write a hostile peer made in an owner's name.
+#[derive(Debug, Clone)]
+pub struct Forgery {
+    /// The endpoint.
+    pub endpoint: String,
+    /// The process (node, incarnation) whose origin it carries, if it was
+    /// running (or stopped).
+    pub owner: Option<(usize, u32)>,
+    /// Until when it may live where its owner cannot answer it.
+    pub until: Duration,
+}
+
+/// The lease a hostile peer's writes claim.
+const FORGED_LEASE: Duration = Duration::from_secs(60);
+
 /// The endpoint a hostile peer pins (a new endpoint at the highest version
 /// and origin).
 pub const PINNED: &str = "tcp://pinned:1";
@@ -312,6 +336,7 @@ impl World {
                 connected: false,
                 connected_once: false,
                 blocked_since: None,
+                end_killed: false,
                 pipe: VecDeque::new(),
                 stalled: [BTreeMap::new(), BTreeMap::new()],
                 in_flight: [0, 0],
@@ -428,6 +453,19 @@ impl World {
         self.base + Duration::from_nanos(local.max(0) as u64)
     }
 
+    /// The node's wall clock (milliseconds since 1970) at the current
+    /// time: [`SIM_EPOCH_MS`] when its monotonic clock reads `base`, so
+    /// that a restarted process goes on from where its host's clock was.
+    fn wall_ms(&self, node: usize) -> u64 {
+        self.wall_clock().millis(self.clock(node))
+    }
+
+    /// The wall clock every node of this world reads through its own
+    /// monotonic clock.
+    fn wall_clock(&self) -> WallClock {
+        WallClock::new(self.base, SIM_EPOCH_MS)
+    }
+
     /// The simulated time at which the node's clock reads `at`.
     fn when(&self, node: usize, at: Instant) -> u64 {
         let p = &self.processes[node];
@@ -450,6 +488,7 @@ impl World {
             .max(1);
         let settings = Settings {
             origin: Some(origin),
+            wall_clock: Some(self.wall_clock()),
             ..self.own_settings[node].unwrap_or(self.settings)
         };
         let p = &mut self.processes[node];
@@ -505,9 +544,14 @@ impl World {
                 self.links[l].pipe.clear();
             }
             // The kernel resets its connections; over a cut link, the
-            // peer finds out by heartbeat.
-            if self.links[l].connected && !self.links[l].cut {
-                self.drop_connection(l, "its process was killed");
+            // peer finds out by heartbeat, or by the reset once the link
+            // heals.
+            if self.links[l].connected {
+                if self.links[l].cut {
+                    self.links[l].end_killed = true;
+                } else {
+                    self.drop_connection(l, "its process was killed");
+                }
             }
             self.update_link(l);
         }
@@ -603,17 +647,20 @@ impl World {
     }
 
     /// A hostile peer connects to `victim`, offers our extensions and says
-    /// HELLO (as one of ours would), attacks, and leaves.
-    pub fn attack(&mut self, victim: usize, attack: Attack) {
+    /// HELLO (as one of ours would), attacks, and leaves. Returns the
+    /// endpoint it forged a write of, if it did, in whose name, and until
+    /// when the forgery may
+    /// live where its owner cannot answer it (stamps are not signatures):
+    /// the lease it claims.
+    pub fn attack(&mut self, victim: usize, attack: Attack) -> Option<Forgery> {
         if !self.is_running(victim) {
-            return;
+            return None;
         }
+        let mut impersonated = None;
         self.seq += 1;
         let mut id = HOSTILE.to_vec();
         id.extend_from_slice(&(self.seq as u32).to_be_bytes());
-        let Some(core) = self.processes[victim].core.as_ref() else {
-            return;
-        };
+        let core = self.processes[victim].core.as_ref()?;
         let clock = self.clock(victim);
         let table: Vec<(String, String, crate::tuples::Stamp)> = core
             .tuples()
@@ -624,13 +671,17 @@ impl World {
                 Some((endpoint.to_string(), service.to_string(), stamp))
             })
             .collect();
-        let stamped = |endpoint: &str, service: &str, version: u32, origin: u64, flags: u8| {
+        // The highest version the victim takes.
+        let farthest = self
+            .wall_ms(victim)
+            .saturating_add(crate::clock::MAX_AHEAD.as_millis() as u64);
+        let stamped = |endpoint: &str, service: &str, version: u64, origin: u64, flags: u8| {
             ZgossipMsg::from(Announce {
                 endpoint: endpoint.to_owned(),
                 service: service.to_owned(),
                 origin: Some(origin),
                 revision: Some(version),
-                lease: Some(60_000),
+                lease: Some(FORGED_LEASE.as_millis() as u32),
                 flags: Some(flags),
                 ..Announce::default()
             })
@@ -645,7 +696,19 @@ impl World {
         match attack {
             Attack::ForgeOwner { pick: p, ahead } => {
                 if let Some((endpoint, _, stamp)) = pick(p) {
-                    let version = stamp.version.saturating_add(ahead);
+                    let version = stamp.version.saturating_add(ahead).min(farthest);
+                    let owner = self.processes.iter().position(|p| {
+                        p.core
+                            .as_ref()
+                            .is_some_and(|core| core.origin() == stamp.origin)
+                    });
+                    let owner = owner.map(|n| (n, self.processes[n].incarnation));
+                    impersonated = Some(Forgery {
+                        endpoint: endpoint.clone(),
+                        owner,
+                        // Stale heap and propagation: a little past it.
+                        until: self.now() + FORGED_LEASE + Duration::from_secs(1),
+                    });
                     messages.push(stamped(endpoint, "forged", version, stamp.origin, 0));
                 }
             }
@@ -662,7 +725,7 @@ impl World {
                 }
             }
             Attack::Pin => {
-                messages.push(stamped(PINNED, "pinned", 1 << 31, u64::MAX, 0));
+                messages.push(stamped(PINNED, "pinned", farthest, u64::MAX, 0));
             }
             Attack::JunkIhave => {
                 let mut records = Vec::new();
@@ -670,7 +733,7 @@ impl World {
                     let endpoint = format!("tcp://junk-{i}:1");
                     records.push(endpoint.len() as u8);
                     records.extend_from_slice(endpoint.as_bytes());
-                    records.extend_from_slice(&7u32.to_be_bytes());
+                    records.extend_from_slice(&7u64.to_be_bytes());
                     records.extend_from_slice(&9u64.to_be_bytes());
                 }
                 messages.push(Ihave { tuples: records }.into());
@@ -698,6 +761,7 @@ impl World {
             core.on_peer_disconnected(&id);
         }
         self.collect(victim);
+        impersonated
     }
 
     /// Whether nothing can pass on the link.
@@ -723,7 +787,9 @@ impl World {
             }
             (false, Some(_)) => {
                 link.blocked_since = None;
-                if link.connected {
+                if link.connected && link.end_killed {
+                    self.drop_connection(l, "reset: the process at one end was killed");
+                } else if link.connected {
                     for dir in [Dir::ToServer, Dir::ToClient] {
                         let stalled = std::mem::take(&mut self.links[l].stalled[dir.index()]);
                         for (seq, packet) in stalled {
@@ -746,6 +812,7 @@ impl World {
             return;
         }
         link.connected = false;
+        link.end_killed = false;
         let lost =
             link.stalled[0].len() + link.stalled[1].len() + link.in_flight[0] + link.in_flight[1];
         link.stalled = [BTreeMap::new(), BTreeMap::new()];
