@@ -341,16 +341,23 @@ impl Gossip {
     /// owner never saw (forged with the owner's origin and a version far
     /// ahead, say, or outranking it) would otherwise refuse the owner's
     /// renewals as stale without a word, and the owner, which alone can
-    /// answer it, would never hear of it. A replay is never answered (the
-    /// other direction's replay covers it), and the answer is sent as a
+    /// answer it, would never hear of it. A replay (a synchronisation,
+    /// where stale copies are the rule and the other direction's replay
+    /// brings the sender what it lacks) is answered only when what we hold
+    /// is more than a lease ahead of it: no honest copy that old is still
+    /// alive, so that is a write ahead of the clocks. The answer goes as a
     /// replay, so that two nodes never answer each other in turn.
     pub(crate) fn newer_than(&self, offer: &Offer<'_>, now: Instant) -> Option<Tuple> {
         let theirs = offer.stamp?;
-        if offer.replay {
-            return None;
-        }
         let held = self.tuples.get(offer.endpoint, now)?;
-        held.stamp.filter(|&ours| ours > theirs)?;
+        let ours = held.stamp.filter(|&ours| ours > theirs)?;
+        if offer.replay {
+            let lease = self.lifecycle.lease?;
+            let lease = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
+            if ours.version.saturating_sub(theirs.version) <= lease {
+                return None;
+            }
+        }
         Some(held)
     }
 
@@ -387,7 +394,12 @@ impl Gossip {
         let theirs = offer.stamp?;
         let origin = self.lifecycle.origin;
         if let Some(&removed) = self.unpublished.get(offer.endpoint) {
-            return self.defend_removal(offer, theirs, removed, now);
+            if let Some(answer) = self.defend_removal(offer, theirs, removed, now) {
+                return Some(answer);
+            }
+        }
+        if theirs.origin == origin && !self.owned.contains_key(offer.endpoint) {
+            return self.disown(offer, theirs, now);
         }
         let owned = self.owned.get(offer.endpoint).filter(|o| !o.yielded)?;
         let held = self.tuples.stamp(offer.endpoint);
@@ -431,6 +443,37 @@ impl Gossip {
             replay: false,
         };
         // Never the competing write instead, whatever happens to ours.
+        Some(self.store(&answer, true, now).ok().flatten())
+    }
+
+    /// A live write in our name (our origin) of an endpoint we neither own
+    /// nor hold a tombstone of, above what we hold: we never made it (a
+    /// forgery), or made it and removed it long ago (a copy that outlived
+    /// our tombstone). Answer it with a tombstone above it, so that it
+    /// lives nowhere: only we can say what we wrote.
+    fn disown(&mut self, offer: &Offer<'_>, theirs: Stamp, now: Instant) -> Option<Option<Change>> {
+        if offer.removed
+            || self
+                .tuples
+                .stamp(offer.endpoint)
+                .is_some_and(|held| held >= theirs)
+        {
+            return None;
+        }
+        let version = self.lifecycle.clock.next_version(theirs.version, now);
+        self.unpublished.insert(offer.endpoint.to_owned(), version);
+        let answer = Offer {
+            endpoint: offer.endpoint,
+            service: offer.service,
+            stamp: Some(Stamp {
+                version,
+                origin: self.lifecycle.origin,
+            }),
+            lease: self.lifecycle.tombstone_keep(),
+            removed: true,
+            contested: false,
+            replay: false,
+        };
         Some(self.store(&answer, true, now).ok().flatten())
     }
 

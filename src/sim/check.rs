@@ -113,8 +113,7 @@ pub struct Checker {
     hostile: BTreeSet<String>,
     /// Endpoints a hostile peer wrote in an owner's name, and until when
     /// that write may live where the owner cannot answer it (the lease it
-    /// claims): everywhere once the owner is gone (it was not running, or
-    /// died since), else outside the owner's part of the cluster.
+    /// claims), with the process it names, if that was running.
     forged: BTreeMap<String, (Duration, Option<(usize, u32)>)>,
     violations: Vec<Violation>,
 }
@@ -254,8 +253,13 @@ impl Checker {
                     }
                     // A node that saw the tombstone must keep it out; one
                     // whose copy merely expired may yet hear of a newer
-                    // write that was on its way.
-                    if !expired {
+                    // write that was on its way, and so may one whose
+                    // tuple a hostile peer's tombstone removed.
+                    let forged = world
+                        .core(node)
+                        .and_then(|core| core.tuples().stamp(&endpoint))
+                        .is_some_and(|stamp| !world.is_a_process_origin(stamp.origin));
+                    if !expired && !forged {
                         self.removed
                             .insert((node, world.incarnation(node), endpoint), now);
                     }
@@ -338,17 +342,16 @@ impl Checker {
         if self.hostile.contains(endpoint) && !self.writes.contains_key(endpoint) {
             return Expect::Either;
         }
-        // Until it may live where nobody can answer it.
-        let forged_until = self
-            .forged
-            .get(endpoint)
-            .map(|&(until, owner)| match owner {
-                Some(owner) if !self.deaths.contains_key(&owner) => (Duration::ZERO, until),
-                _ => (until, until),
-            });
+        // A forgery lives its lease where its owner cannot answer it: the
+        // owner is gone, or in another part of the cluster.
         let now = world.now();
-        if forged_until.is_some_and(|(everywhere, _)| now < everywhere) {
-            return Expect::Either;
+        if let Some(&(until, owner)) = self.forged.get(endpoint) {
+            let answerable = owner.is_some_and(|(node, incarnation)| {
+                !self.deaths.contains_key(&(node, incarnation)) && components[node] == component
+            });
+            if now < until && !answerable {
+                return Expect::Either;
+            }
         }
         let last = self.last_writes(endpoint);
         let live: Vec<(usize, &Write)> = last
@@ -367,10 +370,6 @@ impl Checker {
         }
         if !live.is_empty() {
             // Owned in another part of a cluster that a death split.
-            return Expect::Either;
-        }
-        if forged_until.is_some_and(|(_, unanswered)| now < unanswered) {
-            // No live owner here to answer a forgery.
             return Expect::Either;
         }
         // No live owner: removed by UNPUBLISH, or dead owners' tuples that

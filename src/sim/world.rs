@@ -453,6 +453,21 @@ impl World {
         self.base + Duration::from_nanos(local.max(0) as u64)
     }
 
+    /// The origin of incarnation `incarnation` of `node`, from the seed.
+    fn origin(&self, node: usize, incarnation: u32) -> u64 {
+        Rng::new(self.seed ^ ((node as u64) << 32) ^ u64::from(incarnation))
+            .next_u64()
+            .max(1)
+    }
+
+    /// Whether `origin` is that of a process of this world (a hostile
+    /// peer's forgeries carry others).
+    pub fn is_a_process_origin(&self, origin: u64) -> bool {
+        self.processes.iter().enumerate().any(|(node, p)| {
+            (1..=p.incarnation).any(|incarnation| self.origin(node, incarnation) == origin)
+        })
+    }
+
     /// The node's wall clock (milliseconds since 1970) at the current
     /// time: [`SIM_EPOCH_MS`] when its monotonic clock reads `base`, so
     /// that a restarted process goes on from where its host's clock was.
@@ -483,9 +498,7 @@ impl World {
             return;
         }
         let incarnation = self.processes[node].incarnation + 1;
-        let origin = Rng::new(self.seed ^ ((node as u64) << 32) ^ u64::from(incarnation))
-            .next_u64()
-            .max(1);
+        let origin = self.origin(node, incarnation);
         let settings = Settings {
             origin: Some(origin),
             wall_clock: Some(self.wall_clock()),
