@@ -57,7 +57,6 @@ impl WallClock {
 
     /// Milliseconds since 1970 at `now`.
     pub fn millis(&self, now: Instant) -> u64 {
-        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         if now >= self.at {
             self.unix_ms.saturating_add(millis(now - self.at))
         } else {
@@ -73,9 +72,21 @@ impl WallClock {
     /// Whether a peer's `version` is further ahead of our clock than
     /// [`MAX_AHEAD`] allows.
     pub fn too_far_ahead(&self, version: u64, now: Instant) -> bool {
-        let ahead = u64::try_from(MAX_AHEAD.as_millis()).unwrap_or(u64::MAX);
-        version > self.millis(now).saturating_add(ahead)
+        version > self.millis(now).saturating_add(millis(MAX_AHEAD))
     }
+
+    /// When our clock will be close enough to `version` to take it: now,
+    /// if it is already.
+    pub fn acceptable_at(&self, version: u64, now: Instant) -> Instant {
+        let wait = version
+            .saturating_sub(millis(MAX_AHEAD))
+            .saturating_sub(self.millis(now));
+        now + Duration::from_millis(wait)
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -105,6 +116,10 @@ mod tests {
         assert!(clock.too_far_ahead(5_000_000 + ahead + 1, start));
         // A minute later the same version is fine.
         assert!(!clock.too_far_ahead(5_000_000 + ahead + 1, start + Duration::from_secs(60)));
+        // And it would be taken a millisecond later.
+        let at = clock.acceptable_at(5_000_000 + ahead + 1, start);
+        assert_eq!(at, start + Duration::from_millis(1));
+        assert!(!clock.too_far_ahead(5_000_000 + ahead + 1, at));
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod clock;
 pub use zproto_runtime::cert;
 pub mod command;
 pub mod config;
+pub mod early;
 pub mod limits;
 pub mod mesh;
 pub mod metrics;

@@ -218,6 +218,9 @@ pub enum Output {
         service: String,
         /// Its lease ran out here (`false`: a tombstone removed it).
         expired: bool,
+        /// The origin of the tombstone that removed it (`None`: its lease
+        /// ran out).
+        remover: Option<u64>,
     },
 }
 
@@ -687,6 +690,8 @@ impl NodeCore {
     pub fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
         if let Some(r) = self.remotes.get_mut(remote) {
             r.reconnected();
+            // What it announced on the old connection: the resync brings it.
+            self.gossip.missing.forget_link(Link::Remote(remote));
             self.tick_remote(remote, now);
         }
     }
@@ -827,6 +832,7 @@ impl NodeCore {
                     endpoint,
                     service,
                     expired: false,
+                    remover: change.tuple.stamp.map(|s| s.origin),
                 });
             }
             _ => {}
@@ -973,6 +979,13 @@ impl NodeCore {
             } else {
                 self.renewal_interval().map(|every| now + every)
             };
+        }
+        for write in self.gossip.early.due(now) {
+            match self.gossip.receive(&write.offer(), now) {
+                Ok(Some(change)) => self.spread(change, None, now),
+                Ok(None) => {}
+                Err(refusal) => self.refused_tuple(refusal, now),
+            }
         }
         self.expire(now);
         self.plumtree_tick(now);
@@ -1127,6 +1140,7 @@ impl NodeCore {
                 endpoint: tuple.endpoint.to_string(),
                 service: tuple.service.to_string(),
                 expired: true,
+                remover: None,
             });
         }
     }
@@ -1140,6 +1154,7 @@ impl NodeCore {
             self.next_renewal,
             self.next_flush,
             self.gossip.missing.next_due(),
+            self.gossip.early.next_due(),
         ]
         .into_iter()
         .flatten()

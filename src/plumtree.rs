@@ -18,7 +18,7 @@
 //! All of it only on links whose PING/PONG agreed [`PLUMTREE`]: a CZMQ
 //! node stops on a message id it does not know.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::SessionKey;
@@ -44,6 +44,11 @@ pub const GRAFT_AFTER_MAX: Duration = Duration::from_secs(30);
 /// Most tuples a node waits for at once; ids beyond are not noted (a
 /// later IHAVE, or the next synchronisation, brings them).
 pub const MAX_MISSING: usize = 100_000;
+
+/// Most of those that one link may have announced first: a peer that sends
+/// made-up ids fills its own share, not everyone's, and its share goes
+/// with it ([`Missing::forget_link`]).
+pub const MAX_MISSING_PER_LINK: usize = 10_000;
 
 /// One side of a link: a session on our ROUTER, or one of our remotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,11 +165,14 @@ pub struct Missing {
     /// The shortest and longest wait before a GRAFT.
     least_wait: Duration,
     longest_wait: Duration,
+    /// Per link, the tuples waited for that it announced first.
+    per_link: HashMap<Link, usize>,
 }
 
 impl Default for Missing {
     fn default() -> Self {
         Self {
+            per_link: HashMap::new(),
             wanted: BTreeMap::new(),
             next: None,
             lag: Duration::ZERO,
@@ -195,7 +203,8 @@ impl Missing {
             if held.is_some_and(|h| h >= stamp) {
                 continue;
             }
-            let room = self.wanted.len() < MAX_MISSING;
+            let room = self.wanted.len() < MAX_MISSING
+                && self.per_link.get(&link).copied().unwrap_or(0) < MAX_MISSING_PER_LINK;
             match self.wanted.get_mut(&endpoint) {
                 Some(entry) => {
                     entry.stamp = entry.stamp.max(stamp);
@@ -213,6 +222,7 @@ impl Missing {
                         tries: 0,
                     };
                     self.wanted.insert(endpoint, wanted);
+                    *self.per_link.entry(link).or_default() += 1;
                     self.next = Some(self.next.map_or(ask_at, |n| n.min(ask_at)));
                 }
                 None => {}
@@ -251,7 +261,9 @@ impl Missing {
                     let sample = now.saturating_duration_since(entry.heard_at);
                     self.lag = self.lag.mul_f64(0.875) + sample.mul_f64(0.125);
                 }
-                self.wanted.remove(endpoint);
+                if let Some(entry) = self.wanted.remove(endpoint) {
+                    release(&mut self.per_link, entry.announcers.first());
+                }
             }
         }
     }
@@ -259,10 +271,19 @@ impl Missing {
     /// A link went away: what it announced is asked of no one now (a
     /// later IHAVE, or a synchronisation, brings it).
     pub fn forget_link(&mut self, link: Link) {
+        let per_link = &mut self.per_link;
         self.wanted.retain(|_, w| {
+            let first = w.announcers.first() == Some(&link);
             w.announcers.retain(|l| *l != link);
+            if first {
+                // Its next announcer answers for it now.
+                if let Some(&next) = w.announcers.first() {
+                    *per_link.entry(next).or_default() += 1;
+                }
+            }
             !w.announcers.is_empty()
         });
+        per_link.remove(&link);
     }
 
     /// What is due at `now`, by link, to ask for with GRAFT: each tuple of
@@ -275,6 +296,7 @@ impl Missing {
         let mut by_link: Vec<(Link, Vec<String>)> = Vec::new();
         let mut next: Option<Instant> = None;
         let wait = self.wait();
+        let per_link = &mut self.per_link;
         self.wanted.retain(|endpoint, w| {
             if w.at <= now {
                 let held = tuples.stamp(endpoint);
@@ -282,6 +304,7 @@ impl Missing {
                     || w.announcers.is_empty()
                     || w.tries >= MAX_TRIES
                 {
+                    release(per_link, w.announcers.first());
                     return false;
                 }
                 // The announcers in turn, again from the first: a GRAFT or
@@ -306,6 +329,11 @@ impl Missing {
         self.next
     }
 
+    /// Tuples waited for that `link` announced first.
+    pub fn announced_by(&self, link: Link) -> usize {
+        self.per_link.get(&link).copied().unwrap_or(0)
+    }
+
     /// Tuples waited for.
     pub fn len(&self) -> usize {
         self.wanted.len()
@@ -314,6 +342,18 @@ impl Missing {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.wanted.is_empty()
+    }
+}
+
+/// One tuple fewer waited for that `first` announced first.
+fn release(per_link: &mut HashMap<Link, usize>, first: Option<&Link>) {
+    if let Some(count) = first.and_then(|link| per_link.get_mut(link)) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            if let Some(&link) = first {
+                per_link.remove(&link);
+            }
+        }
     }
 }
 
@@ -459,6 +499,51 @@ mod tests {
         }
         assert_eq!(unpack(&[1, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), None);
         assert_eq!(unpack(&[]), Some(Vec::new()));
+    }
+
+    #[test]
+    fn one_link_fills_only_its_share_of_missing_tuples_and_takes_it_along() {
+        let now = Instant::now();
+        let tuples = Tuples::default();
+        let mut missing = Missing::default();
+        let ids = |prefix: &str, n: usize| -> Vec<(String, Stamp)> {
+            (0..n)
+                .map(|i| {
+                    let stamp = Stamp {
+                        version: 1,
+                        origin: 1,
+                    };
+                    (format!("{prefix}{i}"), stamp)
+                })
+                .collect()
+        };
+        let (junk, honest) = (Link::Remote(1), Link::Remote(2));
+        missing.heard(ids("junk", 2 * MAX_MISSING_PER_LINK), junk, &tuples, now);
+        assert_eq!(missing.len(), MAX_MISSING_PER_LINK);
+        // Another link still gets its own share; one both announce counts
+        // for the first.
+        missing.heard(ids("real", 10), honest, &tuples, now);
+        missing.heard(ids("junk", 5), honest, &tuples, now);
+        assert_eq!(missing.announced_by(honest), 10);
+        assert_eq!(missing.len(), MAX_MISSING_PER_LINK + 10);
+        // The junk goes with its link; the tuples the honest link also
+        // announced stay, now its own.
+        missing.forget_link(junk);
+        assert_eq!(missing.announced_by(junk), 0);
+        assert_eq!(missing.len(), 15);
+        assert_eq!(missing.announced_by(honest), 15);
+        // Received or given up, the share is returned.
+        missing.received(
+            "real0",
+            Some(Stamp {
+                version: 1,
+                origin: 1,
+            }),
+            now,
+        );
+        assert_eq!(missing.announced_by(honest), 14);
+        missing.forget_link(honest);
+        assert!(missing.is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use zproto_runtime::engine::Io;
 
 use crate::clock::WallClock;
+use crate::early::Early;
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
 use crate::msg::{Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
@@ -178,6 +179,9 @@ pub struct Gossip {
     pub(crate) behind: Option<(usize, Duration)>,
     /// Plumtree: tuples heard of and not received.
     pub(crate) missing: Missing,
+    /// Writes a little too far ahead of our clock, held until it catches
+    /// up ([`crate::early`]).
+    pub(crate) early: Early,
     /// Plumtree: a session queued ids for IHAVE; the node flushes them.
     pub(crate) lazy_pending: bool,
     /// Plumtree: the endpoints the next `ask for missing` asks for.
@@ -243,6 +247,9 @@ pub struct Session {
     lazy: bool,
     /// Ids waiting for the next IHAVE.
     queue: LazyQueue,
+    /// Plumtree: the session's key, once it has sent IHAVE (what it
+    /// announced is forgotten with it).
+    announced: Option<zproto_runtime::engine::SessionKey>,
 }
 
 /// The longest wait before resending to a peer whose queue stays full.
@@ -320,11 +327,16 @@ impl Gossip {
         if offer.service.len() > self.limits.service {
             return Err(Refusal::ServiceTooLong);
         }
-        if offer
-            .stamp
-            .is_some_and(|s| self.lifecycle.clock.too_far_ahead(s.version, now))
-        {
-            return Err(Refusal::Implausible);
+        if let Some(stamp) = offer.stamp {
+            let clock = self.lifecycle.clock;
+            if clock.too_far_ahead(stamp.version, now) {
+                let due = clock.acceptable_at(stamp.version, now);
+                return if self.early.hold(offer, due, now) {
+                    Ok(None)
+                } else {
+                    Err(Refusal::Implausible)
+                };
+            }
         }
         if let Some(mutation) = self.mutation {
             return self.receive_mutated(mutation, offer, now);
@@ -703,6 +715,12 @@ impl Gossip {
 impl Actions for Gossip {
     type Session = Session;
 
+    fn session_ended(&mut self, session: &mut Session) {
+        if let Some(key) = session.announced.take() {
+            self.missing.forget_link(Link::Session(key));
+        }
+    }
+
     fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         session.cursor = 0;
         session.in_slice = 0;
@@ -879,6 +897,7 @@ impl Actions for Gossip {
         };
         match plumtree::unpack(&ihave.tuples) {
             Some(ids) => {
+                session.announced = Some(key);
                 self.missing
                     .heard(ids, Link::Session(key), &self.tuples, now);
             }

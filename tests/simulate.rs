@@ -171,8 +171,9 @@ fn regression_stale_versioned_tuples_before_hello_are_not_kept() {
 #[test]
 fn a_thousand_schedules_keep_every_invariant() {
     // Every fault kind at once: partitions, crashes, pauses, drifting and
-    // jumping clocks, slow readers, churn, conflicting writers, jitter.
-    let outcomes = sim::run_seeds(0, 1000, &all(), &Options::default(), 2);
+    // jumping clocks, slow readers, churn, conflicting writers, jitter,
+    // hostile peers.
+    let outcomes = sim::run_seeds(0, 1000, &plan(&with_hostile()), &Options::default(), 2);
     assert_eq!(outcomes.len(), 1000);
     let failing: Vec<String> = outcomes
         .iter()
@@ -237,6 +238,44 @@ fn regression_a_forgery_held_where_the_owner_is_not_heard_reaches_the_owner() {
     // the victim dropped the owner's renewals as stale for ten minutes.
     // A node now answers a pushed stale write with its newer one.
     passes(1762, 6, &with_hostile(), &[9, 10, 30, 34, 43]);
+}
+
+#[test]
+fn regression_a_write_in_an_owners_name_after_its_removal_is_answered_by_it() {
+    // The owner removed its endpoint and its tombstone was forgotten; a
+    // forged live write in its name then reached it, and it stored the
+    // forgery like anyone's write: nobody could ever answer it.
+    passes(8351, 4, &with_hostile(), &[0, 1, 2, 3, 6, 10, 12, 17, 22]);
+}
+
+#[test]
+fn regression_a_forgery_refused_by_its_neighbours_is_answered_in_a_replay() {
+    // A forged write far ahead was taken by its victim during a partition
+    // and refused by its neighbours (their clocks behind); after the heal
+    // the victim got the owner's tombstone only in replays, never
+    // answered, so the owner never heard of the forgery.
+    passes(
+        7683,
+        6,
+        &with_hostile(),
+        &[0, 2, 3, 4, 6, 7, 10, 13, 16, 18, 19, 22, 23, 24, 27, 29, 30],
+    );
+}
+
+#[test]
+fn regression_a_forgery_taken_by_a_node_whose_clock_is_ahead_reaches_the_owner() {
+    // The victim's clock had jumped 1.4 s ahead: it took a forged write
+    // that every other node refused as too far ahead, and held it for the
+    // 60 s lease it claimed. Writes a little too far ahead are now held
+    // until the clock catches up (crate::early), then passed on.
+    passes(
+        14567,
+        7,
+        &with_hostile(),
+        &[
+            0, 1, 2, 3, 5, 6, 7, 12, 14, 17, 18, 19, 21, 23, 25, 27, 29, 32, 35, 36, 40,
+        ],
+    );
 }
 
 #[test]

@@ -238,6 +238,7 @@ impl Checker {
                     node,
                     endpoint,
                     expired,
+                    remover,
                 } => {
                     let now = at;
                     let mine = self
@@ -255,10 +256,7 @@ impl Checker {
                     // whose copy merely expired may yet hear of a newer
                     // write that was on its way, and so may one whose
                     // tuple a hostile peer's tombstone removed.
-                    let forged = world
-                        .core(node)
-                        .and_then(|core| core.tuples().stamp(&endpoint))
-                        .is_some_and(|stamp| !world.is_a_process_origin(stamp.origin));
+                    let forged = remover.is_some_and(|origin| !world.is_a_process_origin(origin));
                     if !expired && !forged {
                         self.removed
                             .insert((node, world.incarnation(node), endpoint), now);

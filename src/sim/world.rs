@@ -93,6 +93,8 @@ pub enum Seen {
         endpoint: String,
         /// Its lease ran out (else a tombstone removed it).
         expired: bool,
+        /// The origin of the tombstone that removed it.
+        remover: Option<u64>,
     },
 }
 
@@ -1073,6 +1075,7 @@ impl World {
                         endpoint,
                         service,
                         expired,
+                        remover,
                     } => {
                         self.digest.bytes(endpoint.as_bytes());
                         self.digest.number(1);
@@ -1082,6 +1085,7 @@ impl World {
                             node,
                             endpoint,
                             expired,
+                            remover,
                         });
                     }
                 }
