@@ -257,6 +257,13 @@ pub struct Stats {
     pub resyncs: u64,
     /// Deliveries dropped because the application's queue was full.
     pub deliveries_dropped: u64,
+    /// Plumtree: tuples heard of by IHAVE and awaited (at most
+    /// [`crate::plumtree::MAX_MISSING`], and
+    /// [`crate::plumtree::MAX_MISSING_PER_LINK`] per peer).
+    pub awaited: u64,
+    /// Writes a little too far ahead of the clock, held until it catches
+    /// up (at most [`crate::early::MAX_EARLY`]).
+    pub early: u64,
     /// Messages received, by type ([`MESSAGE_TYPES`] order).
     pub received_by_type: [u64; 8],
     /// Messages sent, by type ([`MESSAGE_TYPES`] order).
@@ -303,7 +310,7 @@ impl std::fmt::Display for Stats {
             f,
             "tuples={} sessions={} received={} sent={} duplicates={} malformed={} \
              refused_tuples={} refused_sends={} peers_gone={} resyncs={} deliveries_dropped={} \
-             removed={} contests={}",
+             removed={} contests={} awaited={} early={}",
             self.tuples,
             self.sessions,
             self.received,
@@ -316,7 +323,9 @@ impl std::fmt::Display for Stats {
             self.resyncs,
             self.deliveries_dropped,
             self.removed,
-            self.contests
+            self.contests,
+            self.awaited,
+            self.early
         )
     }
 }
@@ -440,6 +449,8 @@ impl NodeCore {
             tuples: self.gossip.tuples.len() as u64,
             sessions: self.sessions.len() as u64,
             resyncs: generations.saturating_sub(self.remotes.len() as u64),
+            awaited: self.gossip.missing.len() as u64,
+            early: self.gossip.early.len() as u64,
             ..self.stats
         }
     }

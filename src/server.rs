@@ -110,6 +110,10 @@ impl std::str::FromStr for Mutation {
     }
 }
 
+/// Most endpoints guarded against others' tombstones at once
+/// ([`Gossip::receive`]); more are not guarded.
+pub const MAX_GUARDED: usize = 4096;
+
 /// The default lease of a node's tuples.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -182,6 +186,12 @@ pub struct Gossip {
     /// Writes a little too far ahead of our clock, held until it catches
     /// up ([`crate::early`]).
     pub(crate) early: Early,
+    /// Endpoints whose owner answered a removal by another origin (it
+    /// wrote its tuple again, contested), with until when tombstones of
+    /// them from origins other than the live tuple's are dropped: a peer
+    /// that keeps sending forged tombstones makes a node remove the tuple
+    /// once per lease, not once per tombstone. At most [`MAX_GUARDED`].
+    pub(crate) guarded: BTreeMap<String, Instant>,
     /// Plumtree: a session queued ids for IHAVE; the node flushes them.
     pub(crate) lazy_pending: bool,
     /// Plumtree: the endpoints the next `ask for missing` asks for.
@@ -341,10 +351,56 @@ impl Gossip {
         if let Some(mutation) = self.mutation {
             return self.receive_mutated(mutation, offer, now);
         }
+        if self.guarded_against(offer, now) {
+            return Ok(None);
+        }
         if let Some(answer) = self.defend(offer, now) {
             return Ok(answer);
         }
-        self.store(offer, false, now)
+        let stored = self.store(offer, false, now);
+        if let Ok(Some(change)) = &stored {
+            self.guard_if_restored(change, now);
+        }
+        stored
+    }
+
+    /// Whether `offer` is a tombstone, from an origin other than the live
+    /// tuple's, of an endpoint whose owner lately answered such a removal.
+    fn guarded_against(&self, offer: &Offer<'_>, now: Instant) -> bool {
+        let Some(stamp) = offer.stamp.filter(|_| offer.removed) else {
+            return false;
+        };
+        if !self
+            .guarded
+            .get(offer.endpoint)
+            .is_some_and(|&until| until > now)
+        {
+            return false;
+        }
+        self.tuples.get(offer.endpoint, now).is_some_and(|held| {
+            !held.removed && held.stamp.is_some_and(|s| s.origin != stamp.origin)
+        })
+    }
+
+    /// A removed tuple came back, written by its owner answering the
+    /// removal (contested): guard it against others' tombstones for a
+    /// lease.
+    fn guard_if_restored(&mut self, change: &Change, now: Instant) {
+        let tuple = &change.tuple;
+        if !(tuple.contested && !tuple.removed && matches!(change.accepted, Accepted::New(_))) {
+            return;
+        }
+        if self.guarded.len() >= MAX_GUARDED {
+            self.guarded.retain(|_, until| *until > now);
+            if self.guarded.len() >= MAX_GUARDED {
+                return;
+            }
+        }
+        let lease = tuple
+            .lease
+            .or(self.lifecycle.lease)
+            .unwrap_or(DEFAULT_LEASE);
+        self.guarded.insert(tuple.endpoint.to_string(), now + lease);
     }
 
     /// What to answer a pushed write that ranks below what we hold: our

@@ -9,7 +9,7 @@ use zgossip::clock::{WallClock, MAX_AHEAD};
 use zgossip::early::GRACE;
 use zgossip::msg::{Announce, Hello, Ping, ZgossipMsg};
 use zgossip::server::EXTENSIONS;
-use zgossip::{Codec, NodeCore, Settings};
+use zgossip::{Codec, NodeCore, Output, Settings};
 
 /// 2026-01-01 in milliseconds since 1970: the node's clock at `start`.
 const EPOCH: u64 = 1_767_225_600_000;
@@ -28,7 +28,19 @@ fn node(start: Instant) -> NodeCore {
 /// A peer says HELLO as one of ours would, then sends `writes`
 /// (endpoint, service, version, origin).
 fn peer_writes(core: &mut NodeCore, writes: &[(&str, &str, u64, u64)], now: Instant) {
-    let id = b"hostile".to_vec();
+    let writes: Vec<_> = writes.iter().map(|&(e, s, v, o)| (e, s, v, o, 0)).collect();
+    peer_sends(core, b"hostile", &writes, now);
+}
+
+/// Peer `id` says HELLO as one of ours would, then sends `writes`
+/// (endpoint, service, version, origin, flags); what the node then does.
+fn peer_sends(
+    core: &mut NodeCore,
+    id: &[u8],
+    writes: &[(&str, &str, u64, u64, u8)],
+    now: Instant,
+) -> Vec<Output> {
+    let id = id.to_vec();
     core.on_peer_connected(&id);
     let mut messages = vec![
         ZgossipMsg::from(Ping {
@@ -36,15 +48,15 @@ fn peer_writes(core: &mut NodeCore, writes: &[(&str, &str, u64, u64)], now: Inst
         }),
         ZgossipMsg::from(Hello),
     ];
-    for &(endpoint, service, version, origin) in writes {
+    for &(endpoint, service, version, origin, flags) in writes {
         messages.push(
             Announce {
                 endpoint: endpoint.into(),
                 service: service.into(),
                 origin: Some(origin),
                 revision: Some(version),
-                lease: Some(0),
-                flags: Some(0),
+                lease: Some(30_000),
+                flags: Some(flags),
                 ..Announce::default()
             }
             .into(),
@@ -55,7 +67,73 @@ fn peer_writes(core: &mut NodeCore, writes: &[(&str, &str, u64, u64)], now: Inst
         frames.extend(message.encode().expect("encodes"));
         core.on_peer_frames(&frames, now);
     }
-    core.take_outputs();
+    core.take_outputs()
+}
+
+fn removals(outputs: &[Output]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Remove { .. }))
+        .count()
+}
+
+#[test]
+fn forged_tombstones_for_another_nodes_tuple_remove_it_once_per_lease() {
+    // Before, each forged tombstone removed the tuple and the owner's
+    // answer brought it back: 50 tombstones, 50 REMOVE/DELIVER flaps here
+    // and downstream.
+    let start = Instant::now();
+    let mut core = node(start);
+    let owner = 5;
+    let v = EPOCH;
+    peer_sends(
+        &mut core,
+        b"owner",
+        &[("tcp://svc:1", "real", v, owner, 0)],
+        start,
+    );
+    let out = peer_sends(
+        &mut core,
+        b"forger",
+        &[("tcp://svc:1", "real", v + 1, 6, 1)],
+        start,
+    );
+    assert_eq!(removals(&out), 1, "the first tombstone is taken");
+    // The owner answers it (contested), and the tuple is back.
+    peer_sends(
+        &mut core,
+        b"owner",
+        &[("tcp://svc:1", "real", v + 2, owner, 2)],
+        start,
+    );
+    assert!(
+        !core
+            .tuples()
+            .get("tcp://svc:1", start)
+            .expect("held")
+            .removed
+    );
+    // Fifty more forged tombstones: none is taken while the lease runs.
+    let forged: Vec<_> = (3..53)
+        .map(|i| ("tcp://svc:1", "real", v + i, 6, 1))
+        .collect();
+    let out = peer_sends(&mut core, b"forger", &forged, start);
+    assert_eq!(removals(&out), 0);
+    assert!(
+        !core
+            .tuples()
+            .get("tcp://svc:1", start)
+            .expect("held")
+            .removed
+    );
+    // The owner's own removal is taken at once.
+    let out = peer_sends(
+        &mut core,
+        b"owner",
+        &[("tcp://svc:1", "real", v + 60, owner, 1)],
+        start,
+    );
+    assert_eq!(removals(&out), 1);
 }
 
 fn ms(d: Duration) -> u64 {
