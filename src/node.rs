@@ -679,8 +679,9 @@ impl NodeCore {
                 // Plumtree: GRAFT puts the link back on the tree.
                 self.remotes[remote].grafted();
                 let versioned = self.remotes[remote].versioned();
-                let messages: Vec<ZgossipMsg> =
-                    plumtree::graft_answer(&endpoints, &self.gossip.tuples, now, |t| {
+                let messages: Vec<ZgossipMsg> = self.remotes[remote]
+                    .graft_budget()
+                    .answer(&endpoints, &self.gossip.tuples, now, |t| {
                         can_send(t, versioned)
                     })
                     .iter()

@@ -365,15 +365,72 @@ pub const GRAFT_ANSWER_MAX: usize = 1024;
 /// megabytes per message, whatever `limits/service` allows.
 pub const GRAFT_ANSWER_BYTES: usize = 256 * 1024;
 
+/// Bytes of answers to GRAFT a link earns per second, up to
+/// [`GRAFT_ANSWER_BYTES`] at once ([`GraftBudget`]).
+pub const GRAFT_BYTES_PER_SECOND: usize = 1024 * 1024;
+
+/// What one link may still be sent in answers to GRAFT: a bucket of
+/// [`GRAFT_ANSWER_BYTES`], refilled at [`GRAFT_BYTES_PER_SECOND`]. GRAFTs
+/// that come at once share one answer's worth, so a peer that sends a
+/// storm of them (and never reads) makes the node build at most that much
+/// per burst, and a megabyte a second after it; what was built waits in
+/// the connection's queue within its high-water mark. An honest peer asks
+/// for what it missed on its lazy links, a GRAFT a second at most, and a
+/// GRAFT left unanswered is asked again (the announcers in turn).
+#[derive(Debug, Clone, Copy)]
+pub struct GraftBudget {
+    bytes: usize,
+    at: Option<Instant>,
+}
+
+impl Default for GraftBudget {
+    fn default() -> Self {
+        Self {
+            bytes: GRAFT_ANSWER_BYTES,
+            at: None,
+        }
+    }
+}
+
+impl GraftBudget {
+    /// The answer to a GRAFT of `endpoints` at `now` ([`graft_answer`]),
+    /// within what the link has earned; what it costs is spent.
+    pub fn answer(
+        &mut self,
+        endpoints: &[String],
+        tuples: &Tuples,
+        now: Instant,
+        can_take: impl Fn(&Tuple) -> bool,
+    ) -> Vec<Tuple> {
+        if let Some(at) = self.at {
+            let earned =
+                now.saturating_duration_since(at).as_secs_f64() * GRAFT_BYTES_PER_SECOND as f64;
+            self.bytes = (self.bytes as f64 + earned).min(GRAFT_ANSWER_BYTES as f64) as usize;
+        }
+        self.at = Some(now);
+        let answer = graft_answer(endpoints, tuples, now, self.bytes, can_take);
+        let spent: usize = answer.iter().map(answer_bytes).sum();
+        self.bytes = self.bytes.saturating_sub(spent);
+        answer
+    }
+}
+
+/// What a tuple of an answer counts: its endpoint and service.
+fn answer_bytes(tuple: &Tuple) -> usize {
+    tuple.endpoint.len() + tuple.service.len()
+}
+
 /// The tuples a GRAFT asks for that the node holds and the peer can take,
-/// each once, at most [`GRAFT_ANSWER_MAX`] of them and
-/// [`GRAFT_ANSWER_BYTES`] in all (a peer that wants more asks again).
+/// each once, at most [`GRAFT_ANSWER_MAX`] of them and `max_bytes` (at most
+/// [`GRAFT_ANSWER_BYTES`]) in all (a peer that wants more asks again).
 pub fn graft_answer(
     endpoints: &[String],
     tuples: &Tuples,
     now: Instant,
+    max_bytes: usize,
     can_take: impl Fn(&Tuple) -> bool,
 ) -> Vec<Tuple> {
+    let max_bytes = max_bytes.min(GRAFT_ANSWER_BYTES);
     let mut seen = std::collections::BTreeSet::new();
     let mut bytes = 0;
     let mut answer = Vec::new();
@@ -387,8 +444,8 @@ pub fn graft_answer(
         let Some(tuple) = tuples.get(endpoint, now).filter(|t| can_take(t)) else {
             continue;
         };
-        bytes += tuple.endpoint.len() + tuple.service.len();
-        if bytes > GRAFT_ANSWER_BYTES && !answer.is_empty() {
+        bytes += answer_bytes(&tuple);
+        if bytes > max_bytes {
             break;
         }
         answer.push(tuple);
@@ -437,16 +494,19 @@ mod tests {
         }
         // The same endpoint 5,000 times: one answer.
         let same = vec!["tcp://e500".to_owned(); 5000];
-        assert_eq!(graft_answer(&same, &table, now, |_| true).len(), 1);
+        assert_eq!(
+            graft_answer(&same, &table, now, GRAFT_ANSWER_BYTES, |_| true).len(),
+            1
+        );
         // 2,000 small ones: at most GRAFT_ANSWER_MAX.
         let all: Vec<String> = (10..2000).map(|i| format!("tcp://e{i}")).collect();
         assert_eq!(
-            graft_answer(&all, &table, now, |_| true).len(),
+            graft_answer(&all, &table, now, GRAFT_ANSWER_BYTES, |_| true).len(),
             GRAFT_ANSWER_MAX
         );
-        // Ten of 60 KB: at most GRAFT_ANSWER_BYTES (plus one tuple).
+        // Ten of 60 KB: at most GRAFT_ANSWER_BYTES.
         let big: Vec<String> = (0..10).map(|i| format!("tcp://e{i}")).collect();
-        let answer = graft_answer(&big, &table, now, |_| true);
+        let answer = graft_answer(&big, &table, now, GRAFT_ANSWER_BYTES, |_| true);
         let bytes: usize = answer.iter().map(|t| t.service.len()).sum();
         assert!(
             answer.len() < 10 && bytes <= GRAFT_ANSWER_BYTES,
@@ -455,8 +515,8 @@ mod tests {
         );
         // What the peer cannot take, and unknown endpoints, are left out.
         let unknown = vec!["tcp://nowhere".to_owned()];
-        assert!(graft_answer(&unknown, &table, now, |_| true).is_empty());
-        assert!(graft_answer(&all, &table, now, |_| false).is_empty());
+        assert!(graft_answer(&unknown, &table, now, GRAFT_ANSWER_BYTES, |_| true).is_empty());
+        assert!(graft_answer(&all, &table, now, GRAFT_ANSWER_BYTES, |_| false).is_empty());
     }
 
     fn tuple(endpoint: &str, version: u64) -> Tuple {

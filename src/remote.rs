@@ -37,7 +37,7 @@
 use std::time::{Duration, Instant};
 
 use crate::msg::{Announce, Hello, Ping, Prune, ZgossipMsg};
-use crate::plumtree::{LazyQueue, PLUMTREE};
+use crate::plumtree::{GraftBudget, LazyQueue, PLUMTREE};
 use crate::server::{announce_of, can_send, replayed, EXTENSIONS, VERSIONED_TUPLES};
 use crate::tuples::Tuples;
 
@@ -137,6 +137,8 @@ pub struct Remote {
     lazy: bool,
     /// Ids waiting for the next IHAVE.
     queue: LazyQueue,
+    /// What the server may still be sent in answers to GRAFT.
+    graft_budget: GraftBudget,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -184,9 +186,15 @@ impl Remote {
             wants_lazy: false,
             lazy: false,
             queue: LazyQueue::default(),
+            graft_budget: GraftBudget::default(),
         };
         remote.tick(tuples, pace, now, send);
         remote
+    }
+
+    /// What the server may still be sent in answers to GRAFT.
+    pub fn graft_budget(&mut self) -> &mut GraftBudget {
+        &mut self.graft_budget
     }
 
     /// The endpoint we connected to.

@@ -260,6 +260,8 @@ pub struct Session {
     /// Plumtree: the session's key, once it has sent IHAVE (what it
     /// announced is forgotten with it).
     announced: Option<zproto_runtime::engine::SessionKey>,
+    /// Plumtree: what the peer may still be sent in answers to GRAFT.
+    graft_budget: plumtree::GraftBudget,
 }
 
 /// The longest wait before resending to a peer whose queue stays full.
@@ -974,9 +976,11 @@ impl Actions for Gossip {
             return;
         };
         let versioned = session.versioned;
-        let tuples = plumtree::graft_answer(&graft.endpoints, &self.tuples, now, |t| {
-            can_send(t, versioned)
-        });
+        let tuples = session
+            .graft_budget
+            .answer(&graft.endpoints, &self.tuples, now, |t| {
+                can_send(t, versioned)
+            });
         for tuple in tuples {
             io.send(replayed(announce_of(&tuple, session.versioned)).into());
         }

@@ -1,13 +1,13 @@
 //! What one Plumtree peer can make a node hold (docs/zgossip.md,
 //! "Plumtree"): the tuples a peer announces by IHAVE and the node awaits are
-//! bounded per peer, and go with the peer.
+//! bounded per peer, and go with the peer; answers to its GRAFTs are paced.
 
 use std::time::Instant;
 
-use zgossip::msg::{Hello, Ihave, Ping, ZgossipMsg};
-use zgossip::plumtree::MAX_MISSING_PER_LINK;
+use zgossip::msg::{Graft, Hello, Ihave, Ping, ZgossipMsg};
+use zgossip::plumtree::{GRAFT_ANSWER_BYTES, MAX_MISSING_PER_LINK};
 use zgossip::server::EXTENSIONS;
-use zgossip::{Codec, NodeCore, Settings};
+use zgossip::{Codec, NodeCore, Output, Settings};
 
 /// A peer that negotiated our extensions and said HELLO.
 fn join(core: &mut NodeCore, id: &[u8], now: Instant) {
@@ -75,4 +75,55 @@ fn a_peer_announcing_junk_fills_only_its_share_and_takes_it_along() {
     assert_eq!(core.stats().awaited, MAX_MISSING_PER_LINK as u64 + 10);
     core.on_peer_disconnected(attacker);
     assert_eq!(core.stats().awaited, 10, "the junk went with its peer");
+}
+
+#[test]
+fn a_storm_of_grafts_from_a_peer_that_never_reads_builds_one_answers_worth() {
+    // Before, every GRAFT of a reactor batch was answered in full at once
+    // (up to 256 KiB each): 60 GRAFTs for every endpoint built 15 MB of
+    // answers for a peer that read none of them.
+    let now = Instant::now();
+    let mut core = NodeCore::new("node", Settings::default());
+    let service = "s".repeat(1000);
+    let endpoints: Vec<String> = (0..2000).map(|i| format!("tcp://svc-{i}:1")).collect();
+    for endpoint in &endpoints {
+        core.announce(endpoint, &service, now).expect("announced");
+    }
+    core.take_outputs();
+    let attacker = b"attacker".as_slice();
+    join(&mut core, attacker, now);
+    let mut built = 0;
+    for _ in 0..60 {
+        let graft = Graft {
+            endpoints: endpoints.clone(),
+        };
+        let mut frames = vec![attacker.to_vec()];
+        frames.extend(ZgossipMsg::from(graft).encode().expect("encodes"));
+        core.on_peer_frames(&frames, now);
+        built += answers_to(&mut core, attacker);
+    }
+    assert!(built > 0, "the first GRAFT is answered");
+    assert!(
+        built <= GRAFT_ANSWER_BYTES + 60 * 1100,
+        "{built} bytes built for one burst"
+    );
+    // A second later the peer has earned another answer's worth.
+    let later = now + std::time::Duration::from_secs(1);
+    let graft = Graft { endpoints };
+    let mut frames = vec![attacker.to_vec()];
+    frames.extend(ZgossipMsg::from(graft).encode().expect("encodes"));
+    core.on_peer_frames(&frames, later);
+    let again = answers_to(&mut core, attacker);
+    assert!(again > GRAFT_ANSWER_BYTES / 2, "{again}");
+}
+
+/// Bytes of the ANNOUNCEs the node has queued for peer `id`.
+fn answers_to(core: &mut NodeCore, id: &[u8]) -> usize {
+    core.take_outputs()
+        .iter()
+        .filter_map(|output| match output {
+            Output::ToPeer(frames) if frames.first() == Some(id) => Some(frames.byte_len()),
+            _ => None,
+        })
+        .sum()
 }
