@@ -197,14 +197,21 @@ impl Rng {
 
     /// `k` distinct numbers in `0..n`.
     fn sample(&mut self, n: usize, k: usize) -> Vec<usize> {
-        let mut all: Vec<usize> = (0..n).collect();
+        // A partial Fisher-Yates shuffle of 0..n, with the swapped places
+        // in a map rather than the whole array: a node's k links cost k,
+        // not its position in the swarm (which made a swarm's plan grow
+        // with the square of its nodes: 40 GB at 100,000).
         let k = k.min(n);
+        let mut moved: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(k);
         for i in 0..k {
             let j = i + self.below(n - i);
-            all.swap(i, j);
+            let at_j = moved.get(&j).copied().unwrap_or(j);
+            let at_i = moved.get(&i).copied().unwrap_or(i);
+            moved.insert(j, at_i);
+            out.push(at_j);
         }
-        all.truncate(k);
-        all
+        out
     }
 }
 
