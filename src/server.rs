@@ -530,6 +530,17 @@ impl Gossip {
         {
             return None;
         }
+        self.answer_with_tombstone(offer, theirs, now)
+    }
+
+    /// Remove `offer`'s endpoint in our name, above `theirs`, and keep
+    /// guarding the removal while the tombstone lives.
+    fn answer_with_tombstone(
+        &mut self,
+        offer: &Offer<'_>,
+        theirs: Stamp,
+        now: Instant,
+    ) -> Option<Option<Change>> {
         let version = self.lifecycle.clock.next_version(theirs.version, now);
         self.unpublished.insert(offer.endpoint.to_owned(), version);
         let answer = Offer {
@@ -579,18 +590,7 @@ impl Gossip {
         {
             return None;
         }
-        let version = self.lifecycle.clock.next_version(theirs.version, now);
-        self.unpublished.insert(offer.endpoint.to_owned(), version);
-        let answer = Offer {
-            endpoint: offer.endpoint,
-            service: offer.service,
-            stamp: Some(Stamp { version, origin }),
-            lease: self.lifecycle.tombstone_keep(),
-            removed: true,
-            contested: false,
-            replay: false,
-        };
-        Some(self.store(&answer, true, now).ok().flatten())
+        self.answer_with_tombstone(offer, theirs, now)
     }
 
     /// Store `offer` if it outranks what the table holds. `echo`: our own

@@ -70,6 +70,11 @@ fn peer_sends(
     core.take_outputs()
 }
 
+/// Whether the node holds `endpoint` live (not a tombstone).
+fn live(core: &NodeCore, endpoint: &str, now: Instant) -> bool {
+    core.tuples().get(endpoint, now).is_some_and(|t| !t.removed)
+}
+
 fn removals(outputs: &[Output]) -> usize {
     outputs
         .iter()
@@ -106,26 +111,14 @@ fn forged_tombstones_for_another_nodes_tuple_remove_it_once_per_lease() {
         &[("tcp://svc:1", "real", v + 2, owner, 2)],
         start,
     );
-    assert!(
-        !core
-            .tuples()
-            .get("tcp://svc:1", start)
-            .expect("held")
-            .removed
-    );
+    assert!(live(&core, "tcp://svc:1", start));
     // Fifty more forged tombstones: none is taken while the lease runs.
     let forged: Vec<_> = (3..53)
         .map(|i| ("tcp://svc:1", "real", v + i, 6, 1))
         .collect();
     let out = peer_sends(&mut core, b"forger", &forged, start);
     assert_eq!(removals(&out), 0);
-    assert!(
-        !core
-            .tuples()
-            .get("tcp://svc:1", start)
-            .expect("held")
-            .removed
-    );
+    assert!(live(&core, "tcp://svc:1", start));
     // The owner's own removal is taken at once.
     let out = peer_sends(
         &mut core,
