@@ -19,7 +19,7 @@ use crate::server::{
     Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
-use crate::tuples::{Accepted, Tuple, Tuples};
+use crate::tuples::{Accepted, Interner, Tuple, Tuples};
 
 /// How soon a replay that a full queue refused tries again, while the peer
 /// keeps taking what it is sent (doubling, up to a second, while it takes
@@ -350,13 +350,22 @@ pub struct NodeCore {
 }
 
 impl NodeCore {
-    /// A node; `name` prefixes its log lines.
+    /// A node; `name` prefixes its log lines. Its tuple strings go to the
+    /// process's interner ([`Interner::process`]).
     pub fn new(name: impl Into<String>, settings: Settings) -> Self {
+        Self::with_interner(name, settings, Interner::process())
+    }
+
+    /// A node whose tuple strings go to `interner`: a driver that runs
+    /// worlds side by side (the simulator) gives each world its own, so
+    /// that they share nothing.
+    pub fn with_interner(name: impl Into<String>, settings: Settings, interner: Interner) -> Self {
         let mut node = Self {
             name: name.into(),
             sessions: Sessions::new(Some(settings.timeout)),
             settings,
             gossip: Gossip {
+                tuples: Tuples::with_interner(interner),
                 limits: settings.limits,
                 lifecycle: Lifecycle {
                     origin: settings.origin.map_or_else(new_origin, |o| o.max(1)),

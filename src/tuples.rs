@@ -18,11 +18,13 @@
 //! tuple new to the node is forwarded to every peer anyway, so a replay
 //! whose cursor has passed the hole loses nothing.
 //!
-//! Tuple strings are interned process-wide as numbered symbols: a swarm of
-//! thousands of nodes holds one copy of each endpoint and service, and a
-//! node stores two 4-byte symbols per tuple. Symbols are counted, and a
-//! string nobody holds any more is freed, so a peer that keeps replacing a
-//! service does not leave garbage behind.
+//! Tuple strings are interned as numbered symbols ([`Interner`]): a node
+//! stores two 4-byte symbols per tuple, and nodes that share an interner (a
+//! swarm of thousands in one process) hold one copy of each endpoint and
+//! service. The driver chooses: [`Interner::process`] by default, one per
+//! world in the simulator, so that runs on other threads share nothing.
+//! Symbols are counted, and a string nobody holds any more is freed, so a
+//! peer that keeps replacing a service does not leave garbage behind.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -42,16 +44,40 @@ struct Symbols {
     free: Vec<Symbol>,
 }
 
-impl Symbols {
-    fn lock() -> MutexGuard<'static, Symbols> {
-        static SYMBOLS: OnceLock<Mutex<Symbols>> = OnceLock::new();
-        let symbols = SYMBOLS.get_or_init(Mutex::default);
+/// The table of tuple strings that [`Tuples`] number their endpoints and
+/// services in; cloning it shares it.
+#[derive(Clone, Default)]
+pub struct Interner(Arc<Mutex<Symbols>>);
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("strings", &(self.lock().numbers.len()))
+            .finish()
+    }
+}
+
+impl Interner {
+    /// The process's interner, shared by every table made without one.
+    pub fn process() -> Self {
+        static PROCESS: OnceLock<Interner> = OnceLock::new();
+        PROCESS.get_or_init(Interner::default).clone()
+    }
+
+    /// A new interner, shared with nobody yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Symbols> {
         // A panic elsewhere cannot leave the table inconsistent: use it anyway.
-        symbols
+        self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
 
+impl Symbols {
     fn find(&self, text: &str) -> Option<Symbol> {
         self.numbers.get(text).copied()
     }
@@ -269,8 +295,9 @@ impl Entry {
 ///
 /// Per tuple: a 32-byte entry and a 4-byte position in a hash table found
 /// by the endpoint's symbol (about 38 bytes with the tables' slack).
-#[derive(Default)]
 pub struct Tuples {
+    /// Where the entries' strings are.
+    symbols: Interner,
     entries: Vec<Entry>,
     /// Positions in `entries`, hashed by their endpoint symbol.
     positions: hashbrown::HashTable<u32>,
@@ -290,6 +317,33 @@ pub struct Tuples {
     expiries: BinaryHeap<Reverse<(u32, u32)>>,
 }
 
+impl Default for Tuples {
+    /// An empty table over the process's interner.
+    fn default() -> Self {
+        Self::with_interner(Interner::process())
+    }
+}
+
+impl Tuples {
+    /// An empty table whose strings go to `symbols`.
+    pub fn with_interner(symbols: Interner) -> Self {
+        Self {
+            symbols,
+            entries: Vec::new(),
+            positions: hashbrown::HashTable::new(),
+            holes: Vec::new(),
+            live: 0,
+            epoch: None,
+            expiries: BinaryHeap::new(),
+        }
+    }
+
+    /// The interner its strings are in.
+    pub fn interner(&self) -> &Interner {
+        &self.symbols
+    }
+}
+
 impl std::fmt::Debug for Tuples {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tuples")
@@ -307,12 +361,14 @@ fn hash(symbol: Symbol) -> u64 {
 
 impl Clone for Tuples {
     fn clone(&self) -> Self {
-        let mut symbols = Symbols::lock();
+        let mut symbols = self.symbols.lock();
         for e in self.entries.iter().filter(|e| !e.is_hole()) {
             symbols.retain(e.endpoint);
             symbols.retain(e.service);
         }
+        drop(symbols);
         Self {
+            symbols: self.symbols.clone(),
             entries: self.entries.clone(),
             positions: self.positions.clone(),
             holes: self.holes.clone(),
@@ -328,7 +384,7 @@ impl Drop for Tuples {
         if self.entries.is_empty() {
             return;
         }
-        let mut symbols = Symbols::lock();
+        let mut symbols = self.symbols.lock();
         for e in self.entries.iter().filter(|e| !e.is_hole()) {
             symbols.release(e.endpoint);
             symbols.release(e.service);
@@ -409,7 +465,7 @@ impl Tuples {
         if offer.stamp.is_some_and(|stamp| stamp.origin == 0) {
             return Accepted::Implausible;
         }
-        let mut symbols = Symbols::lock();
+        let mut symbols = self.symbols.lock();
         let endpoint_symbol = symbols.find(offer.endpoint);
         let Some(p) = endpoint_symbol.and_then(|e| self.position_of(e)) else {
             if offer.stamp.is_none() && offer.removed {
@@ -583,7 +639,7 @@ impl Tuples {
             }
         }
         if !forget.is_empty() {
-            let mut symbols = Symbols::lock();
+            let mut symbols = self.symbols.lock();
             for p in forget {
                 let e = self.entries[p];
                 let entries = &self.entries;
@@ -610,7 +666,7 @@ impl Tuples {
 
     fn tuple(&self, p: usize, now: Instant) -> Tuple {
         let e = self.entries[p];
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         self.tuple_with(&symbols, e, now)
     }
 
@@ -627,7 +683,7 @@ impl Tuples {
 
     /// The entry at `endpoint`, tombstone or live.
     pub fn get(&self, endpoint: &str, now: Instant) -> Option<Tuple> {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
         Some(self.tuple_with(&symbols, self.entries[p], now))
     }
@@ -635,7 +691,7 @@ impl Tuples {
     /// The stamp of `endpoint`'s entry (tombstone or live), without
     /// copying its strings out.
     pub fn stamp(&self, endpoint: &str) -> Option<Stamp> {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
         self.entries[p].stamp()
     }
@@ -643,7 +699,7 @@ impl Tuples {
     /// Whether the value held at `endpoint` was pushed to us as news (not
     /// replayed): a second push of it means two paths (Plumtree's PRUNE).
     pub fn came_pushed(&self, endpoint: &str) -> bool {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         let Some(p) = symbols.find(endpoint).and_then(|e| self.position_of(e)) else {
             return false;
         };
@@ -652,7 +708,7 @@ impl Tuples {
 
     /// The live service at `endpoint`.
     pub fn service(&self, endpoint: &str) -> Option<Arc<str>> {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
         let e = self.entries[p];
         (!e.removed()).then(|| symbols.string(e.service))
@@ -660,7 +716,7 @@ impl Tuples {
 
     /// The position of `endpoint`'s entry.
     pub fn position(&self, endpoint: &str) -> Option<usize> {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         self.position_of(symbols.find(endpoint)?)
     }
 
@@ -670,7 +726,7 @@ impl Tuples {
         if e.is_hole() {
             return None;
         }
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         Some(self.tuple_with(&symbols, e, now))
     }
 
@@ -690,7 +746,7 @@ impl Tuples {
         let Some(entries) = self.entries.get(position..) else {
             return;
         };
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         out.extend(
             entries
                 .iter()
@@ -722,7 +778,7 @@ impl Tuples {
 
     /// Every live tuple, in order of position.
     pub fn to_vec(&self) -> Vec<(Arc<str>, Arc<str>)> {
-        let symbols = Symbols::lock();
+        let symbols = self.symbols.lock();
         self.entries
             .iter()
             .filter(|e| !e.is_hole() && !e.removed())
@@ -1070,7 +1126,8 @@ mod tests {
     fn replaced_and_dropped_strings_are_freed() {
         let now = Instant::now();
         let unique = |i: u32| format!("tuples-test-service-{i}-{}", std::process::id());
-        let mut t = Tuples::default();
+        let interner = Interner::new();
+        let mut t = Tuples::with_interner(interner.clone());
         t.offer(
             &Offer::unversioned("tuples-test-endpoint", &unique(0)),
             NO_LIMIT,
@@ -1084,7 +1141,7 @@ mod tests {
                 now,
             );
         }
-        let symbols = Symbols::lock();
+        let symbols = interner.lock();
         // The clone still holds service 0; replaced services 1..998 are gone.
         assert!(symbols.find(&unique(0)).is_some());
         assert!(symbols.find(&unique(500)).is_none());
@@ -1092,9 +1149,29 @@ mod tests {
         drop(symbols);
         drop(copy);
         drop(t);
-        let symbols = Symbols::lock();
+        let symbols = interner.lock();
         assert!(symbols.find(&unique(0)).is_none());
         assert!(symbols.find(&unique(999)).is_none());
         assert!(symbols.find("tuples-test-endpoint").is_none());
+    }
+
+    #[test]
+    fn tables_share_strings_only_through_a_shared_interner() {
+        let now = Instant::now();
+        let (mine, theirs) = (Interner::new(), Interner::new());
+        let mut a = Tuples::with_interner(mine.clone());
+        let mut b = Tuples::with_interner(mine.clone());
+        let mut c = Tuples::with_interner(theirs.clone());
+        for t in [&mut a, &mut b, &mut c] {
+            t.offer(&Offer::unversioned("tcp://e:1", "s"), NO_LIMIT, now);
+        }
+        // One copy of each string in the shared interner, one in the other.
+        assert_eq!(mine.lock().numbers.len(), 2);
+        assert_eq!(theirs.lock().numbers.len(), 2);
+        drop(a);
+        assert_eq!(mine.lock().numbers.len(), 2, "b still holds them");
+        drop(b);
+        assert_eq!(mine.lock().numbers.len(), 0);
+        assert_eq!(c.service("tcp://e:1").as_deref(), Some("s"));
     }
 }

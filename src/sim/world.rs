@@ -244,6 +244,9 @@ pub struct Counts {
 /// The simulated processes and network.
 pub struct World {
     base: Instant,
+    /// The tuple strings of this world's nodes, shared with no other
+    /// world (runs on other threads).
+    interner: crate::tuples::Interner,
     now: u64,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
@@ -350,6 +353,7 @@ impl World {
             .collect();
         Self {
             base: Instant::now(),
+            interner: crate::tuples::Interner::new(),
             now: 0,
             queue: BinaryHeap::new(),
             seq: 0,
@@ -508,7 +512,11 @@ impl World {
         };
         let p = &mut self.processes[node];
         p.incarnation = incarnation;
-        p.core = Some(NodeCore::new(format!("node-{node}"), settings));
+        p.core = Some(NodeCore::with_interner(
+            format!("node-{node}"),
+            settings,
+            self.interner.clone(),
+        ));
         p.paused = false;
         p.remotes.clear();
         p.gone_while_paused.clear();
