@@ -11,12 +11,12 @@ use zproto_runtime::{Codec, Packet};
 
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
-use crate::msg::{Graft, Ihave, Prune, ZgossipMsg};
+use crate::msg::{Alive, Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote};
 use crate::server::{
-    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Change, Gossip, Lifecycle,
-    Refusal, DEFAULT_LEASE,
+    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Change, Gossip, Heartbeat,
+    Lifecycle, Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Interner, Tuple, Tuples};
@@ -264,24 +264,33 @@ pub struct Stats {
     /// Writes a little too far ahead of the clock, held until it catches
     /// up (at most [`crate::early::MAX_EARLY`]).
     pub early: u64,
+    /// Our heartbeats sent (ALIVE: one per third of our lease while we own
+    /// tuples, passed on by every node).
+    pub heartbeats_sent: u64,
+    /// Heartbeats in our name above our last one (forged), each answered
+    /// at once with ours.
+    pub forged_heartbeats: u64,
     /// Messages received, by type ([`MESSAGE_TYPES`] order).
-    pub received_by_type: [u64; 8],
+    pub received_by_type: [u64; MESSAGE_KINDS],
     /// Messages sent, by type ([`MESSAGE_TYPES`] order).
-    pub sent_by_type: [u64; 8],
+    pub sent_by_type: [u64; MESSAGE_KINDS],
     /// Bytes of the messages received (routing ids left out).
     pub bytes_received: u64,
     /// Bytes of the messages sent (routing ids left out).
     pub bytes_sent: u64,
 }
 
+/// How many message types zgossip has (ids 1 to this).
+pub const MESSAGE_KINDS: usize = 9;
+
 /// zgossip's message types, in id order, as `Stats` counts them.
-pub const MESSAGE_TYPES: [&str; 8] = [
-    "HELLO", "ANNOUNCE", "PING", "PONG", "INVALID", "IHAVE", "GRAFT", "PRUNE",
+pub const MESSAGE_TYPES: [&str; MESSAGE_KINDS] = [
+    "HELLO", "ANNOUNCE", "PING", "PONG", "INVALID", "IHAVE", "GRAFT", "PRUNE", "ALIVE",
 ];
 
 /// The index of `message`'s type in [`MESSAGE_TYPES`].
 fn type_index(message: &ZgossipMsg) -> usize {
-    usize::from(message.id().clamp(1, 8) - 1)
+    usize::from(message.id()).clamp(1, MESSAGE_KINDS) - 1
 }
 
 fn frames_len<F: AsRef<[u8]>>(frames: &[F]) -> u64 {
@@ -698,6 +707,7 @@ impl NodeCore {
                     .collect();
                 self.send_to_remote(remote, messages);
             }
+            Received::Alive(alive) => self.heard_alive(alive, remote, now),
             Received::Nothing => {}
         }
         // An INVALID or a marker's PONG may have made a generation due.
@@ -896,6 +906,14 @@ impl NodeCore {
         for refusal in std::mem::take(&mut self.gossip.refused) {
             self.refused_tuple(refusal, now);
         }
+        // Heartbeats from sessions went to the other sessions already.
+        for alive in std::mem::take(&mut self.gossip.alive_heard) {
+            self.pass_on_alive(alive, None, false, now);
+        }
+        if std::mem::take(&mut self.gossip.heartbeat_wanted) {
+            self.stats.forged_heartbeats += 1;
+            self.send_heartbeat(now);
+        }
     }
 
     fn flush_sessions(&mut self) {
@@ -987,13 +1005,13 @@ impl NodeCore {
         // Renewals before expiry: a node whose timers are late (a paused
         // process) renews its own tuples before they could expire here.
         if self.next_renewal.is_some_and(|at| at <= now) {
-            let renewals = if self.gossip.mutation == Some(crate::server::Mutation::NoRenewal) {
-                Vec::new()
-            } else {
-                self.gossip.renew(now)
-            };
-            for change in renewals {
-                self.spread(change, None, now);
+            if self.gossip.mutation != Some(crate::server::Mutation::NoRenewal) {
+                let one_by_one = self.gossip.renewing_sessions > 0
+                    || self.remotes.iter().any(Remote::renews_tuples);
+                for change in self.gossip.renew(now, one_by_one) {
+                    self.spread(change, None, now);
+                }
+                self.send_heartbeat(now);
             }
             self.next_renewal = if self.gossip.owned.is_empty() {
                 None
@@ -1014,6 +1032,79 @@ impl NodeCore {
             if self.remotes[index].next_deadline() <= now {
                 self.tick_remote(index, now);
             }
+        }
+    }
+
+    /// Our heartbeat to every peer that takes it (while we own tuples).
+    fn send_heartbeat(&mut self, now: Instant) {
+        if self.gossip.owned.is_empty() {
+            return;
+        }
+        if let Some(alive) = self.gossip.next_heartbeat(now) {
+            self.stats.heartbeats_sent += 1;
+            self.pass_on_alive(alive, None, true, now);
+        }
+    }
+
+    /// A heartbeat from remote `from` (one from a session is the
+    /// session's action's: [`NodeCore::after_sessions`]).
+    fn heard_alive(&mut self, alive: Alive, from: usize, now: Instant) {
+        match self.gossip.heard_alive(&alive, Link::Remote(from), now) {
+            Heartbeat::PassOn => {
+                self.pass_on_alive(alive, Some(from), true, now);
+                // Tuples of its node to ask for (they expired here).
+                self.schedule_flush(now);
+            }
+            Heartbeat::Forged => {
+                self.stats.forged_heartbeats += 1;
+                self.send_heartbeat(now);
+            }
+            Heartbeat::Implausible => self.refused_tuple(Refusal::Implausible, now),
+            Heartbeat::Drop => {}
+        }
+    }
+
+    /// Pass a heartbeat on to every remote that takes it but `except`, and
+    /// (`to_sessions`) to every session.
+    fn pass_on_alive(
+        &mut self,
+        alive: Alive,
+        except: Option<usize>,
+        to_sessions: bool,
+        now: Instant,
+    ) {
+        let pace = self.settings.pace();
+        let mut encoded: Option<Packet> = None;
+        for index in 0..self.remotes.len() {
+            let remote = &self.remotes[index];
+            if Some(index) == except || !remote.takes_heartbeats() || remote.is_silent(pace, now) {
+                continue;
+            }
+            if encoded.is_none() {
+                match ZgossipMsg::from(alive.clone()).encode_packet() {
+                    Ok(frames) => encoded = Some(frames),
+                    Err(e) => {
+                        tracing::warn!(node = %self.name, "cannot encode for a remote: {e}");
+                        break;
+                    }
+                }
+            }
+            let Some(frames) = encoded.as_ref() else {
+                break;
+            };
+            self.remotes[index].sent_traffic(pace, now);
+            self.stats.count_out(&ZgossipMsg::from(alive.clone()), frames.byte_len());
+            self.outputs.push(Output::ToRemote {
+                remote: index,
+                frames: frames.clone(),
+            });
+        }
+        if to_sessions {
+            self.gossip.alive_forwarding = Some(alive);
+            self.sessions
+                .broadcast(&mut self.gossip, Event::ForwardAlive, now);
+            self.gossip.alive_forwarding = None;
+            self.flush_sessions();
         }
     }
 

@@ -526,6 +526,7 @@ mod tests {
             stamp: Some(Stamp { version, origin: 9 }),
             removed: false,
             contested: false,
+            expired: false,
             lease: None,
         }
     }

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::msg::{Announce, Hello, Ping, Prune, ZgossipMsg};
 use crate::plumtree::{GraftBudget, LazyQueue, PLUMTREE};
-use crate::server::{announce_of, can_send, replayed, EXTENSIONS, VERSIONED_TUPLES};
+use crate::server::{announce_of, can_send, replayed, EXTENSIONS, LIVENESS, VERSIONED_TUPLES};
 use crate::tuples::Tuples;
 
 /// Longest spacing between generations, however often INVALID comes.
@@ -150,6 +150,8 @@ pub enum Received {
     Ihave(Vec<u8>),
     /// Plumtree: tuples the server asks for (GRAFT).
     Graft(Vec<String>),
+    /// A node's heartbeat (ALIVE).
+    Alive(crate::msg::Alive),
     /// Nothing for the node to do.
     Nothing,
 }
@@ -206,6 +208,25 @@ impl Remote {
     /// with that extension); `false` until it answered.
     pub fn versioned(&self) -> bool {
         self.agreed.is_some_and(|a| a & VERSIONED_TUPLES != 0)
+    }
+
+    /// Whether the server agreed liveness per node (ALIVE) with versioned
+    /// tuples.
+    pub fn liveness(&self) -> bool {
+        self.agreed
+            .is_some_and(|a| a & LIVENESS != 0 && a & VERSIONED_TUPLES != 0)
+    }
+
+    /// Whether a heartbeat may go to the server now: liveness agreed, and
+    /// after HELLO (a server answers anything else before it with INVALID).
+    pub fn takes_heartbeats(&self) -> bool {
+        self.liveness() && !matches!(self.phase, Phase::Probing(_) | Phase::Probed)
+    }
+
+    /// Whether our tuples must be renewed one by one for this server: it
+    /// takes versioned tuples but not heartbeats.
+    pub fn renews_tuples(&self) -> bool {
+        self.versioned() && !self.liveness()
     }
 
     /// Whether the server agreed Plumtree.
@@ -446,6 +467,8 @@ impl Remote {
                 return Received::Graft(graft.endpoints);
             }
             ZgossipMsg::Prune(_) if self.plumtree() => self.lazy = true,
+            ZgossipMsg::Alive(alive) if self.liveness() => return Received::Alive(alive),
+            ZgossipMsg::Alive(_) => {}
             // Not agreed: a server has no business sending these.
             ZgossipMsg::Ihave(_) | ZgossipMsg::Graft(_) | ZgossipMsg::Prune(_) => {}
         }

@@ -13,16 +13,21 @@ use crate::clock::WallClock;
 use crate::early::Early;
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
-use crate::msg::{Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
+use crate::msg::{Alive, Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
 use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
-use crate::tuples::{Accepted, Offer, Stamp, Tuple, Tuples};
+use crate::tuples::{Accepted, Liveness, Offer, Stamp, Tuple, Tuples};
 
 /// The extensions this node speaks (PING/PONG `extensions`): versioned
-/// tuples, with leases and tombstones; Plumtree.
-pub const EXTENSIONS: u32 = VERSIONED_TUPLES | PLUMTREE;
+/// tuples, with leases and tombstones; Plumtree; liveness per node.
+pub const EXTENSIONS: u32 = VERSIONED_TUPLES | PLUMTREE | LIVENESS;
 
 /// Extension bit: ANNOUNCE carries origin, version, lease and flags.
 pub const VERSIONED_TUPLES: u32 = 1;
+
+/// Extension bit: liveness per node. Each node's heartbeat (ALIVE) keeps
+/// all its tuples alive, instead of every tuple renewed one by one
+/// (docs/zgossip.md, "Liveness"). Only with versioned tuples.
+pub const LIVENESS: u32 = 4;
 
 /// ANNOUNCE `flags` bit: a tombstone.
 pub const FLAG_REMOVED: u8 = 1;
@@ -196,6 +201,19 @@ pub struct Gossip {
     pub(crate) lazy_pending: bool,
     /// Plumtree: the endpoints the next `ask for missing` asks for.
     pub(crate) graft_request: Option<Vec<String>>,
+    /// The heartbeat being passed on to every session (`forward alive`).
+    pub(crate) alive_forwarding: Option<Alive>,
+    /// Heartbeats from sessions, newer than the last of their node, for
+    /// the node to pass on to its remotes.
+    pub(crate) alive_heard: Vec<Alive>,
+    /// A heartbeat in our name above our last one came (forged): ours must
+    /// go at once, above it.
+    pub(crate) heartbeat_wanted: bool,
+    /// The revision of our last heartbeat.
+    pub(crate) heartbeat: u64,
+    /// Sessions that take versioned tuples but not heartbeats: while there
+    /// are any, our tuples are renewed one by one as well.
+    pub(crate) renewing_sessions: usize,
     /// A deliberate defect (simulator checks only).
     pub(crate) mutation: Option<Mutation>,
 }
@@ -253,6 +271,8 @@ pub struct Session {
     versioned: bool,
     /// The peer agreed Plumtree.
     plumtree: bool,
+    /// The peer agreed liveness per node (ALIVE).
+    liveness: bool,
     /// The peer sent PRUNE: it gets ids in IHAVE batches, not tuples.
     lazy: bool,
     /// Ids waiting for the next IHAVE.
@@ -262,6 +282,30 @@ pub struct Session {
     announced: Option<zproto_runtime::engine::SessionKey>,
     /// Plumtree: what the peer may still be sent in answers to GRAFT.
     graft_budget: plumtree::GraftBudget,
+}
+
+impl Session {
+    /// Whether the peer takes versioned tuples but not heartbeats: our
+    /// tuples are renewed one by one for it.
+    fn renews_tuples(&self) -> bool {
+        self.versioned && !self.liveness
+    }
+}
+
+/// What a heartbeat (ALIVE) is to this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heartbeat {
+    /// Newer than the last of its node, whose tuples we hold: kept; pass
+    /// it on.
+    PassOn,
+    /// Already heard (by another path), stale, or of a node we hold
+    /// nothing of: dropped.
+    Drop,
+    /// In our name, above our last one: someone forged it. Ours goes at
+    /// once, above it.
+    Forged,
+    /// Node 0, no lifetime, or a clock too far ahead of ours: refused.
+    Implausible,
 }
 
 /// The longest wait before resending to a peer whose queue stays full.
@@ -294,9 +338,10 @@ pub fn announce_of(tuple: &Tuple, versioned: bool) -> Announce {
 }
 
 /// Whether a peer can take this tuple: a peer without versioned tuples
-/// would store a tombstone as a new tuple.
+/// would store a tombstone as a new tuple; a tombstone left by expiry is
+/// ours alone (every node expires a tuple on its own).
 pub fn can_send(tuple: &Tuple, versioned: bool) -> bool {
-    versioned || !tuple.removed
+    !tuple.expired && (versioned || !tuple.removed)
 }
 
 /// A received ANNOUNCE as an offer to the table; unversioned tuples get
@@ -429,6 +474,57 @@ impl Gossip {
             }
         }
         Some(held)
+    }
+
+    /// A heartbeat from a peer on `link` (docs/zgossip.md, "Liveness").
+    /// Tuples of its node that expired here are asked of that peer
+    /// (Plumtree's GRAFT, as if it had announced them).
+    pub(crate) fn heard_alive(&mut self, alive: &Alive, link: Link, now: Instant) -> Heartbeat {
+        if alive.node == 0
+            || alive.lifetime == 0
+            || self.lifecycle.clock.too_far_ahead(alive.clock, now)
+        {
+            return Heartbeat::Implausible;
+        }
+        if alive.node == self.lifecycle.origin {
+            return if alive.clock > self.heartbeat {
+                Heartbeat::Forged
+            } else {
+                Heartbeat::Drop
+            };
+        }
+        let lifetime = Duration::from_millis(alive.lifetime.into());
+        let mut expired = Vec::new();
+        match self
+            .tuples
+            .alive(alive.node, alive.clock, lifetime, now, &mut expired)
+        {
+            Liveness::Renewed => {
+                if !expired.is_empty() {
+                    self.missing.heard(expired, link, &self.tuples, now);
+                }
+                Heartbeat::PassOn
+            }
+            Liveness::Stale | Liveness::Unknown => Heartbeat::Drop,
+        }
+    }
+
+    /// Our heartbeat, due now (every third of our lease, or at once to
+    /// answer a forged one): our own tuples live on here too. `None`
+    /// without a lease (our tuples live forever).
+    pub(crate) fn next_heartbeat(&mut self, now: Instant) -> Option<Alive> {
+        self.heartbeat_wanted = false;
+        let lease = self.lifecycle.lease?;
+        let clock = self.lifecycle.clock.next_version(self.heartbeat, now);
+        self.heartbeat = clock;
+        let origin = self.lifecycle.origin;
+        // Ours that expired here are written again by `renew`.
+        self.tuples.alive(origin, clock, lease, now, &mut Vec::new());
+        Some(Alive {
+            node: origin,
+            clock,
+            lifetime: u32::try_from(lease.as_millis()).unwrap_or(u32::MAX).max(1),
+        })
     }
 
     /// [`Gossip::receive`] with a deliberate defect.
@@ -621,6 +717,7 @@ impl Gossip {
                 stamp: offer.stamp,
                 removed: offer.removed,
                 contested: offer.contested,
+                expired: false,
                 lease: offer.lease,
             },
             echo,
@@ -694,22 +791,37 @@ impl Gossip {
     /// longer than its lease, comes back rather than being lost). An
     /// endpoint another owner holds is left to it while its tuple lives,
     /// and written again once it is gone (that owner died, or removed it).
-    pub(crate) fn renew(&mut self, now: Instant) -> Vec<Change> {
+    /// With `one_by_one` false (every peer takes heartbeats), a tuple the
+    /// table holds as we last wrote it, live and uncontested, is left to
+    /// our heartbeat and not written again.
+    pub(crate) fn renew(&mut self, now: Instant, one_by_one: bool) -> Vec<Change> {
         let mut changes = Vec::new();
         let origin = self.lifecycle.origin;
         // Removals are guarded while their tombstone is kept.
         let tuples = &self.tuples;
         self.unpublished
             .retain(|endpoint, _| tuples.get(endpoint, now).is_some_and(|t| t.removed));
-        let owned: Vec<(String, Arc<str>)> = self
+        let owned: Vec<(String, Arc<str>, Option<Stamp>)> = self
             .owned
             .iter()
-            .map(|(e, o)| (e.clone(), o.service.clone()))
+            .map(|(e, o)| {
+                let written = (!one_by_one && o.contest.is_none()).then_some(Stamp {
+                    version: o.version,
+                    origin,
+                });
+                (e.clone(), o.service.clone(), written)
+            })
             .collect();
-        for (endpoint, service) in owned {
-            let taken = self
-                .tuples
-                .get(&endpoint, now)
+        for (endpoint, service, written) in owned {
+            let held = self.tuples.get(&endpoint, now);
+            if written.is_some_and(|written| {
+                held.as_ref()
+                    .is_some_and(|t| !t.removed && t.stamp == Some(written))
+            }) {
+                // Alive by our heartbeat.
+                continue;
+            }
+            let taken = held
                 .is_some_and(|t| !t.removed && t.stamp.is_some_and(|s| s.origin != origin));
             if taken {
                 // Another owner's value lives: our claim sleeps.
@@ -774,6 +886,9 @@ impl Actions for Gossip {
     type Session = Session;
 
     fn session_ended(&mut self, session: &mut Session) {
+        if session.renews_tuples() {
+            self.renewing_sessions = self.renewing_sessions.saturating_sub(1);
+        }
         if let Some(key) = session.announced.take() {
             self.missing.forget_link(Link::Session(key));
         }
@@ -837,9 +952,22 @@ impl Actions for Gossip {
     fn agree_extensions(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         if let Some(ZgossipMsg::Ping(ping)) = io.message() {
             if let Some(offered) = ping.extensions {
-                let agreed = offered & EXTENSIONS;
+                let mut agreed = offered & EXTENSIONS;
+                if agreed & VERSIONED_TUPLES == 0 {
+                    // Heartbeats keep versioned tuples alive: nothing else.
+                    agreed &= !LIVENESS;
+                }
+                let renewed_before = session.renews_tuples();
                 session.versioned = agreed & VERSIONED_TUPLES != 0;
                 session.plumtree = agreed & PLUMTREE != 0;
+                session.liveness = agreed & LIVENESS != 0;
+                match (renewed_before, session.renews_tuples()) {
+                    (false, true) => self.renewing_sessions += 1,
+                    (true, false) => {
+                        self.renewing_sessions = self.renewing_sessions.saturating_sub(1)
+                    }
+                    _ => {}
+                }
                 io.set_message(
                     Pong {
                         extensions: Some(agreed),
@@ -1002,6 +1130,32 @@ impl Actions for Gossip {
                 io.set_message(Ihave { tuples }.into());
             }
             None => io.set_exception(Event::NothingToForward),
+        }
+    }
+
+    fn note_liveness(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let (Some(ZgossipMsg::Alive(alive)), Some(now), Some(key), true) =
+            (io.message(), io.now(), io.session(), session.liveness)
+        else {
+            return;
+        };
+        match self.heard_alive(alive, Link::Session(key), now) {
+            Heartbeat::PassOn => {
+                let alive = alive.clone();
+                self.alive_forwarding = Some(alive.clone());
+                self.alive_heard.push(alive);
+                io.broadcast_to_others(Event::ForwardAlive);
+            }
+            Heartbeat::Forged => self.heartbeat_wanted = true,
+            Heartbeat::Implausible => self.refused.push(Refusal::Implausible),
+            Heartbeat::Drop => {}
+        }
+    }
+
+    fn get_heartbeat_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        match &self.alive_forwarding {
+            Some(alive) if session.liveness => io.set_message(alive.clone().into()),
+            _ => io.set_exception(Event::NothingToForward),
         }
     }
 

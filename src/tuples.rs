@@ -18,6 +18,18 @@
 //! tuple new to the node is forwarded to every peer anyway, so a replay
 //! whose cursor has passed the hole loses nothing.
 //!
+//! Liveness is per origin (docs/zgossip.md, "Liveness"): a node's heartbeat
+//! ([`Tuples::alive`]) keeps every live leased tuple it wrote alive for
+//! the heartbeat's lease, so that an owner sends one small message per
+//! period, not one per tuple. A tuple expires at the later of its own
+//! lease and its origin's last heartbeat plus that heartbeat's lease. The
+//! table keeps this for origins it holds entries of, and no other, so a
+//! peer inventing origins costs nothing. A tuple that expired keeps its
+//! stamp in a tombstone marked expired, and a live copy with the same
+//! stamp brings it back (with the lease its sender had left): it expired
+//! here only because its origin's heartbeats were late, and no copy lives
+//! longer than the sender's view of them.
+//!
 //! Tuple strings are interned as numbered symbols ([`Interner`]): a node
 //! stores two 4-byte symbols per tuple, and nodes that share an interner (a
 //! swarm of thousands in one process) hold one copy of each endpoint and
@@ -163,6 +175,10 @@ pub struct Tuple {
     pub removed: bool,
     /// Written by an owner that answers a competing write (see docs/zgossip.md).
     pub contested: bool,
+    /// A tombstone left by expiry here: never sent, since every node
+    /// expires a tuple on its own, and a live copy with its stamp brings
+    /// it back (module docs).
+    pub expired: bool,
     /// Time left before it expires (a tombstone: before it is forgotten);
     /// `None`: never.
     pub lease: Option<Duration>,
@@ -242,14 +258,18 @@ impl Accepted {
 }
 
 /// `Entry::state` bits: a tombstone; written contested; came by a replay;
-/// the rest is the expiry in ticks since the table's epoch (0: never).
+/// a tombstone left by expiry; the rest is the expiry in ticks since the
+/// table's epoch (0: never).
 const REMOVED: u32 = 1 << 31;
 const CONTESTED: u32 = 1 << 30;
 /// The value held came by a replay, not pushed (see [`Offer::replay`]).
 const REPLAYED: u32 = 1 << 29;
-const EXPIRY: u32 = REPLAYED - 1;
+/// A tombstone left by expiry, with the expired tuple's stamp: a live copy
+/// with that stamp brings the tuple back (module docs).
+const EXPIRED: u32 = 1 << 28;
+const EXPIRY: u32 = EXPIRED - 1;
 
-/// One tick of expiry time. 30 bits of them span 124 days; the epoch moves
+/// One tick of expiry time. 28 bits of them span 31 days; the epoch moves
 /// forward before they run out.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -291,10 +311,38 @@ impl Entry {
     }
 }
 
+/// What the table knows of one origin's liveness.
+#[derive(Debug, Clone, Copy)]
+struct Life {
+    /// Entries (live or tombstones) it wrote: the record goes with the
+    /// last of them.
+    entries: u32,
+    /// Its last heartbeat's revision (0: none heard).
+    revision: u64,
+    /// Its live leased tuples expire no earlier than this, in ticks (0:
+    /// no heartbeat heard).
+    until: u32,
+    /// Some of its tuples expired here since its last heartbeat.
+    expired: bool,
+}
+
+/// What [`Tuples::alive`] made of a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Newer than the origin's last one: its tuples live on; pass it on.
+    Renewed,
+    /// Not newer than the origin's last one (a copy by another path, or a
+    /// stale one): dropped.
+    Stale,
+    /// The table holds nothing the origin wrote: dropped.
+    Unknown,
+}
+
 /// Every tuple a node knows, tombstones included, by position.
 ///
 /// Per tuple: a 32-byte entry and a 4-byte position in a hash table found
-/// by the endpoint's symbol (about 38 bytes with the tables' slack).
+/// by the endpoint's symbol (about 38 bytes with the tables' slack); per
+/// origin of an entry, 24 bytes of liveness (and the hash table's slack).
 pub struct Tuples {
     /// Where the entries' strings are.
     symbols: Interner,
@@ -315,6 +363,8 @@ pub struct Tuples {
     /// leased entries (8 bytes each), and never over twice as many plus
     /// [`SPARE_EXPIRIES`]: past that, the heap is rebuilt from the table.
     expiries: BinaryHeap<Reverse<(u32, u32)>>,
+    /// Liveness of the origins of entries, by origin.
+    lives: HashMap<u64, Life, FastHash>,
 }
 
 impl Default for Tuples {
@@ -335,6 +385,7 @@ impl Tuples {
             live: 0,
             epoch: None,
             expiries: BinaryHeap::new(),
+            lives: HashMap::default(),
         }
     }
 
@@ -375,6 +426,7 @@ impl Clone for Tuples {
             live: self.live,
             epoch: self.epoch,
             expiries: self.expiries.clone(),
+            lives: self.lives.clone(),
         }
     }
 }
@@ -430,6 +482,9 @@ impl Tuples {
             for e in self.entries.iter_mut().filter(|e| e.expiry() != 0) {
                 let expiry = u64::from(e.expiry()).saturating_sub(shift).max(1) as u32;
                 e.state = (e.state & !EXPIRY) | expiry;
+            }
+            for life in self.lives.values_mut().filter(|l| l.until != 0) {
+                life.until = u64::from(life.until).saturating_sub(shift).max(1) as u32;
             }
             self.epoch = Some(epoch + TICK * shift as u32);
             self.expiries = self
@@ -522,13 +577,31 @@ impl Tuples {
                 std::cmp::Ordering::Greater => Rank::Above,
             },
         };
+        // A live copy of a tuple that expired here, with its stamp: it
+        // comes back (module docs). Another origin's live write, even one
+        // ranked below, replaces it: the expired one's writer went silent,
+        // and the other writer alone may still hold the endpoint.
+        let revived = held.state & EXPIRED != 0 && offer.stamp.is_some() && !offer.removed;
+        let other_writer = revived
+            && offer
+                .stamp
+                .zip(held.stamp())
+                .is_some_and(|(new, old)| new.origin != old.origin);
         match rank {
+            Rank::Below if other_writer => {}
             Rank::Below => return Accepted::Stale,
+            Rank::Same if revived => {}
             Rank::Same => {
                 if offer.stamp.is_none() && offer.lease.is_some() {
                     // An unversioned tuple heard again lives on.
                     drop(symbols);
                     self.write(p, offer, now);
+                } else if let (Some(lease), false, false) = (offer.lease, offer.removed, held.removed()) {
+                    // A copy heard again lives at least as long as its
+                    // sender has it live (it heard the origin's heartbeats
+                    // later than we did, say): never longer.
+                    drop(symbols);
+                    self.extend(p, lease, now);
                 }
                 return Accepted::Duplicate;
             }
@@ -563,17 +636,121 @@ impl Tuples {
         if expiry != 0 && (before == 0 || expiry < before) {
             self.schedule(expiry, p);
         }
-        let e = &mut self.entries[p];
         let stamp = offer.stamp.unwrap_or(Stamp {
             version: 0,
             origin: 0,
         });
+        let before = self.entries[p].origin;
+        if before != stamp.origin {
+            self.count_origin(before, false);
+            self.count_origin(stamp.origin, true);
+        }
+        let e = &mut self.entries[p];
         e.version = stamp.version;
         e.origin = stamp.origin;
         e.state = expiry
             | if offer.removed { REMOVED } else { 0 }
             | if offer.contested { CONTESTED } else { 0 }
             | if offer.replay { REPLAYED } else { 0 };
+    }
+
+    /// A live leased entry lives at least `lease` from `now`.
+    fn extend(&mut self, p: usize, lease: Duration, now: Instant) {
+        if self.entries[p].expiry() == 0 {
+            return;
+        }
+        let expiry = self.expiry_for(now, Some(lease));
+        let e = &mut self.entries[p];
+        if expiry > e.expiry() {
+            // Later: the heap entry there re-schedules it when it comes up.
+            e.state = (e.state & !EXPIRY) | expiry;
+        }
+    }
+
+    /// One entry more (`up`) or fewer written by `origin` (0: none).
+    fn count_origin(&mut self, origin: u64, up: bool) {
+        if origin == 0 {
+            return;
+        }
+        if up {
+            self.lives
+                .entry(origin)
+                .or_insert(Life {
+                    entries: 0,
+                    revision: 0,
+                    until: 0,
+                    expired: false,
+                })
+                .entries += 1;
+        } else if let Some(life) = self.lives.get_mut(&origin) {
+            life.entries = life.entries.saturating_sub(1);
+            if life.entries == 0 {
+                self.lives.remove(&origin);
+            }
+        }
+    }
+
+    /// A heartbeat from `origin`, of `revision` (its writer's clock): if
+    /// it is newer than the last one, every live leased tuple `origin`
+    /// wrote lives at least `lease` from `now`. Only for origins the table
+    /// holds entries of (module docs). The ids of tuples of `origin` that
+    /// expired here since its last heartbeat (it was paused, or its
+    /// heartbeats were held up) go to `expired`: the origin lives, so a
+    /// peer may hold them live (or removed since), and the node asks.
+    pub fn alive(
+        &mut self,
+        origin: u64,
+        revision: u64,
+        lease: Duration,
+        now: Instant,
+        expired: &mut Vec<(String, Stamp)>,
+    ) -> Liveness {
+        match self.lives.get(&origin) {
+            None => return Liveness::Unknown,
+            Some(life) if life.revision >= revision => return Liveness::Stale,
+            Some(_) => {}
+        }
+        let until = self.expiry_for(now, Some(lease));
+        let Some(life) = self.lives.get_mut(&origin) else {
+            return Liveness::Unknown;
+        };
+        life.revision = revision;
+        life.until = until;
+        if std::mem::take(&mut life.expired) {
+            // Rare (a lease without its heartbeat): a scan of the table.
+            let symbols = self.symbols.lock();
+            for e in &self.entries {
+                if e.origin == origin && e.state & EXPIRED != 0 && !e.is_hole() {
+                    if let Some(stamp) = e.stamp() {
+                        expired.push((symbols.string(e.endpoint).to_string(), stamp));
+                    }
+                }
+            }
+        }
+        Liveness::Renewed
+    }
+
+    /// The revision of `origin`'s last heartbeat heard (0: none), if the
+    /// table holds entries it wrote.
+    pub fn heartbeat_revision(&self, origin: u64) -> Option<u64> {
+        self.lives.get(&origin).map(|life| life.revision)
+    }
+
+    /// Origins the table holds liveness of.
+    pub fn origins(&self) -> usize {
+        self.lives.len()
+    }
+
+    /// An entry's expiry, its origin's heartbeats counted (live leased
+    /// tuples only).
+    fn effective_expiry(&self, e: &Entry) -> u32 {
+        let expiry = e.expiry();
+        if expiry == 0 || e.removed() || e.origin == 0 {
+            return expiry;
+        }
+        self.lives
+            .get(&e.origin)
+            .map_or(expiry, |life| expiry.max(life.until))
     }
 
     /// Put an expiry on the heap, rebuilding it if stale ones pile up.
@@ -623,6 +800,13 @@ impl Tuples {
             if e.is_hole() || e.expiry() != expiry {
                 continue;
             }
+            // Its origin's heartbeats keep it: due when they stop.
+            let kept = self.effective_expiry(&e);
+            if u64::from(kept) > due {
+                self.entries[p].state = (e.state & !EXPIRY) | kept;
+                self.expiries.push(Reverse((kept, p as u32)));
+                continue;
+            }
             if !e.removed() {
                 self.live -= 1;
                 removed.push(self.tuple(p, now));
@@ -632,12 +816,16 @@ impl Tuples {
                 self.entries[p].state = REMOVED;
                 forget.push(p);
             } else {
-                self.entries[p].state = (e.state & CONTESTED) | REMOVED | keep_until;
+                self.entries[p].state = (e.state & CONTESTED) | REMOVED | EXPIRED | keep_until;
+                if let Some(life) = self.lives.get_mut(&e.origin) {
+                    life.expired = true;
+                }
                 if keep_until != 0 {
                     self.schedule(keep_until, p);
                 }
             }
         }
+        let mut forgotten_origins = Vec::new();
         if !forget.is_empty() {
             let mut symbols = self.symbols.lock();
             for p in forget {
@@ -651,8 +839,13 @@ impl Tuples {
                 symbols.release(e.endpoint);
                 symbols.release(e.service);
                 self.entries[p].endpoint = HOLE;
+                self.entries[p].origin = 0;
+                forgotten_origins.push(e.origin);
                 self.holes.push(p as u32);
             }
+        }
+        for origin in forgotten_origins {
+            self.count_origin(origin, false);
         }
     }
 
@@ -677,7 +870,8 @@ impl Tuples {
             stamp: e.stamp(),
             removed: e.removed(),
             contested: e.state & CONTESTED != 0,
-            lease: self.remaining(e.expiry(), now),
+            expired: e.state & EXPIRED != 0,
+            lease: self.remaining(self.effective_expiry(&e), now),
         }
     }
 
@@ -689,11 +883,16 @@ impl Tuples {
     }
 
     /// The stamp of `endpoint`'s entry (tombstone or live), without
-    /// copying its strings out.
+    /// copying its strings out; none for a tombstone left by expiry (its
+    /// stamp is not a version held: any copy of it brings it back).
     pub fn stamp(&self, endpoint: &str) -> Option<Stamp> {
         let symbols = self.symbols.lock();
         let p = self.position_of(symbols.find(endpoint)?)?;
-        self.entries[p].stamp()
+        let e = self.entries[p];
+        if e.state & EXPIRED != 0 {
+            return None;
+        }
+        e.stamp()
     }
 
     /// Whether the value held at `endpoint` was pushed to us as news (not
@@ -966,6 +1165,68 @@ mod tests {
     }
 
     #[test]
+    fn an_origins_heartbeats_keep_its_tuples_and_end_with_them() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut t = Tuples::default();
+        for (endpoint, origin) in [("a", 1), ("b", 1), ("c", 2)] {
+            let leased = Offer {
+                lease: Some(s),
+                ..offer(endpoint, "x", v(1, origin))
+            };
+            t.offer(&leased, NO_LIMIT, t0);
+        }
+        let mut asked = Vec::new();
+        // Nobody holds origin 3's tuples: its heartbeat costs nothing.
+        assert_eq!(t.alive(3, 10, s, t0, &mut asked), Liveness::Unknown);
+        assert_eq!(t.origins(), 2);
+        // Origin 1 beats twice a lease; the second copy of a beat (another
+        // path) and an older one are stale.
+        let mut removed = Vec::new();
+        for (i, at) in [s / 2, s, 3 * s / 2, 2 * s].into_iter().enumerate() {
+            let revision = 10 + i as u64;
+            assert_eq!(t.alive(1, revision, s, t0 + at, &mut asked), Liveness::Renewed);
+            assert_eq!(t.alive(1, revision, s, t0 + at, &mut asked), Liveness::Stale);
+            assert_eq!(t.alive(1, revision - 1, s, t0 + at, &mut asked), Liveness::Stale);
+            t.expire(t0 + at, Some(10 * s), &mut removed);
+        }
+        // Origin 2 never did: its tuple expired at its lease; origin 1's
+        // live on, and a replay reports the lease its beats give them.
+        assert_eq!(removed.len(), 1);
+        assert_eq!(&*removed[0].endpoint, "c");
+        let a = t.get("a", t0 + 2 * s).unwrap();
+        assert!(!a.removed);
+        assert!(a.lease.unwrap() > s - 2 * TICK, "{:?}", a.lease);
+        // Its beats stop: its tuples go a lease after the last one.
+        t.expire(t0 + 3 * s - TICK, Some(s), &mut removed);
+        assert_eq!(removed.len(), 1);
+        t.expire(t0 + 3 * s, Some(2 * s), &mut removed);
+        assert_eq!(removed.len(), 3);
+        assert!(t.get("a", t0 + 3 * s).unwrap().removed);
+        assert!(asked.is_empty());
+        // A beat after all (it was paused): their ids are asked for, once;
+        // a copy with their stamp brings them back.
+        assert_eq!(t.alive(1, 30, s, t0 + 4 * s, &mut asked), Liveness::Renewed);
+        asked.sort();
+        assert_eq!(asked, [("a".to_owned(), v(1, 1).unwrap()), ("b".to_owned(), v(1, 1).unwrap())]);
+        assert_eq!(t.stamp("a"), None);
+        assert_eq!(t.alive(1, 31, s, t0 + 4 * s, &mut asked), Liveness::Renewed);
+        assert_eq!(asked.len(), 2);
+        let copy = Offer {
+            lease: Some(s),
+            ..offer("a", "x", v(1, 1))
+        };
+        assert!(matches!(t.offer(&copy, NO_LIMIT, t0 + 4 * s), Accepted::New(_)));
+        t.expire(t0 + 5 * s, Some(s), &mut removed);
+        assert_eq!(removed.len(), 4);
+        // Their tombstones forgotten, the origins' records go with them.
+        t.expire(t0 + 12 * s, Some(s), &mut removed);
+        assert_eq!(t.tombstones(), 0);
+        assert_eq!(t.origins(), 0);
+        assert_eq!(t.alive(1, 100, s, t0 + 12 * s, &mut asked), Liveness::Unknown);
+    }
+
+    #[test]
     fn leases_expire_into_tombstones_that_are_then_forgotten() {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
@@ -992,9 +1253,36 @@ mod tests {
         assert_eq!(removed.len(), 1);
         assert_eq!((&*removed[0].endpoint, &*removed[0].service), ("e", "x"));
         assert!(t.get("e", t0 + s).unwrap().removed);
-        // The same stamp again (a stale replay) leaves it removed.
-        assert_eq!(t.offer(&leased, NO_LIMIT, t0 + s), Accepted::Duplicate);
-        assert!(t.get("e", t0 + s).unwrap().removed);
+        // A live copy with the same stamp brings it back for the lease it
+        // carries (its sender heard its origin later than we did), and it
+        // expires again with it.
+        let copy = Offer {
+            lease: Some(s / 2),
+            ..leased
+        };
+        assert!(matches!(
+            t.offer(&copy, NO_LIMIT, t0 + s),
+            Accepted::New(_)
+        ));
+        assert!(!t.get("e", t0 + s).unwrap().removed);
+        t.expire(t0 + s + s / 2, Some(10 * s), &mut removed);
+        assert_eq!(removed.len(), 2);
+        assert!(t.get("e", t0 + s + s / 2).unwrap().removed);
+        removed.clear();
+        // A tombstone (a removal, not an expiry) is never undone by a
+        // copy with its stamp.
+        let removal = Offer {
+            removed: true,
+            lease: Some(s),
+            ..offer("e", "x", v(2, 1))
+        };
+        assert_eq!(t.offer(&removal, NO_LIMIT, t0 + s + s / 2), Accepted::Tombstone(0));
+        let removed_copy = Offer {
+            lease: Some(s),
+            ..offer("e", "x", v(2, 1))
+        };
+        assert_eq!(t.offer(&removed_copy, NO_LIMIT, t0 + s + s / 2), Accepted::Duplicate);
+        assert!(t.get("e", t0 + s + s / 2).unwrap().removed);
         // The foreign one heard again lives on from then.
         assert_eq!(t.offer(&foreign, NO_LIMIT, t0 + s), Accepted::Duplicate);
         removed.clear();
