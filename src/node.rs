@@ -1093,7 +1093,8 @@ impl NodeCore {
                 break;
             };
             self.remotes[index].sent_traffic(pace, now);
-            self.stats.count_out(&ZgossipMsg::from(alive.clone()), frames.byte_len());
+            self.stats
+                .count_out(&ZgossipMsg::from(alive.clone()), frames.byte_len());
             self.outputs.push(Output::ToRemote {
                 remote: index,
                 frames: frames.clone(),

@@ -487,11 +487,12 @@ impl Gossip {
             return Heartbeat::Implausible;
         }
         if alive.node == self.lifecycle.origin {
-            return if alive.clock > self.heartbeat {
-                Heartbeat::Forged
-            } else {
-                Heartbeat::Drop
-            };
+            if alive.clock > self.heartbeat {
+                // Ours goes above it.
+                self.heartbeat = alive.clock;
+                return Heartbeat::Forged;
+            }
+            return Heartbeat::Drop;
         }
         let lifetime = Duration::from_millis(alive.lifetime.into());
         let mut expired = Vec::new();
@@ -519,7 +520,8 @@ impl Gossip {
         self.heartbeat = clock;
         let origin = self.lifecycle.origin;
         // Ours that expired here are written again by `renew`.
-        self.tuples.alive(origin, clock, lease, now, &mut Vec::new());
+        self.tuples
+            .alive(origin, clock, lease, now, &mut Vec::new());
         Some(Alive {
             node: origin,
             clock,
@@ -821,8 +823,8 @@ impl Gossip {
                 // Alive by our heartbeat.
                 continue;
             }
-            let taken = held
-                .is_some_and(|t| !t.removed && t.stamp.is_some_and(|s| s.origin != origin));
+            let taken =
+                held.is_some_and(|t| !t.removed && t.stamp.is_some_and(|s| s.origin != origin));
             if taken {
                 // Another owner's value lives: our claim sleeps.
                 if let Some(owned) = self.owned.get_mut(&endpoint) {

@@ -596,7 +596,9 @@ impl Tuples {
                     // An unversioned tuple heard again lives on.
                     drop(symbols);
                     self.write(p, offer, now);
-                } else if let (Some(lease), false, false) = (offer.lease, offer.removed, held.removed()) {
+                } else if let (Some(lease), false, false) =
+                    (offer.lease, offer.removed, held.removed())
+                {
                     // A copy heard again lives at least as long as its
                     // sender has it live (it heard the origin's heartbeats
                     // later than we did, say): never longer.
@@ -1185,9 +1187,18 @@ mod tests {
         let mut removed = Vec::new();
         for (i, at) in [s / 2, s, 3 * s / 2, 2 * s].into_iter().enumerate() {
             let revision = 10 + i as u64;
-            assert_eq!(t.alive(1, revision, s, t0 + at, &mut asked), Liveness::Renewed);
-            assert_eq!(t.alive(1, revision, s, t0 + at, &mut asked), Liveness::Stale);
-            assert_eq!(t.alive(1, revision - 1, s, t0 + at, &mut asked), Liveness::Stale);
+            assert_eq!(
+                t.alive(1, revision, s, t0 + at, &mut asked),
+                Liveness::Renewed
+            );
+            assert_eq!(
+                t.alive(1, revision, s, t0 + at, &mut asked),
+                Liveness::Stale
+            );
+            assert_eq!(
+                t.alive(1, revision - 1, s, t0 + at, &mut asked),
+                Liveness::Stale
+            );
             t.expire(t0 + at, Some(10 * s), &mut removed);
         }
         // Origin 2 never did: its tuple expired at its lease; origin 1's
@@ -1208,7 +1219,13 @@ mod tests {
         // a copy with their stamp brings them back.
         assert_eq!(t.alive(1, 30, s, t0 + 4 * s, &mut asked), Liveness::Renewed);
         asked.sort();
-        assert_eq!(asked, [("a".to_owned(), v(1, 1).unwrap()), ("b".to_owned(), v(1, 1).unwrap())]);
+        assert_eq!(
+            asked,
+            [
+                ("a".to_owned(), v(1, 1).unwrap()),
+                ("b".to_owned(), v(1, 1).unwrap())
+            ]
+        );
         assert_eq!(t.stamp("a"), None);
         assert_eq!(t.alive(1, 31, s, t0 + 4 * s, &mut asked), Liveness::Renewed);
         assert_eq!(asked.len(), 2);
@@ -1216,14 +1233,20 @@ mod tests {
             lease: Some(s),
             ..offer("a", "x", v(1, 1))
         };
-        assert!(matches!(t.offer(&copy, NO_LIMIT, t0 + 4 * s), Accepted::New(_)));
+        assert!(matches!(
+            t.offer(&copy, NO_LIMIT, t0 + 4 * s),
+            Accepted::New(_)
+        ));
         t.expire(t0 + 5 * s, Some(s), &mut removed);
         assert_eq!(removed.len(), 4);
         // Their tombstones forgotten, the origins' records go with them.
         t.expire(t0 + 12 * s, Some(s), &mut removed);
         assert_eq!(t.tombstones(), 0);
         assert_eq!(t.origins(), 0);
-        assert_eq!(t.alive(1, 100, s, t0 + 12 * s, &mut asked), Liveness::Unknown);
+        assert_eq!(
+            t.alive(1, 100, s, t0 + 12 * s, &mut asked),
+            Liveness::Unknown
+        );
     }
 
     #[test]
@@ -1260,10 +1283,7 @@ mod tests {
             lease: Some(s / 2),
             ..leased
         };
-        assert!(matches!(
-            t.offer(&copy, NO_LIMIT, t0 + s),
-            Accepted::New(_)
-        ));
+        assert!(matches!(t.offer(&copy, NO_LIMIT, t0 + s), Accepted::New(_)));
         assert!(!t.get("e", t0 + s).unwrap().removed);
         t.expire(t0 + s + s / 2, Some(10 * s), &mut removed);
         assert_eq!(removed.len(), 2);
@@ -1276,12 +1296,18 @@ mod tests {
             lease: Some(s),
             ..offer("e", "x", v(2, 1))
         };
-        assert_eq!(t.offer(&removal, NO_LIMIT, t0 + s + s / 2), Accepted::Tombstone(0));
+        assert_eq!(
+            t.offer(&removal, NO_LIMIT, t0 + s + s / 2),
+            Accepted::Tombstone(0)
+        );
         let removed_copy = Offer {
             lease: Some(s),
             ..offer("e", "x", v(2, 1))
         };
-        assert_eq!(t.offer(&removed_copy, NO_LIMIT, t0 + s + s / 2), Accepted::Duplicate);
+        assert_eq!(
+            t.offer(&removed_copy, NO_LIMIT, t0 + s + s / 2),
+            Accepted::Duplicate
+        );
         assert!(t.get("e", t0 + s + s / 2).unwrap().removed);
         // The foreign one heard again lives on from then.
         assert_eq!(t.offer(&foreign, NO_LIMIT, t0 + s), Accepted::Duplicate);

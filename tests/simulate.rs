@@ -361,3 +361,47 @@ fn hostile_peers_neither_take_an_endpoint_nor_keep_the_cluster_from_converging()
         .collect();
     assert!(broken.is_empty(), "{broken:#?}");
 }
+
+#[test]
+fn regression_a_tuple_copy_heard_again_lives_as_long_as_its_sender_holds_it() {
+    // Liveness per node: the owner's heartbeats were held up by a cut; at
+    // the heal a replay brought its tuple with the same stamp and a fresh
+    // lease, which was dropped as a duplicate, and the tuple expired a
+    // moment before the next heartbeat.
+    passes(
+        31,
+        5,
+        &with_hostile(),
+        &[2, 3, 6, 7, 16, 17, 25, 28, 30, 34],
+    );
+}
+
+#[test]
+fn regression_a_tuple_that_expired_while_its_owner_was_paused_is_asked_for() {
+    // The owner was paused past its lease: a node expired its tuple, and
+    // its heartbeats, once it resumed, kept nothing alive (no one sends
+    // the tuple again while its connections live). The heartbeat now asks
+    // for what expired (GRAFT).
+    passes(1993, 5, &with_hostile(), &[1, 2, 15, 24]);
+}
+
+#[test]
+fn regression_a_heartbeat_does_not_bring_back_a_tuple_its_owner_removed() {
+    // A node cut off expired a tuple its owner removed meanwhile; once
+    // every copy of the removal was forgotten, the owner's heartbeat
+    // brought the tuple back where it had only expired.
+    passes(135, 5, &with_hostile(), &[3, 4, 7, 8, 17, 25]);
+}
+
+#[test]
+fn regression_a_live_writer_replaces_another_writers_expired_tuple() {
+    // Two writers of one endpoint: the higher one died, its tuple expired,
+    // and its tombstone outranked the live lower writer's tuple, which its
+    // heartbeats kept alive without ever writing it again.
+    passes(
+        1957,
+        4,
+        &with_hostile(),
+        &[4, 6, 10, 11, 14, 16, 21, 23, 33],
+    );
+}
