@@ -30,6 +30,7 @@ pub mod engine {
 }
 
 pub mod api;
+pub mod batch;
 pub mod clock;
 /// CURVE certificates in CZMQ's format (the runtime's, shared with
 /// every server the generator builds).

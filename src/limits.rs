@@ -48,6 +48,14 @@ impl Limits {
         let bytes = 2 + 1 + 1 + 1 + MAX_ENDPOINT + 4 + self.service + 4 + 8 + 8 + 4 + 1;
         i64::try_from(bytes).unwrap_or(i64::MAX)
     }
+
+    /// The bytes of records a batch (ANNOUNCES) may carry: one no bigger
+    /// than the largest ANNOUNCE, which holds the largest tuple's record.
+    pub fn batch_budget(&self) -> usize {
+        usize::try_from(self.max_message())
+            .unwrap_or(usize::MAX)
+            .saturating_sub(crate::batch::BATCH_OVERHEAD)
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,10 @@ use zproto_runtime::server::Sessions;
 use zproto_runtime::throttle::Throttle;
 use zproto_runtime::{Codec, Packet};
 
+use crate::batch::first_endpoint;
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
-use crate::msg::{Alive, Graft, Ihave, Prune, ZgossipMsg};
+use crate::msg::{Alive, Announce, Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote};
 use crate::server::{
@@ -90,6 +91,7 @@ impl Settings {
             ping: self.ping_interval,
             resync: self.resync,
             slice: self.limits.slice,
+            batch: self.limits.batch_budget(),
         }
     }
 }
@@ -281,11 +283,20 @@ pub struct Stats {
 }
 
 /// How many message types zgossip has (ids 1 to this).
-pub const MESSAGE_KINDS: usize = 9;
+pub const MESSAGE_KINDS: usize = 10;
 
 /// zgossip's message types, in id order, as `Stats` counts them.
 pub const MESSAGE_TYPES: [&str; MESSAGE_KINDS] = [
-    "HELLO", "ANNOUNCE", "PING", "PONG", "INVALID", "IHAVE", "GRAFT", "PRUNE", "ALIVE",
+    "HELLO",
+    "ANNOUNCE",
+    "PING",
+    "PONG",
+    "INVALID",
+    "IHAVE",
+    "GRAFT",
+    "PRUNE",
+    "ALIVE",
+    "ANNOUNCES",
 ];
 
 /// The index of `message`'s type in [`MESSAGE_TYPES`].
@@ -654,36 +665,13 @@ impl NodeCore {
         self.remotes[remote].heard(now);
         self.remote_presence(remote, now);
         match self.remotes[remote].receive(message) {
-            Received::Tuple(announce) => {
-                let offer = offer_of(&announce, self.settings.foreign_lease);
-                match self.gossip.receive(&offer, now) {
-                    Ok(Some(mut change)) => {
-                        change.replay = is_replay(&announce);
-                        self.spread(change, Some(remote), now)
-                    }
-                    Ok(None) => {
-                        self.stats.duplicates += 1;
-                        // Plumtree: the same write pushed to us twice: this
-                        // link is off the tree (a stale version is not a
-                        // duplicate: it says nothing of the tree).
-                        let pushed_twice = !is_replay(&announce)
-                            && offer.stamp.is_some()
-                            && self.gossip.tuples.stamp(&announce.endpoint) == offer.stamp
-                            && self.gossip.tuples.came_pushed(&announce.endpoint);
-                        if let Some(newer) = self
-                            .gossip
-                            .newer_than(&offer, now)
-                            .filter(|_| self.remotes[remote].versioned())
-                        {
-                            let answer = replayed(announce_of(&newer, true));
-                            self.send_to_remote(remote, vec![answer.into()]);
-                        } else if pushed_twice && self.remotes[remote].pruned() {
-                            self.send_to_remote(remote, vec![Prune.into()]);
-                        }
-                    }
-                    Err(refusal) => self.refused_tuple(refusal, now),
+            Received::Tuple(announce) => self.remote_tuple(remote, &announce, now),
+            Received::Tuples(announces) => {
+                for announce in &announces {
+                    self.remote_tuple(remote, announce, now);
                 }
             }
+            Received::Refused => self.refused_tuple(Refusal::Implausible, now),
             Received::Ihave(records) => match plumtree::unpack(&records) {
                 Some(ids) => {
                     let gossip = &mut self.gossip;
@@ -713,6 +701,39 @@ impl NodeCore {
         // An INVALID or a marker's PONG may have made a generation due.
         if self.remotes[remote].next_deadline() <= now {
             self.tick_remote(remote, now);
+        }
+    }
+
+    /// A tuple from remote `remote`'s server: stored and spread if it
+    /// ranks above what we hold; else perhaps answered.
+    fn remote_tuple(&mut self, remote: usize, announce: &Announce, now: Instant) {
+        let offer = offer_of(announce, self.settings.foreign_lease);
+        match self.gossip.receive(&offer, now) {
+            Ok(Some(mut change)) => {
+                change.replay = is_replay(announce);
+                self.spread(change, Some(remote), now)
+            }
+            Ok(None) => {
+                self.stats.duplicates += 1;
+                // Plumtree: the same write pushed to us twice: this
+                // link is off the tree (a stale version is not a
+                // duplicate: it says nothing of the tree).
+                let pushed_twice = !is_replay(announce)
+                    && offer.stamp.is_some()
+                    && self.gossip.tuples.stamp(&announce.endpoint) == offer.stamp
+                    && self.gossip.tuples.came_pushed(&announce.endpoint);
+                if let Some(newer) = self
+                    .gossip
+                    .newer_than(&offer, now)
+                    .filter(|_| self.remotes[remote].versioned())
+                {
+                    let answer = replayed(announce_of(&newer, true));
+                    self.send_to_remote(remote, vec![answer.into()]);
+                } else if pushed_twice && self.remotes[remote].pruned() {
+                    self.send_to_remote(remote, vec![Prune.into()]);
+                }
+            }
+            Err(refusal) => self.refused_tuple(refusal, now),
         }
     }
 
@@ -899,6 +920,16 @@ impl NodeCore {
         for change in std::mem::take(&mut self.gossip.accepted) {
             if change.echo {
                 self.stats.contests += 1;
+            }
+            if let Some(sender) = change.from_session {
+                // From a batch: the other sessions have it from here.
+                self.gossip.forwarding = Some(change.tuple.clone());
+                self.gossip.forwarding_position = change.position;
+                self.gossip.forwarding_replay = change.replay;
+                let except = (!change.echo).then_some(sender);
+                self.sessions
+                    .broadcast_except(&mut self.gossip, Event::Forward, except, now);
+                self.flush_sessions();
             }
             self.flood(&change.tuple, change.position, None, change.replay, now);
             self.after_change(change, now);
@@ -1140,7 +1171,10 @@ impl NodeCore {
                     }
                     self.stats.refused_sends += 1;
                     let position = match frames.with_frames(1, |body| ZgossipMsg::decode(body)) {
-                        Ok(ZgossipMsg::Announce(a)) => self.gossip.tuples.position(&a.endpoint),
+                        Ok(message @ (ZgossipMsg::Announce(_) | ZgossipMsg::Announces(_))) => {
+                            first_endpoint(&message)
+                                .and_then(|endpoint| self.gossip.tuples.position(&endpoint))
+                        }
                         // A PONG or INVALID: nothing a replay must resend.
                         Ok(_) => continue,
                         // Not ours to misread: send everything again.

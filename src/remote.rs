@@ -36,7 +36,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::msg::{Announce, Hello, Ping, Prune, ZgossipMsg};
+use crate::batch::{first_endpoint, Batch, BATCHES};
+use crate::msg::{Announce, Announces, Hello, Ping, Prune, ZgossipMsg};
 use crate::plumtree::{GraftBudget, LazyQueue, PLUMTREE};
 use crate::server::{announce_of, can_send, replayed, EXTENSIONS, LIVENESS, VERSIONED_TUPLES};
 use crate::tuples::Tuples;
@@ -88,6 +89,8 @@ pub struct Pace {
     pub resync: Duration,
     /// Tuples sent per slice.
     pub slice: usize,
+    /// Bytes of records in one batch (ANNOUNCES).
+    pub batch: usize,
 }
 
 impl Default for Pace {
@@ -96,6 +99,7 @@ impl Default for Pace {
             ping: Duration::from_millis(300),
             resync: Duration::from_millis(1000),
             slice: 256,
+            batch: crate::limits::Limits::default().batch_budget(),
         }
     }
 }
@@ -152,6 +156,10 @@ pub enum Received {
     Graft(Vec<String>),
     /// A node's heartbeat (ALIVE).
     Alive(crate::msg::Alive),
+    /// Several tuples (ANNOUNCES), each to run through acceptance.
+    Tuples(Vec<Announce>),
+    /// A message we cannot take (a batch not well formed): refused.
+    Refused,
     /// Nothing for the node to do.
     Nothing,
 }
@@ -227,6 +235,13 @@ impl Remote {
     /// takes versioned tuples but not heartbeats.
     pub fn renews_tuples(&self) -> bool {
         self.versioned() && !self.liveness()
+    }
+
+    /// Whether the server agreed batches (ANNOUNCES), with versioned
+    /// tuples.
+    pub fn batches(&self) -> bool {
+        self.agreed
+            .is_some_and(|a| a & BATCHES != 0 && a & VERSIONED_TUPLES != 0)
     }
 
     /// Whether the server agreed Plumtree.
@@ -469,6 +484,13 @@ impl Remote {
             ZgossipMsg::Prune(_) if self.plumtree() => self.lazy = true,
             ZgossipMsg::Alive(alive) if self.liveness() => return Received::Alive(alive),
             ZgossipMsg::Alive(_) => {}
+            ZgossipMsg::Announces(batch) if self.batches() => {
+                return match crate::batch::unpack(&batch.records) {
+                    Some(announces) => Received::Tuples(announces),
+                    None => Received::Refused,
+                };
+            }
+            ZgossipMsg::Announces(_) => return Received::Refused,
             // Not agreed: a server has no business sending these.
             ZgossipMsg::Ihave(_) | ZgossipMsg::Graft(_) | ZgossipMsg::Prune(_) => {}
         }
@@ -493,8 +515,11 @@ impl Remote {
     /// later, with whatever followed it.
     pub fn refused(&mut self, message: Option<&ZgossipMsg>, tuples: &Tuples, now: Instant) {
         match message {
-            Some(ZgossipMsg::Announce(a)) => {
-                let position = tuples.position(&a.endpoint).unwrap_or(0);
+            Some(ZgossipMsg::Announce(_) | ZgossipMsg::Announces(_)) => {
+                let position = message
+                    .and_then(first_endpoint)
+                    .and_then(|endpoint| tuples.position(&endpoint))
+                    .unwrap_or(0);
                 self.backlog = Some(self.backlog.map_or(position, |b| b.min(position)));
                 self.backlog_at = now + BACKOFF;
             }
@@ -560,7 +585,29 @@ impl Remote {
             let count = pace.slice.max(1);
             tuples.slice_into(from, count, now, &mut slice);
             let versioned = self.versioned();
-            for tuple in slice.iter().filter(|t| can_send(t, versioned)) {
+            let mut sendable = slice.iter().filter(|t| can_send(t, versioned)).peekable();
+            if self.batches() {
+                while sendable.peek().is_some() {
+                    let mut batch = Batch::new();
+                    while let Some(tuple) = sendable.peek() {
+                        if !batch.push(tuple, pace.batch) {
+                            break;
+                        }
+                        sendable.next();
+                    }
+                    if batch.is_empty() {
+                        // Too big for a batch (none is): alone.
+                        if let Some(tuple) = sendable.next() {
+                            let announce = replayed(announce_of(tuple, versioned));
+                            self.sent(announce.into(), pace, now, send);
+                        }
+                        continue;
+                    }
+                    let records = batch.into_records();
+                    self.sent(Announces { records }.into(), pace, now, send);
+                }
+            }
+            for tuple in sendable {
                 self.sent(
                     replayed(announce_of(tuple, versioned)).into(),
                     pace,
@@ -613,6 +660,7 @@ mod tests {
         ping: Duration::from_millis(300),
         resync: Duration::from_millis(1000),
         slice: 2,
+        batch: 1024,
     };
 
     fn names(sent: &[ZgossipMsg]) -> Vec<&'static str> {
@@ -633,12 +681,65 @@ mod tests {
         t
     }
 
-    /// A zproto-rs server's answer to the probe.
+    /// A zproto-rs server's answer to the probe, without batches: one
+    /// ANNOUNCE per tuple.
     fn versioned_pong() -> ZgossipMsg {
         Pong {
-            extensions: Some(EXTENSIONS),
+            extensions: Some(EXTENSIONS & !BATCHES),
         }
         .into()
+    }
+
+    #[test]
+    fn a_server_that_agreed_batches_gets_tuples_in_batches_of_a_message_each() {
+        let now = Instant::now();
+        let t = tuples(5);
+        let mut sent = Vec::new();
+        let mut r = Remote::new("tcp://x:1", &t, PACE, now, &mut |m| sent.push(m));
+        r.receive(
+            Pong {
+                extensions: Some(EXTENSIONS),
+            }
+            .into(),
+        );
+        settle(&mut r, &t, now, &mut sent);
+        // Slices of two tuples, each one ANNOUNCES; the fifth alone.
+        assert_eq!(
+            names(&sent),
+            [
+                "PING",
+                "HELLO",
+                "ANNOUNCES",
+                "ANNOUNCES",
+                "ANNOUNCES",
+                "PING"
+            ]
+        );
+        let mut endpoints = Vec::new();
+        for message in &sent {
+            if let ZgossipMsg::Announces(batch) = message {
+                let announces = crate::batch::unpack(&batch.records).expect("well formed");
+                assert!(batch.records.len() <= PACE.batch);
+                endpoints.extend(announces.into_iter().map(|a| a.endpoint));
+            }
+        }
+        assert_eq!(
+            endpoints,
+            (0..5).map(|i| format!("tcp://a:{i}")).collect::<Vec<_>>()
+        );
+        // Refused: sent again from its first tuple on.
+        let Some(second @ ZgossipMsg::Announces(_)) = sent.get(3).cloned() else {
+            panic!("{sent:?}")
+        };
+        sent.clear();
+        r.refused(Some(&second), &t, now);
+        settle(&mut r, &t, now + Duration::from_secs(1), &mut sent);
+        assert_eq!(names(&sent)[..2], ["ANNOUNCES", "ANNOUNCES"], "{sent:?}");
+        let ZgossipMsg::Announces(batch) = &sent[0] else {
+            panic!("{sent:?}")
+        };
+        let first = crate::batch::unpack(&batch.records).expect("well formed");
+        assert_eq!(first[0].endpoint, "tcp://a:2");
     }
 
     /// A remote whose probe was answered (by a zproto-rs server) at `now`;

@@ -9,17 +9,19 @@ use std::time::{Duration, Instant};
 
 use zproto_runtime::engine::Io;
 
+use crate::batch::{Batch, BATCHES};
 use crate::clock::WallClock;
 use crate::early::Early;
 use crate::engine::{Actions, Event};
 use crate::limits::Limits;
-use crate::msg::{Alive, Announce, Graft, Ihave, Pong, Prune, ZgossipMsg};
+use crate::msg::{Alive, Announce, Announces, Graft, Ihave, Pong, Prune, ZgossipMsg};
 use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
 use crate::tuples::{Accepted, Liveness, Offer, Stamp, Tuple, Tuples};
 
 /// The extensions this node speaks (PING/PONG `extensions`): versioned
-/// tuples, with leases and tombstones; Plumtree; liveness per node.
-pub const EXTENSIONS: u32 = VERSIONED_TUPLES | PLUMTREE | LIVENESS;
+/// tuples, with leases and tombstones; Plumtree; liveness per node;
+/// batches.
+pub const EXTENSIONS: u32 = VERSIONED_TUPLES | PLUMTREE | LIVENESS | BATCHES;
 
 /// Extension bit: ANNOUNCE carries origin, version, lease and flags.
 pub const VERSIONED_TUPLES: u32 = 1;
@@ -152,6 +154,10 @@ pub(crate) struct Change {
     /// since a node that gets it twice must not take the link for a loop
     /// (Plumtree's PRUNE).
     pub replay: bool,
+    /// It came in a batch from this session, and the other sessions are
+    /// still to have it (the node passes it on: one run forwards one
+    /// tuple).
+    pub from_session: Option<zproto_runtime::engine::SessionKey>,
 }
 
 /// Server-wide state: the node's tuples and what the last run learned.
@@ -273,6 +279,8 @@ pub struct Session {
     plumtree: bool,
     /// The peer agreed liveness per node (ALIVE).
     liveness: bool,
+    /// The peer agreed batches (ANNOUNCES).
+    batches: bool,
     /// The peer sent PRUNE: it gets ids in IHAVE batches, not tuples.
     lazy: bool,
     /// Ids waiting for the next IHAVE.
@@ -724,6 +732,7 @@ impl Gossip {
             },
             echo,
             replay: false,
+            from_session: None,
         }))
     }
 
@@ -839,6 +848,48 @@ impl Gossip {
         changes
     }
 
+    /// One tuple from a session: stored if it ranks above what we hold,
+    /// with what to pass on, and what to answer the peer.
+    fn store_announce(
+        &mut self,
+        session: &mut Session,
+        a: &Announce,
+        now: Instant,
+    ) -> (Option<Change>, Option<ZgossipMsg>) {
+        let offer = offer_of(a, self.lifecycle.foreign_lease);
+        let pushed = !is_replay(a);
+        match self.receive(&offer, now) {
+            Ok(Some(mut change)) => {
+                change.replay = !pushed;
+                (Some(change), None)
+            }
+            Ok(None) => {
+                self.duplicates += 1;
+                // Plumtree: the same write pushed to us twice, so this link
+                // is off the tree (a stale version is no duplicate).
+                let pushed_twice = pushed
+                    && offer.stamp.is_some()
+                    && self.tuples.stamp(&a.endpoint) == offer.stamp
+                    && self.tuples.came_pushed(&a.endpoint);
+                if let Some(newer) = self
+                    .newer_than(&offer, now)
+                    .filter(|t| session.versioned && can_send(t, true))
+                {
+                    (None, Some(replayed(announce_of(&newer, true)).into()))
+                } else if pushed_twice && session.plumtree && !session.lazy {
+                    session.lazy = true;
+                    (None, Some(Prune.into()))
+                } else {
+                    (None, None)
+                }
+            }
+            Err(refusal) => {
+                self.refused.push(refusal);
+                (None, None)
+            }
+        }
+    }
+
     fn next_replayed(&self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         if session.in_slice >= self.limits.slice.max(1) {
             session.in_slice = 0;
@@ -850,6 +901,32 @@ impl Gossip {
             io.set_next_event(Event::Finished);
             return;
         };
+        if session.batches {
+            let budget = self.limits.batch_budget();
+            let mut batch = Batch::new();
+            let slice = self.limits.slice.max(1);
+            while session.cursor < self.tuples.slots() && session.in_slice < slice {
+                let tuple = self.tuples.at(session.cursor, now);
+                match tuple.filter(|t| can_send(t, true)) {
+                    Some(tuple) if !batch.push(&tuple, budget) => break,
+                    Some(_) => session.in_slice += 1,
+                    None => {}
+                }
+                session.cursor += 1;
+            }
+            if !batch.is_empty() {
+                io.set_message(
+                    Announces {
+                        records: batch.into_records(),
+                    }
+                    .into(),
+                );
+                io.set_next_event(Event::Batch);
+                return;
+            }
+            // A tuple too big for a batch goes alone (none is: a batch
+            // holds the largest ANNOUNCE's tuple).
+        }
         while session.cursor < self.tuples.slots() {
             let tuple = self.tuples.at(session.cursor, now);
             session.cursor += 1;
@@ -956,13 +1033,15 @@ impl Actions for Gossip {
             if let Some(offered) = ping.extensions {
                 let mut agreed = offered & EXTENSIONS;
                 if agreed & VERSIONED_TUPLES == 0 {
-                    // Heartbeats keep versioned tuples alive: nothing else.
-                    agreed &= !LIVENESS;
+                    // Heartbeats keep versioned tuples alive, and batches
+                    // carry them: nothing else.
+                    agreed &= !(LIVENESS | BATCHES);
                 }
                 let renewed_before = session.renews_tuples();
                 session.versioned = agreed & VERSIONED_TUPLES != 0;
                 session.plumtree = agreed & PLUMTREE != 0;
                 session.liveness = agreed & LIVENESS != 0;
+                session.batches = agreed & BATCHES != 0;
                 match (renewed_before, session.renews_tuples()) {
                     (false, true) => self.renewing_sessions += 1,
                     (true, false) => {
@@ -981,38 +1060,46 @@ impl Actions for Gossip {
     }
 
     fn store_tuple_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        let Some(ZgossipMsg::Announce(a)) = io.message() else {
-            return;
-        };
         let Some(now) = io.now() else {
             return;
         };
-        let offer = offer_of(a, self.lifecycle.foreign_lease);
-        let pushed = !is_replay(a);
-        match self.receive(&offer, now) {
-            Ok(Some(mut change)) => {
-                change.replay = !pushed;
-                self.forward_change(change, io);
+        let Some(ZgossipMsg::Announce(a)) = io.message() else {
+            return;
+        };
+        let (change, reply) = self.store_announce(session, a, now);
+        if let Some(change) = change {
+            self.forward_change(change, io);
+        }
+        if let Some(reply) = reply {
+            io.send(reply);
+        }
+    }
+
+    fn store_tuples_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let (Some(now), Some(key)) = (io.now(), io.session()) else {
+            return;
+        };
+        let Some(ZgossipMsg::Announces(batch)) = io.take_message() else {
+            return;
+        };
+        let announces = match crate::batch::unpack(&batch.records) {
+            Some(announces) if session.batches => announces,
+            // Not agreed, or not well formed: nothing of it is taken.
+            _ => {
+                self.refused.push(Refusal::Implausible);
+                return;
             }
-            Ok(None) => {
-                self.duplicates += 1;
-                // Plumtree: the same write pushed to us twice, so this link
-                // is off the tree (a stale version is no duplicate).
-                let pushed_twice = pushed
-                    && offer.stamp.is_some()
-                    && self.tuples.stamp(&a.endpoint) == offer.stamp
-                    && self.tuples.came_pushed(&a.endpoint);
-                if let Some(newer) = self
-                    .newer_than(&offer, now)
-                    .filter(|t| session.versioned && can_send(t, true))
-                {
-                    io.send(replayed(announce_of(&newer, true)).into());
-                } else if pushed_twice && session.plumtree && !session.lazy {
-                    session.lazy = true;
-                    io.send(Prune.into());
-                }
+        };
+        for a in &announces {
+            let (change, reply) = self.store_announce(session, a, now);
+            if let Some(mut change) = change {
+                // One run forwards one tuple: the node passes these on.
+                change.from_session = Some(key);
+                self.accepted.push(change);
             }
-            Err(refusal) => self.refused.push(refusal),
+            if let Some(reply) = reply {
+                io.send(reply);
+            }
         }
     }
 

@@ -432,9 +432,9 @@ mod interop {
         assert_eq!(mine, theirs);
         assert_eq!(theirs[0], vec![vec![0xaa, 0xa0, 0x01, 0x01]], "HELLO");
         assert!(their_pings.is_empty(), "a CZMQ remote never PINGs");
-        // The probe: PING with extensions 7 (versioned tuples, Plumtree,
-        // liveness per node).
-        assert_eq!(my_pings[0], vec![vec![0xaa, 0xa0, 0x03, 0x01, 0, 0, 0, 7]]);
+        // The probe: PING with extensions 15 (versioned tuples, Plumtree,
+        // liveness per node, batches).
+        assert_eq!(my_pings[0], vec![vec![0xaa, 0xa0, 0x03, 0x01, 0, 0, 0, 15]]);
     }
 
     /// Our server answers a raw DEALER exactly as CZMQ's does: INVALID to a

@@ -501,3 +501,44 @@ fn two_announcements_at_once_in_a_ring_of_three_leave_every_node_on_the_tree() {
         }
     }
 }
+
+#[test]
+fn a_batch_from_one_client_reaches_the_others_and_is_not_echoed() {
+    let mut now = Instant::now();
+    let mut mesh = Mesh::new();
+    let hub = mesh.add(Settings::default());
+    let clients: Vec<usize> = (0..3).map(|_| mesh.add(Settings::default())).collect();
+    // The first client holds 100 tuples before it connects: its
+    // synchronisation sends them to the hub in batches (ANNOUNCES).
+    for t in 0..100 {
+        mesh.announce(clients[0], &format!("tcp://10.0.0.{t}:1"), "svc", now)
+            .expect("announced");
+    }
+    for &c in &clients {
+        mesh.connect(c, hub, now);
+    }
+    mesh.run(now);
+    advance(&mut mesh, &mut now, 2_000);
+    let kind = |name: &str| {
+        zgossip::node::MESSAGE_TYPES
+            .iter()
+            .position(|k| *k == name)
+            .expect("a type")
+    };
+    let hub_stats = mesh.node(hub).expect("up").stats();
+    assert!(
+        hub_stats.received_by_type[kind("ANNOUNCES")] >= 4,
+        "{hub_stats:?}"
+    );
+    assert_eq!(
+        hub_stats.received_by_type[kind("ANNOUNCE")],
+        0,
+        "{hub_stats:?}"
+    );
+    for &c in &clients {
+        assert_eq!(mesh.node(c).expect("up").tuples().len(), 100);
+    }
+    // The sender's own tuples did not come back to it.
+    let sender = mesh.node(clients[0]).expect("up").stats();
+    assert_eq!(sender.duplicates, 0, "{sender:?}");
+}

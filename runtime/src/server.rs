@@ -262,6 +262,20 @@ impl<M: StateMachine> Sessions<M> {
         self.settle_broadcasts(actions, now);
     }
 
+    /// Run `event` on every session but `except` (for drivers; actions use
+    /// [`Io::broadcast_to_others`]).
+    pub fn broadcast_except(
+        &mut self,
+        actions: &mut M::Actions,
+        event: M::Event,
+        except: Option<SessionKey>,
+        now: Instant,
+    ) {
+        let except = except.and_then(|key| self.slot_of(key));
+        self.pending.push((event, except));
+        self.settle_broadcasts(actions, now);
+    }
+
     /// Carry out broadcasts and events sent to sessions, including those
     /// they raise.
     fn settle_broadcasts(&mut self, actions: &mut M::Actions, now: Instant) {

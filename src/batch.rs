@@ -1,0 +1,212 @@
+//! Batches (extension 8): several tuples in one ANNOUNCES message, for
+//! replays and synchronisations between nodes that agreed it, where one
+//! ANNOUNCE per tuple costs a message each. A batch is never bigger than
+//! the largest ANNOUNCE (`Limits::max_message`), so libzmq's maximum
+//! message size and every memory bound stated per message hold as they
+//! are. CZMQ peers never see one.
+
+use crate::msg::{Announce, ZgossipMsg};
+use crate::server::{announce_of, replayed};
+use crate::tuples::Tuple;
+
+/// Extension bit: ANNOUNCES carries several tuples.
+pub const BATCHES: u32 = 8;
+
+/// An ANNOUNCES message's bytes besides its records: signature (2), id,
+/// version, the chunk's length (4).
+pub const BATCH_OVERHEAD: usize = 2 + 1 + 1 + 4;
+
+/// A record's bytes besides its endpoint and service: their lengths (1
+/// and 4), origin, revision (8 each), lease (4), flags (1).
+const RECORD_OVERHEAD: usize = 1 + 4 + 8 + 8 + 4 + 1;
+
+/// The bytes of `tuple`'s record.
+pub fn record_len(tuple: &Tuple) -> usize {
+    RECORD_OVERHEAD + tuple.endpoint.len() + tuple.service.len()
+}
+
+/// Records for one ANNOUNCES, filled up to a byte budget.
+#[derive(Debug, Default)]
+pub struct Batch {
+    records: Vec<u8>,
+    count: usize,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `tuple` (marked replayed) if its record fits in `budget` bytes
+    /// of records in all; whether it did. An endpoint over 255 bytes never
+    /// fits (no ANNOUNCE can carry it either).
+    pub fn push(&mut self, tuple: &Tuple, budget: usize) -> bool {
+        if self.records.len() + record_len(tuple) > budget {
+            return false;
+        }
+        let announce = replayed(announce_of(tuple, true));
+        let (Ok(endpoint_len), Ok(service_len)) = (
+            u8::try_from(announce.endpoint.len()),
+            u32::try_from(announce.service.len()),
+        ) else {
+            return false;
+        };
+        let r = &mut self.records;
+        r.push(endpoint_len);
+        r.extend_from_slice(announce.endpoint.as_bytes());
+        r.extend_from_slice(&service_len.to_be_bytes());
+        r.extend_from_slice(announce.service.as_bytes());
+        r.extend_from_slice(&announce.origin.unwrap_or(0).to_be_bytes());
+        r.extend_from_slice(&announce.revision.unwrap_or(0).to_be_bytes());
+        r.extend_from_slice(&announce.lease.unwrap_or(0).to_be_bytes());
+        r.push(announce.flags.unwrap_or(0));
+        self.count += 1;
+        true
+    }
+
+    /// Tuples in it.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Its records, for ANNOUNCES.
+    pub fn into_records(self) -> Vec<u8> {
+        self.records
+    }
+}
+
+/// The endpoint of the first tuple in an ANNOUNCE or ANNOUNCES (where a
+/// refused send must start again).
+pub fn first_endpoint(message: &ZgossipMsg) -> Option<String> {
+    match message {
+        ZgossipMsg::Announce(a) => Some(a.endpoint.clone()),
+        ZgossipMsg::Announces(batch) => {
+            let len = usize::from(*batch.records.first()?);
+            let endpoint = batch.records.get(1..1 + len)?;
+            String::from_utf8(endpoint.to_vec()).ok()
+        }
+        _ => None,
+    }
+}
+
+fn take<'a>(records: &'a [u8], at: &mut usize, len: usize) -> Option<&'a [u8]> {
+    let bytes = records.get(*at..at.checked_add(len)?)?;
+    *at += len;
+    Some(bytes)
+}
+
+fn number<const N: usize>(records: &[u8], at: &mut usize) -> Option<[u8; N]> {
+    take(records, at, N)?.try_into().ok()
+}
+
+/// The tuples of an ANNOUNCES, as ANNOUNCEs; `None` if any record is cut
+/// short or not UTF-8 (the whole message is then refused).
+pub fn unpack(records: &[u8]) -> Option<Vec<Announce>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let endpoint_len = usize::from(number::<1>(records, &mut at)?[0]);
+        let endpoint = std::str::from_utf8(take(records, &mut at, endpoint_len)?).ok()?;
+        let service_len = usize::try_from(u32::from_be_bytes(number(records, &mut at)?)).ok()?;
+        let service = std::str::from_utf8(take(records, &mut at, service_len)?).ok()?;
+        let origin = u64::from_be_bytes(number(records, &mut at)?);
+        let revision = u64::from_be_bytes(number(records, &mut at)?);
+        let lease = u32::from_be_bytes(number(records, &mut at)?);
+        let flags = number::<1>(records, &mut at)?[0];
+        let mut announce = Announce {
+            endpoint: endpoint.to_owned(),
+            service: service.to_owned(),
+            ..Announce::default()
+        };
+        if origin != 0 {
+            announce.origin = Some(origin);
+            announce.revision = Some(revision);
+            announce.lease = Some(lease);
+            announce.flags = Some(flags);
+        }
+        out.push(announce);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuples::Stamp;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn tuple(endpoint: &str, service: &str, stamp: Option<Stamp>) -> Tuple {
+        Tuple {
+            endpoint: Arc::from(endpoint),
+            service: Arc::from(service),
+            stamp,
+            removed: false,
+            contested: false,
+            expired: false,
+            lease: Some(Duration::from_millis(1500)),
+        }
+    }
+
+    #[test]
+    fn records_carry_what_announces_carry_within_their_budget() {
+        let stamp = Some(Stamp {
+            version: 1_800_000_000_000,
+            origin: 7,
+        });
+        let tuples = [
+            tuple("tcp://10.0.0.1:5555", "svc", stamp),
+            Tuple {
+                removed: true,
+                ..tuple("tcp://10.0.0.2:5555", "é", stamp)
+            },
+            tuple("tcp://czmq:1", "plain", None),
+        ];
+        let mut batch = Batch::new();
+        let budget: usize = tuples.iter().map(record_len).sum();
+        for t in &tuples {
+            assert!(batch.push(t, budget));
+        }
+        assert!(!batch.push(&tuples[0], budget), "over the budget");
+        assert_eq!(batch.len(), 3);
+        let announces = unpack(&batch.into_records()).expect("well formed");
+        let expected: Vec<Announce> = tuples
+            .iter()
+            .map(|t| {
+                let a = announce_of(t, true);
+                if t.stamp.is_some() {
+                    replayed(a)
+                } else {
+                    a
+                }
+            })
+            .collect();
+        assert_eq!(announces, expected);
+    }
+
+    #[test]
+    fn a_record_cut_short_or_not_utf8_refuses_the_batch() {
+        let mut batch = Batch::new();
+        batch.push(&tuple("tcp://a:1", "s", None), usize::MAX);
+        let records = batch.into_records();
+        for cut in 0..records.len() {
+            assert_eq!(
+                unpack(&records[..cut]).map(|a| a.len()),
+                (cut == 0).then_some(0)
+            );
+        }
+        let mut bad = records.clone();
+        bad[2] = 0xff;
+        assert_eq!(unpack(&bad), None);
+        // A length past the end.
+        let mut long = records;
+        long[0] = 200;
+        assert_eq!(unpack(&long), None);
+    }
+}
