@@ -311,19 +311,31 @@ impl Entry {
     }
 }
 
-/// What the table knows of one origin's liveness.
+/// What the table knows of one origin's liveness: 16 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Life {
-    /// Entries (live or tombstones) it wrote: the record goes with the
-    /// last of them.
-    entries: u32,
     /// Its last heartbeat's revision (0: none heard).
     revision: u64,
     /// Its live leased tuples expire no earlier than this, in ticks (0:
     /// no heartbeat heard).
     until: u32,
-    /// Some of its tuples expired here since its last heartbeat.
-    expired: bool,
+    /// Leased entries (live or tombstones) it wrote, the record going
+    /// with the last of them; the top bit ([`EXPIRED_SINCE`]): some of its
+    /// tuples expired here since its last heartbeat.
+    entries: u32,
+}
+
+/// [`Life::entries`] bit: tuples expired since the last heartbeat.
+const EXPIRED_SINCE: u32 = 1 << 31;
+
+/// The origin whose liveness an entry counts toward: its writer's, if it
+/// has a lease (a tuple that lives forever needs no heartbeat); 0: none.
+fn counted_origin(e: &Entry) -> u64 {
+    if e.expiry() == 0 {
+        0
+    } else {
+        e.origin
+    }
 }
 
 /// What [`Tuples::alive`] made of a heartbeat.
@@ -342,7 +354,8 @@ pub enum Liveness {
 ///
 /// Per tuple: a 32-byte entry and a 4-byte position in a hash table found
 /// by the endpoint's symbol (about 38 bytes with the tables' slack); per
-/// origin of an entry, 24 bytes of liveness (and the hash table's slack).
+/// origin of a leased entry, 24 bytes of liveness (16 and the key) and the
+/// hash table's slack.
 pub struct Tuples {
     /// Where the entries' strings are.
     symbols: Interner,
@@ -642,10 +655,11 @@ impl Tuples {
             version: 0,
             origin: 0,
         });
-        let before = self.entries[p].origin;
-        if before != stamp.origin {
+        let before = counted_origin(&self.entries[p]);
+        let after = if expiry == 0 { 0 } else { stamp.origin };
+        if before != after {
             self.count_origin(before, false);
-            self.count_origin(stamp.origin, true);
+            self.count_origin(after, true);
         }
         let e = &mut self.entries[p];
         e.version = stamp.version;
@@ -678,15 +692,15 @@ impl Tuples {
             self.lives
                 .entry(origin)
                 .or_insert(Life {
-                    entries: 0,
                     revision: 0,
                     until: 0,
-                    expired: false,
+                    entries: 0,
                 })
                 .entries += 1;
         } else if let Some(life) = self.lives.get_mut(&origin) {
-            life.entries = life.entries.saturating_sub(1);
-            if life.entries == 0 {
+            let count = (life.entries & !EXPIRED_SINCE).saturating_sub(1);
+            life.entries = (life.entries & EXPIRED_SINCE) | count;
+            if count == 0 {
                 self.lives.remove(&origin);
             }
         }
@@ -718,7 +732,8 @@ impl Tuples {
         };
         life.revision = revision;
         life.until = until;
-        if std::mem::take(&mut life.expired) {
+        if life.entries & EXPIRED_SINCE != 0 {
+            life.entries &= !EXPIRED_SINCE;
             // Rare (a lease without its heartbeat): a scan of the table.
             let symbols = self.symbols.lock();
             for e in &self.entries {
@@ -819,8 +834,11 @@ impl Tuples {
                 forget.push(p);
             } else {
                 self.entries[p].state = (e.state & CONTESTED) | REMOVED | EXPIRED | keep_until;
-                if let Some(life) = self.lives.get_mut(&e.origin) {
-                    life.expired = true;
+                if keep_until == 0 {
+                    // Kept forever: no longer leased.
+                    self.count_origin(e.origin, false);
+                } else if let Some(life) = self.lives.get_mut(&e.origin) {
+                    life.entries |= EXPIRED_SINCE;
                 }
                 if keep_until != 0 {
                     self.schedule(keep_until, p);
