@@ -5,7 +5,7 @@
 //! message size and every memory bound stated per message hold as they
 //! are. CZMQ peers never see one.
 
-use crate::msg::{Announce, ZgossipMsg};
+use crate::msg::{Announce, Announces, ZgossipMsg};
 use crate::server::{announce_of, replayed};
 use crate::tuples::Tuple;
 
@@ -38,14 +38,16 @@ impl Batch {
         Self::default()
     }
 
-    /// Add `tuple` (marked replayed) if its record fits in `budget` bytes
-    /// of records in all; whether it did. An endpoint over 255 bytes never
-    /// fits (no ANNOUNCE can carry it either).
-    pub fn push(&mut self, tuple: &Tuple, budget: usize) -> bool {
+    /// Add `tuple` (marked replayed if `replay`: a synchronisation's, not
+    /// news pushed, which Plumtree tells apart) if its record fits in
+    /// `budget` bytes of records in all; whether it did. An endpoint over
+    /// 255 bytes never fits (no ANNOUNCE can carry it either).
+    pub fn push(&mut self, tuple: &Tuple, replay: bool, budget: usize) -> bool {
         if self.records.len() + record_len(tuple) > budget {
             return false;
         }
-        let announce = replayed(announce_of(tuple, true));
+        let announce = announce_of(tuple, true);
+        let announce = if replay { replayed(announce) } else { announce };
         let (Ok(endpoint_len), Ok(service_len)) = (
             u8::try_from(announce.endpoint.len()),
             u32::try_from(announce.service.len()),
@@ -78,6 +80,34 @@ impl Batch {
     /// Its records, for ANNOUNCES.
     pub fn into_records(self) -> Vec<u8> {
         self.records
+    }
+
+    /// The ANNOUNCES of what it holds, leaving it empty; `None` if empty.
+    pub fn take(&mut self) -> Option<Announces> {
+        if self.count == 0 {
+            return None;
+        }
+        self.count = 0;
+        Some(Announces {
+            records: std::mem::take(&mut self.records),
+        })
+    }
+
+    /// Add `tuple` as [`Batch::push`] does; if it does not fit, what the
+    /// batch held comes back, to be sent now, and it starts the next one.
+    /// A tuple too big for any batch comes back after it, as its ANNOUNCE.
+    pub fn add(&mut self, tuple: &Tuple, replay: bool, budget: usize) -> Vec<ZgossipMsg> {
+        if self.push(tuple, replay, budget) {
+            return Vec::new();
+        }
+        let mut out: Vec<ZgossipMsg> = self.take().into_iter().map(Into::into).collect();
+        if !self.push(tuple, replay, budget) {
+            // Never with the budget of `Limits::batch_budget`, which holds
+            // the largest tuple an ANNOUNCE can carry.
+            let announce = announce_of(tuple, true);
+            out.push(if replay { replayed(announce) } else { announce }.into());
+        }
+        out
     }
 }
 
@@ -171,9 +201,9 @@ mod tests {
         let mut batch = Batch::new();
         let budget: usize = tuples.iter().map(record_len).sum();
         for t in &tuples {
-            assert!(batch.push(t, budget));
+            assert!(batch.push(t, t.stamp.is_some(), budget));
         }
-        assert!(!batch.push(&tuples[0], budget), "over the budget");
+        assert!(!batch.push(&tuples[0], true, budget), "over the budget");
         assert_eq!(batch.len(), 3);
         let announces = unpack(&batch.into_records()).expect("well formed");
         let expected: Vec<Announce> = tuples
@@ -193,7 +223,7 @@ mod tests {
     #[test]
     fn a_record_cut_short_or_not_utf8_refuses_the_batch() {
         let mut batch = Batch::new();
-        batch.push(&tuple("tcp://a:1", "s", None), usize::MAX);
+        batch.push(&tuple("tcp://a:1", "s", None), false, usize::MAX);
         let records = batch.into_records();
         for cut in 0..records.len() {
             assert_eq!(

@@ -992,6 +992,13 @@ impl NodeCore {
                 self.remotes[index].queue_id(tuple);
                 continue;
             }
+            if self.remotes[index].batches() {
+                // Sent with the others at the next flush (or now, full).
+                self.remotes[index].sent_traffic(pace, now);
+                let full = self.remotes[index].batch_flood(tuple, replay, pace);
+                self.push_to_remote(index, full);
+                continue;
+            }
             let slot = &mut encoded[usize::from(versioned)];
             if slot.is_none() {
                 let announce = announce_of(tuple, versioned);
@@ -1017,6 +1024,14 @@ impl NodeCore {
     }
 
     fn send_to_remote(&mut self, remote: usize, messages: Vec<ZgossipMsg>) {
+        // A batch waiting goes first: nothing overtakes it.
+        if let Some(batch) = self.remotes.get_mut(remote).and_then(Remote::take_flood) {
+            self.push_to_remote(remote, vec![batch]);
+        }
+        self.push_to_remote(remote, messages);
+    }
+
+    fn push_to_remote(&mut self, remote: usize, messages: Vec<ZgossipMsg>) {
         for message in messages {
             match message.encode_packet() {
                 Ok(frames) => {
@@ -1110,6 +1125,9 @@ impl NodeCore {
             let remote = &self.remotes[index];
             if Some(index) == except || !remote.takes_heartbeats() || remote.is_silent(pace, now) {
                 continue;
+            }
+            if let Some(batch) = self.remotes[index].take_flood() {
+                self.push_to_remote(index, vec![batch]);
             }
             if encoded.is_none() {
                 match ZgossipMsg::from(alive.clone()).encode_packet() {
@@ -1310,12 +1328,33 @@ impl NodeCore {
 
     /// What the driver must do, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        self.flush_batches();
         std::mem::take(&mut self.outputs)
     }
 
     /// What the driver must do, in order, keeping the queue's buffer.
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.flush_batches();
         self.outputs.drain(..)
+    }
+
+    /// Batches: tuples flooded since the last drain go, one ANNOUNCES per
+    /// link (a burst of input handled together forwards its tuples
+    /// together).
+    fn flush_batches(&mut self) {
+        for index in 0..self.remotes.len() {
+            if let Some(batch) = self.remotes[index].take_flood() {
+                self.push_to_remote(index, vec![batch]);
+            }
+        }
+        if self.gossip.batching.is_empty() {
+            return;
+        }
+        for (key, now) in std::mem::take(&mut self.gossip.batching) {
+            self.sessions
+                .send_event_to(&mut self.gossip, key, Event::FlushBatch, now);
+        }
+        self.flush_sessions();
     }
 
     /// After [`NodeCore::drain_outputs`]: give back what a burst made the

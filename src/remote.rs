@@ -40,7 +40,7 @@ use crate::batch::{first_endpoint, Batch, BATCHES};
 use crate::msg::{Announce, Announces, Hello, Ping, Prune, ZgossipMsg};
 use crate::plumtree::{GraftBudget, LazyQueue, PLUMTREE};
 use crate::server::{announce_of, can_send, replayed, EXTENSIONS, LIVENESS, VERSIONED_TUPLES};
-use crate::tuples::Tuples;
+use crate::tuples::{Tuple, Tuples};
 
 /// Longest spacing between generations, however often INVALID comes.
 const MAX_SPACING: Duration = Duration::from_secs(60);
@@ -143,6 +143,9 @@ pub struct Remote {
     queue: LazyQueue,
     /// What the server may still be sent in answers to GRAFT.
     graft_budget: GraftBudget,
+    /// Batches: tuples flooded to the server, waiting for the node's
+    /// flush (once it has handled what came in together).
+    flood: Batch,
 }
 
 /// What the remote's server said, as far as the remote side cares.
@@ -197,6 +200,7 @@ impl Remote {
             lazy: false,
             queue: LazyQueue::default(),
             graft_budget: GraftBudget::default(),
+            flood: Batch::new(),
         };
         remote.tick(tuples, pace, now, send);
         remote
@@ -235,6 +239,17 @@ impl Remote {
     /// takes versioned tuples but not heartbeats.
     pub fn renews_tuples(&self) -> bool {
         self.versioned() && !self.liveness()
+    }
+
+    /// Batches: queue a flooded tuple; what must go now comes back (a
+    /// full batch).
+    pub fn batch_flood(&mut self, tuple: &Tuple, replay: bool, pace: Pace) -> Vec<ZgossipMsg> {
+        self.flood.add(tuple, replay, pace.batch)
+    }
+
+    /// Batches: the flooded tuples waiting, as one ANNOUNCES.
+    pub fn take_flood(&mut self) -> Option<ZgossipMsg> {
+        self.flood.take().map(Into::into)
     }
 
     /// Whether the server agreed batches (ANNOUNCES), with versioned
@@ -508,6 +523,9 @@ impl Remote {
         // Maybe another server now: ask again.
         self.agreed = None;
         self.lazy = false;
+        // Before HELLO on the new connection, a batch would be answered
+        // INVALID; the generation sends it all.
+        self.flood = Batch::new();
         self.want_sync();
     }
 
@@ -590,7 +608,7 @@ impl Remote {
                 while sendable.peek().is_some() {
                     let mut batch = Batch::new();
                     while let Some(tuple) = sendable.peek() {
-                        if !batch.push(tuple, pace.batch) {
+                        if !batch.push(tuple, true, pace.batch) {
                             break;
                         }
                         sendable.next();

@@ -217,6 +217,9 @@ pub struct Gossip {
     pub(crate) heartbeat_wanted: bool,
     /// The revision of our last heartbeat.
     pub(crate) heartbeat: u64,
+    /// Sessions with tuples waiting in their batch, for the node to flush,
+    /// with when the tuple was forwarded.
+    pub(crate) batching: Vec<(zproto_runtime::engine::SessionKey, Instant)>,
     /// Sessions that take versioned tuples but not heartbeats: while there
     /// are any, our tuples are renewed one by one as well.
     pub(crate) renewing_sessions: usize,
@@ -281,6 +284,10 @@ pub struct Session {
     liveness: bool,
     /// The peer agreed batches (ANNOUNCES).
     batches: bool,
+    /// Tuples forwarded to it, waiting for the node's `flush batch`.
+    pending: Batch,
+    /// The node knows of `pending` (its key is in [`Gossip::batching`]).
+    flush_due: bool,
     /// The peer sent PRUNE: it gets ids in IHAVE batches, not tuples.
     lazy: bool,
     /// Ids waiting for the next IHAVE.
@@ -908,7 +915,7 @@ impl Gossip {
             while session.cursor < self.tuples.slots() && session.in_slice < slice {
                 let tuple = self.tuples.at(session.cursor, now);
                 match tuple.filter(|t| can_send(t, true)) {
-                    Some(tuple) if !batch.push(&tuple, budget) => break,
+                    Some(tuple) if !batch.push(&tuple, true, budget) => break,
                     Some(_) => session.in_slice += 1,
                     None => {}
                 }
@@ -1148,6 +1155,17 @@ impl Actions for Gossip {
                 self.lazy_pending = true;
                 io.set_exception(Event::NothingToForward);
             }
+            Some(tuple) if session.batches && can_send(tuple, true) => {
+                let budget = self.limits.batch_budget();
+                for full in session.pending.add(tuple, self.forwarding_replay, budget) {
+                    io.send(full);
+                }
+                if let (false, Some(key), Some(now)) = (session.flush_due, io.session(), io.now()) {
+                    session.flush_due = true;
+                    self.batching.push((key, now));
+                }
+                io.set_exception(Event::NothingToForward);
+            }
             Some(tuple) if can_send(tuple, session.versioned) => {
                 let announce = announce_of(tuple, session.versioned);
                 let announce = if self.forwarding_replay {
@@ -1238,6 +1256,13 @@ impl Actions for Gossip {
             Heartbeat::Forged => self.heartbeat_wanted = true,
             Heartbeat::Implausible => self.refused.push(Refusal::Implausible),
             Heartbeat::Drop => {}
+        }
+    }
+
+    fn send_pending_batch(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        session.flush_due = false;
+        if let Some(batch) = session.pending.take() {
+            io.send(batch.into());
         }
     }
 

@@ -542,3 +542,68 @@ fn a_batch_from_one_client_reaches_the_others_and_is_not_echoed() {
     let sender = mesh.node(clients[0]).expect("up").stats();
     assert_eq!(sender.duplicates, 0, "{sender:?}");
 }
+
+/// What a node sent to the peer with `routing_id`, decoded.
+fn sent_to_peer(outputs: &[zgossip::Output], routing_id: &[u8]) -> Vec<zgossip::msg::ZgossipMsg> {
+    use zgossip::Codec;
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            zgossip::Output::ToPeer(frames) if frames.first() == Some(routing_id) => {
+                frames.with_frames(1, |body| zgossip::msg::ZgossipMsg::decode(body).ok())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn tuples_that_came_in_one_burst_go_on_in_one_batch() {
+    use zgossip::msg::{Announce, Hello, Ping, ZgossipMsg};
+    use zgossip::{Codec, NodeCore};
+    let now = Instant::now();
+    let mut hub = NodeCore::new("hub", Settings::default());
+    let frames = |id: &[u8], message: ZgossipMsg| {
+        let mut frames = vec![id.to_vec()];
+        frames.extend(message.encode().expect("encode"));
+        frames
+    };
+    // Two peers that agreed every extension, batches included.
+    for id in [b"peer-a".as_slice(), b"peer-b"] {
+        hub.on_peer_connected(id);
+        let offer = Ping {
+            extensions: Some(zgossip::server::EXTENSIONS),
+        };
+        hub.on_peer_frames(&frames(id, offer.into()), now);
+        hub.on_peer_frames(&frames(id, Hello.into()), now);
+    }
+    hub.take_outputs();
+    // Peer A pushes 20 tuples, which the driver hands over together (one
+    // reactor read) before it takes the outputs.
+    for i in 0..20 {
+        let announce = Announce {
+            endpoint: format!("tcp://10.0.0.{i}:1"),
+            service: "svc".into(),
+            origin: Some(7),
+            revision: Some(1_000 + i),
+            lease: Some(30_000),
+            flags: Some(0),
+            ..Announce::default()
+        };
+        hub.on_peer_frames(&frames(b"peer-a", announce.into()), now);
+    }
+    let outputs = hub.take_outputs();
+    let to_b = sent_to_peer(&outputs, b"peer-b");
+    let endpoints: Vec<String> = to_b
+        .iter()
+        .flat_map(|m| match m {
+            ZgossipMsg::Announces(batch) => zgossip::batch::unpack(&batch.records).expect("batch"),
+            other => panic!("not a batch: {other:?}"),
+        })
+        .map(|a| a.endpoint)
+        .collect();
+    assert_eq!(endpoints.len(), 20, "{to_b:?}");
+    assert!(to_b.len() <= 2, "{} messages for 20 tuples", to_b.len());
+    // None went back to their sender.
+    assert!(sent_to_peer(&outputs, b"peer-a").is_empty());
+}
