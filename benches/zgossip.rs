@@ -10,7 +10,14 @@
 //!   into a list of frames (three allocations, as before) and into one
 //!   packet (one), messages per second;
 //! * a swarm of 1,000 nodes over inproc, `zgossip swarm` beside CZMQ's
-//!   actors (`tests/czmq/czmq_swarm.c`): time to converge, peak memory.
+//!   actors (`tests/czmq/czmq_swarm.c`): time to converge, peak memory;
+//! * joining: a fresh node connects over tcp loopback to one that holds
+//!   10,000, 100,000 and 1,000,000 tuples; from its connect until it
+//!   holds them all: ours with batches (the default), ours one ANNOUNCE a
+//!   tuple (`server/batches 0`), CZMQ's;
+//! * idle renewal traffic: 100 nodes (in memory, simulated time) holding
+//!   1,000, 10,000 and 100,000 tuples, owned evenly, every tuple leased
+//!   (30 s), once they have settled: bytes per second.
 //!
 //! Each side drives its server with raw DEALER sockets the same way, in its
 //! own process (inproc only works within one): Rust for ours and raw libzmq,
@@ -319,6 +326,180 @@ fn main() {
     }
     if wanted("swarm") {
         swarm(if quick { 1 } else { 2 }, 1000 / scale);
+    }
+    if wanted("join") {
+        let sizes: &[usize] = if quick {
+            &[10_000, 100_000]
+        } else {
+            &[10_000, 100_000, 1_000_000]
+        };
+        join(if quick { 1 } else { 3 }, sizes, only_ours);
+    }
+    if wanted("renewal") {
+        let sizes: &[usize] = if quick {
+            &[1_000, 10_000]
+        } else {
+            &[1_000, 10_000, 100_000]
+        };
+        renewal(100, sizes);
+    }
+}
+
+/// Nanoseconds from a fresh node's connect until it holds `count` tuples,
+/// over tcp loopback, from a node of ours that holds them (`batches`:
+/// `server/batches`); `None` past two minutes.
+fn our_join(count: usize, batches: bool) -> Option<u128> {
+    let room = (count + 10).to_string();
+    let server = Node::new("server").expect("node");
+    server.set("limits/tuples", &room).expect("set");
+    server
+        .set("server/batches", if batches { "1" } else { "0" })
+        .expect("set");
+    server.bind("tcp://127.0.0.1:*").expect("bind");
+    let at = format!("tcp://127.0.0.1:{}", server.port().expect("port"));
+    for n in 0..count {
+        let endpoint = format!(
+            "tcp://10.{}.{}.{}:9000",
+            (n >> 16) & 255,
+            (n >> 8) & 255,
+            n & 255
+        );
+        server
+            .announce(&endpoint, &format!("service-{n}"))
+            .expect("announce");
+    }
+    while server.status().expect("status") < count {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let joiner = Node::new("joiner").expect("node");
+    joiner.set("limits/tuples", &room).expect("set");
+    let start = Instant::now();
+    joiner.connect(&at).expect("connect");
+    while joiner.status().expect("status") < count {
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Some(start.elapsed().as_nanos())
+}
+
+fn join(runs: usize, sizes: &[usize], only_ours: bool) {
+    println!("\n| join over tcp loopback | ours, batches | ours, one ANNOUNCE a tuple | CZMQ 4.2 | batches / CZMQ |");
+    println!("|---|---:|---:|---:|---:|");
+    let best = |a: Option<u128>, b: Option<u128>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    for &count in sizes {
+        let (mut batched, mut plain, mut czmq_ns) = (None, None, None);
+        for _ in 0..runs {
+            batched = best(batched, our_join(count, true));
+            plain = best(plain, our_join(count, false));
+            if !only_ours {
+                let ns = czmq(&["join", "tcp", &count.to_string()]).filter(|&ns| ns > 0);
+                czmq_ns = best(czmq_ns, ns);
+            }
+        }
+        let show = |ns: Option<u128>| {
+            ns.map_or("over 120 s".to_owned(), |ns| {
+                format!(
+                    "{:.2} s ({})",
+                    ns as f64 / 1e9,
+                    fmt_rate(per_second(count, ns))
+                )
+            })
+        };
+        let ratio = match (batched, czmq_ns) {
+            (Some(o), Some(c)) => format!("{:.2}x", c as f64 / o as f64),
+            _ => "-".to_owned(),
+        };
+        let czmq_cell = if only_ours || option_env!("CZMQ_BENCH_BIN").is_none() {
+            "-".to_owned()
+        } else {
+            show(czmq_ns)
+        };
+        println!(
+            "| {count} tuples | {} | {} | {czmq_cell} | {ratio} |",
+            show(batched),
+            show(plain)
+        );
+    }
+}
+
+/// Idle traffic of `nodes` nodes (each linked to the next and to the one
+/// seven on, in memory, simulated time) holding `tuples` leased tuples,
+/// owned evenly: bytes and messages per second once settled.
+fn renewal(nodes: usize, sizes: &[usize]) {
+    use std::time::Duration;
+    use zgossip::mesh::Mesh;
+    use zgossip::node::MESSAGE_TYPES;
+    println!("\n| idle renewal traffic, {nodes} nodes, lease 30 s | bytes/s, all nodes | per node | ANNOUNCE/s | ALIVE/s |");
+    println!("|---|---:|---:|---:|---:|");
+    let kind = |name: &str| MESSAGE_TYPES.iter().position(|k| *k == name).unwrap_or(0);
+    for &tuples in sizes {
+        let mut now = Instant::now();
+        let mut mesh = Mesh::new();
+        mesh.forget_deliveries();
+        let settings = zgossip::Settings {
+            limits: zgossip::Limits {
+                tuples: tuples + 10,
+                ..zgossip::Limits::default()
+            },
+            ..zgossip::Settings::default()
+        };
+        for _ in 0..nodes {
+            mesh.add(settings);
+        }
+        for n in 0..nodes {
+            mesh.connect(n, (n + 1) % nodes, now);
+            mesh.connect(n, (n + 7) % nodes, now);
+        }
+        for t in 0..tuples {
+            let (endpoint, service) = tuple(t);
+            let _ = mesh.announce(t % nodes, &endpoint, &service, now);
+        }
+        let step = |mesh: &mut Mesh, now: &mut Instant, ms: u64| {
+            for _ in 0..ms / 100 {
+                *now += Duration::from_millis(100);
+                mesh.tick(*now);
+            }
+        };
+        // Settled: every node holds every tuple, and the synchronisations
+        // that followed the connections are over.
+        let deadline = now + Duration::from_secs(600);
+        while (0..nodes).any(|n| mesh.node(n).map_or(0, |node| node.tuples().len()) < tuples) {
+            if now > deadline {
+                println!("| {tuples} tuples | did not settle | | | |");
+                return;
+            }
+            step(&mut mesh, &mut now, 1_000);
+        }
+        step(&mut mesh, &mut now, 20_000);
+        let totals = |mesh: &Mesh| {
+            (0..nodes).fold((0u64, 0u64, 0u64), |(b, a, h), n| {
+                let stats = mesh.node(n).map(|node| node.stats()).unwrap_or_default();
+                (
+                    b + stats.bytes_sent,
+                    a + stats.sent_by_type[kind("ANNOUNCE")]
+                        + stats.sent_by_type[kind("ANNOUNCES")],
+                    h + stats.sent_by_type[kind("ALIVE")],
+                )
+            })
+        };
+        let before = totals(&mesh);
+        let seconds = 60;
+        step(&mut mesh, &mut now, seconds * 1_000);
+        let after = totals(&mesh);
+        let per_s = |a: u64, b: u64| (a - b) as f64 / seconds as f64;
+        let bytes = per_s(after.0, before.0);
+        println!(
+            "| {tuples} tuples | {:.0} | {:.0} | {:.1} | {:.1} |",
+            bytes,
+            bytes / nodes as f64,
+            per_s(after.1, before.1),
+            per_s(after.2, before.2)
+        );
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Settings {
     /// `None`: the operating system's, read when the node is made. A
     /// driver that replays runs gives one from its simulated time.
     pub wall_clock: Option<crate::clock::WallClock>,
+    /// `server/batches`: whether peers that agree batches get several
+    /// tuples per message (ANNOUNCES) in replays and floods. Default on;
+    /// off, this node's server agrees no batches (one ANNOUNCE a tuple).
+    pub batches: bool,
     /// A deliberate defect (the simulator's checks are tested with it).
     #[doc(hidden)]
     pub mutation: Option<crate::server::Mutation>,
@@ -80,6 +84,7 @@ impl Default for Settings {
             foreign_lease: None,
             origin: None,
             wall_clock: None,
+            batches: true,
             mutation: None,
         }
     }
@@ -97,7 +102,8 @@ impl Settings {
 }
 
 /// The settings `SET` knows, for messages.
-pub const SETTINGS: &str = "server/timeout, server/verbose, remote/ping, remote/resync, \
+pub const SETTINGS: &str =
+    "server/timeout, server/verbose, server/batches, remote/ping, remote/resync, \
                             limits/tuples, limits/service, limits/hwm, limits/slice, \
                             tuples/lease, tuples/foreign-lease";
 
@@ -396,6 +402,7 @@ impl NodeCore {
                         .unwrap_or_else(crate::clock::WallClock::system),
                 },
                 mutation: settings.mutation,
+                batches_off: !settings.batches,
                 ..Gossip::default()
             },
             remotes: Vec::new(),
@@ -561,6 +568,10 @@ impl NodeCore {
             }
             // Accepted for compatibility with CZMQ's engine, which has it.
             "server/verbose" => self.set_verbose(value.trim() != "0"),
+            "server/batches" => {
+                self.settings.batches = number(0, 1, "0 or 1")? == 1;
+                self.gossip.batches_off = !self.settings.batches;
+            }
             other => return Err(SettingError::UnknownPath(other.to_owned())),
         }
         self.gossip.limits = self.settings.limits;

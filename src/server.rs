@@ -217,6 +217,8 @@ pub struct Gossip {
     pub(crate) heartbeat_wanted: bool,
     /// The revision of our last heartbeat.
     pub(crate) heartbeat: u64,
+    /// `server/batches 0`: agree no batches with peers.
+    pub(crate) batches_off: bool,
     /// Sessions with tuples waiting in their batch, for the node to flush,
     /// with when the tuple was forwarded.
     pub(crate) batching: Vec<(zproto_runtime::engine::SessionKey, Instant)>,
@@ -1038,7 +1040,12 @@ impl Actions for Gossip {
     fn agree_extensions(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
         if let Some(ZgossipMsg::Ping(ping)) = io.message() {
             if let Some(offered) = ping.extensions {
-                let mut agreed = offered & EXTENSIONS;
+                let ours = if self.batches_off {
+                    EXTENSIONS & !BATCHES
+                } else {
+                    EXTENSIONS
+                };
+                let mut agreed = offered & ours;
                 if agreed & VERSIONED_TUPLES == 0 {
                     // Heartbeats keep versioned tuples alive, and batches
                     // carry them: nothing else.

@@ -10,6 +10,10 @@
         czmq_bench fanout TRANSPORT SESSIONS COUNT
             SESSIONS peers say HELLO; the node's application publishes COUNT
             tuples; until every peer has received every one
+        czmq_bench join TRANSPORT COUNT
+            the node's application publishes COUNT tuples; then a fresh
+            node connects to it; from its CONNECT until its STATUS = COUNT
+            (-1 if not within two minutes)
 
     TRANSPORT is inproc, ipc or tcp (loopback).
 */
@@ -195,11 +199,39 @@ s_fanout (zactor_t *node, const char *endpoint, int sessions, int count)
     return elapsed;
 }
 
+static int64_t
+s_join (zactor_t *server, const char *endpoint, int count)
+{
+    for (int n = 0; n < count; n++) {
+        char key [64], value [64];
+        snprintf (key, sizeof key, "tcp://10.%d.%d.%d:9000", (n >> 16) & 255, (n >> 8) & 255, n & 255);
+        snprintf (value, sizeof value, "service-%d", n);
+        zstr_sendx (server, "PUBLISH", key, value, NULL);
+    }
+    while (s_status (server) < count)
+        zclock_sleep (1);
+    zactor_t *joiner = zactor_new (zgossip, "joiner");
+    assert (joiner);
+    int64_t start = s_now_ns ();
+    int64_t deadline = start + (int64_t) 120 * 1000000000;
+    zstr_sendx (joiner, "CONNECT", endpoint, NULL);
+    int64_t elapsed = -1;
+    while (s_now_ns () < deadline) {
+        if (s_status (joiner) >= count) {
+            elapsed = s_now_ns () - start;
+            break;
+        }
+        zclock_sleep (1);
+    }
+    zactor_destroy (&joiner);
+    return elapsed;
+}
+
 int
 main (int argc, char *argv [])
 {
     if (argc < 4) {
-        fprintf (stderr, "usage: czmq_bench pingpong|ingest|fanout TRANSPORT ARGS...\n");
+        fprintf (stderr, "usage: czmq_bench pingpong|ingest|fanout|join TRANSPORT ARGS...\n");
         return 2;
     }
     //  The actor's DELIVER messages would pile up unread during fan-out.
@@ -216,6 +248,9 @@ main (int argc, char *argv [])
     else
     if (streq (argv [1], "fanout") && argc == 5)
         elapsed = s_fanout (node, endpoint, atoi (argv [3]), atoi (argv [4]));
+    else
+    if (streq (argv [1], "join") && argc == 4)
+        elapsed = s_join (node, endpoint, atoi (argv [3]));
     else {
         fprintf (stderr, "czmq_bench: bad arguments\n");
         return 2;
