@@ -475,7 +475,6 @@ fn renewal(nodes: usize, sizes: &[usize]) {
             }
             step(&mut mesh, &mut now, 1_000);
         }
-        step(&mut mesh, &mut now, 20_000);
         let totals = |mesh: &Mesh| {
             (0..nodes).fold((0u64, 0u64, 0u64), |(b, a, h), n| {
                 let stats = mesh.node(n).map(|node| node.stats()).unwrap_or_default();
@@ -487,6 +486,19 @@ fn renewal(nodes: usize, sizes: &[usize]) {
                 )
             })
         };
+        // ... and no tuple moved for ten seconds (the first
+        // synchronisations send every remote's table to its server).
+        loop {
+            let before = totals(&mesh);
+            step(&mut mesh, &mut now, 10_000);
+            if totals(&mesh).1 == before.1 {
+                break;
+            }
+            if now > deadline {
+                println!("| {tuples} tuples | did not settle | | | |");
+                return;
+            }
+        }
         let before = totals(&mesh);
         let seconds = 60;
         step(&mut mesh, &mut now, seconds * 1_000);

@@ -6,7 +6,7 @@
 //! are. CZMQ peers never see one.
 
 use crate::msg::{Announce, Announces, ZgossipMsg};
-use crate::server::{announce_of, replayed};
+use crate::server::{announce_of, flags_of, lease_ms, replayed, FLAG_REPLAY};
 use crate::tuples::Tuple;
 
 /// Extension bit: ANNOUNCES carries several tuples.
@@ -46,23 +46,31 @@ impl Batch {
         if self.records.len() + record_len(tuple) > budget {
             return false;
         }
-        let announce = announce_of(tuple, true);
-        let announce = if replay { replayed(announce) } else { announce };
         let (Ok(endpoint_len), Ok(service_len)) = (
-            u8::try_from(announce.endpoint.len()),
-            u32::try_from(announce.service.len()),
+            u8::try_from(tuple.endpoint.len()),
+            u32::try_from(tuple.service.len()),
         ) else {
             return false;
         };
+        // What `announce_of(tuple, true)` carries, written in place.
+        let (origin, revision, lease, flags) = match tuple.stamp {
+            Some(stamp) => (
+                stamp.origin,
+                stamp.version,
+                lease_ms(tuple),
+                flags_of(tuple) | if replay { FLAG_REPLAY } else { 0 },
+            ),
+            None => (0, 0, 0, 0),
+        };
         let r = &mut self.records;
         r.push(endpoint_len);
-        r.extend_from_slice(announce.endpoint.as_bytes());
+        r.extend_from_slice(tuple.endpoint.as_bytes());
         r.extend_from_slice(&service_len.to_be_bytes());
-        r.extend_from_slice(announce.service.as_bytes());
-        r.extend_from_slice(&announce.origin.unwrap_or(0).to_be_bytes());
-        r.extend_from_slice(&announce.revision.unwrap_or(0).to_be_bytes());
-        r.extend_from_slice(&announce.lease.unwrap_or(0).to_be_bytes());
-        r.push(announce.flags.unwrap_or(0));
+        r.extend_from_slice(tuple.service.as_bytes());
+        r.extend_from_slice(&origin.to_be_bytes());
+        r.extend_from_slice(&revision.to_be_bytes());
+        r.extend_from_slice(&lease.to_be_bytes());
+        r.push(flags);
         self.count += 1;
         true
     }

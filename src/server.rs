@@ -339,19 +339,30 @@ pub fn announce_of(tuple: &Tuple, versioned: bool) -> Announce {
     if let (true, Some(stamp)) = (versioned, tuple.stamp) {
         announce.origin = Some(stamp.origin);
         announce.revision = Some(stamp.version);
-        announce.lease = Some(tuple.lease.map_or(0, |lease| {
-            u32::try_from(lease.as_millis()).unwrap_or(u32::MAX).max(1)
-        }));
-        let mut flags = 0;
-        if tuple.removed {
-            flags |= FLAG_REMOVED;
-        }
-        if tuple.contested {
-            flags |= FLAG_CONTESTED;
-        }
-        announce.flags = Some(flags);
+        announce.lease = Some(lease_ms(tuple));
+        announce.flags = Some(flags_of(tuple));
     }
     announce
+}
+
+/// A stamped tuple's lease as ANNOUNCE carries it: milliseconds left, at
+/// least 1 (0 means forever).
+pub(crate) fn lease_ms(tuple: &Tuple) -> u32 {
+    tuple.lease.map_or(0, |lease| {
+        u32::try_from(lease.as_millis()).unwrap_or(u32::MAX).max(1)
+    })
+}
+
+/// A stamped tuple's ANNOUNCE flags (the replay flag aside).
+pub(crate) fn flags_of(tuple: &Tuple) -> u8 {
+    let mut flags = 0;
+    if tuple.removed {
+        flags |= FLAG_REMOVED;
+    }
+    if tuple.contested {
+        flags |= FLAG_CONTESTED;
+    }
+    flags
 }
 
 /// Whether a peer can take this tuple: a peer without versioned tuples

@@ -1,7 +1,8 @@
 //! A fresh node joining a node that holds a big table gets all of it at
 //! the speed the connection takes, not a slice per timer, while the
-//! server's owner renews every tuple (the default 30 s lease), and other
-//! peers' PINGs are still answered promptly.
+//! server's owned tuples are kept alive (the default 30 s lease), and
+//! other peers' PINGs are answered within 50 ms throughout (the join's
+//! rate beside CZMQ's: `cargo bench --bench zgossip -- join`).
 //!
 //! The table holds 100,000 tuples here; `ZGOSSIP_JOIN_TUPLES` sets another
 //! size (the figures in docs/zgossip.md: 1,000,000 in a release build,
@@ -71,8 +72,5 @@ fn a_fresh_node_gets_a_big_table_while_pings_are_answered() {
         tuples as f64 / took.as_secs_f64(),
         latencies.len()
     );
-    assert!(
-        worst < Duration::from_millis(250),
-        "a PING waited {worst:?}"
-    );
+    assert!(worst < Duration::from_millis(50), "a PING waited {worst:?}");
 }
