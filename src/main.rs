@@ -724,6 +724,17 @@ fn read_commands(mut input: impl BufRead, commands: &std::sync::mpsc::Sender<Tex
 
 fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
     use zgossip::swarm::{self, SwarmConfig, Topology, Transport};
+    // Thousands of nodes' small heaps in one process: transparent huge
+    // pages would make each allocator region resident 2 MB at a time
+    // (1,000 nodes over inproc: 127 MB of RSS with them, 116 MB without,
+    // and slower, the kernel zeroing huge pages). A node alone in its
+    // process keeps the system's setting.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with PR_SET_THP_DISABLE takes integer arguments only
+    // and changes nothing but the process's huge-page policy.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     if !(0.0..=1.0).contains(&args.churn) {
         eprintln!(
             "zgossip: --churn must be between 0 and 1, found {}",
