@@ -378,7 +378,16 @@ pub struct Tuples {
     expiries: BinaryHeap<Reverse<(u32, u32)>>,
     /// Liveness of the origins of entries, by origin.
     lives: HashMap<u64, Life, FastHash>,
+    /// When [`Tuples::alive`] last looked through the table for an
+    /// origin's expired tuples: at most once per [`EXPIRED_SCAN_EVERY`],
+    /// so that a peer making its own tuples expire and beating for them
+    /// cannot have the table scanned at the rate it sends.
+    expired_scan_at: Option<Instant>,
 }
+
+/// The least time between two scans of the table for an origin's
+/// expired tuples.
+pub const EXPIRED_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 impl Default for Tuples {
     /// An empty table over the process's interner.
@@ -399,6 +408,7 @@ impl Tuples {
             epoch: None,
             expiries: BinaryHeap::new(),
             lives: HashMap::default(),
+            expired_scan_at: None,
         }
     }
 
@@ -440,6 +450,7 @@ impl Clone for Tuples {
             epoch: self.epoch,
             expiries: self.expiries.clone(),
             lives: self.lives.clone(),
+            expired_scan_at: self.expired_scan_at,
         }
     }
 }
@@ -732,8 +743,13 @@ impl Tuples {
         };
         life.revision = revision;
         life.until = until;
-        if life.entries & EXPIRED_SINCE != 0 {
+        let scan_due = self.expired_scan_at.map_or(true, |at| {
+            now.saturating_duration_since(at) >= EXPIRED_SCAN_EVERY
+        });
+        // Not due: the mark stays, and a later heartbeat asks.
+        if life.entries & EXPIRED_SINCE != 0 && scan_due {
             life.entries &= !EXPIRED_SINCE;
+            self.expired_scan_at = Some(now);
             // Rare (a lease without its heartbeat): a scan of the table.
             let symbols = self.symbols.lock();
             for e in &self.entries {
@@ -1265,6 +1281,41 @@ mod tests {
             t.alive(1, 100, s, t0 + 12 * s, &mut asked),
             Liveness::Unknown
         );
+    }
+
+    #[test]
+    fn expired_tuples_are_looked_for_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis(1);
+        let mut t = Tuples::default();
+        let mut removed = Vec::new();
+        let mut asked = Vec::new();
+        // A peer writes a tuple in origin 1's name that expires at once,
+        // then beats for origin 1, again and again.
+        for i in 0..10u64 {
+            let at = t0 + ms * (10 * i as u32);
+            let endpoint = format!("tcp://e:{i}");
+            let leased = Offer {
+                lease: Some(ms),
+                ..offer(&endpoint, "x", v(1 + i, 1))
+            };
+            t.offer(&leased, NO_LIMIT, at);
+            t.expire(at + 2 * ms, Some(Duration::from_secs(60)), &mut removed);
+            t.alive(1, 100 + i, ms, at + 3 * ms, &mut asked);
+        }
+        assert_eq!(removed.len(), 10);
+        // One scan (the first), not ten: it found the one expired then.
+        assert_eq!(asked.len(), 1);
+        // A second on, the next heartbeat looks again, and finds them all.
+        asked.clear();
+        t.alive(
+            1,
+            200,
+            Duration::from_secs(1),
+            t0 + Duration::from_secs(2),
+            &mut asked,
+        );
+        assert_eq!(asked.len(), 10);
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn answer_probe_as_czmq(router: &zmq::Socket) -> Vec<u8> {
     let (id, frames) = next(router);
     assert_eq!(
         frames,
-        vec![vec![0xaa, 0xa0, 0x03, 0x01, 0, 0, 0, 3]],
+        vec![vec![0xaa, 0xa0, 0x03, 0x01, 0, 0, 0, 15]],
         "probe"
     );
     let pong = golden("server reply to PING");
