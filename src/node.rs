@@ -1116,6 +1116,7 @@ impl NodeCore {
                 self.stats.forged_heartbeats += 1;
                 self.send_heartbeat(now);
             }
+            Heartbeat::Older(newer) => self.send_to_remote(from, vec![newer.into()]),
             Heartbeat::Implausible => self.refused_tuple(Refusal::Implausible, now),
             Heartbeat::Drop => {}
         }

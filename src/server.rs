@@ -310,14 +310,18 @@ impl Session {
 }
 
 /// What a heartbeat (ALIVE) is to this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Heartbeat {
     /// Newer than the last of its node, whose tuples we hold: kept; pass
     /// it on.
     PassOn,
-    /// Already heard (by another path), stale, or of a node we hold
-    /// nothing of: dropped.
+    /// Already heard (by another path), or of a node we hold nothing of:
+    /// dropped.
     Drop,
+    /// Older than the last of its node we heard: the sender is behind,
+    /// and may be on the only path to that node (which alone can answer a
+    /// forged heartbeat ahead of its own): it gets ours.
+    Older(Alive),
     /// In our name, above our last one: someone forged it. Ours goes at
     /// once, above it.
     Forged,
@@ -534,7 +538,12 @@ impl Gossip {
                 }
                 Heartbeat::PassOn
             }
-            Liveness::Stale | Liveness::Unknown => Heartbeat::Drop,
+            Liveness::Older { revision, left } if !left.is_zero() => Heartbeat::Older(Alive {
+                node: alive.node,
+                clock: revision,
+                lifetime: u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1),
+            }),
+            Liveness::Older { .. } | Liveness::Stale | Liveness::Unknown => Heartbeat::Drop,
         }
     }
 
@@ -1272,6 +1281,7 @@ impl Actions for Gossip {
                 io.broadcast_to_others(Event::ForwardAlive);
             }
             Heartbeat::Forged => self.heartbeat_wanted = true,
+            Heartbeat::Older(newer) => io.send(newer.into()),
             Heartbeat::Implausible => self.refused.push(Refusal::Implausible),
             Heartbeat::Drop => {}
         }

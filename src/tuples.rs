@@ -343,9 +343,17 @@ fn counted_origin(e: &Entry) -> u64 {
 pub enum Liveness {
     /// Newer than the origin's last one: its tuples live on; pass it on.
     Renewed,
-    /// Not newer than the origin's last one (a copy by another path, or a
-    /// stale one): dropped.
+    /// The origin's last one again (a copy by another path): dropped.
     Stale,
+    /// Older than the origin's last one, which lives this much longer
+    /// here: the sender is behind, and may be the only path to the origin
+    /// (docs/zgossip.md, "Liveness").
+    Older {
+        /// The origin's last heartbeat's revision.
+        revision: u64,
+        /// What is left of its lifetime here.
+        left: Duration,
+    },
     /// The table holds nothing the origin wrote: dropped.
     Unknown,
 }
@@ -734,7 +742,13 @@ impl Tuples {
     ) -> Liveness {
         match self.lives.get(&origin) {
             None => return Liveness::Unknown,
-            Some(life) if life.revision >= revision => return Liveness::Stale,
+            Some(life) if life.revision == revision => return Liveness::Stale,
+            Some(life) if life.revision > revision => {
+                return Liveness::Older {
+                    revision: life.revision,
+                    left: self.remaining(life.until, now).unwrap_or_default(),
+                }
+            }
             Some(_) => {}
         }
         let until = self.expiry_for(now, Some(lease));
@@ -1229,9 +1243,10 @@ mod tests {
                 t.alive(1, revision, s, t0 + at, &mut asked),
                 Liveness::Stale
             );
+            // An older one: the sender is behind, and is told.
             assert_eq!(
                 t.alive(1, revision - 1, s, t0 + at, &mut asked),
-                Liveness::Stale
+                Liveness::Older { revision, left: s }
             );
             t.expire(t0 + at, Some(10 * s), &mut removed);
         }

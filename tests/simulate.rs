@@ -405,3 +405,19 @@ fn regression_a_live_writer_replaces_another_writers_expired_tuple() {
         &[4, 6, 10, 11, 14, 16, 21, 23, 33],
     );
 }
+
+#[test]
+fn regression_a_heartbeat_forged_ahead_reaches_its_owner_past_the_nodes_that_took_it() {
+    // A hostile peer sent a heartbeat in a live owner's name ten minutes
+    // ahead: the nodes that took it dropped the owner's own heartbeats as
+    // older, and the owner, cut off when the forgery went by, never heard
+    // of it; its tuples expired. A node answers an older heartbeat with
+    // the newer one it holds, so the forgery reaches the owner, which
+    // answers above it.
+    passes(
+        550,
+        7,
+        &with_hostile(),
+        &[0, 2, 3, 5, 9, 10, 14, 24, 37, 43],
+    );
+}

@@ -225,7 +225,7 @@ fn act(world: &mut World, checker: &mut Checker, action: &Action) {
             if *attack == Attack::Pin {
                 checker.hostile(world::PINNED);
             }
-            if let Some(forgery) = world.attack(*victim, *attack) {
+            for forgery in world.attack(*victim, *attack) {
                 checker.forged(forgery);
             }
         }

@@ -288,7 +288,8 @@ pub enum Attack {
     /// A write of the endpoint the victim holds at this position in its
     /// table, with the owner's own origin, `ahead` milliseconds ahead (at
     /// most as far as the victim takes: [`crate::clock::MAX_AHEAD`]), and
-    /// another service.
+    /// another service; and a heartbeat (ALIVE) in the owner's name as far
+    /// ahead of the victim's clock, claiming the forger's lease.
     ForgeOwner {
         /// Which tuple (a position, modulo the table's size).
         pick: usize,

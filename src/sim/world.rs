@@ -39,7 +39,7 @@ use zproto_runtime::Packet;
 use super::rng::Rng;
 use super::schedule::Attack;
 use crate::clock::WallClock;
-use crate::msg::{Announce, Graft, Hello, Ihave, Ping, ZgossipMsg};
+use crate::msg::{Alive, Announce, Graft, Hello, Ihave, Ping, ZgossipMsg};
 use crate::node::{NodeCore, Output, Settings};
 use crate::server::{EXTENSIONS, FLAG_REMOVED};
 use zproto_runtime::Codec;
@@ -671,19 +671,21 @@ impl World {
 
     /// A hostile peer connects to `victim`, offers our extensions and says
     /// HELLO (as one of ours would), attacks, and leaves. Returns the
-    /// endpoint it forged a write of, if it did, in whose name, and until
-    /// when the forgery may
-    /// live where its owner cannot answer it (stamps are not signatures):
-    /// the lease it claims.
-    pub fn attack(&mut self, victim: usize, attack: Attack) -> Option<Forgery> {
+    /// endpoints whose tuples its forgeries may keep (a write of one, a
+    /// heartbeat for all its owner's), in whose name, and until when they
+    /// may live where their owner cannot answer (stamps are not
+    /// signatures): the lease it claims.
+    pub fn attack(&mut self, victim: usize, attack: Attack) -> Vec<Forgery> {
+        let mut impersonated = Vec::new();
         if !self.is_running(victim) {
-            return None;
+            return impersonated;
         }
-        let mut impersonated = None;
         self.seq += 1;
         let mut id = HOSTILE.to_vec();
         id.extend_from_slice(&(self.seq as u32).to_be_bytes());
-        let core = self.processes[victim].core.as_ref()?;
+        let Some(core) = self.processes[victim].core.as_ref() else {
+            return impersonated;
+        };
         let clock = self.clock(victim);
         let table: Vec<(String, String, crate::tuples::Stamp)> = core
             .tuples()
@@ -726,13 +728,31 @@ impl World {
                             .is_some_and(|core| core.origin() == stamp.origin)
                     });
                     let owner = owner.map(|n| (n, self.processes[n].incarnation));
-                    impersonated = Some(Forgery {
-                        endpoint: endpoint.clone(),
-                        owner,
-                        // Stale heap and propagation: a little past it.
-                        until: self.now() + FORGED_LEASE + Duration::from_secs(1),
-                    });
+                    // Stale heap and propagation: a little past it.
+                    let until = self.now() + FORGED_LEASE + Duration::from_secs(1);
+                    // The heartbeat keeps every tuple of the owner the
+                    // victim holds.
+                    for (held, _, held_stamp) in &table {
+                        if held_stamp.origin == stamp.origin {
+                            impersonated.push(Forgery {
+                                endpoint: held.clone(),
+                                owner,
+                                until,
+                            });
+                        }
+                    }
                     messages.push(stamped(endpoint, "forged", version, stamp.origin, 0));
+                    let clock = self
+                        .wall_ms(victim)
+                        .saturating_add(ahead.min(crate::clock::MAX_AHEAD.as_millis() as u64));
+                    messages.push(
+                        Alive {
+                            node: stamp.origin,
+                            clock,
+                            lifetime: FORGED_LEASE.as_millis() as u32,
+                        }
+                        .into(),
+                    );
                 }
             }
             Attack::ForgeTombstone { pick: p } => {
