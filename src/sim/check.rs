@@ -128,8 +128,9 @@ impl Checker {
             removed: BTreeMap::new(),
             hostile: BTreeSet::new(),
             forged: BTreeMap::new(),
-            // A stale renewal may wait in a DEALER's pipe until the last
-            // reconnection (libzmq's backoff), and then lives a lease.
+            // A stale heartbeat or copy may wait in a DEALER's pipe until
+            // the last reconnection (libzmq's backoff), and then lives a
+            // lease.
             expiry_bound: lease + RECONNECT_MAX + lease / 3 + Duration::from_millis(100),
             violations: Vec::new(),
         }
