@@ -7,7 +7,7 @@
 
 use crate::msg::{Announce, Announces, ZgossipMsg};
 use crate::server::{announce_of, flags_of, lease_ms, replayed, FLAG_REPLAY};
-use crate::tuples::Tuple;
+use crate::tuples::{Tuple, Tuples};
 
 /// Extension bit: ANNOUNCES carries several tuples.
 pub const BATCHES: u32 = 8;
@@ -119,16 +119,17 @@ impl Batch {
     }
 }
 
-/// The endpoint of the first tuple in an ANNOUNCE or ANNOUNCES (where a
-/// refused send must start again).
-pub fn first_endpoint(message: &ZgossipMsg) -> Option<String> {
+/// Where a refused ANNOUNCE or ANNOUNCES must be sent again from: the
+/// lowest table position among its tuples (a flood's batch holds them in
+/// the order they came, not by position). `None`: no tuple of it is in
+/// the table (or it is neither).
+pub fn first_position(message: &ZgossipMsg, tuples: &Tuples) -> Option<usize> {
     match message {
-        ZgossipMsg::Announce(a) => Some(a.endpoint.clone()),
-        ZgossipMsg::Announces(batch) => {
-            let len = usize::from(*batch.records.first()?);
-            let endpoint = batch.records.get(1..1 + len)?;
-            String::from_utf8(endpoint.to_vec()).ok()
-        }
+        ZgossipMsg::Announce(a) => tuples.position(&a.endpoint),
+        ZgossipMsg::Announces(batch) => unpack(&batch.records)?
+            .iter()
+            .filter_map(|a| tuples.position(&a.endpoint))
+            .min(),
         _ => None,
     }
 }
@@ -226,6 +227,31 @@ mod tests {
             })
             .collect();
         assert_eq!(announces, expected);
+    }
+
+    #[test]
+    fn a_refused_batch_is_sent_again_from_its_lowest_position() {
+        let mut table = Tuples::default();
+        let now = std::time::Instant::now();
+        for i in 0..3 {
+            let endpoint = format!("tcp://a:{i}");
+            table.offer(
+                &crate::tuples::Offer::unversioned(&endpoint, "s"),
+                usize::MAX,
+                now,
+            );
+        }
+        // Flooded in the order they changed, not by position.
+        let mut batch = Batch::new();
+        for i in [2, 0, 1] {
+            batch.push(
+                &tuple(&format!("tcp://a:{i}"), "s", None),
+                false,
+                usize::MAX,
+            );
+        }
+        let message = ZgossipMsg::from(batch.take().expect("a batch"));
+        assert_eq!(first_position(&message, &table), Some(0));
     }
 
     #[test]

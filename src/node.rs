@@ -9,7 +9,7 @@ use zproto_runtime::server::Sessions;
 use zproto_runtime::throttle::Throttle;
 use zproto_runtime::{Codec, Packet};
 
-use crate::batch::first_endpoint;
+use crate::batch::first_position;
 use crate::engine::{Event, Machine};
 use crate::limits::{Limits, MAX_ENDPOINT};
 use crate::msg::{Alive, Announce, Graft, Ihave, Prune, ZgossipMsg};
@@ -1202,8 +1202,7 @@ impl NodeCore {
                     self.stats.refused_sends += 1;
                     let position = match frames.with_frames(1, |body| ZgossipMsg::decode(body)) {
                         Ok(message @ (ZgossipMsg::Announce(_) | ZgossipMsg::Announces(_))) => {
-                            first_endpoint(&message)
-                                .and_then(|endpoint| self.gossip.tuples.position(&endpoint))
+                            first_position(&message, &self.gossip.tuples)
                         }
                         // A PONG or INVALID: nothing a replay must resend.
                         Ok(_) => continue,

@@ -36,7 +36,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::batch::{first_endpoint, Batch, BATCHES};
+use crate::batch::{first_position, Batch, BATCHES};
 use crate::msg::{Announce, Announces, Hello, Ping, Prune, ZgossipMsg};
 use crate::plumtree::{GraftBudget, LazyQueue, PLUMTREE};
 use crate::server::{announce_of, can_send, replayed, EXTENSIONS, LIVENESS, VERSIONED_TUPLES};
@@ -534,10 +534,7 @@ impl Remote {
     pub fn refused(&mut self, message: Option<&ZgossipMsg>, tuples: &Tuples, now: Instant) {
         match message {
             Some(ZgossipMsg::Announce(_) | ZgossipMsg::Announces(_)) => {
-                let position = message
-                    .and_then(first_endpoint)
-                    .and_then(|endpoint| tuples.position(&endpoint))
-                    .unwrap_or(0);
+                let position = message.and_then(|m| first_position(m, tuples)).unwrap_or(0);
                 self.backlog = Some(self.backlog.map_or(position, |b| b.min(position)));
                 self.backlog_at = now + BACKOFF;
             }
