@@ -139,7 +139,11 @@ fn peers_that_never_read_cost_a_bounded_amount_of_memory() {
             peer
         })
         .collect();
-    // Every peer's queue fills (its replay is refused at least once each).
+    // Every peer's session is open (theirs and the feeder's: their
+    // connections come up in any order, and a busy machine takes its time),
+    // and queues fill (one peer's replay is refused many times over, so
+    // the count alone says nothing of the others).
+    wait_stat(&mut node, "sessions", |n| n >= 13);
     wait_stat(&mut node, "refused_sends", |n| n >= 12);
     // A stalled episode of two seconds (its length is the scenario, polled
     // every 50 ms), longer than the replays' backoff so that retries run;
