@@ -198,6 +198,24 @@ impl Missing {
     /// recent, to ask for at `now` + [`GRAFT_AFTER`].
     pub fn heard(&mut self, ids: Vec<(String, Stamp)>, link: Link, tuples: &Tuples, now: Instant) {
         let ask_at = now + self.wait();
+        self.note(ids, link, tuples, ask_at, now);
+    }
+
+    /// `link` should have these tuples, and nothing else will bring them
+    /// (they expired here, and their origin's heartbeat came by `link`):
+    /// ask at once.
+    pub fn ask(&mut self, ids: Vec<(String, Stamp)>, link: Link, tuples: &Tuples, now: Instant) {
+        self.note(ids, link, tuples, now, now);
+    }
+
+    fn note(
+        &mut self,
+        ids: Vec<(String, Stamp)>,
+        link: Link,
+        tuples: &Tuples,
+        ask_at: Instant,
+        now: Instant,
+    ) {
         for (endpoint, stamp) in ids {
             let held = tuples.stamp(&endpoint);
             if held.is_some_and(|h| h >= stamp) {

@@ -534,7 +534,7 @@ impl Gossip {
         {
             Liveness::Renewed => {
                 if !expired.is_empty() {
-                    self.missing.heard(expired, link, &self.tuples, now);
+                    self.missing.ask(expired, link, &self.tuples, now);
                 }
                 Heartbeat::PassOn
             }

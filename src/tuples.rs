@@ -319,14 +319,10 @@ struct Life {
     /// Its live leased tuples expire no earlier than this, in ticks (0:
     /// no heartbeat heard).
     until: u32,
-    /// Leased entries (live or tombstones) it wrote, the record going
-    /// with the last of them; the top bit ([`EXPIRED_SINCE`]): some of its
-    /// tuples expired here since its last heartbeat.
+    /// Leased entries (live or tombstones) it wrote: the record goes
+    /// with the last of them.
     entries: u32,
 }
-
-/// [`Life::entries`] bit: tuples expired since the last heartbeat.
-const EXPIRED_SINCE: u32 = 1 << 31;
 
 /// The origin whose liveness an entry counts toward: its writer's, if it
 /// has a lease (a tuple that lives forever needs no heartbeat); 0: none.
@@ -386,16 +382,12 @@ pub struct Tuples {
     expiries: BinaryHeap<Reverse<(u32, u32)>>,
     /// Liveness of the origins of entries, by origin.
     lives: HashMap<u64, Life, FastHash>,
-    /// When [`Tuples::alive`] last looked through the table for an
-    /// origin's expired tuples: at most once per [`EXPIRED_SCAN_EVERY`],
-    /// so that a peer making its own tuples expire and beating for them
-    /// cannot have the table scanned at the rate it sends.
-    expired_scan_at: Option<Instant>,
+    /// Positions of the tuples that expired here since their origin's
+    /// last heartbeat, by origin (only origins that have some): what its
+    /// next heartbeat asks for costs what expired, never a scan of the
+    /// table. At most twice the origin's entries (then cleaned).
+    expired_since: HashMap<u64, Vec<u32>, FastHash>,
 }
-
-/// The least time between two scans of the table for an origin's
-/// expired tuples.
-pub const EXPIRED_SCAN_EVERY: Duration = Duration::from_secs(1);
 
 impl Default for Tuples {
     /// An empty table over the process's interner.
@@ -416,7 +408,7 @@ impl Tuples {
             epoch: None,
             expiries: BinaryHeap::new(),
             lives: HashMap::default(),
-            expired_scan_at: None,
+            expired_since: HashMap::default(),
         }
     }
 
@@ -458,7 +450,7 @@ impl Clone for Tuples {
             epoch: self.epoch,
             expiries: self.expiries.clone(),
             lives: self.lives.clone(),
-            expired_scan_at: self.expired_scan_at,
+            expired_since: self.expired_since.clone(),
         }
     }
 }
@@ -717,10 +709,10 @@ impl Tuples {
                 })
                 .entries += 1;
         } else if let Some(life) = self.lives.get_mut(&origin) {
-            let count = (life.entries & !EXPIRED_SINCE).saturating_sub(1);
-            life.entries = (life.entries & EXPIRED_SINCE) | count;
-            if count == 0 {
+            life.entries = life.entries.saturating_sub(1);
+            if life.entries == 0 {
                 self.lives.remove(&origin);
+                self.expired_since.remove(&origin);
             }
         }
     }
@@ -757,16 +749,13 @@ impl Tuples {
         };
         life.revision = revision;
         life.until = until;
-        let scan_due = self.expired_scan_at.map_or(true, |at| {
-            now.saturating_duration_since(at) >= EXPIRED_SCAN_EVERY
-        });
-        // Not due: the mark stays, and a later heartbeat asks.
-        if life.entries & EXPIRED_SINCE != 0 && scan_due {
-            life.entries &= !EXPIRED_SINCE;
-            self.expired_scan_at = Some(now);
-            // Rare (a lease without its heartbeat): a scan of the table.
+        if let Some(mut positions) = self.expired_since.remove(&origin) {
+            positions.sort_unstable();
+            positions.dedup();
             let symbols = self.symbols.lock();
-            for e in &self.entries {
+            for p in positions {
+                let e = self.entries[p as usize];
+                // Still the tombstone its expiry left (not rewritten since).
                 if e.origin == origin && e.state & EXPIRED != 0 && !e.is_hole() {
                     if let Some(stamp) = e.stamp() {
                         expired.push((symbols.string(e.endpoint).to_string(), stamp));
@@ -786,6 +775,27 @@ impl Tuples {
     /// Origins the table holds liveness of.
     pub fn origins(&self) -> usize {
         self.lives.len()
+    }
+
+    /// The tuple at `p`, of `origin`, expired here: its origin's next
+    /// heartbeat asks for it.
+    fn note_expired(&mut self, origin: u64, p: usize) {
+        let Some(entries) = self.lives.get(&origin).map(|l| l.entries as usize) else {
+            return;
+        };
+        let positions = self.expired_since.entry(origin).or_default();
+        positions.push(p as u32);
+        if positions.len() > 2 * entries + SPARE_EXPIRIES {
+            // Written and expired again and again without a heartbeat:
+            // keep what is still an expired tombstone of it, once.
+            let table = &self.entries;
+            positions.sort_unstable();
+            positions.dedup();
+            positions.retain(|&q| {
+                let e = table[q as usize];
+                e.origin == origin && e.state & EXPIRED != 0 && !e.is_hole()
+            });
+        }
     }
 
     /// An entry's expiry, its origin's heartbeats counted (live leased
@@ -864,11 +874,10 @@ impl Tuples {
                 forget.push(p);
             } else {
                 self.entries[p].state = (e.state & CONTESTED) | REMOVED | EXPIRED | keep_until;
+                self.note_expired(e.origin, p);
                 if keep_until == 0 {
                     // Kept forever: no longer leased.
                     self.count_origin(e.origin, false);
-                } else if let Some(life) = self.lives.get_mut(&e.origin) {
-                    life.entries |= EXPIRED_SINCE;
                 }
                 if keep_until != 0 {
                     self.schedule(keep_until, p);
@@ -1299,14 +1308,22 @@ mod tests {
     }
 
     #[test]
-    fn expired_tuples_are_looked_for_at_most_once_a_second() {
+    fn a_heartbeat_asks_for_what_expired_since_the_last_one_at_that_cost() {
         let t0 = Instant::now();
         let ms = Duration::from_millis(1);
         let mut t = Tuples::default();
         let mut removed = Vec::new();
         let mut asked = Vec::new();
-        // A peer writes a tuple in origin 1's name that expires at once,
-        // then beats for origin 1, again and again.
+        // Other origins' tuples: a heartbeat never looks at them.
+        for i in 0..1000 {
+            let endpoint = format!("tcp://other:{i}");
+            let leased = Offer {
+                lease: Some(Duration::from_secs(60)),
+                ..offer(&endpoint, "x", v(1, 2))
+            };
+            t.offer(&leased, NO_LIMIT, t0);
+        }
+        // Origin 1 writes a tuple that expires, then beats; ten times.
         for i in 0..10u64 {
             let at = t0 + ms * (10 * i as u32);
             let endpoint = format!("tcp://e:{i}");
@@ -1316,21 +1333,31 @@ mod tests {
             };
             t.offer(&leased, NO_LIMIT, at);
             t.expire(at + 2 * ms, Some(Duration::from_secs(60)), &mut removed);
+            asked.clear();
             t.alive(1, 100 + i, ms, at + 3 * ms, &mut asked);
+            // Exactly the one that expired since the last heartbeat.
+            assert_eq!(asked, [(format!("tcp://e:{i}"), v(1 + i, 1).unwrap())]);
         }
         assert_eq!(removed.len(), 10);
-        // One scan (the first), not ten: it found the one expired then.
-        assert_eq!(asked.len(), 1);
-        // A second on, the next heartbeat looks again, and finds them all.
         asked.clear();
-        t.alive(
-            1,
-            200,
-            Duration::from_secs(1),
-            t0 + Duration::from_secs(2),
-            &mut asked,
-        );
-        assert_eq!(asked.len(), 10);
+        t.alive(1, 200, ms, t0 + Duration::from_secs(1), &mut asked);
+        assert!(asked.is_empty());
+        // A peer writing and expiring one endpoint in origin 3's name over
+        // and over, never beating: what is kept for its next heartbeat
+        // stays within twice its entries.
+        for i in 0..1000u64 {
+            let at = t0 + Duration::from_secs(2) + ms * (10 * i as u32);
+            let leased = Offer {
+                lease: Some(ms),
+                ..offer("tcp://churn:1", "x", v(1_000 + i, 3))
+            };
+            t.offer(&leased, NO_LIMIT, at);
+            t.expire(at + 2 * ms, Some(Duration::from_secs(60)), &mut removed);
+        }
+        assert!(t.expired_since.get(&3).map_or(0, Vec::len) <= 2 + SPARE_EXPIRIES + 1);
+        asked.clear();
+        t.alive(3, 1, ms, t0 + Duration::from_secs(20), &mut asked);
+        assert_eq!(asked.len(), 1);
     }
 
     #[test]
