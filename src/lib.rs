@@ -45,6 +45,7 @@ pub mod node;
 pub mod peers_file;
 pub mod plumtree;
 pub mod remote;
+mod segments;
 pub mod server;
 pub mod sim;
 pub mod swarm;

@@ -43,6 +43,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::segments::Segments;
+
 type FastHash = foldhash::fast::RandomState;
 
 /// A tuple string's number in the process-wide table.
@@ -54,7 +56,18 @@ struct Symbols {
     /// By symbol: the string and how many tuple fields hold it (0: free).
     strings: Vec<(Arc<str>, u32)>,
     free: Vec<Symbol>,
+    /// Origins of entries, numbered as strings are (from 1; 0 stands for
+    /// none, an unversioned entry), so that an entry holds 4 bytes for its
+    /// origin, not 8.
+    origin_numbers: HashMap<u64, OriginNumber, FastHash>,
+    /// By number less one: the origin and how many entries hold it (0:
+    /// free).
+    origins: Vec<(u64, u32)>,
+    free_origins: Vec<OriginNumber>,
 }
+
+/// An origin's number in the process-wide table (0: none).
+type OriginNumber = u32;
 
 /// The table of tuple strings that [`Tuples`] number their endpoints and
 /// services in; cloning it shares it.
@@ -139,6 +152,59 @@ impl Symbols {
             self.numbers.remove(&text);
             self.free.push(symbol);
         }
+    }
+
+    /// The number of `origin`, if an entry holds it.
+    fn find_origin(&self, origin: u64) -> Option<OriginNumber> {
+        self.origin_numbers.get(&origin).copied()
+    }
+
+    /// The number of `origin` (0 for 0), holding one more reference to it.
+    fn hold_origin(&mut self, origin: u64) -> OriginNumber {
+        if origin == 0 {
+            return 0;
+        }
+        if let Some(number) = self.find_origin(origin) {
+            self.retain_origin(number);
+            return number;
+        }
+        let number = match self.free_origins.pop() {
+            Some(number) => {
+                self.origins[number as usize - 1] = (origin, 1);
+                number
+            }
+            None => {
+                self.origins.push((origin, 1));
+                // Four billion origins would not fit in memory first.
+                OriginNumber::try_from(self.origins.len()).unwrap_or(OriginNumber::MAX)
+            }
+        };
+        self.origin_numbers.insert(origin, number);
+        number
+    }
+
+    fn retain_origin(&mut self, number: OriginNumber) {
+        if let Some((_, count)) = self.origins.get_mut((number as usize).wrapping_sub(1)) {
+            *count += 1;
+        }
+    }
+
+    fn release_origin(&mut self, number: OriginNumber) {
+        let Some((origin, count)) = self.origins.get_mut((number as usize).wrapping_sub(1)) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.origin_numbers.remove(origin);
+            self.free_origins.push(number);
+        }
+    }
+
+    /// The origin numbered `number` (0 for 0).
+    fn origin(&self, number: OriginNumber) -> u64 {
+        self.origins
+            .get((number as usize).wrapping_sub(1))
+            .map_or(0, |&(origin, _)| origin)
     }
 
     fn string(&self, symbol: Symbol) -> Arc<str> {
@@ -279,22 +345,23 @@ const SPARE_EXPIRIES: usize = 64;
 /// An endpoint symbol that marks a hole (a forgotten entry).
 const HOLE: Symbol = Symbol::MAX;
 
-/// 32 bytes per tuple.
+/// 24 bytes per tuple (a table is mostly entries: with 8-byte origins
+/// they took 32, 8 MB more for 1,000 nodes of 1,000 tuples).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     endpoint: Symbol,
     service: Symbol,
     state: u32,
     version: u64,
-    /// 0: unversioned.
-    origin: u64,
+    /// The writer's number in the interner (0: unversioned).
+    origin: OriginNumber,
 }
 
 impl Entry {
-    fn stamp(&self) -> Option<Stamp> {
-        (self.origin != 0).then_some(Stamp {
+    fn stamp(&self, symbols: &Symbols) -> Option<Stamp> {
+        (self.origin != 0).then(|| Stamp {
             version: self.version,
-            origin: self.origin,
+            origin: symbols.origin(self.origin),
         })
     }
 
@@ -326,7 +393,7 @@ struct Life {
 
 /// The origin whose liveness an entry counts toward: its writer's, if it
 /// has a lease (a tuple that lives forever needs no heartbeat); 0: none.
-fn counted_origin(e: &Entry) -> u64 {
+fn counted_origin(e: &Entry) -> OriginNumber {
     if e.expiry() == 0 {
         0
     } else {
@@ -363,7 +430,7 @@ pub enum Liveness {
 pub struct Tuples {
     /// Where the entries' strings are.
     symbols: Interner,
-    entries: Vec<Entry>,
+    entries: Segments<Entry>,
     /// Positions in `entries`, hashed by their endpoint symbol.
     positions: hashbrown::HashTable<u32>,
     /// Holes in `entries`, for new endpoints.
@@ -380,13 +447,14 @@ pub struct Tuples {
     /// leased entries (8 bytes each), and never over twice as many plus
     /// [`SPARE_EXPIRIES`]: past that, the heap is rebuilt from the table.
     expiries: BinaryHeap<Reverse<(u32, u32)>>,
-    /// Liveness of the origins of entries, by origin.
-    lives: HashMap<u64, Life, FastHash>,
+    /// Liveness of the origins of entries, by origin number (the entries
+    /// hold the number for as long as the record lives).
+    lives: HashMap<OriginNumber, Life, FastHash>,
     /// Positions of the tuples that expired here since their origin's
     /// last heartbeat, by origin (only origins that have some): what its
     /// next heartbeat asks for costs what expired, never a scan of the
     /// table. At most twice the origin's entries (then cleaned).
-    expired_since: HashMap<u64, Vec<u32>, FastHash>,
+    expired_since: HashMap<OriginNumber, Vec<u32>, FastHash>,
 }
 
 impl Default for Tuples {
@@ -401,7 +469,7 @@ impl Tuples {
     pub fn with_interner(symbols: Interner) -> Self {
         Self {
             symbols,
-            entries: Vec::new(),
+            entries: Segments::new(),
             positions: hashbrown::HashTable::new(),
             holes: Vec::new(),
             live: 0,
@@ -439,6 +507,7 @@ impl Clone for Tuples {
         for e in self.entries.iter().filter(|e| !e.is_hole()) {
             symbols.retain(e.endpoint);
             symbols.retain(e.service);
+            symbols.retain_origin(e.origin);
         }
         drop(symbols);
         Self {
@@ -464,6 +533,7 @@ impl Drop for Tuples {
         for e in self.entries.iter().filter(|e| !e.is_hole()) {
             symbols.release(e.endpoint);
             symbols.release(e.service);
+            symbols.release_origin(e.origin);
         }
     }
 }
@@ -560,6 +630,7 @@ impl Tuples {
             self.holes.pop();
             let endpoint = symbols.hold_found(endpoint_symbol, offer.endpoint);
             let service = symbols.hold(offer.service);
+            let origin = symbols.hold_origin(offer.stamp.map_or(0, |s| s.origin));
             drop(symbols);
             let entry = Entry {
                 endpoint,
@@ -578,7 +649,7 @@ impl Tuples {
                 .insert_unique(hash(endpoint), p as u32, |&q| {
                     hash(entries[q as usize].endpoint)
                 });
-            self.write(p, offer, now);
+            self.write(p, offer, origin, now);
             if offer.removed {
                 return Accepted::Tombstone(p);
             }
@@ -587,7 +658,8 @@ impl Tuples {
         };
         let held = self.entries[p];
         let same_service = symbols.find(offer.service) == Some(held.service);
-        let rank = match (offer.stamp, held.stamp()) {
+        let held_stamp = held.stamp(&symbols);
+        let rank = match (offer.stamp, held_stamp) {
             // Unversioned against unversioned: CZMQ's rule, latest wins.
             (None, None) if same_service => Rank::Same,
             (None, None) => Rank::Above,
@@ -609,7 +681,7 @@ impl Tuples {
         let other_writer = revived
             && offer
                 .stamp
-                .zip(held.stamp())
+                .zip(held_stamp)
                 .is_some_and(|(new, old)| new.origin != old.origin);
         match rank {
             Rank::Below if other_writer => {}
@@ -617,9 +689,10 @@ impl Tuples {
             Rank::Same if revived => {}
             Rank::Same => {
                 if offer.stamp.is_none() && offer.lease.is_some() {
-                    // An unversioned tuple heard again lives on.
+                    // An unversioned tuple heard again lives on (neither
+                    // has an origin).
                     drop(symbols);
-                    self.write(p, offer, now);
+                    self.write(p, offer, 0, now);
                 } else if let (Some(lease), false, false) =
                     (offer.lease, offer.removed, held.removed())
                 {
@@ -638,8 +711,10 @@ impl Tuples {
             symbols.release(held.service);
             self.entries[p].service = service;
         }
+        let origin = symbols.hold_origin(offer.stamp.map_or(0, |s| s.origin));
+        symbols.release_origin(held.origin);
         drop(symbols);
-        self.write(p, offer, now);
+        self.write(p, offer, origin, now);
         match (held.removed(), offer.removed) {
             (false, true) => {
                 self.live -= 1;
@@ -655,26 +730,24 @@ impl Tuples {
         }
     }
 
-    /// Set an entry's stamp, flags and expiry from an offer.
-    fn write(&mut self, p: usize, offer: &Offer<'_>, now: Instant) {
+    /// Set an entry's stamp, flags and expiry from an offer, whose origin
+    /// is `origin` in the interner (held for the entry by the caller).
+    fn write(&mut self, p: usize, offer: &Offer<'_>, origin: OriginNumber, now: Instant) {
         let expiry = self.expiry_for(now, offer.lease);
         let before = self.entries[p].expiry();
         if expiry != 0 && (before == 0 || expiry < before) {
             self.schedule(expiry, p);
         }
-        let stamp = offer.stamp.unwrap_or(Stamp {
-            version: 0,
-            origin: 0,
-        });
+        let version = offer.stamp.map_or(0, |s| s.version);
         let before = counted_origin(&self.entries[p]);
-        let after = if expiry == 0 { 0 } else { stamp.origin };
+        let after = if expiry == 0 { 0 } else { origin };
         if before != after {
             self.count_origin(before, false);
             self.count_origin(after, true);
         }
         let e = &mut self.entries[p];
-        e.version = stamp.version;
-        e.origin = stamp.origin;
+        e.version = version;
+        e.origin = origin;
         e.state = expiry
             | if offer.removed { REMOVED } else { 0 }
             | if offer.contested { CONTESTED } else { 0 }
@@ -695,7 +768,7 @@ impl Tuples {
     }
 
     /// One entry more (`up`) or fewer written by `origin` (0: none).
-    fn count_origin(&mut self, origin: u64, up: bool) {
+    fn count_origin(&mut self, origin: OriginNumber, up: bool) {
         if origin == 0 {
             return;
         }
@@ -732,7 +805,10 @@ impl Tuples {
         now: Instant,
         expired: &mut Vec<(String, Stamp)>,
     ) -> Liveness {
-        match self.lives.get(&origin) {
+        let Some(number) = self.symbols.lock().find_origin(origin) else {
+            return Liveness::Unknown;
+        };
+        match self.lives.get(&number) {
             None => return Liveness::Unknown,
             Some(life) if life.revision == revision => return Liveness::Stale,
             Some(life) if life.revision > revision => {
@@ -744,20 +820,20 @@ impl Tuples {
             Some(_) => {}
         }
         let until = self.expiry_for(now, Some(lease));
-        let Some(life) = self.lives.get_mut(&origin) else {
+        let Some(life) = self.lives.get_mut(&number) else {
             return Liveness::Unknown;
         };
         life.revision = revision;
         life.until = until;
-        if let Some(mut positions) = self.expired_since.remove(&origin) {
+        if let Some(mut positions) = self.expired_since.remove(&number) {
             positions.sort_unstable();
             positions.dedup();
             let symbols = self.symbols.lock();
             for p in positions {
                 let e = self.entries[p as usize];
                 // Still the tombstone its expiry left (not rewritten since).
-                if e.origin == origin && e.state & EXPIRED != 0 && !e.is_hole() {
-                    if let Some(stamp) = e.stamp() {
+                if e.origin == number && e.state & EXPIRED != 0 && !e.is_hole() {
+                    if let Some(stamp) = e.stamp(&symbols) {
                         expired.push((symbols.string(e.endpoint).to_string(), stamp));
                     }
                 }
@@ -769,7 +845,8 @@ impl Tuples {
     /// The revision of `origin`'s last heartbeat heard (0: none), if the
     /// table holds entries it wrote.
     pub fn heartbeat_revision(&self, origin: u64) -> Option<u64> {
-        self.lives.get(&origin).map(|life| life.revision)
+        let number = self.symbols.lock().find_origin(origin)?;
+        self.lives.get(&number).map(|life| life.revision)
     }
 
     /// Origins the table holds liveness of.
@@ -779,7 +856,7 @@ impl Tuples {
 
     /// The tuple at `p`, of `origin`, expired here: its origin's next
     /// heartbeat asks for it.
-    fn note_expired(&mut self, origin: u64, p: usize) {
+    fn note_expired(&mut self, origin: OriginNumber, p: usize) {
         let Some(entries) = self.lives.get(&origin).map(|l| l.entries as usize) else {
             return;
         };
@@ -897,6 +974,7 @@ impl Tuples {
                 }
                 symbols.release(e.endpoint);
                 symbols.release(e.service);
+                symbols.release_origin(e.origin);
                 self.entries[p].endpoint = HOLE;
                 self.entries[p].origin = 0;
                 forgotten_origins.push(e.origin);
@@ -926,7 +1004,7 @@ impl Tuples {
         Tuple {
             endpoint: symbols.string(e.endpoint),
             service: symbols.string(e.service),
-            stamp: e.stamp(),
+            stamp: e.stamp(symbols),
             removed: e.removed(),
             contested: e.state & CONTESTED != 0,
             expired: e.state & EXPIRED != 0,
@@ -951,7 +1029,7 @@ impl Tuples {
         if e.state & EXPIRED != 0 {
             return None;
         }
-        e.stamp()
+        e.stamp(&symbols)
     }
 
     /// Whether the value held at `endpoint` was pushed to us as news (not
@@ -1001,13 +1079,13 @@ impl Tuples {
     /// so that the caller's cursor moves by `count`), into `out` (one lock
     /// for the lot).
     pub fn slice_into(&self, position: usize, count: usize, now: Instant, out: &mut Vec<Tuple>) {
-        let Some(entries) = self.entries.get(position..) else {
+        if position >= self.entries.len() {
             return;
-        };
+        }
         let symbols = self.symbols.lock();
         out.extend(
-            entries
-                .iter()
+            self.entries
+                .iter_from(position)
                 .take(count)
                 .filter(|e| !e.is_hole())
                 .map(|&e| self.tuple_with(&symbols, e, now)),
@@ -1354,7 +1432,12 @@ mod tests {
             t.offer(&leased, NO_LIMIT, at);
             t.expire(at + 2 * ms, Some(Duration::from_secs(60)), &mut removed);
         }
-        assert!(t.expired_since.get(&3).map_or(0, Vec::len) <= 2 + SPARE_EXPIRIES + 1);
+        let three = t.symbols.lock().find_origin(3);
+        assert!(three.is_some());
+        let held = three
+            .and_then(|n| t.expired_since.get(&n))
+            .map_or(0, Vec::len);
+        assert!(held <= 2 + SPARE_EXPIRIES + 1, "{held}");
         asked.clear();
         t.alive(3, 1, ms, t0 + Duration::from_secs(20), &mut asked);
         assert_eq!(asked.len(), 1);
@@ -1578,6 +1661,47 @@ mod tests {
         assert!(symbols.find(&unique(0)).is_none());
         assert!(symbols.find(&unique(999)).is_none());
         assert!(symbols.find("tuples-test-endpoint").is_none());
+    }
+
+    #[test]
+    fn origins_are_numbered_once_and_freed_with_their_last_entry() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        let now = Instant::now();
+        let interner = Interner::new();
+        let origins = || interner.lock().origin_numbers.len();
+        let mut t = Tuples::with_interner(interner.clone());
+        for (endpoint, origin) in [("a", 7), ("b", 7), ("c", 8)] {
+            t.offer(&offer(endpoint, "s", v(1, origin)), NO_LIMIT, now);
+        }
+        assert_eq!(origins(), 2);
+        let copy = t.clone();
+        t.offer(&offer("a", "s", v(2, 9)), NO_LIMIT, now);
+        assert_eq!(origins(), 3);
+        assert_eq!(t.stamp("a"), v(2, 9));
+        assert_eq!(copy.stamp("a"), v(1, 7));
+        assert_eq!(t.stamp("b"), v(1, 7));
+        drop(copy);
+        t.offer(&offer("b", "s", v(2, 9)), NO_LIMIT, now);
+        // Nobody holds 7 now: its number is free, and taken by the next.
+        assert_eq!(interner.lock().find_origin(7), None);
+        t.offer(&offer("d", "s", v(1, 10)), NO_LIMIT, now);
+        assert_eq!(t.stamp("d"), v(1, 10));
+        assert_eq!(t.stamp("c"), v(1, 8));
+        assert_eq!(origins(), 3);
+        // A tombstone forgotten at the end of its lease lets its origin go.
+        let tombstone = Offer {
+            removed: true,
+            lease: Some(Duration::from_secs(1)),
+            ..offer("e", "s", v(1, 11))
+        };
+        t.offer(&tombstone, NO_LIMIT, now);
+        assert_eq!(origins(), 4);
+        t.expire(now + Duration::from_secs(2), None, &mut Vec::new());
+        assert_eq!(t.stamp("e"), None);
+        assert_eq!(origins(), 3);
+        drop(t);
+        assert_eq!(origins(), 0);
+        assert!(interner.lock().origins.iter().all(|&(_, count)| count == 0));
     }
 
     #[test]
