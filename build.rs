@@ -38,9 +38,10 @@ fn network_namespaces() {
     }
 }
 
-/// `tests/czmq/czmq_node.c`, `czmq_bench.c` and `czmq_swarm.c` against
-/// Debian's libczmq, for `tests/czmq_interop.rs` and `benches/zgossip.rs`;
-/// sets `cfg(czmq)`, `CZMQ_NODE_BIN`, `CZMQ_BENCH_BIN` and `CZMQ_SWARM_BIN`
+/// `tests/czmq/czmq_node.c`, `czmq_bench.c`, `czmq_swarm.c` and
+/// `czmq_bind.c` against Debian's libczmq, for `tests/czmq_interop.rs`,
+/// `tests/bind.rs` and `benches/zgossip.rs`; sets `cfg(czmq)`,
+/// `CZMQ_NODE_BIN`, `CZMQ_BENCH_BIN`, `CZMQ_SWARM_BIN` and `CZMQ_BIND_BIN`
 /// when built.
 /// With `ZGOSSIP_REQUIRE_CZMQ=1` (as in CI) a missing libczmq is an error.
 fn build_czmq_peer() {
@@ -48,6 +49,7 @@ fn build_czmq_peer() {
     println!("cargo:rerun-if-changed=tests/czmq/czmq_node.c");
     println!("cargo:rerun-if-changed=tests/czmq/czmq_bench.c");
     println!("cargo:rerun-if-changed=tests/czmq/czmq_swarm.c");
+    println!("cargo:rerun-if-changed=tests/czmq/czmq_bind.c");
     println!("cargo:rerun-if-env-changed=ZGOSSIP_REQUIRE_CZMQ");
     let required = std::env::var("ZGOSSIP_REQUIRE_CZMQ").is_ok_and(|v| v == "1");
     let flags = Command::new("pkg-config")
@@ -83,6 +85,7 @@ fn build_czmq_peer() {
         ("czmq_node", "CZMQ_NODE_BIN"),
         ("czmq_bench", "CZMQ_BENCH_BIN"),
         ("czmq_swarm", "CZMQ_SWARM_BIN"),
+        ("czmq_bind", "CZMQ_BIND_BIN"),
     ] {
         let out = out_dir.join(program);
         let status = Command::new(&cc)

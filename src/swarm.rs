@@ -691,7 +691,10 @@ mod sockets {
         for i in 0..n {
             let node = Node::on(&reactor, &format!("node-{i}"), super::node_settings(config))?;
             let endpoint = if config.transport == Transport::Tcp {
-                node.bind("tcp://127.0.0.1:*")?;
+                // Port 0: any port, the kernel's choice. CZMQ's `*` scans
+                // from 49152 for the first free port, which for thousands
+                // of nodes in one process tries millions of ports.
+                node.bind("tcp://127.0.0.1:0")?;
                 format!("tcp://127.0.0.1:{}", node.port()?)
             } else {
                 let endpoint = format!("inproc://swarm-{run_id}-{i}");

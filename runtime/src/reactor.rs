@@ -16,6 +16,7 @@ use std::time::Instant;
 
 pub use crate::client::CurveClient;
 use crate::client::PlainCredentials;
+use crate::endpoint::BindPlan;
 use crate::packet::Packet;
 
 /// Maps keyed by small integers (descriptors, service ids), looked up on
@@ -356,8 +357,8 @@ fn monitor(target: &zmq::Socket, events: u16) -> Result<zmq::Socket, zmq::Error>
 }
 
 /// The port of a tcp endpoint, checked where libzmq is lax: it takes a
-/// port over 65535 modulo 65536 (`:99999` binds 34463). `*` and libzmq's
-/// ephemeral forms are for binds only.
+/// port over 65535 modulo 65536 (`:99999` binds 34463). CZMQ's `*` and `!`
+/// forms ([`crate::endpoint`]) are for binds only.
 fn check_tcp_port(endpoint: &str, bind: bool) -> Result<(), String> {
     let Some(address) = endpoint.strip_prefix("tcp://") else {
         return Ok(());
@@ -367,16 +368,42 @@ fn check_tcp_port(endpoint: &str, bind: bool) -> Result<(), String> {
     let Some((_, port)) = address.rsplit_once(':') else {
         return Err("no port".to_owned());
     };
-    let ok = match port {
-        "*" | "!" => bind,
-        p if p.starts_with("!ephemeral") || p.starts_with("*[") => bind,
-        p => p.parse::<u16>().is_ok(),
+    let ok = match BindPlan::of(endpoint) {
+        BindPlan::Scan { .. } => bind,
+        BindPlan::AsGiven(_) => port.parse::<u16>().is_ok(),
     };
     if ok {
         Ok(())
     } else {
         Err(format!("port \"{port}\" is not a number from 0 to 65535"))
     }
+}
+
+/// Bind `router` to `endpoint` as CZMQ's `zsock_bind` does
+/// ([`crate::endpoint`]): `*` and `!` scan a port range.
+fn bind_as_czmq(router: &zmq::Socket, endpoint: &str) -> Result<(), String> {
+    let plan = BindPlan::of(endpoint);
+    if let BindPlan::AsGiven(endpoint) = plan {
+        return router.bind(endpoint).map_err(|e| e.to_string());
+    }
+    // `!`: any start will do; the hasher's keys are random per process.
+    let random = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::time::Instant::now(),
+    );
+    let mut last_error = None;
+    for candidate in plan.candidates(random) {
+        match router.bind(&candidate) {
+            Ok(()) => return Ok(()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match (last_error, plan) {
+        (Some(e), BindPlan::Scan { first, last, .. }) => {
+            format!("no port from {first} to {last} would bind (the last: {e})")
+        }
+        _ => "the port range is empty".to_owned(),
+    })
 }
 
 /// The monitor events of a handshake that failed: a peer refused (by ZAP,
@@ -530,7 +557,10 @@ impl Sockets {
             }
             // zmq_bind processes the socket's pending commands.
             self.router_unchecked = true;
-            router.bind(endpoint).map_err(fail)?;
+            bind_as_czmq(router, endpoint).map_err(|reason| SocketError::Bind {
+                endpoint: endpoint.to_owned(),
+                reason,
+            })?;
             Ok(match router.get_last_endpoint() {
                 Ok(Ok(last)) if last.starts_with("tcp://") => last
                     .rsplit(':')

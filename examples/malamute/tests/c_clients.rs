@@ -393,33 +393,73 @@ fn a_c_consumer_reconnects_and_replays_after_the_broker_restarts() {
     for kind in &kinds {
         let scratch = Scratch::new(&format!("c-restart-{}", kind.name()));
         let endpoint = scratch.ipc("broker");
-        let broker = Broker::start(kind, &scratch, &endpoint, None);
-        let consumer = Background::start(
-            &c.join("mlm_peer"),
-            &[&endpoint, "c-reader", "consume", "news", ".*"],
-        );
-        assert_eq!(consumer.line(WAIT).as_deref(), Some("ready"));
-        drop(broker);
-        let _broker = Broker::start(kind, &scratch, &endpoint, None);
-        // The C client notices (its PING meets a broker that does not know
-        // it), opens again and replays its subscription; then our writer's
-        // messages reach it.
-        let mut writer = MlmClient::with_defaults().expect("client");
-        assert_eq!(writer.connect(&endpoint, 5000, "writer", WAIT), Ok(0));
-        assert_eq!(writer.set_producer("news", WAIT), Ok(0));
-        let mut line = None;
-        assert!(
-            eventually(|| {
-                writer.send_text("after", &["restart"]).expect("send");
-                line = consumer.line(Duration::from_millis(100));
-                line.is_some()
-            }),
-            "{}: the C consumer never came back",
-            kind.name()
-        );
-        assert_eq!(
-            line.as_deref(),
-            Some("STREAM DELIVER sender=writer subject=after body=restart")
-        );
+        consumer_survives_a_restart(kind, &c, &scratch, &endpoint, &endpoint);
     }
+}
+
+/// Both brokers bind `tcp://127.0.0.1:*` as CZMQ's zsock_bind does: the
+/// first free port from 49152 up, so that a broker restarted on the same
+/// endpoint comes back on the same port and its clients find it again
+/// (libzmq's own `*`, a port of the kernel's choosing, would put it
+/// elsewhere each time).
+#[test]
+fn brokers_restarted_on_a_star_port_are_found_again_by_their_c_clients() {
+    let Some((kinds, c)) =
+        setup("brokers_restarted_on_a_star_port_are_found_again_by_their_c_clients")
+    else {
+        return;
+    };
+    for kind in &kinds {
+        let scratch = Scratch::new(&format!("c-restart-star-{}", kind.name()));
+        let port = (49_152..=65_535)
+            .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            .expect("a free port from 49152 up");
+        let connect = format!("tcp://127.0.0.1:{port}");
+        consumer_survives_a_restart(kind, &c, &scratch, "tcp://127.0.0.1:*", &connect);
+    }
+}
+
+/// A C consumer subscribed through `connect` to a broker bound to `bind`
+/// gets a message written after the broker was killed and started again
+/// on the same `bind`.
+fn consumer_survives_a_restart(
+    kind: &Kind,
+    c: &Path,
+    scratch: &Scratch,
+    bind: &str,
+    connect: &str,
+) {
+    let broker = Broker::start(kind, scratch, bind, None);
+    let consumer = Background::start(
+        &c.join("mlm_peer"),
+        &[connect, "c-reader", "consume", "news", ".*"],
+    );
+    assert_eq!(
+        consumer.line(WAIT).as_deref(),
+        Some("ready"),
+        "{}: the C consumer did not reach the broker on {connect}",
+        kind.name()
+    );
+    drop(broker);
+    let _broker = Broker::start(kind, scratch, bind, None);
+    // The C client notices (its PING meets a broker that does not know
+    // it), opens again and replays its subscription; then our writer's
+    // messages reach it.
+    let mut writer = MlmClient::with_defaults().expect("client");
+    assert_eq!(writer.connect(connect, 5000, "writer", WAIT), Ok(0));
+    assert_eq!(writer.set_producer("news", WAIT), Ok(0));
+    let mut line = None;
+    assert!(
+        eventually(|| {
+            writer.send_text("after", &["restart"]).expect("send");
+            line = consumer.line(Duration::from_millis(100));
+            line.is_some()
+        }),
+        "{}: the C consumer never came back",
+        kind.name()
+    );
+    assert_eq!(
+        line.as_deref(),
+        Some("STREAM DELIVER sender=writer subject=after body=restart")
+    );
 }
