@@ -12,6 +12,16 @@
 //! a service queue [`SERVICE_QUEUE_LIMIT`], and all stored messages
 //! together [`STORAGE_LIMIT`] bytes (`mlm_server/storage/size-limit`): more
 //! are dropped with a warning, however many mailboxes a client writes to.
+//! Within that, one client's share ([`CLIENT_SHARE`] bytes,
+//! `mlm_server/client/size-limit`) bounds the mail and requests stored for
+//! its address (as their sender) and the deliveries held for it while it
+//! has no credit: a client past its share gets ERROR (its message is not
+//! stored), and the others still have the rest of the storage.
+//!
+//! Names: a stream is known while it has readers or writers, a service
+//! while it has workers or waiting requests; then it is forgotten, so
+//! that [`NAME_LIMIT`] (`mlm_server/names/limit`) bounds live names, never
+//! names ever seen.
 //! A client that does not read has its ROUTER queue (`server/hwm`) and its
 //! backlog (`server/backlog`) filled, then deliveries to it are dropped and
 //! counted by the host, while every other client is served.
@@ -38,8 +48,13 @@ pub const HELD_LIMIT: usize = 10_000;
 pub const TRACKER_LIMIT: usize = 100_000;
 /// Subscriptions (stream patterns) and service offers per client.
 pub const PER_CLIENT_LIMIT: usize = 256;
-/// Streams and services the broker knows, each.
+/// Streams and services the broker knows at once, each, by default
+/// (`mlm_server/names/limit`).
 pub const NAME_LIMIT: usize = 100_000;
+/// Bytes of stored mail and requests one sender address may hold, and of
+/// deliveries held for one client out of credit, by default
+/// (`mlm_server/client/size-limit`).
+pub const CLIENT_SHARE: usize = 16 << 20;
 /// What a stored message costs beyond its strings and frames.
 const OVERHEAD: usize = 96;
 
@@ -97,6 +112,13 @@ pub struct BrokerMetrics {
     pub refusals: Vec<(&'static str, u64)>,
 }
 
+/// A stream: its readers, and how many sessions write to it.
+#[derive(Debug, Default)]
+struct Stream {
+    readers: Vec<Reader>,
+    writers: usize,
+}
+
 /// A reader of a stream: a session and its subject patterns.
 #[derive(Debug)]
 struct Reader {
@@ -125,6 +147,20 @@ enum Delivery {
 struct Credit {
     left: u64,
     held: VecDeque<Delivery>,
+    /// What `held` costs, against the client's share.
+    held_bytes: usize,
+}
+
+impl Delivery {
+    /// What holding it costs (mail stays in its mailbox, charged to its
+    /// sender).
+    fn cost(&self) -> usize {
+        match self {
+            Delivery::Stream(m) => cost(&[&m.sender, &m.address, &m.subject], &m.content),
+            Delivery::Service(m) => request_cost(m),
+            Delivery::Mail => 0,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -146,8 +182,8 @@ struct Service {
 /// The broker: everything its sessions share.
 #[derive(Debug)]
 pub struct Broker {
-    /// Readers per stream.
-    streams: HashMap<String, Vec<Reader>>,
+    /// Streams known (with readers or writers).
+    streams: HashMap<String, Stream>,
     /// Connected owners of mailbox addresses.
     owners: HashMap<String, SessionKey>,
     /// Mail waiting for its owner (connected or not).
@@ -158,6 +194,13 @@ pub struct Broker {
     storage_limit: usize,
     /// `mlm_server/mailbox/size-limit`: content bytes per mailbox.
     mailbox_limit: Option<usize>,
+    /// `mlm_server/client/size-limit`: one client's share.
+    client_share: usize,
+    /// Bytes of stored mail and requests, by sender address (anonymous
+    /// senders share "").
+    held_by: HashMap<String, usize>,
+    /// `mlm_server/names/limit`: streams, and services, known at once.
+    name_limit: usize,
     services: HashMap<String, Service>,
     /// Stream and service deliveries on their way to each session, taken
     /// by the event sent with each.
@@ -211,6 +254,9 @@ impl Default for Broker {
             stored: 0,
             storage_limit: STORAGE_LIMIT,
             mailbox_limit: None,
+            client_share: CLIENT_SHARE,
+            held_by: HashMap::new(),
+            name_limit: NAME_LIMIT,
             services: HashMap::new(),
             stream_out: HashMap::new(),
             service_out: HashMap::new(),
@@ -283,7 +329,10 @@ impl Broker {
     fn deliver(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
         if let Some(credit) = self.credit.get_mut(&to) {
             if credit.left == 0 {
-                if credit.held.len() < HELD_LIMIT {
+                let bytes = delivery.cost();
+                if credit.held.len() < HELD_LIMIT && credit.held_bytes + bytes <= self.client_share
+                {
+                    credit.held_bytes += bytes;
                     credit.held.push_back(delivery);
                 } else {
                     self.dropped += 1;
@@ -318,12 +367,63 @@ impl Broker {
         let mail = mailbox.queue.pop_front().map(|(mail, _)| mail);
         if let Some(mail) = &mail {
             mailbox.content = mailbox.content.saturating_sub(content_size(&mail.content));
-            self.stored = self.stored.saturating_sub(mail_cost(mail));
         }
         if mailbox.queue.is_empty() {
             self.mailboxes.remove(address);
         }
+        if let Some(mail) = &mail {
+            self.release(&mail.sender, mail_cost(mail));
+        }
         mail
+    }
+
+    /// Whether `sender`'s share has room for `bytes` more.
+    fn share_has_room(&self, sender: &str, bytes: usize) -> bool {
+        self.held_by.get(sender).copied().unwrap_or(0) + bytes <= self.client_share
+    }
+
+    /// Store `bytes` more for `sender`.
+    fn charge(&mut self, sender: &str, bytes: usize) {
+        self.stored += bytes;
+        match self.held_by.get_mut(sender) {
+            Some(held) => *held += bytes,
+            None => {
+                self.held_by.insert(sender.to_owned(), bytes);
+            }
+        }
+    }
+
+    /// `bytes` of `sender`'s are no longer stored.
+    fn release(&mut self, sender: &str, bytes: usize) {
+        self.stored = self.stored.saturating_sub(bytes);
+        if let Some(held) = self.held_by.get_mut(sender) {
+            *held = held.saturating_sub(bytes);
+            if *held == 0 {
+                self.held_by.remove(sender);
+            }
+        }
+    }
+
+    /// Forget stream `name` if nobody reads or writes it.
+    fn forget_stream_if_idle(&mut self, name: &str) {
+        if self
+            .streams
+            .get(name)
+            .is_some_and(|s| s.readers.is_empty() && s.writers == 0)
+        {
+            self.streams.remove(name);
+        }
+    }
+
+    /// Forget service `name` if it has no workers and no waiting requests.
+    fn forget_service_if_idle(&mut self, name: &str) {
+        if self
+            .services
+            .get(name)
+            .is_some_and(|s| s.offers.is_empty() && s.queue.is_empty())
+        {
+            self.services.remove(name);
+        }
     }
 
     /// Discard the mail of `address` whose timeout passed, from the front
@@ -399,7 +499,6 @@ impl Broker {
                     let offer = service.offers.remove(i);
                     let to = offer.session;
                     service.offers.push(offer);
-                    self.stored = self.stored.saturating_sub(request_cost(&request));
                     taken.push((to, request));
                 }
                 None => kept.push_back(request),
@@ -407,6 +506,7 @@ impl Broker {
         }
         service.queue = kept;
         for (to, request) in taken {
+            self.release(&request.sender, request_cost(&request));
             self.deliver(to, Delivery::Service(request), io);
         }
     }
@@ -416,9 +516,14 @@ impl Broker {
         let Some(key) = session.key.take() else {
             return;
         };
-        for readers in self.streams.values_mut() {
-            readers.retain(|r| r.session != key);
+        for stream in self.streams.values_mut() {
+            stream.readers.retain(|r| r.session != key);
         }
+        if let Some(stream) = session.writer.take().and_then(|w| self.streams.get_mut(&w)) {
+            stream.writers = stream.writers.saturating_sub(1);
+        }
+        self.streams
+            .retain(|_, s| !s.readers.is_empty() || s.writers > 0);
         for service in self.services.values_mut() {
             service.offers.retain(|o| o.session != key);
         }
@@ -440,12 +545,14 @@ impl Broker {
         if !requests.is_empty() {
             // Back to the front of their queues, in their order.
             for request in requests.into_iter().rev() {
-                self.stored += request_cost(&request);
+                self.charge(&request.sender, request_cost(&request));
                 let name = request.address.clone();
                 let service = self.services.entry(name).or_default();
                 service.queue.push_front(request);
             }
         }
+        self.services
+            .retain(|_, s| !s.offers.is_empty() || !s.queue.is_empty());
     }
 }
 
@@ -494,11 +601,19 @@ impl Actions for Broker {
             return;
         };
         let stream = w.stream.clone();
-        if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
+        if session.writer.as_deref() == Some(stream.as_str()) {
+            return ok(io);
+        }
+        if !self.streams.contains_key(&stream) && self.streams.len() >= self.name_limit {
             return refuse(&mut self.refusals, io, "too many streams");
         }
-        self.streams.entry(stream.clone()).or_default();
-        session.writer = Some(stream);
+        self.streams.entry(stream.clone()).or_default().writers += 1;
+        if let Some(old) = session.writer.replace(stream) {
+            if let Some(s) = self.streams.get_mut(&old) {
+                s.writers = s.writers.saturating_sub(1);
+            }
+            self.forget_stream_if_idle(&old);
+        }
         ok(io);
     }
 
@@ -510,14 +625,14 @@ impl Actions for Broker {
         if session.commitments >= PER_CLIENT_LIMIT {
             return refuse(&mut self.refusals, io, "too many subscriptions and offers");
         }
-        if !self.streams.contains_key(&stream) && self.streams.len() >= NAME_LIMIT {
+        if !self.streams.contains_key(&stream) && self.streams.len() >= self.name_limit {
             return refuse(&mut self.refusals, io, "too many streams");
         }
         let Some(compiled) = pattern(&text) else {
             return refuse(&mut self.refusals, io, "invalid pattern");
         };
         session.commitments += 1;
-        let readers = self.streams.entry(stream).or_default();
+        let readers = &mut self.streams.entry(stream).or_default().readers;
         match readers.iter_mut().find(|r| r.session == key) {
             Some(reader) => reader.patterns.push((text, compiled)),
             None => readers.push(Reader {
@@ -530,15 +645,18 @@ impl Actions for Broker {
 
     fn cancel_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
         if let (Some(MlmProto::StreamCancel(c)), Some(key)) = (io.message(), session.key) {
-            if let Some(readers) = self.streams.get_mut(&c.stream) {
-                let cancelled: usize = readers
+            if let Some(stream) = self.streams.get_mut(&c.stream) {
+                let cancelled: usize = stream
+                    .readers
                     .iter()
                     .filter(|r| r.session == key)
                     .map(|r| r.patterns.len())
                     .sum();
                 session.commitments = session.commitments.saturating_sub(cancelled);
-                readers.retain(|r| r.session != key);
+                stream.readers.retain(|r| r.session != key);
             }
+            let name = c.stream.clone();
+            self.forget_stream_if_idle(&name);
         }
         ok(io);
     }
@@ -552,7 +670,7 @@ impl Actions for Broker {
         let Some(MlmProto::StreamSend(send)) = io.take_message() else {
             return;
         };
-        let Some(readers) = self.streams.get(stream) else {
+        let Some(readers) = self.streams.get(stream).map(|s| &s.readers) else {
             return;
         };
         let mut delivery = Some(StreamDeliver {
@@ -600,6 +718,10 @@ impl Actions for Broker {
         self.expire_mail(&mail.address, now, io);
         self.track(&mail.tracker, &mail.sender);
         let (bytes, content) = (mail_cost(&mail), content_size(&mail.content));
+        if !self.share_has_room(&mail.sender, bytes) {
+            self.dropped += 1;
+            return refuse(&mut self.refusals, io, "over the client's share of storage");
+        }
         let mailbox = self.mailboxes.entry(mail.address.clone()).or_default();
         let full = mailbox.queue.len() >= MAILBOX_LIMIT
             || self.stored + bytes > self.storage_limit
@@ -616,9 +738,10 @@ impl Actions for Broker {
             return;
         }
         mailbox.content += content;
-        self.stored += bytes;
         let owner = self.owners.get(&mail.address).copied();
+        let sender = mail.sender.clone();
         mailbox.queue.push_back((mail, deadline));
+        self.charge(&sender, bytes);
         if let Some(owner) = owner {
             self.deliver(owner, Delivery::Mail, io);
         }
@@ -638,7 +761,11 @@ impl Actions for Broker {
         };
         self.track(&request.tracker, &request.sender);
         let bytes = request_cost(&request);
-        if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
+        if !self.share_has_room(&request.sender, bytes) {
+            self.dropped += 1;
+            return refuse(&mut self.refusals, io, "over the client's share of storage");
+        }
+        if !self.services.contains_key(&name) && self.services.len() >= self.name_limit {
             self.dropped += 1;
             count(&mut self.refusals, "too many services");
             tracing::warn!(service = %name, "too many services: request dropped");
@@ -649,10 +776,12 @@ impl Actions for Broker {
             self.dropped += 1;
             count(&mut self.refusals, "service queue or storage full");
             tracing::warn!(service = %name, "service queue or storage full: request dropped");
+            self.forget_service_if_idle(&name);
             return;
         }
-        self.stored += bytes;
+        let sender = request.sender.clone();
         service.queue.push_back(request);
+        self.charge(&sender, bytes);
         self.dispatch(&name, io);
     }
 
@@ -664,7 +793,7 @@ impl Actions for Broker {
         if session.commitments >= PER_CLIENT_LIMIT {
             return refuse(&mut self.refusals, io, "too many subscriptions and offers");
         }
-        if !self.services.contains_key(&name) && self.services.len() >= NAME_LIMIT {
+        if !self.services.contains_key(&name) && self.services.len() >= self.name_limit {
             return refuse(&mut self.refusals, io, "too many services");
         }
         let Some(compiled) = pattern(&o.pattern) else {
@@ -722,6 +851,7 @@ impl Actions for Broker {
                 break;
             };
             account.left -= 1;
+            account.held_bytes = account.held_bytes.saturating_sub(delivery.cost());
             release.push(delivery);
         }
         for delivery in release {
@@ -795,6 +925,14 @@ impl Actions for Broker {
             "mlm_server/mailbox/size-limit" => match bytes() {
                 Some(limit) => self.mailbox_limit = Some(limit),
                 None => tracing::warn!("{path}: \"{value}\" is not a number of bytes"),
+            },
+            "mlm_server/client/size-limit" => match bytes() {
+                Some(limit) => self.client_share = limit,
+                None => tracing::warn!("{path}: \"{value}\" is not a number of bytes"),
+            },
+            "mlm_server/names/limit" => match bytes() {
+                Some(limit) => self.name_limit = limit,
+                None => tracing::warn!("{path}: \"{value}\" is not a number"),
             },
             _ => {}
         }

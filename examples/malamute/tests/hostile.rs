@@ -251,3 +251,271 @@ fn subscriptions_past_the_limit_are_refused_and_the_session_lives() {
     );
     pub_sub_works(&endpoint, "after-greed");
 }
+
+/// Issue 23, abuse 1: one client stores mail for mailboxes nobody owns,
+/// far past the broker's storage limit. Its share of the storage is all
+/// it gets (ERROR past it); a well-behaved pair's mail keeps flowing
+/// meanwhile, and afterwards mail to a connected owner and a request to an
+/// idle worker are still served. Before per-client shares, the hog filled
+/// the whole storage and every later mail and request was dropped.
+#[test]
+fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
+    let scratch = Scratch::new("hostile-share");
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start_configured(
+        &Kind::Ours,
+        &scratch,
+        &endpoint,
+        None,
+        "",
+        "    storage\n        size-limit = 16000000\n    client\n        size-limit = 2000000\n",
+    );
+    let pid = broker.pid();
+    let alice = client(&endpoint, "alice");
+    let bob = client(&endpoint, "bob");
+    let mut worker = client(&endpoint, "worker");
+    assert_eq!(worker.set_worker("echo", ".*", WAIT), Ok(0));
+    let before = peak_memory(pid);
+    // The hog: a raw DEALER that never reads its ERRORs.
+    let hog = dealer(&endpoint);
+    hog.send_multipart(
+        frames(ConnectionOpen {
+            address: "hog".into(),
+        }),
+        0,
+    )
+    .expect("open");
+    hog.recv_multipart(0).expect("OK");
+    let flood = std::thread::spawn(move || {
+        let body = zproto_runtime::bytes::Bytes::from(vec![b'h'; 1000]);
+        // 20 MB for 10,000 mailboxes, past the 16 MB storage limit.
+        for n in 0..20_000 {
+            let mail = MailboxSend {
+                address: format!("nobody-{}", n % 10_000),
+                subject: "junk".into(),
+                tracker: String::new(),
+                timeout: 0,
+                content: vec![body.clone()],
+            };
+            hog.send_multipart(frames(mail), 0).expect("send");
+        }
+        hog
+    });
+    // Meanwhile the pair's mail round trips.
+    let mut worst = Duration::ZERO;
+    let mut trips = 0;
+    while !flood.is_finished() || trips < 20 {
+        let sent = std::time::Instant::now();
+        bob.sendto_text("alice", "ping", "", 0, &["p"])
+            .expect("sendto");
+        assert!(
+            matches!(alice.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))),
+            "trip {trips}: alice got no mail"
+        );
+        worst = worst.max(sent.elapsed());
+        trips += 1;
+    }
+    let _hog = flood.join().expect("the flood");
+    let grown = peak_memory(pid).saturating_sub(before);
+    eprintln!(
+        "20 MB of mail from one client (share 2 MB, storage 16 MB): {trips} mail round trips \
+         of the pair meanwhile, the slowest {worst:?}; the broker grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
+    assert!(
+        grown < 40_000_000,
+        "the broker grew by {} MB",
+        grown / 1_000_000
+    );
+    // Later mail to a connected owner, and a request to an idle worker.
+    let big = "b".repeat(2048);
+    bob.sendto_text("alice", "after", "", 0, &[&big])
+        .expect("sendto");
+    assert!(matches!(alice.recv(WAIT), Ok(MlmProto::MailboxDeliver(m)) if m.subject == "after"));
+    bob.sendfor_text("echo", "job", "", 0, &["work"])
+        .expect("sendfor");
+    assert!(matches!(worker.recv(WAIT), Ok(MlmProto::ServiceDeliver(m)) if m.subject == "job"));
+}
+
+/// Issue 23, abuse 2: names nobody uses any more are forgotten, so the
+/// name limit bounds live names, not names ever seen. A client writes to
+/// a hundred streams one after the other and offers a hundred services,
+/// then leaves; the broker knows none of them afterwards, and with the
+/// limit at a hundred, others still open new names.
+#[test]
+fn names_nobody_uses_are_forgotten() {
+    use malamute::broker::Broker as Actions;
+    use malamute::mlm_server_engine::Machine;
+    use zproto_runtime::host::ServerHandle;
+
+    let server =
+        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
+    server.set("mlm_server/names/limit", "100").expect("set");
+    let endpoint = "inproc://hostile-names";
+    server.bind(endpoint).expect("bind");
+    let known = || {
+        server
+            .with(|b: &mut Actions| {
+                let m = b.metrics();
+                (m.streams, m.services)
+            })
+            .expect("metrics")
+    };
+    let mut namer = client(endpoint, "namer");
+    for n in 0..100 {
+        assert_eq!(
+            namer.set_producer(&format!("stream-{n}"), WAIT),
+            Ok(0),
+            "{n}"
+        );
+        assert_eq!(
+            namer.set_worker(&format!("service-{n}"), ".*", WAIT),
+            Ok(0),
+            "{n}"
+        );
+    }
+    // It writes to its last stream only; it offers every service.
+    assert_eq!(known(), (1, 100));
+    drop(namer);
+    let mut waited = 0;
+    while known() != (0, 0) && waited < 500 {
+        std::thread::sleep(Duration::from_millis(10));
+        waited += 1;
+    }
+    assert_eq!(known(), (0, 0), "names outlived everyone who used them");
+    let mut newcomer = client(endpoint, "newcomer");
+    for n in 0..100 {
+        assert_eq!(
+            newcomer.set_producer(&format!("new-{n}"), WAIT),
+            Ok(0),
+            "{n}"
+        );
+        assert_eq!(
+            newcomer.set_worker(&format!("new-{n}"), ".*", WAIT),
+            Ok(0),
+            "{n}"
+        );
+    }
+    // The limit holds for live names.
+    assert!(newcomer.set_worker("one-too-many", ".*", WAIT).is_err());
+}
+
+/// Issue 23, abuse 4: a reader that allows no deliveries (CREDIT 0) while
+/// 50 MB are published to its stream. What the broker holds for it is its
+/// share (2 MB here), in bytes: counted in messages (10,000 of them) it
+/// held all 50 MB. The writer's other reader is served throughout.
+#[test]
+fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
+    let scratch = Scratch::new("hostile-credit");
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start_configured(
+        &Kind::Ours,
+        &scratch,
+        &endpoint,
+        None,
+        "",
+        "    client\n        size-limit = 2000000\n",
+    );
+    let pid = broker.pid();
+    let miser = dealer(&endpoint);
+    for message in [
+        MlmProto::from(ConnectionOpen {
+            address: "miser".into(),
+        }),
+        MlmProto::from(StreamRead {
+            stream: "big".into(),
+            pattern: String::new(),
+        }),
+    ] {
+        miser.send_multipart(frames(message), 0).expect("send");
+        miser.recv_multipart(0).expect("OK");
+    }
+    miser
+        .send_multipart(frames(Credit { amount: 0 }), 0)
+        .expect("credit");
+    let mut reader = client(&endpoint, "reader");
+    assert_eq!(reader.set_consumer("big", ".*", WAIT), Ok(0));
+    let mut writer = client(&endpoint, "writer");
+    assert_eq!(writer.set_producer("big", WAIT), Ok(0));
+    let before = peak_memory(pid);
+    let body = "x".repeat(256 * 1024);
+    for n in 0..200 {
+        writer.send_text("s", &[&body]).expect("send");
+        assert!(
+            matches!(reader.recv(WAIT), Ok(MlmProto::StreamDeliver(_))),
+            "the live reader missed message {n}"
+        );
+    }
+    let grown = peak_memory(pid).saturating_sub(before);
+    eprintln!(
+        "200 messages of 256 KB (52 MB) for a reader with no credit, share 2 MB: \
+         the broker grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
+    assert!(
+        grown < 25_000_000,
+        "the broker grew by {} MB",
+        grown / 1_000_000
+    );
+}
+
+/// Issue 23, abuse 4: one message far larger than anyone's share. The
+/// broker's default maximum message size (a client's share, 16 MiB) makes
+/// libzmq drop the sender's connection before the message is read whole;
+/// without it the broker took in all 64 MB.
+#[test]
+fn a_message_past_the_maximum_size_is_never_taken_in() {
+    let scratch = Scratch::new("hostile-huge");
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let pid = broker.pid();
+    let mut reader = client(&endpoint, "reader");
+    assert_eq!(reader.set_consumer("huge", ".*", WAIT), Ok(0));
+    let before = peak_memory(pid);
+    let hog = dealer(&endpoint);
+    hog.send_multipart(
+        frames(ConnectionOpen {
+            address: "hog".into(),
+        }),
+        0,
+    )
+    .expect("open");
+    hog.recv_multipart(0).expect("OK");
+    hog.send_multipart(
+        frames(StreamWrite {
+            stream: "huge".into(),
+        }),
+        0,
+    )
+    .expect("write");
+    hog.recv_multipart(0).expect("OK");
+    let huge = zproto_runtime::bytes::Bytes::from(vec![b'h'; 64 << 20]);
+    hog.send_multipart(
+        frames(StreamSend {
+            subject: "huge".into(),
+            content: vec![huge],
+        }),
+        0,
+    )
+    .expect("send");
+    // The others are served meanwhile and after.
+    pub_sub_works(&endpoint, "after-huge");
+    assert!(
+        reader.recv(Duration::from_millis(500)).is_err(),
+        "the huge message was delivered"
+    );
+    let grown = peak_memory(pid).saturating_sub(before);
+    eprintln!(
+        "a 64 MB message: the broker grew by {:.1} MB",
+        grown as f64 / 1e6
+    );
+    assert!(
+        grown < 32_000_000,
+        "the broker grew by {} MB",
+        grown / 1_000_000
+    );
+}

@@ -78,6 +78,14 @@ fn main() -> ExitCode {
         eprintln!("malamute: {e}");
         return ExitCode::FAILURE;
     }
+    // No message larger than a client's share of storage (upstream has no
+    // bound: one 256 MiB message took 1 GB): libzmq drops the connection
+    // of a peer that sends one. The config file may say otherwise.
+    let max_message = malamute::broker::CLIENT_SHARE.to_string();
+    if let Err(e) = server.set("server/max-message", &max_message) {
+        eprintln!("malamute: {e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = server.load(&cli.config) {
         eprintln!("malamute: {e}");
         return ExitCode::FAILURE;
