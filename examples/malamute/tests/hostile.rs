@@ -519,3 +519,46 @@ fn a_message_past_the_maximum_size_is_never_taken_in() {
         grown / 1_000_000
     );
 }
+
+/// Issue 23, abuse 3: 256 accepted patterns built to be slow (a word
+/// boundary repeated twenty times), then messages with 255-byte non-ASCII
+/// subjects. Matching costs the broker at most one pass over the subject
+/// per pattern, whatever the pattern: a pair's mail round trips stay under
+/// 50 ms meanwhile. Before, each message cost 50-60 ms of broker time and
+/// the pair waited seconds.
+#[test]
+fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
+    let scratch = Scratch::new("hostile-patterns");
+    let endpoint = scratch.ipc("broker");
+    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let mut slow = client(&endpoint, "slow");
+    for n in 0..malamute::broker::PER_CLIENT_LIMIT {
+        assert_eq!(
+            slow.set_consumer("subjects", &format!("(?:\\b.){{20}}zz{n}"), WAIT),
+            Ok(0),
+            "pattern {n}"
+        );
+    }
+    let mut writer = client(&endpoint, "writer");
+    assert_eq!(writer.set_producer("subjects", WAIT), Ok(0));
+    let alice = client(&endpoint, "alice");
+    let bob = client(&endpoint, "bob");
+    let subject: String = "é ".repeat(85);
+    assert_eq!(subject.len(), 255);
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        for _ in 0..5 {
+            writer.send_text(&subject, &["x"]).expect("send");
+        }
+        let sent = std::time::Instant::now();
+        bob.sendto_text("alice", "ping", "", 0, &["p"])
+            .expect("sendto");
+        assert!(matches!(alice.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))));
+        worst = worst.max(sent.elapsed());
+    }
+    eprintln!("100 messages past 256 slow patterns: the pair's slowest round trip {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
+}
