@@ -46,8 +46,12 @@
 //!
 //! Memory is thus at most `max_connections` times (the head buffer, about
 //! `max_head_bytes` plus hyper's write buffer, a few KiB, plus the response
-//! being written), plus one rendered text: under 2 MiB with the defaults and
-//! a metrics text of some KiB.
+//! being written), plus one rendered text per page: under 2 MiB with the
+//! defaults and a metrics text of some KiB.
+//!
+//! Beside `/metrics`, a service may serve plain-text [`Page`]s for its
+//! operator (a broker's client names, say), rendered and bounded the same
+//! way.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -176,6 +180,29 @@ impl std::fmt::Debug for MetricsServer {
     }
 }
 
+/// A plain-text page served beside `/metrics`.
+pub struct Page {
+    path: &'static str,
+    render: RenderFn,
+}
+
+impl Page {
+    /// `render`'s text at `path` (which starts with `/`), as
+    /// `text/plain`.
+    pub fn new(path: &'static str, render: impl Fn() -> Rendered + Send + Sync + 'static) -> Self {
+        Self {
+            path,
+            render: Box::new(render),
+        }
+    }
+}
+
+impl std::fmt::Debug for Page {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Page").field("path", &self.path).finish()
+    }
+}
+
 impl MetricsServer {
     /// Serves `render`'s text at `http://ADDRESS/metrics`. `address` is
     /// `host:port`; port 0 picks a free one, which
@@ -184,6 +211,16 @@ impl MetricsServer {
         address: &str,
         limits: Limits,
         render: impl Fn() -> Rendered + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::start_with_pages(address, limits, render, Vec::new())
+    }
+
+    /// [`MetricsServer::start`], and `pages` beside `/metrics`.
+    pub fn start_with_pages(
+        address: &str,
+        limits: Limits,
+        render: impl Fn() -> Rendered + Send + Sync + 'static,
+        pages: Vec<Page>,
     ) -> Result<Self, Error> {
         let bind_error = |source| Error::Bind {
             address: address.to_owned(),
@@ -205,6 +242,10 @@ impl MetricsServer {
             counters: Counters::default(),
             slots: Mutex::new(Slots::default()),
             rendered: tokio::sync::Mutex::new(None),
+            pages: pages
+                .into_iter()
+                .map(|page| (page, tokio::sync::Mutex::new(None)))
+                .collect(),
         });
         let (stop, stopped) = oneshot::channel();
         let serving = shared.clone();
@@ -290,8 +331,13 @@ struct Shared {
     slots: Mutex<Slots>,
     /// The last text rendered and when; the async lock also makes renders
     /// one at a time, so a crowd of scrapes costs one render.
-    rendered: tokio::sync::Mutex<Option<(Instant, Arc<Rendered>)>>,
+    rendered: Cache,
+    /// The other pages, each with its cache.
+    pages: Vec<(Page, Cache)>,
 }
+
+/// A rendered text and when it was rendered.
+type Cache = tokio::sync::Mutex<Option<(Instant, Arc<Rendered>)>>;
 
 /// The open connections, by the order they were accepted.
 #[derive(Default)]
@@ -342,8 +388,13 @@ impl Shared {
     /// The text to answer with: the last one if still fresh, else a new
     /// render (on the blocking thread, so the server keeps accepting and
     /// evicting meanwhile).
-    async fn text(self: &Arc<Self>) -> Arc<Rendered> {
-        let mut rendered = self.rendered.lock().await;
+    /// `page`: `None` for the metrics, else an index in `pages`.
+    async fn text(self: &Arc<Self>, page: Option<usize>) -> Arc<Rendered> {
+        let cache = match page.and_then(|i| self.pages.get(i)) {
+            Some((_, cache)) => cache,
+            None => &self.rendered,
+        };
+        let mut rendered = cache.lock().await;
         if let Some((at, text)) = rendered.as_ref() {
             if at.elapsed() < self.limits.reuse_for {
                 return text.clone();
@@ -352,7 +403,10 @@ impl Shared {
         let shared = self.clone();
         let text = match tokio::task::spawn_blocking(move || {
             shared.counters.renders.fetch_add(1, Ordering::Relaxed);
-            (shared.render)()
+            match page.and_then(|i| shared.pages.get(i)) {
+                Some((page, _)) => (page.render)(),
+                None => (shared.render)(),
+            }
         })
         .await
         {
@@ -501,7 +555,7 @@ async fn respond(
         slot.requested = Some(Instant::now());
     }
     let response = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => match shared.text().await.as_ref() {
+        (&Method::GET, "/metrics") => match shared.text(None).await.as_ref() {
             Ok(text) => {
                 let mut response = Response::new(Full::new(Bytes::from(text.clone())));
                 response.headers_mut().insert(
@@ -514,7 +568,13 @@ async fn respond(
             }
             Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
         },
-        (&Method::GET, _) => plain(StatusCode::NOT_FOUND, "not found: try /metrics\n".into()),
+        (&Method::GET, path) => match shared.pages.iter().position(|(p, _)| p.path == path) {
+            Some(i) => match shared.text(Some(i)).await.as_ref() {
+                Ok(text) => plain(StatusCode::OK, text.clone()),
+                Err(why) => plain(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+            },
+            None => plain(StatusCode::NOT_FOUND, "not found: try /metrics\n".into()),
+        },
         _ => {
             // A body we never read could be anything: do not keep the
             // connection for a next request that would start inside it.

@@ -223,6 +223,22 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// The addresses of the connected clients that have one, sorted: what
+    /// the C broker's actor answers to CLIENTLIST.
+    pub fn client_list(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.owners.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The streams known (read or written), sorted: what the C broker's
+    /// actor answers to STREAMLIST.
+    pub fn stream_list(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.streams.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
     /// What it holds and has turned away, now.
     pub fn metrics(&self) -> BrokerMetrics {
         let n = |n: usize| n as u64;

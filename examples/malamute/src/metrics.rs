@@ -1,7 +1,10 @@
 //! `malamute --metrics ADDR`: the broker's sessions, streams, mailboxes,
 //! services, bytes held and refusals by reason, as OpenMetrics text for
 //! Prometheus, served by [`zproto_metrics_http`] with its bounds (the same
-//! endpoint as zgossip's).
+//! endpoint as zgossip's); and for its operator, as the C broker's actor
+//! answers CLIENTLIST and STREAMLIST, the connected clients' addresses at
+//! `/clients` and the streams at `/streams`, one per line (escaped as Rust
+//! escapes a string's characters, so that a name cannot forge lines).
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-pub use zproto_metrics_http::{Limits, MetricsServer};
+pub use zproto_metrics_http::{Limits, MetricsServer, Page};
 use zproto_runtime::host::{HostStats, ServerHandle};
 
 use crate::broker::{Broker, BrokerMetrics};
@@ -111,11 +114,37 @@ pub fn serve(
     address: &str,
     broker: Arc<Handle>,
 ) -> Result<MetricsServer, zproto_metrics_http::Error> {
-    MetricsServer::start(address, Limits::default(), move || {
-        let host = broker.stats().map_err(|e| e.to_string())?;
-        let state = broker
-            .with(|broker: &mut Broker| broker.metrics())
-            .map_err(|e| e.to_string())?;
-        Ok(render(&host, &state))
-    })
+    let list = |broker: &Arc<Handle>, names: fn(&Broker) -> Vec<String>| {
+        let broker = broker.clone();
+        move || {
+            let names = broker
+                .with(move |broker: &mut Broker| names(broker))
+                .map_err(|e| e.to_string())?;
+            Ok(names_text(&names))
+        }
+    };
+    let pages = vec![
+        Page::new("/clients", list(&broker, Broker::client_list)),
+        Page::new("/streams", list(&broker, Broker::stream_list)),
+    ];
+    MetricsServer::start_with_pages(
+        address,
+        Limits::default(),
+        move || {
+            let host = broker.stats().map_err(|e| e.to_string())?;
+            let state = broker
+                .with(|broker: &mut Broker| broker.metrics())
+                .map_err(|e| e.to_string())?;
+            Ok(render(&host, &state))
+        },
+        pages,
+    )
+}
+
+/// Names one per line, each escaped (`\n`, `\u{7f}`...).
+pub fn names_text(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|name| format!("{}\n", name.escape_debug()))
+        .collect()
 }

@@ -85,6 +85,16 @@ fn a_scrape_shows_sessions_mailboxes_bytes_and_refusals() {
         value(&after, "malamute_messages_received_total").unwrap_or(0.0)
             > value(&before, "malamute_messages_received_total").unwrap_or(0.0)
     );
+    // The operator's CLIENTLIST and STREAMLIST: a name cannot forge lines.
+    let mut writer = MlmClient::with_defaults().expect("client");
+    assert_eq!(writer.connect(&endpoint, 5000, "a\nforged", WAIT), Ok(0));
+    assert_eq!(writer.set_producer("news", WAIT), Ok(0));
+    let base = url.trim_end_matches("/metrics");
+    assert_eq!(
+        scrape(&format!("{base}/clients")),
+        "a\\nforged\nreader\nsender\n"
+    );
+    assert_eq!(scrape(&format!("{base}/streams")), "news\n");
     let _ = broker.kill();
     let _ = broker.wait();
 }
