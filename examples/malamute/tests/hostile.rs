@@ -562,3 +562,80 @@ fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
         "slowest round trip {worst:?}"
     );
 }
+
+/// The broker's resident memory, in bytes.
+fn resident_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Issue 23, abuse 4: memory that a burst took is given back once its
+/// clients leave. A reader that does not read while 1,000 messages of 256
+/// KB go to it fills its queue (256 MB); when it and the writer leave,
+/// the broker's resident memory falls back to within 32 MB of where it
+/// was (the messages sit in libzmq's queues, in the C library's heap: with
+/// glibc's default, moving mmap threshold, 68 MB stayed).
+#[test]
+fn memory_a_burst_took_is_given_back_when_its_clients_leave() {
+    let scratch = Scratch::new("hostile-returned");
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let pid = broker.pid();
+    let idle = {
+        let c = client(&endpoint, "first");
+        drop(c);
+        resident_memory(pid)
+    };
+    {
+        let stalled = dealer(&endpoint);
+        stalled.set_rcvhwm(1).expect("hwm");
+        for message in [
+            MlmProto::from(ConnectionOpen {
+                address: "stalled".into(),
+            }),
+            MlmProto::from(StreamRead {
+                stream: "burst".into(),
+                pattern: String::new(),
+            }),
+        ] {
+            stalled.send_multipart(frames(message), 0).expect("send");
+            stalled.recv_multipart(0).expect("OK");
+        }
+        let mut writer = client(&endpoint, "writer");
+        assert_eq!(writer.set_producer("burst", WAIT), Ok(0));
+        let body = "x".repeat(256 * 1024);
+        for _ in 0..1_000 {
+            writer.send_text("s", &[&body]).expect("send");
+        }
+        // A command round trip: the broker has taken every message.
+        assert_eq!(writer.set_producer("burst", WAIT), Ok(0));
+        let peak = peak_memory(pid);
+        eprintln!(
+            "a burst of 256 MB to a reader that does not read: peak {} MB",
+            peak / 1_000_000
+        );
+    }
+    // Both gone: their sessions end, their queues are freed.
+    let mut now = resident_memory(pid);
+    let deadline = std::time::Instant::now() + WAIT;
+    while now > idle + 32_000_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        // Another client's command: the broker runs (and frees) meanwhile.
+        drop(client(&endpoint, "probe"));
+        now = resident_memory(pid);
+    }
+    eprintln!(
+        "resident: {} MB idle, {} MB after the burst's clients left",
+        idle / 1_000_000,
+        now / 1_000_000
+    );
+    assert!(
+        now < idle + 32_000_000,
+        "{} MB stayed after the clients left",
+        (now - idle) / 1_000_000
+    );
+}
