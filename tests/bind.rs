@@ -5,17 +5,12 @@
 //! side binds through a zgossip node, the path `zgossip --bind`, the server
 //! host's BIND and the Malamute broker's config share.
 
+mod support;
+
 #[cfg(not(czmq))]
 #[test]
 fn bind_comparison_with_czmq_did_not_run_because_libczmq_dev_is_not_installed() {
-    let found = std::process::Command::new("pkg-config")
-        .args(["--exists", "libczmq"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        !found,
-        "libczmq is installed but tests/czmq/czmq_bind.c was not built: see the build script's output"
-    );
+    support::libczmq_is_not_installed();
 }
 
 #[cfg(czmq)]

@@ -194,3 +194,18 @@ pub fn dealer(endpoint: &str) -> zmq::Socket {
     dealer.connect(endpoint).expect("connect");
     dealer
 }
+
+/// The body of a test that stands for a suite that needs libczmq: without
+/// libczmq it passes (its name says the suite did not run); with libczmq
+/// installed it fails, since the build script should then have built the
+/// C programs (`cfg(czmq)`).
+pub fn libczmq_is_not_installed() {
+    let found = std::process::Command::new("pkg-config")
+        .args(["--exists", "libczmq"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        !found,
+        "libczmq is installed but the CZMQ programs were not built: see the build script's output"
+    );
+}

@@ -53,6 +53,45 @@ fn pub_sub_works(endpoint: &str, stream: &str) {
     assert!(matches!(reader.recv(WAIT), Ok(MlmProto::StreamDeliver(_))));
 }
 
+/// The broker's peak memory grew by less than `bound` bytes since
+/// `before` while `what` happened (said on stderr either way).
+fn assert_grew_less_than(pid: u32, before: u64, bound: u64, what: &str) {
+    let grown = peak_memory(pid).saturating_sub(before);
+    eprintln!("{what}: the broker grew by {:.1} MB", grown as f64 / 1e6);
+    assert!(
+        grown < bound,
+        "{what}: the broker grew by {} MB",
+        grown / 1_000_000
+    );
+}
+
+/// A raw DEALER that opened as `address` and sent `commands`, each
+/// answered OK; it reads nothing more.
+fn raw_session(endpoint: &str, address: &str, commands: Vec<MlmProto>) -> zmq::Socket {
+    let socket = dealer(endpoint);
+    let open = MlmProto::from(ConnectionOpen {
+        address: address.into(),
+    });
+    for command in std::iter::once(open).chain(commands) {
+        socket.send_multipart(frames(command), 0).expect("send");
+        socket.recv_multipart(0).expect("OK");
+    }
+    socket
+}
+
+/// How long a mail from `from` takes to reach `to`, whose address is
+/// `address`.
+fn mail_round_trip(from: &MlmClient, to: &MlmClient, address: &str) -> Duration {
+    let sent = std::time::Instant::now();
+    from.sendto_text(address, "ping", "", 0, &["p"])
+        .expect("sendto");
+    assert!(
+        matches!(to.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))),
+        "{address} got no mail"
+    );
+    sent.elapsed()
+}
+
 #[test]
 fn malformed_frames_and_unknown_ids_leave_the_others_served() {
     let scratch = Scratch::new("hostile-frames");
@@ -146,18 +185,13 @@ fn a_reader_that_never_reads_costs_bounded_memory() {
             Err(e) => panic!("the live reader got {received} of {MESSAGES}: {e}"),
         }
     }
-    let grown = peak_memory(pid).saturating_sub(before);
-    eprintln!(
-        "{MESSAGES} messages of 4 KB ({} MB) past a stalled reader: the broker grew by {:.1} MB",
-        MESSAGES * 4096 / 1_000_000,
-        grown as f64 / 1e6
-    );
     // The stalled reader's queue (1000 messages of 4 KB) and socket
     // buffers, not the 80 MB that went past it.
-    assert!(
-        grown < 30_000_000,
-        "the broker grew by {} MB",
-        grown / 1_000_000
+    assert_grew_less_than(
+        pid,
+        before,
+        30_000_000,
+        &format!("{MESSAGES} messages of 4 KB past a stalled reader"),
     );
     pub_sub_works(&endpoint, "after-flood");
     // Still alive.
@@ -189,16 +223,11 @@ fn mail_to_countless_mailboxes_is_bounded_by_the_storage_limit() {
     }
     // A command round trip: the broker has taken every message.
     assert_eq!(sender.set_producer("x", WAIT), Ok(0));
-    let grown = peak_memory(pid).saturating_sub(before);
-    eprintln!(
-        "{ADDRESSES} messages of 1 KB to as many absent mailboxes, storage limit 8 MB: \
-         the broker grew by {:.1} MB",
-        grown as f64 / 1e6
-    );
-    assert!(
-        grown < 40_000_000,
-        "the broker grew by {} MB",
-        grown / 1_000_000
+    assert_grew_less_than(
+        pid,
+        before,
+        40_000_000,
+        &format!("{ADDRESSES} messages of 1 KB to as many absent mailboxes, storage limit 8 MB"),
     );
     // What fitted is kept: the first mailbox's owner gets its mail.
     let owner = client(&endpoint, "nobody-0");
@@ -277,15 +306,7 @@ fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
     assert_eq!(worker.set_worker("echo", ".*", WAIT), Ok(0));
     let before = peak_memory(pid);
     // The hog: a raw DEALER that never reads its ERRORs.
-    let hog = dealer(&endpoint);
-    hog.send_multipart(
-        frames(ConnectionOpen {
-            address: "hog".into(),
-        }),
-        0,
-    )
-    .expect("open");
-    hog.recv_multipart(0).expect("OK");
+    let hog = raw_session(&endpoint, "hog", Vec::new());
     let flood = std::thread::spawn(move || {
         let body = zproto_runtime::bytes::Bytes::from(vec![b'h'; 1000]);
         // 20 MB for 10,000 mailboxes, past the 16 MB storage limit.
@@ -305,31 +326,20 @@ fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
     let mut worst = Duration::ZERO;
     let mut trips = 0;
     while !flood.is_finished() || trips < 20 {
-        let sent = std::time::Instant::now();
-        bob.sendto_text("alice", "ping", "", 0, &["p"])
-            .expect("sendto");
-        assert!(
-            matches!(alice.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))),
-            "trip {trips}: alice got no mail"
-        );
-        worst = worst.max(sent.elapsed());
+        worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
         trips += 1;
     }
     let _hog = flood.join().expect("the flood");
-    let grown = peak_memory(pid).saturating_sub(before);
-    eprintln!(
-        "20 MB of mail from one client (share 2 MB, storage 16 MB): {trips} mail round trips \
-         of the pair meanwhile, the slowest {worst:?}; the broker grew by {:.1} MB",
-        grown as f64 / 1e6
-    );
+    eprintln!("{trips} mail round trips of the pair meanwhile, the slowest {worst:?}");
     assert!(
         worst < Duration::from_millis(50),
         "slowest round trip {worst:?}"
     );
-    assert!(
-        grown < 40_000_000,
-        "the broker grew by {} MB",
-        grown / 1_000_000
+    assert_grew_less_than(
+        pid,
+        before,
+        40_000_000,
+        "20 MB of mail from one client (share 2 MB, storage 16 MB)",
     );
     // Later mail to a connected owner, and a request to an idle worker.
     let big = "b".repeat(2048);
@@ -421,19 +431,11 @@ fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
         "    client\n        size-limit = 2000000\n",
     );
     let pid = broker.pid();
-    let miser = dealer(&endpoint);
-    for message in [
-        MlmProto::from(ConnectionOpen {
-            address: "miser".into(),
-        }),
-        MlmProto::from(StreamRead {
-            stream: "big".into(),
-            pattern: String::new(),
-        }),
-    ] {
-        miser.send_multipart(frames(message), 0).expect("send");
-        miser.recv_multipart(0).expect("OK");
-    }
+    let read = StreamRead {
+        stream: "big".into(),
+        pattern: String::new(),
+    };
+    let miser = raw_session(&endpoint, "miser", vec![read.into()]);
     miser
         .send_multipart(frames(Credit { amount: 0 }), 0)
         .expect("credit");
@@ -450,16 +452,11 @@ fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
             "the live reader missed message {n}"
         );
     }
-    let grown = peak_memory(pid).saturating_sub(before);
-    eprintln!(
-        "200 messages of 256 KB (52 MB) for a reader with no credit, share 2 MB: \
-         the broker grew by {:.1} MB",
-        grown as f64 / 1e6
-    );
-    assert!(
-        grown < 25_000_000,
-        "the broker grew by {} MB",
-        grown / 1_000_000
+    assert_grew_less_than(
+        pid,
+        before,
+        25_000_000,
+        "200 messages of 256 KB (52 MB) for a reader with no credit, share 2 MB",
     );
 }
 
@@ -476,23 +473,10 @@ fn a_message_past_the_maximum_size_is_never_taken_in() {
     let mut reader = client(&endpoint, "reader");
     assert_eq!(reader.set_consumer("huge", ".*", WAIT), Ok(0));
     let before = peak_memory(pid);
-    let hog = dealer(&endpoint);
-    hog.send_multipart(
-        frames(ConnectionOpen {
-            address: "hog".into(),
-        }),
-        0,
-    )
-    .expect("open");
-    hog.recv_multipart(0).expect("OK");
-    hog.send_multipart(
-        frames(StreamWrite {
-            stream: "huge".into(),
-        }),
-        0,
-    )
-    .expect("write");
-    hog.recv_multipart(0).expect("OK");
+    let write = StreamWrite {
+        stream: "huge".into(),
+    };
+    let hog = raw_session(&endpoint, "hog", vec![write.into()]);
     let huge = zproto_runtime::bytes::Bytes::from(vec![b'h'; 64 << 20]);
     hog.send_multipart(
         frames(StreamSend {
@@ -508,16 +492,7 @@ fn a_message_past_the_maximum_size_is_never_taken_in() {
         reader.recv(Duration::from_millis(500)).is_err(),
         "the huge message was delivered"
     );
-    let grown = peak_memory(pid).saturating_sub(before);
-    eprintln!(
-        "a 64 MB message: the broker grew by {:.1} MB",
-        grown as f64 / 1e6
-    );
-    assert!(
-        grown < 32_000_000,
-        "the broker grew by {} MB",
-        grown / 1_000_000
-    );
+    assert_grew_less_than(pid, before, 32_000_000, "a 64 MB message");
 }
 
 /// Issue 23, abuse 3: 256 accepted patterns built to be slow (a word
@@ -550,11 +525,7 @@ fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
         for _ in 0..5 {
             writer.send_text(&subject, &["x"]).expect("send");
         }
-        let sent = std::time::Instant::now();
-        bob.sendto_text("alice", "ping", "", 0, &["p"])
-            .expect("sendto");
-        assert!(matches!(alice.recv(WAIT), Ok(MlmProto::MailboxDeliver(_))));
-        worst = worst.max(sent.elapsed());
+        worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
     }
     eprintln!("100 messages past 256 slow patterns: the pair's slowest round trip {worst:?}");
     assert!(
@@ -591,20 +562,11 @@ fn memory_a_burst_took_is_given_back_when_its_clients_leave() {
         resident_memory(pid)
     };
     {
-        let stalled = dealer(&endpoint);
-        stalled.set_rcvhwm(1).expect("hwm");
-        for message in [
-            MlmProto::from(ConnectionOpen {
-                address: "stalled".into(),
-            }),
-            MlmProto::from(StreamRead {
-                stream: "burst".into(),
-                pattern: String::new(),
-            }),
-        ] {
-            stalled.send_multipart(frames(message), 0).expect("send");
-            stalled.recv_multipart(0).expect("OK");
-        }
+        let read = StreamRead {
+            stream: "burst".into(),
+            pattern: String::new(),
+        };
+        let _stalled = raw_session(&endpoint, "stalled", vec![read.into()]);
         let mut writer = client(&endpoint, "writer");
         assert_eq!(writer.set_producer("burst", WAIT), Ok(0));
         let body = "x".repeat(256 * 1024);
