@@ -375,7 +375,9 @@ fn names_nobody_uses_are_forgotten() {
             })
             .expect("metrics")
     };
+    let (alice, bob) = (client(endpoint, "alice"), client(endpoint, "bob"));
     let mut namer = client(endpoint, "namer");
+    let mut worst = Duration::ZERO;
     for n in 0..100 {
         assert_eq!(
             namer.set_producer(&format!("stream-{n}"), WAIT),
@@ -387,7 +389,14 @@ fn names_nobody_uses_are_forgotten() {
             Ok(0),
             "{n}"
         );
+        if n % 10 == 0 {
+            worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
+        }
     }
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
     // It writes to its last stream only; it offers every service.
     assert_eq!(known(), (1, 100));
     drop(namer);
@@ -443,15 +452,25 @@ fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
     assert_eq!(reader.set_consumer("big", ".*", WAIT), Ok(0));
     let mut writer = client(&endpoint, "writer");
     assert_eq!(writer.set_producer("big", WAIT), Ok(0));
+    let (alice, bob) = (client(&endpoint, "alice"), client(&endpoint, "bob"));
     let before = peak_memory(pid);
     let body = "x".repeat(256 * 1024);
+    let mut worst = Duration::ZERO;
     for n in 0..200 {
         writer.send_text("s", &[&body]).expect("send");
         assert!(
             matches!(reader.recv(WAIT), Ok(MlmProto::StreamDeliver(_))),
             "the live reader missed message {n}"
         );
+        if n % 10 == 0 {
+            worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
+        }
     }
+    eprintln!("the pair's slowest mail round trip meanwhile: {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
     assert_grew_less_than(
         pid,
         before,
