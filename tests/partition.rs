@@ -144,7 +144,11 @@ impl Host {
         let mut command = Command::new(env!("CARGO_BIN_EXE_zgossip"));
         command.arg("node");
         let mut host = Host::spawn(command);
-        host.say("BIND tcp://127.0.0.1:*");
+        // Port 0, the kernel's choice. CZMQ's `*` (the first free port from
+        // 49152) made the SIGSTOP chain test below fail 2 runs in 4 while
+        // the namespaces test ran beside it, and never with port 0 (not
+        // diagnosed: see issue 23's notes).
+        host.say("BIND tcp://127.0.0.1:0");
         host.say("PORT");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

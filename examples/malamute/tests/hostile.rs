@@ -34,6 +34,26 @@ fn frames(message: impl Into<MlmProto>) -> Vec<Vec<u8>> {
     message.into().encode().expect("encodes")
 }
 
+/// Our broker as a process, on an ipc endpoint in a scratch directory of
+/// its own (removed after the broker is stopped).
+struct Running {
+    broker: Broker,
+    endpoint: String,
+    _scratch: Scratch,
+}
+
+/// [`Running`], with more `mlm_server` settings (indented ZPL lines).
+fn our_broker(name: &str, mlm_server: &str) -> Running {
+    let scratch = Scratch::new(name);
+    let endpoint = scratch.ipc("broker");
+    let broker = Broker::start_configured(&Kind::Ours, &scratch, &endpoint, None, "", mlm_server);
+    Running {
+        broker,
+        endpoint,
+        _scratch: scratch,
+    }
+}
+
 /// The broker process's peak resident memory, in bytes.
 fn peak_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -94,9 +114,8 @@ fn mail_round_trip(from: &MlmClient, to: &MlmClient, address: &str) -> Duration 
 
 #[test]
 fn malformed_frames_and_unknown_ids_leave_the_others_served() {
-    let scratch = Scratch::new("hostile-frames");
-    let endpoint = scratch.ipc("broker");
-    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let run = our_broker("hostile-frames", "");
+    let endpoint = run.endpoint.clone();
     let hostile = dealer(&endpoint);
     for garbage in [
         &b""[..],
@@ -128,10 +147,9 @@ fn malformed_frames_and_unknown_ids_leave_the_others_served() {
 
 #[test]
 fn a_reader_that_never_reads_costs_bounded_memory() {
-    let scratch = Scratch::new("hostile-stalled");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
-    let pid = broker.pid();
+    let run = our_broker("hostile-stalled", "");
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     // Open, subscribe to everything, and never read again (its own queue
     // is tiny, so the broker's side fills up).
     let stalled = zproto_runtime::reactor::socket(zmq::DEALER).expect("socket");
@@ -201,17 +219,12 @@ fn a_reader_that_never_reads_costs_bounded_memory() {
 
 #[test]
 fn mail_to_countless_mailboxes_is_bounded_by_the_storage_limit() {
-    let scratch = Scratch::new("hostile-mailboxes");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start_configured(
-        &Kind::Ours,
-        &scratch,
-        &endpoint,
-        None,
-        "",
+    let run = our_broker(
+        "hostile-mailboxes",
         "    storage\n        size-limit = 8000000\n",
     );
-    let pid = broker.pid();
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     let mut sender = client(&endpoint, "sender");
     let before = peak_memory(pid);
     let body = "m".repeat(1000);
@@ -237,9 +250,8 @@ fn mail_to_countless_mailboxes_is_bounded_by_the_storage_limit() {
 
 #[test]
 fn subscriptions_past_the_limit_are_refused_and_the_session_lives() {
-    let scratch = Scratch::new("hostile-subscriptions");
-    let endpoint = scratch.ipc("broker");
-    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let run = our_broker("hostile-subscriptions", "");
+    let endpoint = run.endpoint.clone();
     let mut greedy = client(&endpoint, "greedy");
     let limit = malamute::broker::PER_CLIENT_LIMIT;
     for n in 0..limit {
@@ -289,17 +301,12 @@ fn subscriptions_past_the_limit_are_refused_and_the_session_lives() {
 /// the whole storage and every later mail and request was dropped.
 #[test]
 fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
-    let scratch = Scratch::new("hostile-share");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start_configured(
-        &Kind::Ours,
-        &scratch,
-        &endpoint,
-        None,
-        "",
+    let run = our_broker(
+        "hostile-share",
         "    storage\n        size-limit = 16000000\n    client\n        size-limit = 2000000\n",
     );
-    let pid = broker.pid();
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     let alice = client(&endpoint, "alice");
     let bob = client(&endpoint, "bob");
     let mut worker = client(&endpoint, "worker");
@@ -429,17 +436,12 @@ fn names_nobody_uses_are_forgotten() {
 /// held all 50 MB. The writer's other reader is served throughout.
 #[test]
 fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
-    let scratch = Scratch::new("hostile-credit");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start_configured(
-        &Kind::Ours,
-        &scratch,
-        &endpoint,
-        None,
-        "",
+    let run = our_broker(
+        "hostile-credit",
         "    client\n        size-limit = 2000000\n",
     );
-    let pid = broker.pid();
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     let read = StreamRead {
         stream: "big".into(),
         pattern: String::new(),
@@ -485,10 +487,9 @@ fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
 /// without it the broker took in all 64 MB.
 #[test]
 fn a_message_past_the_maximum_size_is_never_taken_in() {
-    let scratch = Scratch::new("hostile-huge");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
-    let pid = broker.pid();
+    let run = our_broker("hostile-huge", "");
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     let mut reader = client(&endpoint, "reader");
     assert_eq!(reader.set_consumer("huge", ".*", WAIT), Ok(0));
     let before = peak_memory(pid);
@@ -522,9 +523,8 @@ fn a_message_past_the_maximum_size_is_never_taken_in() {
 /// the pair waited seconds.
 #[test]
 fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
-    let scratch = Scratch::new("hostile-patterns");
-    let endpoint = scratch.ipc("broker");
-    let _broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
+    let run = our_broker("hostile-patterns", "");
+    let endpoint = run.endpoint.clone();
     let mut slow = client(&endpoint, "slow");
     for n in 0..malamute::broker::PER_CLIENT_LIMIT {
         assert_eq!(
@@ -571,10 +571,9 @@ fn resident_memory(pid: u32) -> u64 {
 /// glibc's default, moving mmap threshold, 68 MB stayed).
 #[test]
 fn memory_a_burst_took_is_given_back_when_its_clients_leave() {
-    let scratch = Scratch::new("hostile-returned");
-    let endpoint = scratch.ipc("broker");
-    let broker = Broker::start(&Kind::Ours, &scratch, &endpoint, None);
-    let pid = broker.pid();
+    let run = our_broker("hostile-returned", "");
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
     let idle = {
         let c = client(&endpoint, "first");
         drop(c);
