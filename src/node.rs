@@ -1181,6 +1181,14 @@ impl NodeCore {
         let pace = self.settings.pace();
         if let Some(remote) = self.remotes.get_mut(index) {
             remote.tick(&self.gossip.tuples, pace, now, &mut |m| sent.push(m));
+            // A generation carries liveness right after its HELLO, as a
+            // session's replay does (`Gossip::liveness_for_sync`).
+            if remote.liveness() {
+                if let Some(hello) = sent.iter().position(|m| matches!(m, ZgossipMsg::Hello(_))) {
+                    let alives = self.gossip.liveness_for_sync(now);
+                    sent.splice(hello + 1..hello + 1, alives.into_iter().map(Into::into));
+                }
+            }
         }
         self.send_to_remote(index, sent);
         self.remote_presence(index, now);

@@ -566,6 +566,36 @@ impl Gossip {
         })
     }
 
+    /// The liveness a synchronisation carries, after its HELLO: our own
+    /// heartbeat, new (the peer may not have heard one for a while: we
+    /// were paused, or cut off), and the last heartbeat heard of every
+    /// other origin whose tuples live here, each with the time it has
+    /// left here (so that passing it on never lengthens a life). Without
+    /// it, a peer that was cut off for less than a lease would learn who
+    /// lived meanwhile only from the next heartbeats, a third of a lease
+    /// later per hop, and expire live tuples first. One ALIVE per origin.
+    pub(crate) fn liveness_for_sync(&mut self, now: Instant) -> Vec<Alive> {
+        let origin = self.lifecycle.origin;
+        let own = if self.owned.is_empty() {
+            None
+        } else {
+            self.next_heartbeat(now)
+        };
+        own.into_iter()
+            .chain(
+                self.tuples
+                    .liveness(now)
+                    .into_iter()
+                    .filter(|&(node, _, _)| node != origin)
+                    .map(|(node, clock, left)| Alive {
+                        node,
+                        clock,
+                        lifetime: u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1),
+                    }),
+            )
+            .collect()
+    }
+
     /// [`Gossip::receive`] with a deliberate defect.
     fn receive_mutated(
         &mut self,
@@ -999,6 +1029,15 @@ impl Actions for Gossip {
         }
         if let Some(key) = session.announced.take() {
             self.missing.forget_link(Link::Session(key));
+        }
+    }
+
+    fn send_liveness(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+        let (true, Some(now)) = (session.liveness, io.now()) else {
+            return;
+        };
+        for alive in self.liveness_for_sync(now) {
+            io.send(alive.into());
         }
     }
 

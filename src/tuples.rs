@@ -824,7 +824,10 @@ impl Tuples {
             return Liveness::Unknown;
         };
         life.revision = revision;
-        life.until = until;
+        // A newer heartbeat that has less time left (one passed on by a
+        // synchronisation, with what its sender had left) never shortens
+        // what an earlier one gave.
+        life.until = life.until.max(until);
         if let Some(mut positions) = self.expired_since.remove(&number) {
             positions.sort_unstable();
             positions.dedup();
@@ -840,6 +843,31 @@ impl Tuples {
             }
         }
         Liveness::Renewed
+    }
+
+    /// Every origin's last heartbeat heard, as `(origin, revision, time
+    /// left)`, for those whose liveness has not run out at `now`: what a
+    /// synchronisation passes on, so that a peer that was cut off learns
+    /// at once who was heard meanwhile, not a heartbeat period later.
+    pub fn liveness(&self, now: Instant) -> Vec<(u64, u64, Duration)> {
+        let Some(epoch) = self.epoch else {
+            return Vec::new();
+        };
+        let symbols = self.symbols.lock();
+        let mut liveness: Vec<_> = self
+            .lives
+            .iter()
+            .filter(|(_, life)| life.revision != 0 && life.until != 0)
+            .filter_map(|(&number, life)| {
+                let until = epoch + TICK * (life.until - 1);
+                let left = until.checked_duration_since(now).filter(|d| !d.is_zero())?;
+                Some((symbols.origin(number), life.revision, left))
+            })
+            .filter(|&(origin, _, _)| origin != 0)
+            .collect();
+        // In origin order, whatever the map's: a seed replays the same run.
+        liveness.sort_unstable();
+        liveness
     }
 
     /// The revision of `origin`'s last heartbeat heard (0: none), if the

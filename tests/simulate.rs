@@ -421,3 +421,81 @@ fn regression_a_heartbeat_forged_ahead_reaches_its_owner_past_the_nodes_that_too
         &[0, 2, 3, 5, 9, 10, 14, 24, 37, 43],
     );
 }
+
+#[test]
+fn a_chain_whose_middle_node_was_stopped_past_the_timeout_converges_and_stays_converged() {
+    // The partition test's SIGSTOP history, in simulated time, at every
+    // phase of the heartbeats: a chain of five, the middle node stopped
+    // for 4 s (twice server/timeout, two thirds of the 6 s lease) while
+    // the first node announces. Tuples whose owner went unheard for a
+    // lease may expire meanwhile (the last heartbeat before the stop, the
+    // stop and the reconnection can add up to more), but once every node
+    // holds everything again, nothing changes: the synchronisations that
+    // follow the stop carry the liveness heard meanwhile. Before they did,
+    // a node could take back a tuple and then expire another of the same
+    // owner, whose heartbeats had not reached it since the stop.
+    use std::time::Duration;
+    use zgossip::sim::World;
+    let links = [(1, 0), (2, 1), (3, 2), (4, 3)];
+    let settings = zgossip::Settings {
+        timeout: Duration::from_millis(2000),
+        lease: Some(Duration::from_millis(6000)),
+        resync: Duration::from_millis(500),
+        ..zgossip::Settings::default()
+    };
+    let mut unstable = Vec::new();
+    for phase in (0..2000).step_by(50) {
+        let mut world = World::new(phase, 5, &links, settings.clone(), &[0; 5], true, false);
+        for node in 0..5 {
+            world.start(node);
+            assert!(world.announce(node, &format!("tcp://svc-{node}:80"), "svc"));
+        }
+        let tables = |world: &World| {
+            (0..5)
+                .map(|n| {
+                    let mut t = world
+                        .core(n)
+                        .map(|c| c.tuples().to_vec())
+                        .unwrap_or_default();
+                    t.sort();
+                    t
+                })
+                .collect::<Vec<_>>()
+        };
+        let complete = |world: &World, n: usize| {
+            let t = tables(world);
+            t.iter().all(|t| t.len() == n) && t.windows(2).all(|w| w[0] == w[1])
+        };
+        let mut t = Duration::from_secs(5) + Duration::from_millis(phase);
+        assert_eq!(world.run_until(t), None);
+        assert!(complete(&world, 5), "phase {phase}: converged before");
+        world.pause(2);
+        assert!(world.announce(0, "tcp://during:80", "stopped"));
+        t += Duration::from_secs(4);
+        assert_eq!(world.run_until(t), None);
+        world.resume(2);
+        let resumed = t;
+        while !complete(&world, 6) {
+            t += Duration::from_millis(10);
+            assert_eq!(world.run_until(t), None);
+            assert!(
+                t - resumed < Duration::from_secs(5),
+                "phase {phase}: not converged 5 s after the stop ended"
+            );
+        }
+        let converged = t;
+        while t < converged + Duration::from_secs(6) {
+            t += Duration::from_millis(10);
+            assert_eq!(world.run_until(t), None);
+            if !complete(&world, 6) {
+                unstable.push(format!(
+                    "phase {phase}: converged {:?} after the stop, changed {:?} later",
+                    converged - resumed,
+                    t - converged
+                ));
+                break;
+            }
+        }
+    }
+    assert!(unstable.is_empty(), "{unstable:#?}");
+}
