@@ -824,10 +824,9 @@ impl Tuples {
             return Liveness::Unknown;
         };
         life.revision = revision;
-        // A newer heartbeat that has less time left (one passed on by a
-        // synchronisation, with what its sender had left) never shortens
-        // what an earlier one gave.
-        life.until = life.until.max(until);
+        // The newest heartbeat's lifetime holds, even if shorter: an owner
+        // answering a forgery that claimed a long lease ends that lease.
+        life.until = until;
         if let Some(mut positions) = self.expired_since.remove(&number) {
             positions.sort_unstable();
             positions.dedup();

@@ -445,7 +445,7 @@ fn a_chain_whose_middle_node_was_stopped_past_the_timeout_converges_and_stays_co
     };
     let mut unstable = Vec::new();
     for phase in (0..2000).step_by(50) {
-        let mut world = World::new(phase, 5, &links, settings.clone(), &[0; 5], true, false);
+        let mut world = World::new(phase, 5, &links, settings, &[0; 5], true, false);
         for node in 0..5 {
             world.start(node);
             assert!(world.announce(node, &format!("tcp://svc-{node}:80"), "svc"));
@@ -498,4 +498,15 @@ fn a_chain_whose_middle_node_was_stopped_past_the_timeout_converges_and_stays_co
         }
     }
     assert!(unstable.is_empty(), "{unstable:#?}");
+}
+
+#[test]
+fn regression_an_owners_heartbeat_ends_the_lease_a_forgery_claimed() {
+    // A hostile peer sent a heartbeat in a live owner's name claiming a
+    // 60 s lease; the owner answered above it with its own 3 s lease, then
+    // died. Its tuples must go within its own lease: the newest heartbeat's
+    // lifetime holds even when shorter (a version of the liveness carried
+    // by synchronisations kept the longest lifetime heard, and the dead
+    // owner's tuple lived the forger's 60 s).
+    passes(8994, 3, &with_hostile(), &[0, 6, 7, 15, 17, 22]);
 }
