@@ -19,6 +19,7 @@
 //! | `server/verbose`, `server/animate` | non-zero: log every state, event and action |
 //! | `server/hwm` | messages queued per connection and direction (default 1000) |
 //! | `server/backlog` | messages kept beyond that for a peer that reads slowly, sent as it catches up (default 1000); more are dropped and counted |
+//! | `server/backlog-bytes` | the same backlog's limit in encoded bytes (default 16 MiB): a peer that does not read holds at most `server/hwm` messages in its connection's queue and this much behind it |
 //! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
 //! | `server/heartbeat` | ZMTP heartbeat interval in ms on tcp and ipc (default: none) |
 //! | `<name>/bind/endpoint` | (in a loaded file) a bind, as zproto's servers do |
@@ -52,6 +53,10 @@ pub const MAX_CONFIG: u64 = 1 << 20;
 /// high-water mark), sent as it reads; more are dropped. `server/backlog`
 /// changes it.
 pub const BACKLOG: usize = 1000;
+
+/// Encoded bytes kept by default per peer whose queue is full (with
+/// [`BACKLOG`], whichever comes first). `server/backlog-bytes` changes it.
+pub const BACKLOG_BYTES: usize = 16 << 20;
 
 /// How soon the host tries a full peer again.
 const RETRY: Duration = Duration::from_millis(1);
@@ -159,12 +164,14 @@ pub struct ServerHost<M: StateMachine> {
     /// Routing ids whose peer is gone, found while sending.
     gone: Vec<Vec<u8>>,
     /// Messages a full queue refused, per peer, in order (at most
-    /// [`BACKLOG`] each).
+    /// [`BACKLOG`] and [`BACKLOG_BYTES`] each).
     backlog: Backlog<M::Message>,
     /// When to try the backlog again.
     retry_at: Option<Instant>,
     /// Messages kept per full peer (`server/backlog`).
     backlog_limit: usize,
+    /// Encoded bytes kept per full peer (`server/backlog-bytes`).
+    backlog_bytes: usize,
 }
 
 impl<M: StateMachine> ServerHost<M> {
@@ -187,6 +194,7 @@ impl<M: StateMachine> ServerHost<M> {
             backlog: Backlog::new(),
             retry_at: None,
             backlog_limit: BACKLOG,
+            backlog_bytes: BACKLOG_BYTES,
         }
     }
 
@@ -215,6 +223,9 @@ impl<M: StateMachine> ServerHost<M> {
             }
             "server/backlog" => {
                 self.backlog_limit = usize::try_from(number()?).unwrap_or(usize::MAX);
+            }
+            "server/backlog-bytes" => {
+                self.backlog_bytes = usize::try_from(number()?).unwrap_or(usize::MAX);
             }
             "server/max-message" => {
                 self.options.max_message = i64::try_from(number()?).unwrap_or(i64::MAX);
@@ -466,6 +477,7 @@ where
         let now = Instant::now();
         let mut out = Out {
             limit: self.backlog_limit,
+            limit_bytes: self.backlog_bytes,
             name: &self.name,
             stats: &mut self.stats,
             gone: &mut self.gone,
@@ -475,11 +487,12 @@ where
         let backlog = &mut self.backlog;
         // First what waits already, peer by peer, in order.
         backlog.retain(|routing_id, queue| {
-            while let Some(message) = queue.pop_front() {
+            while let Some((message, bytes)) = queue.messages.pop_front() {
                 if let Sent::Full = out.try_send(routing_id, &message) {
-                    queue.push_front(message);
+                    queue.messages.push_front((message, bytes));
                     return true;
                 }
+                queue.bytes -= bytes;
             }
             false
         });
@@ -509,6 +522,7 @@ enum Sent {
 /// The sending side of a host, borrowed for one flush.
 struct Out<'a> {
     limit: usize,
+    limit_bytes: usize,
     name: &'a str,
     stats: &'a mut HostStats,
     gone: &'a mut Vec<Vec<u8>>,
@@ -548,8 +562,9 @@ impl Out<'_> {
         }
     }
 
-    /// Keep `message` for a peer whose queue is full, up to the limit
-    /// (`server/backlog`); beyond, drop it (and say so, at a limited rate).
+    /// Keep `message` for a peer whose queue is full, up to the limits
+    /// (`server/backlog`, `server/backlog-bytes`); beyond, drop it (and say
+    /// so, at a limited rate).
     fn queue_or_drop<C: Codec>(
         &mut self,
         backlog: &mut Backlog<C>,
@@ -561,8 +576,10 @@ impl Out<'_> {
             Some(queue) => queue,
             None => backlog.entry(routing_id.to_vec()).or_default(),
         };
-        if queue.len() < self.limit {
-            queue.push_back(message);
+        let bytes = message.encoded_len();
+        if queue.messages.len() < self.limit && queue.bytes + bytes <= self.limit_bytes {
+            queue.bytes += bytes;
+            queue.messages.push_back((message, bytes));
             return;
         }
         self.stats.refused += 1;
@@ -573,7 +590,23 @@ impl Out<'_> {
 }
 
 /// Messages waiting for peers whose queue is full.
-type Backlog<C> = std::collections::HashMap<Vec<u8>, std::collections::VecDeque<C>>;
+type Backlog<C> = std::collections::HashMap<Vec<u8>, Waiting<C>>;
+
+/// What waits for one peer: messages, each with its encoded size, and
+/// their total.
+struct Waiting<C> {
+    messages: std::collections::VecDeque<(C, usize)>,
+    bytes: usize,
+}
+
+impl<C> Default for Waiting<C> {
+    fn default() -> Self {
+        Self {
+            messages: std::collections::VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
 
 /// A server running on a reactor thread; dropping it stops the server
 /// (zproto's `$TERM`).

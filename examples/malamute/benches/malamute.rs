@@ -131,8 +131,13 @@ fn main() {
                 // Room for a reader that falls behind a fast broker (the
                 // C broker ignores the key; upstream's perftest sets no
                 // high-water marks at all).
-                let _broker =
-                    Broker::start_with(broker_kind, &scratch, &at, None, "    backlog = 1000000\n");
+                let _broker = Broker::start_with(
+                    broker_kind,
+                    &scratch,
+                    &at,
+                    None,
+                    "    backlog = 1000000\n    backlog-bytes = 1000000000\n",
+                );
                 for (test, count) in [("stream", stream_count), ("mailbox", mailbox_count)] {
                     let (done, secs) = match (*client_kind, test) {
                         ("C", _) => c_run(&c, &at, test, count),

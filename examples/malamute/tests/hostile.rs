@@ -481,6 +481,57 @@ fn deliveries_held_for_a_reader_without_credit_are_bounded_in_bytes() {
     );
 }
 
+/// Issue 23, abuse 4: a subscriber that never reads (and never sent
+/// CREDIT) while 300 MB are published to its stream. What waits for it is
+/// bounded in bytes: its connection's queue (`server/hwm` messages) and
+/// the host's backlog behind it (`server/backlog-bytes`). Counted in
+/// messages (1,000 queued, 1,000 more in the backlog) it held all 300 MB.
+/// Its stream's other reader and a mail pair are served throughout.
+#[test]
+fn a_subscriber_that_never_reads_holds_a_bounded_number_of_bytes() {
+    let run = our_broker("hostile-deaf", "");
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
+    let read = StreamRead {
+        stream: "big".into(),
+        pattern: String::new(),
+    };
+    let deaf = raw_session(&endpoint, "deaf", vec![read.into()]);
+    deaf.set_rcvhwm(1).expect("hwm");
+    let mut reader = client(&endpoint, "reader");
+    assert_eq!(reader.set_consumer("big", ".*", WAIT), Ok(0));
+    let mut writer = client(&endpoint, "writer");
+    assert_eq!(writer.set_producer("big", WAIT), Ok(0));
+    let (alice, bob) = (client(&endpoint, "alice"), client(&endpoint, "bob"));
+    let before = peak_memory(pid);
+    let body = "x".repeat(256 * 1024);
+    let mut worst = Duration::ZERO;
+    for n in 0..1200 {
+        writer.send_text("s", &[&body]).expect("send");
+        assert!(
+            matches!(reader.recv(WAIT), Ok(MlmProto::StreamDeliver(_))),
+            "the live reader missed message {n}"
+        );
+        if n % 20 == 0 {
+            worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
+        }
+    }
+    eprintln!("the pair's slowest mail round trip meanwhile: {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
+    assert_grew_less_than(
+        pid,
+        before,
+        // 100 queued (26 MB) and 16 MiB behind them, and socket buffers.
+        60_000_000,
+        "1,200 messages of 256 KB (315 MB) for a subscriber that never reads",
+    );
+    drop(deaf);
+    pub_sub_works(&endpoint, "after-deaf");
+}
+
 /// Issue 23, abuse 4: one message far larger than anyone's share. The
 /// broker's default maximum message size (a client's share, 16 MiB) makes
 /// libzmq drop the sender's connection before the message is read whole;
