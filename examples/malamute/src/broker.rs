@@ -201,6 +201,11 @@ pub struct Broker {
     held_by: HashMap<String, usize>,
     /// `mlm_server/names/limit`: streams, and services, known at once.
     name_limit: usize,
+    /// Per sender address: the services its waiting requests keep known,
+    /// each with how many wait there (at most [`PER_CLIENT_LIMIT`]
+    /// services), so that one client cannot fill the names with requests
+    /// nobody will take.
+    waiting_for: HashMap<String, HashMap<String, u32>>,
     services: HashMap<String, Service>,
     /// Stream and service deliveries on their way to each session, taken
     /// by the event sent with each.
@@ -273,6 +278,7 @@ impl Default for Broker {
             client_share: CLIENT_SHARE,
             held_by: HashMap::new(),
             name_limit: NAME_LIMIT,
+            waiting_for: HashMap::new(),
             services: HashMap::new(),
             stream_out: HashMap::new(),
             service_out: HashMap::new(),
@@ -401,6 +407,45 @@ impl Broker {
             self.release(&mail.sender, mail_cost(mail));
         }
         mail
+    }
+
+    /// A request of `sender` was queued for `service`.
+    fn request_queued(&mut self, sender: &str, service: &str) {
+        let services = match self.waiting_for.get_mut(sender) {
+            Some(services) => services,
+            None => self.waiting_for.entry(sender.to_owned()).or_default(),
+        };
+        match services.get_mut(service) {
+            Some(waiting) => *waiting += 1,
+            None => {
+                services.insert(service.to_owned(), 1);
+            }
+        }
+    }
+
+    /// A request left its service's queue.
+    fn request_taken(&mut self, request: &ServiceDeliver) {
+        let Some(services) = self.waiting_for.get_mut(&request.sender) else {
+            return;
+        };
+        if let Some(waiting) = services.get_mut(&request.address) {
+            *waiting -= 1;
+            if *waiting == 0 {
+                services.remove(&request.address);
+            }
+        }
+        if services.is_empty() {
+            self.waiting_for.remove(&request.sender);
+        }
+    }
+
+    /// Whether `sender` may queue a request for `service`: it is one of
+    /// the services its requests wait for already, or there is room for
+    /// one more.
+    fn may_wait_for(&self, sender: &str, service: &str) -> bool {
+        self.waiting_for.get(sender).map_or(true, |services| {
+            services.contains_key(service) || services.len() < PER_CLIENT_LIMIT
+        })
     }
 
     /// Whether `sender`'s share has room for `bytes` more.
@@ -532,6 +577,7 @@ impl Broker {
         }
         service.queue = kept;
         for (to, request) in taken {
+            self.request_taken(&request);
             self.release(&request.sender, request_cost(&request));
             self.deliver(to, Delivery::Service(request), io);
         }
@@ -572,6 +618,7 @@ impl Broker {
             // Back to the front of their queues, in their order.
             for request in requests.into_iter().rev() {
                 self.charge(&request.sender, request_cost(&request));
+                self.request_queued(&request.sender, &request.address);
                 let name = request.address.clone();
                 let service = self.services.entry(name).or_default();
                 service.queue.push_front(request);
@@ -793,6 +840,14 @@ impl Actions for Broker {
             self.dropped += 1;
             return refuse(&mut self.refusals, io, "over the client's share of storage");
         }
+        if !self.may_wait_for(&request.sender, &name) {
+            self.dropped += 1;
+            return refuse(
+                &mut self.refusals,
+                io,
+                "requests waiting for too many services",
+            );
+        }
         if !self.services.contains_key(&name) && self.services.len() >= self.name_limit {
             self.dropped += 1;
             count(&mut self.refusals, "too many services");
@@ -810,6 +865,7 @@ impl Actions for Broker {
         let sender = request.sender.clone();
         service.queue.push_back(request);
         self.charge(&sender, bytes);
+        self.request_queued(&sender, &name);
         self.dispatch(&name, io);
     }
 

@@ -430,6 +430,77 @@ fn names_nobody_uses_are_forgotten() {
     assert!(newcomer.set_worker("one-too-many", ".*", WAIT).is_err());
 }
 
+/// Issue 23, abuse 2, with requests: a client sends requests to a
+/// thousand services nobody offers, then leaves. Its requests wait (a
+/// worker may come), but they keep at most 256 services known
+/// ([`malamute::broker::PER_CLIENT_LIMIT`]; past it, ERROR), so others
+/// still open new names. Before, its requests kept all 1,000 names known
+/// and every new service was refused.
+#[test]
+fn requests_nobody_takes_keep_a_bounded_number_of_services_known() {
+    use malamute::broker::{Broker as Actions, PER_CLIENT_LIMIT};
+    use malamute::mlm_server_engine::Machine;
+    use zproto_runtime::host::ServerHandle;
+
+    let server =
+        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
+    server.set("mlm_server/names/limit", "1000").expect("set");
+    let endpoint = "inproc://hostile-requests";
+    server.bind(endpoint).expect("bind");
+    let services = || {
+        server
+            .with(|b: &mut Actions| b.metrics().services)
+            .expect("metrics")
+    };
+    let (alice, bob) = (client(endpoint, "alice"), client(endpoint, "bob"));
+    let asker = raw_session(endpoint, "asker", Vec::new());
+    let mut worst = Duration::ZERO;
+    for n in 0..1000 {
+        let request = ServiceSend {
+            address: format!("nobody-{n}"),
+            subject: "s".into(),
+            tracker: String::new(),
+            timeout: 0,
+            content: vec![zproto_runtime::bytes::Bytes::from_static(b"?")],
+        };
+        asker.send_multipart(frames(request), 0).expect("send");
+        if n % 50 == 0 {
+            worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
+        }
+    }
+    asker.set_rcvtimeo(200).expect("timeout");
+    let mut refused = 0;
+    while let Ok(answer) = asker.recv_multipart(0) {
+        if matches!(MlmProto::decode(&answer), Ok(MlmProto::Error(_))) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 1000 - PER_CLIENT_LIMIT, "requests refused");
+    assert_eq!(services() as usize, PER_CLIENT_LIMIT);
+    drop(asker);
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
+    // Its requests still wait, for their 256 services; the other 744
+    // names are free for anyone (three newcomers: each may offer 256).
+    let mut newcomers: Vec<MlmClient> = (0..3)
+        .map(|i| client(endpoint, &format!("newcomer-{i}")))
+        .collect();
+    let free = 1000 - PER_CLIENT_LIMIT;
+    for n in 0..free {
+        assert_eq!(
+            newcomers[n * 3 / free].set_worker(&format!("new-{n}"), ".*", WAIT),
+            Ok(0),
+            "{n}"
+        );
+    }
+    // And a worker for one of the waiting services gets its request.
+    let mut worker = client(endpoint, "worker");
+    assert_eq!(worker.set_worker("nobody-0", ".*", WAIT), Ok(0));
+    assert!(matches!(worker.recv(WAIT), Ok(MlmProto::ServiceDeliver(_))));
+}
+
 /// Issue 23, abuse 4: a reader that allows no deliveries (CREDIT 0) while
 /// 50 MB are published to its stream. What the broker holds for it is its
 /// share (2 MB here), in bytes: counted in messages (10,000 of them) it
