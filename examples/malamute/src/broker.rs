@@ -443,7 +443,7 @@ impl Broker {
     /// the services its requests wait for already, or there is room for
     /// one more.
     fn may_wait_for(&self, sender: &str, service: &str) -> bool {
-        self.waiting_for.get(sender).map_or(true, |services| {
+        self.waiting_for.get(sender).is_none_or(|services| {
             services.contains_key(service) || services.len() < PER_CLIENT_LIMIT
         })
     }
