@@ -13,7 +13,7 @@ use zproto_runtime::reactor::{
     self, Outgoing, Refused, RefusedReason, Service, SocketError, SocketOptions, Sockets,
 };
 
-use crate::node::{AnnounceError, NodeCore, Output, Peer, SettingError, Settings, Stats};
+use crate::node::{AnnounceError, NodeCore, Output, Peer, RemoteId, SettingError, Settings, Stats};
 
 /// A reactor thread running zgossip nodes.
 pub type Reactor = reactor::Reactor<GossipService>;
@@ -210,9 +210,26 @@ pub struct GossipService {
     /// Peers that went up or down, and how many wait (as deliveries).
     peer_events: Sender<Peer>,
     peer_events_waiting: Arc<AtomicUsize>,
+    /// The node's remote on each of the reactor's remote sockets, by
+    /// socket index, and the socket of each remote, by remote.
+    remote_of_socket: Vec<Option<RemoteId>>,
+    socket_of_remote: Vec<usize>,
 }
 
 impl GossipService {
+    /// A remote connected on reactor socket `socket`.
+    fn connected(&mut self, endpoint: &str, socket: usize, now: Instant) {
+        let remote = self.core.connect(endpoint, now);
+        if self.remote_of_socket.len() <= socket {
+            self.remote_of_socket.resize(socket + 1, None);
+        }
+        self.remote_of_socket[socket] = Some(remote);
+        if self.socket_of_remote.len() <= remote.index() {
+            self.socket_of_remote.resize(remote.index() + 1, usize::MAX);
+        }
+        self.socket_of_remote[remote.index()] = socket;
+    }
+
     /// CURVE with `security`, from the next BIND and CONNECT on.
     fn secure(&mut self, sockets: &mut Sockets, security: Security) -> Result<(), Error> {
         // One ZAP domain per node unless told: a process may host many.
@@ -323,10 +340,7 @@ impl Service for GossipService {
                         sockets.set_curve_client(Some(keys));
                         let connected = sockets.connect(&endpoint).map_err(Error::from);
                         sockets.set_curve_client(None);
-                        connected.map(|remote| {
-                            let index = self.core.connect(&endpoint, now);
-                            debug_assert_eq!(index, remote);
-                        })
+                        connected.map(|socket| self.connected(&endpoint, socket, now))
                     }
                 };
                 let _ = reply.send(result);
@@ -336,10 +350,7 @@ impl Service for GossipService {
                 let result = sockets
                     .connect(&endpoint)
                     .map_err(Error::from)
-                    .map(|remote| {
-                        let index = self.core.connect(&endpoint, now);
-                        debug_assert_eq!(index, remote);
-                    });
+                    .map(|socket| self.connected(&endpoint, socket, now));
                 if let Err(e) = &result {
                     tracing::warn!(node = %self.core.name(), "{e}");
                 }
@@ -414,12 +425,16 @@ impl Service for GossipService {
         self.core.on_peer_disconnected(routing_id);
     }
 
-    fn on_remote(&mut self, remote: usize, frames: &[&[u8]], _sockets: &mut Sockets, now: Instant) {
-        self.core.on_remote_frames(remote, frames, now);
+    fn on_remote(&mut self, socket: usize, frames: &[&[u8]], _sockets: &mut Sockets, now: Instant) {
+        if let Some(Some(remote)) = self.remote_of_socket.get(socket) {
+            self.core.on_remote_frames(*remote, frames, now);
+        }
     }
 
-    fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
-        self.core.on_remote_reconnected(remote, now);
+    fn on_remote_reconnected(&mut self, socket: usize, now: Instant) {
+        if let Some(Some(remote)) = self.remote_of_socket.get(socket) {
+            self.core.on_remote_reconnected(*remote, now);
+        }
     }
 
     fn tick(&mut self, _sockets: &mut Sockets, now: Instant) {
@@ -448,10 +463,17 @@ impl Service for GossipService {
             }
             // (An error: the application dropped its receiver.)
         };
+        let socket_of_remote = &self.socket_of_remote;
         for output in self.core.drain_outputs() {
             let result = match output {
                 Output::ToPeer(frames) => send(Outgoing::ToPeer(frames)),
-                Output::ToRemote { remote, frames } => send(Outgoing::ToRemote { remote, frames }),
+                Output::ToRemote { remote, frames } => match socket_of_remote.get(remote.index()) {
+                    Some(&socket) => send(Outgoing::ToRemote {
+                        remote: socket,
+                        frames,
+                    }),
+                    None => Ok(()),
+                },
                 Output::Deliver { endpoint, service } => {
                     deliver(Delivery {
                         endpoint,
@@ -487,13 +509,22 @@ impl Service for GossipService {
         if refused.is_empty() {
             return;
         }
-        let refused = refused.into_iter().map(|Refused { reason, outgoing }| {
-            let output = match outgoing {
-                Outgoing::ToPeer(frames) => Output::ToPeer(frames),
-                Outgoing::ToRemote { remote, frames } => Output::ToRemote { remote, frames },
-            };
-            (output, reason == RefusedReason::Unreachable)
-        });
+        let remote_of_socket = &self.remote_of_socket;
+        let refused = refused
+            .into_iter()
+            .filter_map(|Refused { reason, outgoing }| {
+                let output = match outgoing {
+                    Outgoing::ToPeer(frames) => Output::ToPeer(frames),
+                    Outgoing::ToRemote {
+                        remote: socket,
+                        frames,
+                    } => Output::ToRemote {
+                        remote: (*remote_of_socket.get(socket)?)?,
+                        frames,
+                    },
+                };
+                Some((output, reason == RefusedReason::Unreachable))
+            });
         self.core.on_refused(refused, Instant::now());
         // What the refusals caused (a session's replay set back) goes out
         // on the next round.
@@ -592,6 +623,8 @@ impl Node {
             zap_domain: None,
             peer_events: peer_tx,
             peer_events_waiting: peer_events_waiting.clone(),
+            remote_of_socket: Vec::new(),
+            socket_of_remote: Vec::new(),
         };
         let id = reactor.add(service)?;
         Ok(Self {

@@ -55,5 +55,5 @@ pub mod tuples;
 pub use api::Node;
 pub use api::{Delivery, Error, Metrics, Probe, Reactor, Security};
 pub use limits::Limits;
-pub use node::{AnnounceError, NodeCore, Output, Peer, PeerKind, Settings, Stats};
+pub use node::{AnnounceError, NodeCore, Output, Peer, PeerKind, RemoteId, Settings, Stats};
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

@@ -13,7 +13,7 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use zproto_runtime::Packet;
 
-use crate::node::{AnnounceError, NodeCore, Output, Settings};
+use crate::node::{AnnounceError, NodeCore, Output, RemoteId, Settings};
 
 /// Frames on their way, as the sender packed them (one allocation each).
 #[derive(Debug)]
@@ -152,7 +152,7 @@ impl Mesh {
         };
         let remote = node.connect(&format!("mesh://{to}"), now);
         if let Some(server) = self.node_mut(to) {
-            server.on_peer_connected(&routing_id(from, remote));
+            server.on_peer_connected(&routing_id(from, remote.index()));
         }
         self.collect(from, now);
     }
@@ -212,7 +212,7 @@ impl Mesh {
         }
         for (from, remote) in self.slots[node].incoming.clone() {
             if let Some(n) = self.node_mut(from) {
-                n.on_remote_reconnected(remote, now);
+                n.on_remote_reconnected(RemoteId::of(remote), now);
                 self.collect(from, now);
             }
         }
@@ -239,10 +239,10 @@ impl Mesh {
                     self.queue.push_back(Hop::ToRemote { to, remote, frames });
                 }
                 Output::ToRemote { remote, frames } => {
-                    if let Some(&to) = self.slots[from].targets.get(remote) {
+                    if let Some(&to) = self.slots[from].targets.get(remote.index()) {
                         self.queue.push_back(Hop::ToServer {
                             to,
-                            from: routing_id(from, remote),
+                            from: routing_id(from, remote.index()),
                             frames,
                         });
                     }
@@ -315,7 +315,9 @@ impl Mesh {
                     let Some(node) = self.node_mut(to) else {
                         continue;
                     };
-                    frames.with_frames(1, |frames| node.on_remote_frames(remote, frames, now));
+                    frames.with_frames(1, |frames| {
+                        node.on_remote_frames(RemoteId::of(remote), frames, now)
+                    });
                     to
                 }
             };

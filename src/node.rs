@@ -195,6 +195,33 @@ pub enum PeerKind {
     Remote,
 }
 
+/// One of a node's remotes, as [`NodeCore::connect`] returned it: the
+/// driver keeps the connection (a DEALER) it opened for it, and hands its
+/// frames and reconnections back under this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RemoteId(u32);
+
+impl RemoteId {
+    /// Its position among the node's remotes, in the order they were
+    /// connected (from 0): drivers that keep their connections in a `Vec`
+    /// index it with this.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The remote at `index` (the in-crate drivers, the mesh and the
+    /// simulator, number their links as the node numbers its remotes).
+    pub(crate) fn of(index: usize) -> Self {
+        Self(u32::try_from(index).unwrap_or(u32::MAX))
+    }
+}
+
+impl std::fmt::Display for RemoteId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "remote {}", self.0)
+    }
+}
+
 /// Something the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -202,8 +229,8 @@ pub enum Output {
     ToPeer(Packet),
     /// Send frames to remote number `remote` (its DEALER).
     ToRemote {
-        /// Index of the remote, as [`NodeCore::connect`] returned it.
-        remote: usize,
+        /// The remote, as [`NodeCore::connect`] returned it.
+        remote: RemoteId,
         /// The frames.
         frames: Packet,
     },
@@ -657,7 +684,13 @@ impl NodeCore {
     }
 
     /// Frames received on remote number `remote`'s DEALER.
-    pub fn on_remote_frames<F: AsRef<[u8]>>(&mut self, remote: usize, frames: &[F], now: Instant) {
+    pub fn on_remote_frames<F: AsRef<[u8]>>(
+        &mut self,
+        remote: RemoteId,
+        frames: &[F],
+        now: Instant,
+    ) {
+        let remote = remote.index();
         if remote >= self.remotes.len() {
             return;
         }
@@ -750,7 +783,8 @@ impl NodeCore {
 
     /// Remote number `remote`'s connection was lost and is back: the server
     /// sees a new session, so synchronise again.
-    pub fn on_remote_reconnected(&mut self, remote: usize, now: Instant) {
+    pub fn on_remote_reconnected(&mut self, remote: RemoteId, now: Instant) {
+        let remote = remote.index();
         if let Some(r) = self.remotes.get_mut(remote) {
             r.reconnected();
             // What it announced on the old connection: the resync brings it.
@@ -762,7 +796,7 @@ impl NodeCore {
     /// `CONNECT endpoint`: open a remote session; returns its index. The
     /// driver connects a DEALER for it; the opening HELLO and the first
     /// slice of our tuples are already in the outputs.
-    pub fn connect(&mut self, endpoint: &str, now: Instant) -> usize {
+    pub fn connect(&mut self, endpoint: &str, now: Instant) -> RemoteId {
         let mut sent = Vec::new();
         let mut remote = Remote::new(
             endpoint,
@@ -782,7 +816,7 @@ impl NodeCore {
         self.remotes.push(remote);
         let index = self.remotes.len() - 1;
         self.send_to_remote(index, sent);
-        index
+        RemoteId::of(index)
     }
 
     /// The remotes, by index.
@@ -1034,7 +1068,7 @@ impl NodeCore {
             self.remotes[index].sent_traffic(pace, now);
             self.stats.count_out(message, frames.byte_len());
             self.outputs.push(Output::ToRemote {
-                remote: index,
+                remote: RemoteId::of(index),
                 frames: frames.clone(),
             });
         }
@@ -1053,7 +1087,10 @@ impl NodeCore {
             match message.encode_packet() {
                 Ok(frames) => {
                     self.stats.count_out(&message, frames.byte_len());
-                    self.outputs.push(Output::ToRemote { remote, frames });
+                    self.outputs.push(Output::ToRemote {
+                        remote: RemoteId::of(remote),
+                        frames,
+                    });
                 }
                 Err(e) => tracing::warn!(node = %self.name, "cannot encode for a remote: {e}"),
             }
@@ -1163,7 +1200,7 @@ impl NodeCore {
             self.stats
                 .count_out(&ZgossipMsg::from(alive.clone()), frames.byte_len());
             self.outputs.push(Output::ToRemote {
-                remote: index,
+                remote: RemoteId::of(index),
                 frames: frames.clone(),
             });
         }
@@ -1232,7 +1269,7 @@ impl NodeCore {
                 Output::ToRemote { remote, frames } => {
                     self.stats.refused_sends += 1;
                     let message = frames.with_frames(0, |body| ZgossipMsg::decode(body)).ok();
-                    if let Some(r) = self.remotes.get_mut(remote) {
+                    if let Some(r) = self.remotes.get_mut(remote.index()) {
                         r.refused(message.as_ref(), &self.gossip.tuples, now);
                     }
                 }

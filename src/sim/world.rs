@@ -40,7 +40,7 @@ use super::rng::Rng;
 use super::schedule::Attack;
 use crate::clock::WallClock;
 use crate::msg::{Alive, Announce, Graft, Hello, Ihave, Ping, ZgossipMsg};
-use crate::node::{NodeCore, Output, Settings};
+use crate::node::{NodeCore, Output, RemoteId, Settings};
 use crate::server::{EXTENSIONS, FLAG_REMOVED};
 use zproto_runtime::Codec;
 
@@ -166,7 +166,7 @@ struct Link {
     client: usize,
     server: usize,
     /// The client's remote index for it, in the client's incarnation.
-    remote: usize,
+    remote: RemoteId,
     cut: bool,
     /// Connection number: routing ids and messages carry it.
     epoch: u32,
@@ -335,7 +335,7 @@ impl World {
             .map(|&(client, server)| Link {
                 client,
                 server,
-                remote: 0,
+                remote: RemoteId::of(0),
                 cut: false,
                 epoch: 0,
                 connected: false,
@@ -1070,7 +1070,7 @@ impl World {
                         }
                     }
                     Output::ToRemote { remote, frames } => {
-                        let Some(&l) = self.processes[node].remotes.get(remote) else {
+                        let Some(&l) = self.processes[node].remotes.get(remote.index()) else {
                             continue;
                         };
                         let hwm = self.hwm();
