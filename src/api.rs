@@ -538,7 +538,8 @@ pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
 pub fn socket_options(settings: &Settings) -> SocketOptions {
     let limits = settings.limits;
     SocketOptions {
-        hwm: i32::try_from(limits.hwm).unwrap_or(i32::MAX),
+        send_hwm: i32::try_from(limits.hwm).unwrap_or(i32::MAX),
+        receive_hwm: i32::try_from(limits.hwm).unwrap_or(i32::MAX),
         max_message: limits.max_message(),
         // Four heartbeats per timeout: one lost or late is no reason to drop
         // a connection.

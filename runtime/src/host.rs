@@ -18,6 +18,7 @@
 //! | `server/timeout` | session expiry in ms, for models that handle `expired` (inproc peers; tcp and ipc sessions live as long as their connection) |
 //! | `server/verbose`, `server/animate` | non-zero: log every state, event and action |
 //! | `server/hwm` | messages queued per connection and direction (default 1000) |
+//! | `server/sndhwm`, `server/rcvhwm` | the same, one direction: to the peer, from the peer |
 //! | `server/backlog` | messages kept beyond that for a peer that reads slowly, sent as it catches up (default 1000); more are dropped and counted |
 //! | `server/backlog-bytes` | the same backlog's limit in encoded bytes (default 16 MiB): a peer that does not read holds at most `server/hwm` messages in its connection's queue and this much behind it |
 //! | `server/max-message` | largest inbound frame in bytes; larger closes the connection (default: none) |
@@ -58,8 +59,14 @@ pub const BACKLOG: usize = 1000;
 /// [`BACKLOG`], whichever comes first). `server/backlog-bytes` changes it.
 pub const BACKLOG_BYTES: usize = 16 << 20;
 
-/// How soon the host tries a full peer again.
-const RETRY: Duration = Duration::from_millis(1);
+/// How soon the host tries a full peer again after its backlog moved: a
+/// reader that keeps up drains its queue in well under a millisecond.
+const RETRY_FIRST: Duration = Duration::from_micros(100);
+
+/// The longest wait between tries while no backlog moves: each try that
+/// sends nothing doubles the wait up to this, so that a peer that never
+/// reads costs a few wakeups a second, not a spinning core.
+const RETRY_LONGEST: Duration = Duration::from_millis(50);
 
 /// How long a handle waits for the reactor's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -168,6 +175,9 @@ pub struct ServerHost<M: StateMachine> {
     backlog: Backlog<M::Message>,
     /// When to try the backlog again.
     retry_at: Option<Instant>,
+    /// The wait before the next try ([`RETRY_FIRST`] to
+    /// [`RETRY_LONGEST`]).
+    retry_delay: Duration,
     /// Messages kept per full peer (`server/backlog`).
     backlog_limit: usize,
     /// Encoded bytes kept per full peer (`server/backlog-bytes`).
@@ -193,6 +203,7 @@ impl<M: StateMachine> ServerHost<M> {
             gone: Vec::new(),
             backlog: Backlog::new(),
             retry_at: None,
+            retry_delay: RETRY_FIRST,
             backlog_limit: BACKLOG,
             backlog_bytes: BACKLOG_BYTES,
         }
@@ -219,7 +230,15 @@ impl<M: StateMachine> ServerHost<M> {
                 self.sessions.set_animate(value.trim() != "0");
             }
             "server/hwm" => {
-                self.options.hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
+                let hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
+                self.options.send_hwm = hwm;
+                self.options.receive_hwm = hwm;
+            }
+            "server/sndhwm" => {
+                self.options.send_hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
+            }
+            "server/rcvhwm" => {
+                self.options.receive_hwm = i32::try_from(number()?).unwrap_or(i32::MAX);
             }
             "server/backlog" => {
                 self.backlog_limit = usize::try_from(number()?).unwrap_or(usize::MAX);
@@ -485,6 +504,8 @@ where
             send,
         };
         let backlog = &mut self.backlog;
+        let waited = !backlog.is_empty();
+        let mut moved = false;
         // First what waits already, peer by peer, in order.
         backlog.retain(|routing_id, queue| {
             while let Some((message, bytes)) = queue.messages.pop_front() {
@@ -492,10 +513,18 @@ where
                     queue.messages.push_front((message, bytes));
                     return true;
                 }
+                moved = true;
                 queue.bytes -= bytes;
             }
             false
         });
+        // Back off only on the timed tries that moved nothing (every round
+        // tries too, whatever woke it).
+        if moved || !waited {
+            self.retry_delay = RETRY_FIRST;
+        } else if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_delay = (self.retry_delay * 2).min(RETRY_LONGEST);
+        }
         self.sessions.drain_outgoing(|routing_id, message| {
             // Behind a backlog, a message waits its turn.
             if backlog.contains_key(routing_id) {
@@ -504,7 +533,7 @@ where
                 out.queue_or_drop(backlog, routing_id, message, now);
             }
         });
-        self.retry_at = (!self.backlog.is_empty()).then(|| now + RETRY);
+        self.retry_at = (!self.backlog.is_empty()).then(|| now + self.retry_delay);
         for routing_id in std::mem::take(&mut self.gone) {
             self.on_peer_disconnected(&routing_id, now);
         }

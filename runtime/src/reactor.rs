@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use crate::client::CurveClient;
 use crate::client::PlainCredentials;
@@ -113,10 +113,12 @@ pub struct Refused {
 /// Options for the sockets a service opens ([`Sockets::set_options`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketOptions {
-    /// `ZMQ_SNDHWM` and `ZMQ_RCVHWM`: messages queued per connection and
-    /// direction before sends are refused ([`RefusedReason::Full`]) and
-    /// reading from the peer pauses. 0 means no limit.
-    pub hwm: i32,
+    /// `ZMQ_SNDHWM`: messages queued per connection before sends to it
+    /// are refused ([`RefusedReason::Full`]). 0 means no limit.
+    pub send_hwm: i32,
+    /// `ZMQ_RCVHWM`: messages queued per connection before reading from
+    /// the peer pauses. 0 means no limit.
+    pub receive_hwm: i32,
     /// `ZMQ_MAXMSGSIZE`: a peer that sends a larger frame is disconnected
     /// before libzmq buffers it. -1 means no limit.
     pub max_message: i64,
@@ -138,7 +140,8 @@ impl Default for SocketOptions {
     /// reconnection backoff.
     fn default() -> Self {
         Self {
-            hwm: 1000,
+            send_hwm: 1000,
+            receive_hwm: 1000,
             max_message: -1,
             heartbeat: std::time::Duration::ZERO,
             heartbeat_timeout: std::time::Duration::ZERO,
@@ -150,8 +153,8 @@ impl Default for SocketOptions {
 impl SocketOptions {
     fn apply(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
         let ms = |d: std::time::Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
-        socket.set_sndhwm(self.hwm.max(0))?;
-        socket.set_rcvhwm(self.hwm.max(0))?;
+        socket.set_sndhwm(self.send_hwm.max(0))?;
+        socket.set_rcvhwm(self.receive_hwm.max(0))?;
         socket.set_maxmsgsize(self.max_message)?;
         socket.set_linger(0)?;
         if !self.reconnect_max.is_zero() {
@@ -1429,12 +1432,17 @@ impl Destination {
 }
 
 /// Milliseconds to wait for `deadline` (none: a second at most, so that the
-/// loop stays lively).
+/// loop stays lively). epoll counts whole milliseconds: a deadline under
+/// one away is polled for without waiting (a short retry is meant to come
+/// soon), one further is waited for rounded up, so that the loop does not
+/// spin through the last fraction of every millisecond it waits.
 fn wait_until(deadline: Option<Instant>) -> i64 {
     deadline.map_or(1000, |at| {
-        at.saturating_duration_since(Instant::now())
-            .as_millis()
-            .min(1000) as i64
+        let left = at.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(1) {
+            return 0;
+        }
+        left.as_micros().div_ceil(1000).min(1000) as i64
     })
 }
 

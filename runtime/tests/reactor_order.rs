@@ -33,7 +33,8 @@ impl Service for Numbered {
 
     fn command(&mut self, endpoint: String, sockets: &mut Sockets, _now: Instant) {
         sockets.set_options(SocketOptions {
-            hwm: 4,
+            send_hwm: 4,
+            receive_hwm: 4,
             ..SocketOptions::default()
         });
         sockets.connect(&endpoint).expect("connect");

@@ -14,9 +14,6 @@ use zproto_runtime::host::ServerHandle;
 /// Where upstream binds when the config file names nothing.
 const DEFAULT_ENDPOINT: &str = "ipc://@/malamute";
 
-/// Messages queued per client connection and direction (`server/hwm`).
-const QUEUE_MESSAGES: u32 = 100;
-
 #[derive(Parser)]
 #[command(
     name = "malamute",
@@ -87,15 +84,6 @@ fn main() -> ExitCode {
     // of a peer that sends one. The config file may say otherwise.
     let max_message = malamute::broker::CLIENT_SHARE.to_string();
     if let Err(e) = server.set("server/max-message", &max_message) {
-        eprintln!("malamute: {e}");
-        return ExitCode::FAILURE;
-    }
-    // What waits for a client that does not read is bounded in bytes: its
-    // connection's queue holds at most this many messages (libzmq counts
-    // messages, not bytes; upstream's 1,000 held 256 MB of 256 KiB
-    // messages for one such subscriber), and the host's backlog behind it
-    // `server/backlog-bytes` (16 MiB). The config file may say otherwise.
-    if let Err(e) = server.set("server/hwm", &QUEUE_MESSAGES.to_string()) {
         eprintln!("malamute: {e}");
         return ExitCode::FAILURE;
     }
