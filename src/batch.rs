@@ -5,7 +5,7 @@
 //! message size and every memory bound stated per message hold as they
 //! are. CZMQ peers never see one.
 
-use crate::msg::{Announce, Announces, ZgossipMsg};
+use crate::msg::{Alive, Alives, Announce, Announces, ZgossipMsg};
 use crate::server::{announce_of, flags_of, lease_ms, replayed, FLAG_REPLAY};
 use crate::tuples::{Tuple, Tuples};
 
@@ -174,9 +174,79 @@ pub fn unpack(records: &[u8]) -> Option<Vec<Announce>> {
     Some(out)
 }
 
+/// An ALIVES record's bytes: node, clock (8 each), lifetime (4).
+pub const ALIVE_RECORD: usize = 8 + 8 + 4;
+
+/// Heartbeats as messages for one peer: ALIVES of as many records as fit
+/// in `budget` bytes each (at least one) if it agreed batches, else one
+/// ALIVE each.
+pub fn alive_messages(alives: Vec<Alive>, batches: bool, budget: usize) -> Vec<ZgossipMsg> {
+    if !batches {
+        return alives.into_iter().map(Into::into).collect();
+    }
+    let per = (budget / ALIVE_RECORD).max(1);
+    alives
+        .chunks(per)
+        .map(|chunk| {
+            let mut records = Vec::with_capacity(chunk.len() * ALIVE_RECORD);
+            for alive in chunk {
+                records.extend_from_slice(&alive.node.to_be_bytes());
+                records.extend_from_slice(&alive.clock.to_be_bytes());
+                records.extend_from_slice(&alive.lifetime.to_be_bytes());
+            }
+            Alives { records }.into()
+        })
+        .collect()
+}
+
+/// The heartbeats of an ALIVES message; `None` if its records are not a
+/// whole number of records.
+pub fn unpack_alives(records: &[u8]) -> Option<Vec<Alive>> {
+    if records.len() % ALIVE_RECORD != 0 {
+        return None;
+    }
+    records
+        .chunks_exact(ALIVE_RECORD)
+        .map(|r| {
+            Some(Alive {
+                node: u64::from_be_bytes(r.get(0..8)?.try_into().ok()?),
+                clock: u64::from_be_bytes(r.get(8..16)?.try_into().ok()?),
+                lifetime: u32::from_be_bytes(r.get(16..20)?.try_into().ok()?),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeats_go_in_batches_that_fit_and_come_back_as_they_went() {
+        let alives: Vec<Alive> = (1..=7)
+            .map(|n| Alive {
+                node: n,
+                clock: 1_000 + n,
+                lifetime: 30_000,
+            })
+            .collect();
+        let messages = alive_messages(alives.clone(), true, 3 * ALIVE_RECORD);
+        assert_eq!(messages.len(), 3);
+        let back: Vec<Alive> = messages
+            .iter()
+            .flat_map(|m| match m {
+                ZgossipMsg::Alives(a) => unpack_alives(&a.records).expect("whole records"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(back, alives);
+        // Without batches agreed: one ALIVE each.
+        let plain = alive_messages(alives, false, 3 * ALIVE_RECORD);
+        assert_eq!(plain.len(), 7);
+        assert!(plain.iter().all(|m| matches!(m, ZgossipMsg::Alive(_))));
+        // A torn record is refused.
+        assert_eq!(unpack_alives(&[0; ALIVE_RECORD + 1]), None);
+    }
     use crate::tuples::Stamp;
     use std::sync::Arc;
     use std::time::Duration;

@@ -316,7 +316,7 @@ pub struct Stats {
 }
 
 /// How many message types zgossip has (ids 1 to this).
-pub const MESSAGE_KINDS: usize = 10;
+pub const MESSAGE_KINDS: usize = 11;
 
 /// zgossip's message types, in id order, as `Stats` counts them.
 pub const MESSAGE_TYPES: [&str; MESSAGE_KINDS] = [
@@ -330,6 +330,7 @@ pub const MESSAGE_TYPES: [&str; MESSAGE_KINDS] = [
     "PRUNE",
     "ALIVE",
     "ANNOUNCES",
+    "ALIVES",
 ];
 
 /// The index of `message`'s type in [`MESSAGE_TYPES`].
@@ -740,6 +741,11 @@ impl NodeCore {
                 self.send_to_remote(remote, messages);
             }
             Received::Alive(alive) => self.heard_alive(alive, remote, now),
+            Received::Alives(alives) => {
+                for alive in alives {
+                    self.heard_alive(alive, remote, now);
+                }
+            }
             Received::Nothing => {}
         }
         // An INVALID or a marker's PONG may have made a generation due.
@@ -989,8 +995,8 @@ impl NodeCore {
             self.refused_tuple(refusal, now);
         }
         // Heartbeats from sessions went to the other sessions already.
-        for alive in std::mem::take(&mut self.gossip.alive_heard) {
-            self.pass_on_alive(alive, None, false, now);
+        for (alive, to_sessions) in std::mem::take(&mut self.gossip.alive_heard) {
+            self.pass_on_alive(alive, None, to_sessions, now);
         }
         if std::mem::take(&mut self.gossip.heartbeat_wanted) {
             self.stats.forged_heartbeats += 1;
@@ -1223,7 +1229,9 @@ impl NodeCore {
             if remote.liveness() {
                 if let Some(hello) = sent.iter().position(|m| matches!(m, ZgossipMsg::Hello(_))) {
                     let alives = self.gossip.liveness_for_sync(now);
-                    sent.splice(hello + 1..hello + 1, alives.into_iter().map(Into::into));
+                    let messages =
+                        crate::batch::alive_messages(alives, remote.batches(), pace.batch);
+                    sent.splice(hello + 1..hello + 1, messages);
                 }
             }
         }

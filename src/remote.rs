@@ -159,6 +159,8 @@ pub enum Received {
     Graft(Vec<String>),
     /// A node's heartbeat (ALIVE).
     Alive(crate::msg::Alive),
+    /// Heartbeats in one batch (ALIVES), with liveness and batches agreed.
+    Alives(Vec<crate::msg::Alive>),
     /// Several tuples (ANNOUNCES), each to run through acceptance.
     Tuples(Vec<Announce>),
     /// A message we cannot take (a batch not well formed): refused.
@@ -499,6 +501,13 @@ impl Remote {
             ZgossipMsg::Prune(_) if self.plumtree() => self.lazy = true,
             ZgossipMsg::Alive(alive) if self.liveness() => return Received::Alive(alive),
             ZgossipMsg::Alive(_) => {}
+            ZgossipMsg::Alives(batch) if self.liveness() && self.batches() => {
+                return match crate::batch::unpack_alives(&batch.records) {
+                    Some(alives) => Received::Alives(alives),
+                    None => Received::Refused,
+                };
+            }
+            ZgossipMsg::Alives(_) => {}
             ZgossipMsg::Announces(batch) if self.batches() => {
                 return match crate::batch::unpack(&batch.records) {
                     Some(announces) => Received::Tuples(announces),

@@ -23,7 +23,7 @@ fn states_events_actions_and_superstates_are_drawn() {
     for line in [
         "\"start\" [penwidth = 2];",
         "\"external\" [style = \"rounded,dashed\"];",
-        "\"start\" -> \"have tuple\" [label = \"HELLO / get first tuple\"];",
+        "\"start\" -> \"have tuple\" [label = \"HELLO / send liveness, get first tuple\"];",
         "\"have tuple\" -> \"replaying\" [label = \"pause\"];",
         "\"connected\" -> \"external\" [style = dashed, arrowhead = empty, label = \"inherits\"];",
         "\"external\" -> \"(end)\" [label = \"* / send INVALID, terminate\"];",

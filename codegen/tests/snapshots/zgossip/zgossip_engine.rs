@@ -72,6 +72,8 @@ pub enum Event {
     NothingToForward,
     /// The ALIVE message arrived.
     Alive,
+    /// The ALIVES message arrived.
+    Alives,
     /// The PING message arrived.
     Ping,
     /// Internal event `expired`.
@@ -109,6 +111,7 @@ impl Event {
             Self::Announces => "ANNOUNCES",
             Self::NothingToForward => "nothing_to_forward",
             Self::Alive => "ALIVE",
+            Self::Alives => "ALIVES",
             Self::Ping => "PING",
             Self::Expired => "expired",
             Self::Behind => "behind",
@@ -123,7 +126,7 @@ impl Event {
     pub fn is_external(self) -> bool {
         matches!(
             self, Self::Hello | Self::Announce | Self::Announces | Self::Alive |
-            Self::Ping | Self::Ihave | Self::Graft | Self::Prune
+            Self::Alives | Self::Ping | Self::Ihave | Self::Graft | Self::Prune
         )
     }
     /// The event a received message raises.
@@ -133,6 +136,7 @@ impl Event {
             crate::msg::ZgossipMsg::Announce(_) => Self::Announce,
             crate::msg::ZgossipMsg::Announces(_) => Self::Announces,
             crate::msg::ZgossipMsg::Alive(_) => Self::Alive,
+            crate::msg::ZgossipMsg::Alives(_) => Self::Alives,
             crate::msg::ZgossipMsg::Ping(_) => Self::Ping,
             crate::msg::ZgossipMsg::Ihave(_) => Self::Ihave,
             crate::msg::ZgossipMsg::Graft(_) => Self::Graft,
@@ -207,6 +211,14 @@ pub trait Actions {
     ///
     /// Run in `replaying` on `alive`.
     fn note_liveness(
+        &mut self,
+        session: &mut Self::Session,
+        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
+    );
+    /// Action `note liveness batch`.
+    ///
+    /// Run in `replaying` on `alives`.
+    fn note_liveness_batch(
         &mut self,
         session: &mut Self::Session,
         io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
@@ -679,6 +691,23 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
             }
+            (State::Replaying, Event::Alives) => {
+                if io.proceed() {
+                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        ::std::string::String::from("note liveness batch"),
+                    ));
+                    actions.note_liveness_batch(session, io);
+                }
+                if io.proceed() {
+                    *state = State::Replaying;
+                    if io.proceed() {
+                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                            ::std::string::String::from("wait to resume"),
+                        ));
+                        actions.wait_to_resume(session, io);
+                    }
+                }
+            }
             (State::Replaying, Event::ForwardAlive) => {
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -1049,6 +1078,14 @@ pub fn execute<A: Actions + ?Sized>(
                         ::std::string::String::from("note liveness"),
                     ));
                     actions.note_liveness(session, io);
+                }
+            }
+            (State::Connected, Event::Alives) => {
+                if io.proceed() {
+                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        ::std::string::String::from("note liveness batch"),
+                    ));
+                    actions.note_liveness_batch(session, io);
                 }
             }
             (State::Connected, Event::ForwardAlive) => {

@@ -59,6 +59,11 @@ pub enum ZgossipMsg {
     /// sent in replays and synchronisations, where one ANNOUNCE per tuple
     /// would cost a message each. No bigger than the largest ANNOUNCE.
     Announces(Announces),
+    /// Several nodes' last heartbeats in one message, each as an ALIVE would
+    /// carry it: what a synchronisation passes on after its HELLO, where one
+    /// ALIVE per node would cost a message each. No bigger than the largest
+    /// ANNOUNCE.
+    Alives(Alives),
 }
 impl ::zproto_runtime::Codec for ZgossipMsg {
     const CLASS: &'static str = CLASS;
@@ -75,6 +80,7 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
             Self::Prune(_) => Prune::ID,
             Self::Alive(_) => Alive::ID,
             Self::Announces(_) => Announces::ID,
+            Self::Alives(_) => Alives::ID,
         }
     }
     fn command(&self) -> &'static str {
@@ -89,6 +95,7 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
             Self::Prune(_) => Prune::NAME,
             Self::Alive(_) => Alive::NAME,
             Self::Announces(_) => Announces::NAME,
+            Self::Alives(_) => Alives::NAME,
         }
     }
     fn encode_into<S: ::zproto_runtime::FrameSink>(
@@ -106,6 +113,7 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
             Self::Prune(m) => m.encode_frames(frames),
             Self::Alive(m) => m.encode_frames(frames),
             Self::Announces(m) => m.encode_frames(frames),
+            Self::Alives(m) => m.encode_frames(frames),
         }
     }
     fn encoded_len(&self) -> usize {
@@ -120,6 +128,7 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
             Self::Prune(m) => m.encoded_len(),
             Self::Alive(m) => m.encoded_len(),
             Self::Announces(m) => m.encoded_len(),
+            Self::Alives(m) => m.encoded_len(),
         }
     }
     fn decode<F: ::std::convert::AsRef<[u8]>>(
@@ -186,6 +195,10 @@ impl ZgossipMsg {
                 m.zpl_content(&mut w);
                 ::std::string::String::from("ZGOSSIP_MSG_ANNOUNCES")
             }
+            Self::Alives(m) => {
+                m.zpl_content(&mut w);
+                ::std::string::String::from("ZGOSSIP_MSG_ALIVES")
+            }
         };
         ::zproto_runtime::zpl::message::document(name, routing_id, w.0)
     }
@@ -212,6 +225,7 @@ impl ZgossipMsg {
             "ZGOSSIP_MSG_PRUNE" => Self::Prune(Prune::from_zpl_content(&r)?),
             "ZGOSSIP_MSG_ALIVE" => Self::Alive(Alive::from_zpl_content(&r)?),
             "ZGOSSIP_MSG_ANNOUNCES" => Self::Announces(Announces::from_zpl_content(&r)?),
+            "ZGOSSIP_MSG_ALIVES" => Self::Alives(Alives::from_zpl_content(&r)?),
             other => {
                 return ::std::result::Result::Err(
                     ::zproto_runtime::zpl::message::ZplMessageError::UnknownMessage(
@@ -268,6 +282,10 @@ impl ZgossipMsg {
                         &mut opened.frames,
                     )
                     .map(Self::Announces)
+            }
+            Alives::ID => {
+                Alives::decode_body(opened.reader(Alives::NAME), &mut opened.frames)
+                    .map(Self::Alives)
             }
             id => {
                 ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
@@ -410,6 +428,7 @@ impl Announce {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -580,6 +599,7 @@ impl Ping {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -679,6 +699,7 @@ impl Pong {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -839,6 +860,7 @@ impl Ihave {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -931,6 +953,7 @@ impl Graft {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -1096,6 +1119,7 @@ impl Alive {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(o) => o.clone(),
             ZgossipMsg::Announces(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -1197,6 +1221,7 @@ impl Announces {
             ZgossipMsg::Prune(_) => ::std::default::Default::default(),
             ZgossipMsg::Alive(_) => ::std::default::Default::default(),
             ZgossipMsg::Announces(o) => o.clone(),
+            ZgossipMsg::Alives(o) => Self { records: o.records.clone() },
         }
     }
     fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
@@ -1250,6 +1275,101 @@ impl ::std::convert::From<Announces> for ZgossipMsg {
         Self::Announces(message)
     }
 }
+/// Several nodes' last heartbeats in one message, each as an ALIVE would
+/// carry it: what a synchronisation passes on after its HELLO, where one
+/// ALIVE per node would cost a message each. No bigger than the largest
+/// ANNOUNCE.
+///
+/// Message id 11 on the wire. Constant fields, written on encode and checked on decode: `version` = 1.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Alives {
+    /// Packed records, one per node, 20 bytes each: node (number-8), clock (number-8), lifetime (number-4), as ALIVE's fields
+    ///
+    /// Wire: bytes (4-byte length).
+    pub records: ::std::vec::Vec<u8>,
+}
+impl Alives {
+    /// Message id on the wire.
+    pub const ID: u8 = 11;
+    /// Message name, as the protocol's command names show it.
+    pub const NAME: &'static str = "ALIVES";
+    /// The message filled with the model's `<test>` values (zproto's
+    /// self-test data), or zproto's defaults where the model has none.
+    pub fn test_value() -> Self {
+        Self {
+            records: b"Captcha Diem".to_vec(),
+        }
+    }
+    /// This message with the fields of the same name taken from
+    /// `other`, the rest at their defaults: what a generated engine's
+    /// `send` sends when the actions left another message in the
+    /// engine (zproto's shared message object).
+    pub fn with_fields_of(other: &ZgossipMsg) -> Self {
+        match other {
+            ZgossipMsg::Hello(_) => ::std::default::Default::default(),
+            ZgossipMsg::Announce(_) => ::std::default::Default::default(),
+            ZgossipMsg::Ping(_) => ::std::default::Default::default(),
+            ZgossipMsg::Pong(_) => ::std::default::Default::default(),
+            ZgossipMsg::Invalid(_) => ::std::default::Default::default(),
+            ZgossipMsg::Ihave(_) => ::std::default::Default::default(),
+            ZgossipMsg::Graft(_) => ::std::default::Default::default(),
+            ZgossipMsg::Prune(_) => ::std::default::Default::default(),
+            ZgossipMsg::Alive(_) => ::std::default::Default::default(),
+            ZgossipMsg::Announces(o) => Self { records: o.records.clone() },
+            ZgossipMsg::Alives(o) => o.clone(),
+        }
+    }
+    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+        w.bytes("records", &self.records);
+    }
+    fn from_zpl_content(
+        r: &::zproto_runtime::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        ::std::result::Result::Ok(Self {
+            records: r.bytes("records")?,
+        })
+    }
+    /// Size of the body frame this message encodes to (under an empty
+    /// topic, for a pubsub model).
+    pub fn body_len(&self) -> usize {
+        4 + ::zproto_runtime::wire::size::longstr(&self.records)
+    }
+    /// Bytes of all the frames this message encodes to (under an
+    /// empty topic, for a pubsub model).
+    pub fn encoded_len(&self) -> usize {
+        self.body_len()
+    }
+    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+        &self,
+        frames: &mut S,
+    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+        let body = frames.next_frame(self.body_len());
+        let mut w = ::zproto_runtime::wire::Writer::new(
+            body,
+            ::zproto_runtime::wire::Context {
+                class: CLASS,
+                message: Self::NAME,
+            },
+        );
+        w.head(SIGNATURE, Self::ID);
+        w.number1(1);
+        w.longstr("records", &self.records)?;
+        ::std::result::Result::Ok(())
+    }
+    fn decode_body<F: ::std::convert::AsRef<[u8]>>(
+        mut r: ::zproto_runtime::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        r.constant_number("version", 1, 1)?;
+        let records = r.chunk("records")?;
+        ::std::result::Result::Ok(Self { records })
+    }
+}
+impl ::std::convert::From<Alives> for ZgossipMsg {
+    fn from(message: Alives) -> Self {
+        Self::Alives(message)
+    }
+}
 /// A message borrowed from its frames, for handlers that only look at it: decoding copies nothing. [`Self::into_owned`] copies it into an owned [`ZgossipMsg`].
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1274,6 +1394,8 @@ pub enum ZgossipMsgRef<'a> {
     Alive(Alive),
     /// A borrowed ANNOUNCES message.
     Announces(AnnouncesRef<'a>),
+    /// A borrowed ALIVES message.
+    Alives(AlivesRef<'a>),
 }
 impl<'a> ZgossipMsgRef<'a> {
     /// Decode one message from its frames (body first, no routing
@@ -1313,6 +1435,7 @@ impl<'a> ZgossipMsgRef<'a> {
             Self::Prune(_) => Prune::ID,
             Self::Alive(_) => Alive::ID,
             Self::Announces(_) => Announces::ID,
+            Self::Alives(_) => Alives::ID,
         }
     }
     /// The message name, upper case, e.g. `ANNOUNCE`.
@@ -1328,6 +1451,7 @@ impl<'a> ZgossipMsgRef<'a> {
             Self::Prune(_) => Prune::NAME,
             Self::Alive(_) => Alive::NAME,
             Self::Announces(_) => Announces::NAME,
+            Self::Alives(_) => Alives::NAME,
         }
     }
     /// The owned message, text and bytes copied out of the frames.
@@ -1343,6 +1467,7 @@ impl<'a> ZgossipMsgRef<'a> {
             Self::Prune(m) => ZgossipMsg::Prune(m),
             Self::Alive(m) => ZgossipMsg::Alive(m),
             Self::Announces(m) => ZgossipMsg::Announces(m.into_owned()),
+            Self::Alives(m) => ZgossipMsg::Alives(m.into_owned()),
         }
     }
     fn from_opened<F: ::std::convert::AsRef<[u8]>>(
@@ -1394,6 +1519,10 @@ impl<'a> ZgossipMsgRef<'a> {
                         &mut opened.frames,
                     )
                     .map(Self::Announces)
+            }
+            Alives::ID => {
+                AlivesRef::decode_body(opened.reader(Alives::NAME), &mut opened.frames)
+                    .map(Self::Alives)
             }
             id => {
                 ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
@@ -1562,6 +1691,33 @@ impl<'a> AnnouncesRef<'a> {
 }
 impl ::std::convert::From<AnnouncesRef<'_>> for Announces {
     fn from(view: AnnouncesRef<'_>) -> Self {
+        view.into_owned()
+    }
+}
+/// The ALIVES message, borrowed: text and bytes point into the frames it was decoded from. [`Self::into_owned`] copies it into an owned [`Alives`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlivesRef<'a> {
+    /// Field `records`: see [`Alives::records`].
+    pub records: &'a [u8],
+}
+impl<'a> AlivesRef<'a> {
+    fn decode_body<F: ::std::convert::AsRef<[u8]>>(
+        mut r: ::zproto_runtime::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        r.constant_number("version", 1, 1)?;
+        let records = r.chunk_ref("records")?;
+        ::std::result::Result::Ok(Self { records })
+    }
+    /// The owned message, text and bytes copied out of the frames.
+    pub fn into_owned(self) -> Alives {
+        Alives {
+            records: self.records.to_vec(),
+        }
+    }
+}
+impl ::std::convert::From<AlivesRef<'_>> for Alives {
+    fn from(view: AlivesRef<'_>) -> Self {
         view.into_owned()
     }
 }
@@ -1764,6 +1920,27 @@ mod zproto_tests {
         let message = ZgossipMsg::from(Announces::test_value());
         let frames = message.encode().expect("test values encode");
         assert_eq!(frames[0].len(), Announces::test_value().body_len());
+        assert_eq!(ZgossipMsg::decode(& frames), Ok(message.clone()));
+        assert_eq!(
+            ZgossipMsgRef::decode(& frames).map(ZgossipMsgRef::into_owned), Ok(message
+            .clone())
+        );
+        let routed = message.encode_routed(b"\x00peer").expect("test values encode");
+        assert_eq!(
+            ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
+        );
+        let text = message.to_zpl_routed(b"\x00peer").to_string();
+        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+            .expect("the text form parses");
+        assert_eq!(
+            ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
+        );
+    }
+    #[test]
+    fn alives_round_trips() {
+        let message = ZgossipMsg::from(Alives::test_value());
+        let frames = message.encode().expect("test values encode");
+        assert_eq!(frames[0].len(), Alives::test_value().body_len());
         assert_eq!(ZgossipMsg::decode(& frames), Ok(message.clone()));
         assert_eq!(
             ZgossipMsgRef::decode(& frames).map(ZgossipMsgRef::into_owned), Ok(message
