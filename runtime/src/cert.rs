@@ -171,14 +171,17 @@ impl Certificate {
 
     /// The keys a client connects with to the CURVE server whose public
     /// key is `server_key` (Z85): ours, which must include the secret one.
-    pub fn curve_client(&self, server_key: &str) -> Result<crate::client::CurveClient, CertError> {
+    pub fn curve_client(
+        &self,
+        server_key: &str,
+    ) -> Result<crate::credentials::CurveClient, CertError> {
         if !is_key(server_key) {
             return Err(CertError::Keys("the server key is not a Z85 CURVE key"));
         }
         let secret = self.secret.clone().ok_or(CertError::Keys(
             "a public certificate has no secret key to connect with",
         ))?;
-        Ok(crate::client::CurveClient {
+        Ok(crate::credentials::CurveClient {
             server_key: server_key.to_owned(),
             public_key: self.public.clone(),
             secret_key: secret,

@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
+pub use crate::credentials::{CurveClient, PlainCredentials};
 use crate::engine::{Io, Outcome};
 
 /// What the client machinery needs from a generated client machine.
@@ -79,28 +80,6 @@ pub enum Answer<R> {
     Stopped,
 }
 
-/// CURVE keys for a client's connections: the server's public key (which
-/// it must know) and our own pair, each as Z85 text (40 characters).
-#[derive(Clone, PartialEq, Eq)]
-pub struct CurveClient {
-    /// The server's public key, Z85.
-    pub server_key: String,
-    /// Our public key, Z85.
-    pub public_key: String,
-    /// Our secret key, Z85.
-    pub secret_key: String,
-}
-
-impl fmt::Debug for CurveClient {
-    // Never print a secret key.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CurveClient")
-            .field("server_key", &self.server_key)
-            .field("public_key", &self.public_key)
-            .finish_non_exhaustive()
-    }
-}
-
 /// How a client's next connection authenticates to its server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ClientSecurity {
@@ -111,24 +90,6 @@ pub enum ClientSecurity {
     Plain(PlainCredentials),
     /// CURVE: encrypted, the server authenticated by its key.
     Curve(CurveClient),
-}
-
-/// A username and password for the PLAIN mechanism, as a client gives it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PlainCredentials {
-    /// The username.
-    pub username: String,
-    /// The password.
-    pub password: String,
-}
-
-impl fmt::Debug for PlainCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never a password in a log.
-        f.debug_struct("PlainCredentials")
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Why a client could not connect.

@@ -216,16 +216,12 @@ where
         }
     }
 
-    fn on_peer(&mut self, _frames: &[&[u8]], _now: Instant) {}
-
     fn on_remote(&mut self, _remote: usize, frames: &[&[u8]], sockets: &mut Sockets, now: Instant) {
         match C::Message::decode(frames) {
             Ok(message) => self.with_core(sockets, now, |core| core.receive(message, now)),
             Err(e) => self.with_core(sockets, now, |core| core.malformed(&e, now)),
         }
     }
-
-    fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
 
     fn tick(&mut self, sockets: &mut Sockets, now: Instant) {
         self.with_core(sockets, now, |core| core.tick(now));

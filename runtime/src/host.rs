@@ -470,17 +470,6 @@ where
         }
     }
 
-    fn on_remote(
-        &mut self,
-        _remote: usize,
-        _frames: &[&[u8]],
-        _sockets: &mut Sockets,
-        _now: Instant,
-    ) {
-    }
-
-    fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
-
     fn tick(&mut self, _sockets: &mut Sockets, now: Instant) {
         self.sessions.tick(&mut self.actions, now);
     }

@@ -40,6 +40,7 @@ pub mod client;
 #[cfg(feature = "reactor")]
 pub mod client_host;
 pub mod codec;
+pub mod credentials;
 pub mod endpoint;
 pub mod engine;
 pub mod error;

@@ -41,8 +41,6 @@ impl Service for Numbered {
         self.connected = true;
     }
 
-    fn on_peer(&mut self, _frames: &[&[u8]], _now: Instant) {}
-
     fn on_remote(
         &mut self,
         _remote: usize,
@@ -51,8 +49,6 @@ impl Service for Numbered {
         _now: Instant,
     ) {
     }
-
-    fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
 
     fn tick(&mut self, _sockets: &mut Sockets, _now: Instant) {}
 

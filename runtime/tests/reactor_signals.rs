@@ -61,8 +61,6 @@ impl Service for Probe {
     ) {
     }
 
-    fn on_remote_reconnected(&mut self, _remote: usize, _now: Instant) {}
-
     fn tick(&mut self, _sockets: &mut Sockets, _now: Instant) {}
 
     fn next_deadline(&self) -> Option<Instant> {
