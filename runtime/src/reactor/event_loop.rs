@@ -45,7 +45,7 @@ pub(super) struct Loop<S: Service> {
     /// Receive buffers, reused from message to message.
     pub(super) parts: Vec<zmq::Message>,
     /// Readiness of every socket, through the descriptors libzmq signals.
-    pub(super) epoll: Epoll,
+    pub(super) waiter: Waiter,
 }
 
 impl<S: Service> Loop<S> {
@@ -59,7 +59,7 @@ impl<S: Service> Loop<S> {
             services: FastMap::default(),
             next_id: 0,
             parts: Vec::new(),
-            epoll: Epoll::new()?,
+            waiter: Waiter::new()?,
         })
     }
 
@@ -76,7 +76,7 @@ impl<S: Service> Loop<S> {
         // in it, not the number of services.
         let mut touched: Vec<ServiceId> = Vec::new();
         if let Ok(fd) = self.wake.get_fd() {
-            self.epoll.register(fd, Source::Wake);
+            self.waiter.register(fd, Source::Wake);
             hot.push(Source::Wake);
         }
         loop {
@@ -87,7 +87,7 @@ impl<S: Service> Loop<S> {
             } else {
                 0
             };
-            self.epoll.wait(timeout, &mut ready);
+            self.waiter.wait(timeout, &mut ready);
             let now = Instant::now();
             let _round = Recorder { rounds, since: now };
             touched.clear();
@@ -178,13 +178,13 @@ impl<S: Service> Loop<S> {
         h.sockets.descriptors(id, &mut wanted);
         for &(fd, source) in &h.registered {
             if wanted.get(&fd) != Some(&source) {
-                self.epoll.unregister(fd, source);
+                self.waiter.unregister(fd, source);
             }
         }
         let mut added = Vec::new();
         h.registered.clear();
         for (fd, source) in wanted {
-            if self.epoll.register(fd, source) {
+            if self.waiter.register(fd, source) {
                 added.push(source);
             }
             h.registered.push((fd, source));
@@ -209,7 +209,7 @@ impl<S: Service> Loop<S> {
                 Request::Remove(id) => {
                     if let Some(h) = self.services.remove(&id) {
                         for &(fd, source) in &h.registered {
-                            self.epoll.unregister(fd, source);
+                            self.waiter.unregister(fd, source);
                         }
                     }
                 }

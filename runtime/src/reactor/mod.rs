@@ -11,8 +11,10 @@
 //! options and security), `sockets` (a service's ROUTER, DEALERs, binds
 //! and connects), `monitor` (peers admitted and gone, refused handshakes),
 //! `handle` (the application's [`Reactor`]), `event_loop` (the thread's
-//! rounds), `epoll` (waiting for descriptors) and `flush` (frames in and
-//! out). The loop waits with Linux's epoll: the reactor runs on Linux.
+//! rounds), `epoll` or `zmq_poll` (waiting for descriptors) and `flush`
+//! (frames in and out). The loop waits with Linux's epoll, which costs
+//! nothing per idle socket; the `zmq-poll` feature (and any other system)
+//! waits with `zmq_poll`, a pass over every socket per wait.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -28,6 +30,7 @@ use crate::endpoint::BindPlan;
 use crate::packet::Packet;
 
 mod context;
+#[cfg(all(target_os = "linux", not(feature = "zmq-poll")))]
 mod epoll;
 mod event_loop;
 mod flush;
@@ -36,9 +39,17 @@ mod monitor;
 mod options;
 mod service;
 mod sockets;
+#[cfg(any(not(target_os = "linux"), feature = "zmq-poll"))]
+mod zmq_poll;
+
+/// How the loop waits for descriptors: epoll on Linux, `zmq_poll`
+/// elsewhere or with the `zmq-poll` feature.
+#[cfg(all(target_os = "linux", not(feature = "zmq-poll")))]
+type Waiter = epoll::Epoll;
+#[cfg(any(not(target_os = "linux"), feature = "zmq-poll"))]
+type Waiter = zmq_poll::ZmqPoll;
 
 pub use context::*;
-use epoll::*;
 use event_loop::*;
 use flush::*;
 pub use handle::*;
