@@ -16,6 +16,29 @@
 //!   (one thread, any number of nodes), and [`Node`], the handle an
 //!   application holds;
 //! * [`mesh`]: the same nodes linked in memory, with simulated time.
+//!
+//! Two nodes in one process: one binds, the other connects, and what one
+//! announces the other delivers.
+//!
+//! ```
+//! use std::time::Duration;
+//! use zgossip::Node;
+//!
+//! let hub = Node::new("hub")?;
+//! hub.bind("inproc://zgossip-doc-hub")?;
+//! let edge = Node::new("edge")?;
+//! edge.connect("inproc://zgossip-doc-hub")?;
+//! hub.announce("tcp://10.0.0.1:5555", "printer")?;
+//! let delivery = edge
+//!     .recv_delivery(Duration::from_secs(5))
+//!     .expect("delivered within 5 s");
+//! assert_eq!(
+//!     (delivery.endpoint.as_str(), delivery.service.as_str()),
+//!     ("tcp://10.0.0.1:5555", "printer")
+//! );
+//! assert!(!delivery.removed);
+//! # Ok::<(), zgossip::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -9,7 +9,6 @@
 //! server through the server host (`host`), generated clients through
 //! `client_host`. Keeping that here means one audited implementation of
 //! every bounds check, whatever the number of protocols.
-
 //!
 //! Applications meet it through the generated code (the quick start in
 //! the repository's README runs a server and a client), and directly for
