@@ -16,8 +16,8 @@ use crate::msg::{Alive, Announce, Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote};
 use crate::server::{
-    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Change, Gossip, Heartbeat,
-    Lifecycle, Refusal, DEFAULT_LEASE,
+    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Behind, Change, Forwarded,
+    Gossip, GraftRequest, Heartbeat, Lifecycle, Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Interner, Tuple, Tuples};
@@ -896,11 +896,13 @@ impl NodeCore {
         if change.echo {
             self.stats.contests += 1;
         }
-        self.gossip.forwarding = Some(change.tuple.clone());
-        self.gossip.forwarding_position = change.position;
-        self.gossip.forwarding_replay = change.replay;
-        self.sessions
-            .broadcast(&mut self.gossip, Event::Forward, now);
+        self.sessions.broadcast_with(
+            &mut self.gossip,
+            Event::Forward,
+            None,
+            Forwarded::of(&change),
+            now,
+        );
         self.flush_sessions();
         let except = from_remote.filter(|_| !change.echo);
         self.flood(&change.tuple, change.position, except, change.replay, now);
@@ -977,16 +979,6 @@ impl NodeCore {
         for change in std::mem::take(&mut self.gossip.accepted) {
             if change.echo {
                 self.stats.contests += 1;
-            }
-            if let Some(sender) = change.from_session {
-                // From a batch: the other sessions have it from here.
-                self.gossip.forwarding = Some(change.tuple.clone());
-                self.gossip.forwarding_position = change.position;
-                self.gossip.forwarding_replay = change.replay;
-                let except = (!change.echo).then_some(sender);
-                self.sessions
-                    .broadcast_except(&mut self.gossip, Event::Forward, except, now);
-                self.flush_sessions();
             }
             self.flood(&change.tuple, change.position, None, change.replay, now);
             self.after_change(change, now);
@@ -1211,10 +1203,8 @@ impl NodeCore {
             });
         }
         if to_sessions {
-            self.gossip.alive_forwarding = Some(alive);
             self.sessions
-                .broadcast(&mut self.gossip, Event::ForwardAlive, now);
-            self.gossip.alive_forwarding = None;
+                .broadcast_with(&mut self.gossip, Event::ForwardAlive, None, alive, now);
             self.flush_sessions();
         }
     }
@@ -1285,10 +1275,17 @@ impl NodeCore {
             }
         }
         for (routing_id, position) in behind {
-            self.gossip.behind = Some((position, REPLAY_RETRY));
-            self.sessions
-                .send_event(&mut self.gossip, &routing_id, Event::Behind, now);
-            self.gossip.behind = None;
+            let behind = Behind {
+                position,
+                wait: REPLAY_RETRY,
+            };
+            self.sessions.send_event_with(
+                &mut self.gossip,
+                &routing_id,
+                Event::Behind,
+                behind,
+                now,
+            );
         }
         self.after_sessions(now);
     }
@@ -1338,14 +1335,13 @@ impl NodeCore {
                         }
                     }
                     Link::Session(key) => {
-                        self.gossip.graft_request = Some(batch);
-                        self.sessions.send_event_to(
+                        self.sessions.send_event_to_with(
                             &mut self.gossip,
                             key,
                             Event::AskForMissing,
+                            GraftRequest(batch),
                             now,
                         );
-                        self.gossip.graft_request = None;
                         self.flush_sessions();
                     }
                 }

@@ -154,10 +154,6 @@ pub(crate) struct Change {
     /// since a node that gets it twice must not take the link for a loop
     /// (Plumtree's PRUNE).
     pub replay: bool,
-    /// It came in a batch from this session, and the other sessions are
-    /// still to have it (the node passes it on: one run forwards one
-    /// tuple).
-    pub from_session: Option<zproto_runtime::engine::SessionKey>,
 }
 
 /// Server-wide state: the node's tuples and what the last run learned.
@@ -176,11 +172,6 @@ pub struct Gossip {
     /// Endpoints this node removed (UNPUBLISH), with the version of its
     /// tombstone, while the table keeps that tombstone.
     pub(crate) unpublished: BTreeMap<String, u64>,
-    /// The tuple being forwarded to every session (`forward` event), and
-    /// its position.
-    pub(crate) forwarding: Option<Tuple>,
-    pub(crate) forwarding_position: usize,
-    pub(crate) forwarding_replay: bool,
     /// Changes from sessions, for the node to deliver to the application
     /// and pass on to its remotes.
     pub(crate) accepted: Vec<Change>,
@@ -189,9 +180,6 @@ pub struct Gossip {
     /// Tuples from sessions already known (or outranked), for the node to
     /// count.
     pub(crate) duplicates: u64,
-    /// For `behind`: the first position the session must send again, and
-    /// how long to wait before it does.
-    pub(crate) behind: Option<(usize, Duration)>,
     /// Plumtree: tuples heard of and not received.
     pub(crate) missing: Missing,
     /// Writes a little too far ahead of our clock, held until it catches
@@ -205,10 +193,6 @@ pub struct Gossip {
     pub(crate) guarded: BTreeMap<String, Instant>,
     /// Plumtree: a session queued ids for IHAVE; the node flushes them.
     pub(crate) lazy_pending: bool,
-    /// Plumtree: the endpoints the next `ask for missing` asks for.
-    pub(crate) graft_request: Option<Vec<String>>,
-    /// The heartbeat being passed on to every session (`forward alive`).
-    pub(crate) alive_forwarding: Option<Alive>,
     /// Heartbeats from sessions, newer than the last of their node, for
     /// the node to pass on to its remotes, and to its sessions too where
     /// the session has not (those from an ALIVES batch).
@@ -796,7 +780,6 @@ impl Gossip {
             },
             echo,
             replay: false,
-            from_session: None,
         }))
     }
 
@@ -1011,19 +994,49 @@ impl Gossip {
     /// A change from a session: forward it to the other sessions (all of
     /// them for an answer to a competing write), and keep it for the node.
     fn forward_change(&mut self, change: Change, io: &mut Io<Event, ZgossipMsg>) {
-        self.forwarding = Some(change.tuple.clone());
-        self.forwarding_position = change.position;
-        self.forwarding_replay = change.replay;
+        let forwarded = Forwarded::of(&change);
         let echo = change.echo;
         self.accepted.push(change);
         if echo {
-            io.broadcast(Event::Forward);
+            io.broadcast_with(Event::Forward, forwarded);
         } else {
             // The sender has it already: no echo back to it.
-            io.broadcast_to_others(Event::Forward);
+            io.broadcast_to_others_with(Event::Forward, forwarded);
         }
     }
 }
+
+/// What the `forward` event carries: a tuple to pass on, its position in
+/// the table (a replay past it sends it itself), and whether a
+/// synchronisation brought it (Plumtree tells replays from news).
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    pub(crate) tuple: Tuple,
+    pub(crate) position: usize,
+    pub(crate) replay: bool,
+}
+
+impl Forwarded {
+    pub(crate) fn of(change: &Change) -> Self {
+        Self {
+            tuple: change.tuple.clone(),
+            position: change.position,
+            replay: change.replay,
+        }
+    }
+}
+
+/// What the `behind` event carries: the first position the session must
+/// send again, and how long to wait before it does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Behind {
+    pub(crate) position: usize,
+    pub(crate) wait: Duration,
+}
+
+/// What the `ask for missing` event carries: the endpoints to ask for.
+#[derive(Debug, Clone)]
+pub(crate) struct GraftRequest(pub(crate) Vec<String>);
 
 impl Actions for Gossip {
     type Session = Session;
@@ -1105,7 +1118,7 @@ impl Actions for Gossip {
     }
 
     fn fall_behind(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        if let Some((position, wait)) = self.behind.take() {
+        if let Some(&Behind { position, wait }) = io.arg::<Behind>() {
             // During a replay, from whichever comes first; after one, from
             // the first tuple missed (those before it were sent).
             session.cursor = if session.replaying {
@@ -1184,7 +1197,7 @@ impl Actions for Gossip {
     }
 
     fn store_tuples_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        let (Some(now), Some(key)) = (io.now(), io.session()) else {
+        let Some(now) = io.now() else {
             return;
         };
         let Some(ZgossipMsg::Announces(batch)) = io.take_message() else {
@@ -1200,10 +1213,9 @@ impl Actions for Gossip {
         };
         for a in &announces {
             let (change, reply) = self.store_announce(session, a, now);
-            if let Some(mut change) = change {
-                // One run forwards one tuple: the node passes these on.
-                change.from_session = Some(key);
-                self.accepted.push(change);
+            if let Some(change) = change {
+                // Each tuple's `forward` carries it: one run forwards many.
+                self.forward_change(change, io);
             }
             if let Some(reply) = reply {
                 io.send(reply);
@@ -1241,7 +1253,7 @@ impl Actions for Gossip {
         session: &mut Session,
         io: &mut Io<Event, ZgossipMsg>,
     ) {
-        if self.forwarding_position >= session.cursor {
+        if !matches!(io.arg::<Forwarded>(), Some(f) if f.position < session.cursor) {
             io.set_exception(Event::NothingToForward);
             return;
         }
@@ -1249,34 +1261,33 @@ impl Actions for Gossip {
     }
 
     fn get_tuple_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        match &self.forwarding {
+        // The tuple's fields are shared: cloning it costs two reference
+        // counts, and frees `io` for the sends below.
+        let Some(Forwarded { tuple, replay, .. }) = io.arg::<Forwarded>().cloned() else {
+            io.set_exception(Event::NothingToForward);
+            return;
+        };
+        if session.lazy && tuple.stamp.is_some() {
             // A lazy link: the id only, in the next IHAVE.
-            Some(tuple) if session.lazy && tuple.stamp.is_some() => {
-                session.queue.push(tuple);
-                self.lazy_pending = true;
-                io.set_exception(Event::NothingToForward);
+            session.queue.push(&tuple);
+            self.lazy_pending = true;
+            io.set_exception(Event::NothingToForward);
+        } else if session.batches && can_send(&tuple, true) {
+            let budget = self.limits.batch_budget();
+            for full in session.pending.add(&tuple, replay, budget) {
+                io.send(full);
             }
-            Some(tuple) if session.batches && can_send(tuple, true) => {
-                let budget = self.limits.batch_budget();
-                for full in session.pending.add(tuple, self.forwarding_replay, budget) {
-                    io.send(full);
-                }
-                if let (false, Some(key), Some(now)) = (session.flush_due, io.session(), io.now()) {
-                    session.flush_due = true;
-                    self.batching.push((key, now));
-                }
-                io.set_exception(Event::NothingToForward);
+            if let (false, Some(key), Some(now)) = (session.flush_due, io.session(), io.now()) {
+                session.flush_due = true;
+                self.batching.push((key, now));
             }
-            Some(tuple) if can_send(tuple, session.versioned) => {
-                let announce = announce_of(tuple, session.versioned);
-                let announce = if self.forwarding_replay {
-                    replayed(announce)
-                } else {
-                    announce
-                };
-                io.set_message(announce.into());
-            }
-            _ => io.set_exception(Event::NothingToForward),
+            io.set_exception(Event::NothingToForward);
+        } else if can_send(&tuple, session.versioned) {
+            let announce = announce_of(&tuple, session.versioned);
+            let announce = if replay { replayed(announce) } else { announce };
+            io.set_message(announce.into());
+        } else {
+            io.set_exception(Event::NothingToForward);
         }
     }
 
@@ -1350,9 +1361,8 @@ impl Actions for Gossip {
         match self.heard_alive(alive, Link::Session(key), now) {
             Heartbeat::PassOn => {
                 let alive = alive.clone();
-                self.alive_forwarding = Some(alive.clone());
-                self.alive_heard.push((alive, false));
-                io.broadcast_to_others(Event::ForwardAlive);
+                self.alive_heard.push((alive.clone(), false));
+                io.broadcast_to_others_with(Event::ForwardAlive, alive);
             }
             Heartbeat::Forged => self.heartbeat_wanted = true,
             Heartbeat::Older(newer) => io.send(newer.into()),
@@ -1369,15 +1379,15 @@ impl Actions for Gossip {
     }
 
     fn get_heartbeat_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        match &self.alive_forwarding {
-            Some(alive) if session.liveness => io.set_message(alive.clone().into()),
+        match io.arg::<Alive>().cloned() {
+            Some(alive) if session.liveness => io.set_message(alive.into()),
             _ => io.set_exception(Event::NothingToForward),
         }
     }
 
     fn get_graft(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
-        match self.graft_request.take() {
-            Some(endpoints) if session.plumtree => {
+        match io.arg::<GraftRequest>().cloned() {
+            Some(GraftRequest(endpoints)) if session.plumtree => {
                 // Asking puts the link back on the tree, both ways.
                 session.lazy = false;
                 io.set_message(Graft { endpoints }.into());

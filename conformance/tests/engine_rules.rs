@@ -15,6 +15,8 @@ struct Server {
     /// `check data` leaves the received DATA in the engine instead of
     /// preparing a REPLY.
     leave_message: bool,
+    /// What `bad` events carried (a `String`), in the order they ran.
+    carried: Vec<String>,
 }
 
 #[derive(Default)]
@@ -64,8 +66,11 @@ impl Actions for Server {
             io.set_wakeup(delay, Event::Stop);
         }
     }
-    fn note_bad(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+    fn note_bad(&mut self, s: &mut Session, io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note bad");
+        if let Some(text) = io.arg::<String>() {
+            self.carried.push(text.clone());
+        }
     }
     fn note_malformed(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note malformed");
@@ -460,6 +465,7 @@ mod sessions {
             leave_message: false,
             data_is_good: true,
             wakeup: Some(delay),
+            ..Server::default()
         };
         let mut sessions = Sessions::<Machine<Server>>::new(None);
         sessions.handle(&mut server, b"a", Open.into(), now);
@@ -481,6 +487,23 @@ mod sessions {
         let mut sessions = open_two(&mut server, now);
         sessions.broadcast(&mut server, Event::Stop, now);
         assert!(sessions.is_empty(), "stop terminates both");
+    }
+
+    #[test]
+    fn an_event_carries_its_data_to_every_session_it_reaches() {
+        let now = Instant::now();
+        let mut server = Server::default();
+        let mut sessions = open_two(&mut server, now);
+        sessions.broadcast_with(&mut server, Event::Bad, None, "to all".to_string(), now);
+        assert_eq!(server.carried, ["to all", "to all"]);
+        // Data of another type reads as none; an event without data too.
+        sessions.broadcast_with(&mut server, Event::Bad, None, 7_u32, now);
+        sessions.broadcast(&mut server, Event::Bad, now);
+        sessions.send_event_with(&mut server, b"b", Event::Bad, "to b".to_string(), now);
+        assert_eq!(server.carried, ["to all", "to all", "to b"]);
+        // Nothing stays for the next event: data lives for its own run.
+        sessions.send_event(&mut server, b"a", Event::Bad, now);
+        assert_eq!(server.carried.len(), 3);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! [`Io`] and carried out by the driver afterwards: the engine itself does no
 //! I/O, so the same machine runs over ZeroMQ sockets or in memory.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One line of the execution trace ("animate" in zproto).
@@ -68,6 +70,10 @@ pub struct SessionKey {
     pub generation: u32,
 }
 
+/// What an event carries besides its name ([`Io::arg`]): any value, shared
+/// by every session a broadcast reaches.
+pub type EventArg = Arc<dyn Any + Send + Sync>;
+
 /// The per-run scratchpad of a state machine, and the action API of
 /// zproto's engine (`set_next_event`, `set_exception`, `set_wakeup_event`,
 /// `broadcast_event`, and the shared message).
@@ -77,12 +83,13 @@ pub struct SessionKey {
 #[derive(Debug)]
 pub struct Io<E, M, X = ()> {
     message: Option<M>,
+    arg: Option<EventArg>,
     next_event: Option<E>,
     exception: Option<E>,
     outbox: Vec<M>,
     wakeup: Option<(Duration, E)>,
-    broadcasts: Vec<(E, bool)>,
-    targeted: Vec<(SessionKey, E)>,
+    broadcasts: Vec<(E, bool, Option<EventArg>)>,
+    targeted: Vec<(SessionKey, E, Option<EventArg>)>,
     session: Option<SessionKey>,
     trace: Option<Vec<Trace>>,
     animate: bool,
@@ -94,6 +101,7 @@ impl<E, M, X: Default> Default for Io<E, M, X> {
     fn default() -> Self {
         Self {
             message: None,
+            arg: None,
             next_event: None,
             exception: None,
             outbox: Vec::new(),
@@ -134,6 +142,7 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// its buffers (and the trace and animate settings).
     pub fn reset(&mut self, message: Option<M>) {
         self.message = message;
+        self.arg = None;
         self.next_event = None;
         self.exception = None;
         self.outbox.clear();
@@ -166,6 +175,19 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// read the clock themselves). `None` if the driver gave none.
     pub fn now(&self) -> Option<Instant> {
         self.now
+    }
+
+    /// What the event being handled carries, if it carries a `T` (an event
+    /// sent with [`Io::broadcast_with`], [`Io::send_event_with`] or a
+    /// session table's `*_with` calls): the event's data travels with it,
+    /// not in a field of the actions set before and cleared after.
+    pub fn arg<T: Any>(&self) -> Option<&T> {
+        self.arg.as_deref().and_then(|arg| arg.downcast_ref::<T>())
+    }
+
+    /// Set what the coming run's event carries (drivers do).
+    pub fn set_arg(&mut self, arg: Option<EventArg>) {
+        self.arg = arg;
     }
 
     /// The shared message: the one received, or the one actions prepared.
@@ -203,12 +225,24 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// Run `event` on every session of the server once this run is over
     /// (zproto's `broadcast_event` with no exception).
     pub fn broadcast(&mut self, event: E) {
-        self.broadcasts.push((event, false));
+        self.broadcasts.push((event, false, None));
     }
 
     /// Run `event` on every other session once this run is over.
     pub fn broadcast_to_others(&mut self, event: E) {
-        self.broadcasts.push((event, true));
+        self.broadcasts.push((event, true, None));
+    }
+
+    /// [`Io::broadcast`] with data, which each session's actions read with
+    /// [`Io::arg`].
+    pub fn broadcast_with(&mut self, event: E, arg: impl Any + Send + Sync) {
+        self.broadcasts.push((event, false, Some(Arc::new(arg))));
+    }
+
+    /// [`Io::broadcast_to_others`] with data, which each session's actions
+    /// read with [`Io::arg`].
+    pub fn broadcast_to_others_with(&mut self, event: E, arg: impl Any + Send + Sync) {
+        self.broadcasts.push((event, true, Some(Arc::new(arg))));
     }
 
     /// The session this run is for (servers; `None` for clients), to
@@ -221,7 +255,13 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// `engine_send_event`); nothing if that session has ended. Events to
     /// one session run in the order they were sent.
     pub fn send_event(&mut self, to: SessionKey, event: E) {
-        self.targeted.push((to, event));
+        self.targeted.push((to, event, None));
+    }
+
+    /// [`Io::send_event`] with data, which the session's actions read with
+    /// [`Io::arg`].
+    pub fn send_event_with(&mut self, to: SessionKey, event: E, arg: impl Any + Send + Sync) {
+        self.targeted.push((to, event, Some(Arc::new(arg))));
     }
 
     /// Set the session of the coming run (drivers do).
@@ -308,12 +348,13 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     }
 
     /// Events sent to particular sessions, in order.
-    pub fn drain_targeted(&mut self) -> std::vec::Drain<'_, (SessionKey, E)> {
+    pub fn drain_targeted(&mut self) -> std::vec::Drain<'_, (SessionKey, E, Option<EventArg>)> {
         self.targeted.drain(..)
     }
 
-    /// Events to broadcast, each with whether this session is left out.
-    pub fn drain_broadcasts(&mut self) -> std::vec::Drain<'_, (E, bool)> {
+    /// Events to broadcast, each with whether this session is left out, and
+    /// its data.
+    pub fn drain_broadcasts(&mut self) -> std::vec::Drain<'_, (E, bool, Option<EventArg>)> {
         self.broadcasts.drain(..)
     }
 

@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
-use crate::engine::{Io, Outcome, SessionKey};
+use crate::engine::{EventArg, Io, Outcome, SessionKey};
 
 /// What the session table needs from a generated state machine. Generated
 /// engines implement it for `Machine<A>`, with `A` the application's actions.
@@ -84,10 +84,11 @@ pub struct Sessions<M: StateMachine> {
     outgoing: Vec<(usize, M::Message)>,
     /// Slots freed since the last `take_outgoing`.
     retired: Vec<usize>,
-    /// Broadcasts raised by runs: (event, slot to leave out).
-    pending: Vec<(M::Event, Option<usize>)>,
-    /// Events runs sent to particular sessions, oldest first.
-    targeted: std::collections::VecDeque<(SessionKey, M::Event)>,
+    /// Broadcasts raised by runs: (event, slot to leave out, its data).
+    pending: Vec<(M::Event, Option<usize>, Option<EventArg>)>,
+    /// Events runs sent to particular sessions, oldest first, with their
+    /// data.
+    targeted: std::collections::VecDeque<(SessionKey, M::Event, Option<EventArg>)>,
     /// Sessions each slot has held, for [`SessionKey`]s.
     generations: Vec<u32>,
     /// The scratchpad of every run, reused so that runs allocate nothing.
@@ -193,7 +194,7 @@ impl<M: StateMachine> Sessions<M> {
             entry.expires_at = expires_at;
         }
         let event = M::event_for(&message);
-        self.run(actions, slot, event, Some(message), now);
+        self.run(actions, slot, event, Some(message), None, now);
         self.settle_broadcasts(actions, now);
     }
 
@@ -250,15 +251,40 @@ impl<M: StateMachine> Sessions<M> {
         event: M::Event,
         now: Instant,
     ) {
+        self.send_event_carrying(actions, routing_id, event, None, now);
+    }
+
+    /// [`Sessions::send_event`] with data, which the session's actions read
+    /// with [`Io::arg`].
+    pub fn send_event_with(
+        &mut self,
+        actions: &mut M::Actions,
+        routing_id: &[u8],
+        event: M::Event,
+        arg: impl std::any::Any + Send + Sync,
+        now: Instant,
+    ) {
+        let arg: EventArg = std::sync::Arc::new(arg);
+        self.send_event_carrying(actions, routing_id, event, Some(arg), now);
+    }
+
+    fn send_event_carrying(
+        &mut self,
+        actions: &mut M::Actions,
+        routing_id: &[u8],
+        event: M::Event,
+        arg: Option<EventArg>,
+        now: Instant,
+    ) {
         if let Some(&slot) = self.index.get(routing_id) {
-            self.run(actions, slot, event, None, now);
+            self.run(actions, slot, event, None, arg, now);
             self.settle_broadcasts(actions, now);
         }
     }
 
     /// Run `event` on every session (zproto's `broadcast_event`).
     pub fn broadcast(&mut self, actions: &mut M::Actions, event: M::Event, now: Instant) {
-        self.pending.push((event, None));
+        self.pending.push((event, None, None));
         self.settle_broadcasts(actions, now);
     }
 
@@ -272,7 +298,23 @@ impl<M: StateMachine> Sessions<M> {
         now: Instant,
     ) {
         let except = except.and_then(|key| self.slot_of(key));
-        self.pending.push((event, except));
+        self.pending.push((event, except, None));
+        self.settle_broadcasts(actions, now);
+    }
+
+    /// [`Sessions::broadcast_except`] with data, which every session's
+    /// actions read with [`Io::arg`] (`except: None` reaches them all).
+    pub fn broadcast_with(
+        &mut self,
+        actions: &mut M::Actions,
+        event: M::Event,
+        except: Option<SessionKey>,
+        arg: impl std::any::Any + Send + Sync,
+        now: Instant,
+    ) {
+        let except = except.and_then(|key| self.slot_of(key));
+        let arg: EventArg = std::sync::Arc::new(arg);
+        self.pending.push((event, except, Some(arg)));
         self.settle_broadcasts(actions, now);
     }
 
@@ -280,19 +322,19 @@ impl<M: StateMachine> Sessions<M> {
     /// they raise.
     fn settle_broadcasts(&mut self, actions: &mut M::Actions, now: Instant) {
         loop {
-            if let Some((key, event)) = self.targeted.pop_front() {
+            if let Some((key, event, arg)) = self.targeted.pop_front() {
                 if let Some(slot) = self.slot_of(key) {
-                    self.run(actions, slot, event, None, now);
+                    self.run(actions, slot, event, None, arg, now);
                 }
                 continue;
             }
-            let Some((event, except)) = self.pending.pop() else {
+            let Some((event, except, arg)) = self.pending.pop() else {
                 break;
             };
             // Sessions created meanwhile are not part of this broadcast.
             for slot in 0..self.slots.len() {
                 if Some(slot) != except && self.is_live(slot) {
-                    self.run(actions, slot, event, None, now);
+                    self.run(actions, slot, event, None, arg.clone(), now);
                 }
             }
         }
@@ -317,8 +359,33 @@ impl<M: StateMachine> Sessions<M> {
         event: M::Event,
         now: Instant,
     ) {
+        self.send_event_to_carrying(actions, key, event, None, now);
+    }
+
+    /// [`Sessions::send_event_to`] with data, which the session's actions
+    /// read with [`Io::arg`].
+    pub fn send_event_to_with(
+        &mut self,
+        actions: &mut M::Actions,
+        key: SessionKey,
+        event: M::Event,
+        arg: impl std::any::Any + Send + Sync,
+        now: Instant,
+    ) {
+        let arg: EventArg = std::sync::Arc::new(arg);
+        self.send_event_to_carrying(actions, key, event, Some(arg), now);
+    }
+
+    fn send_event_to_carrying(
+        &mut self,
+        actions: &mut M::Actions,
+        key: SessionKey,
+        event: M::Event,
+        arg: Option<EventArg>,
+        now: Instant,
+    ) {
         if let Some(slot) = self.slot_of(key) {
-            self.run(actions, slot, event, None, now);
+            self.run(actions, slot, event, None, arg, now);
             self.settle_broadcasts(actions, now);
         }
     }
@@ -336,6 +403,7 @@ impl<M: StateMachine> Sessions<M> {
         slot: usize,
         event: M::Event,
         message: Option<M::Message>,
+        arg: Option<EventArg>,
         now: Instant,
     ) {
         let Some(entry) = self
@@ -348,6 +416,7 @@ impl<M: StateMachine> Sessions<M> {
         };
         let io = &mut self.io;
         io.reset(message);
+        io.set_arg(arg);
         io.set_now(now);
         io.set_session(Some(SessionKey {
             slot: slot as u32,
@@ -361,9 +430,14 @@ impl<M: StateMachine> Sessions<M> {
         }
         self.outgoing
             .extend(io.drain_outbox().map(|message| (slot, message)));
-        for (event, except_self) in io.drain_broadcasts() {
-            self.pending.push((event, except_self.then_some(slot)));
+        // `pending` is taken from its end: pushed in reverse, the run's
+        // broadcasts go in the order it raised them (a run that forwards
+        // several tuples forwards them in order), before older ones.
+        let first = self.pending.len();
+        for (event, except_self, arg) in io.drain_broadcasts() {
+            self.pending.push((event, except_self.then_some(slot), arg));
         }
+        self.pending[first..].reverse();
         self.targeted.extend(io.drain_targeted());
         // The received message is not kept between runs.
         io.reset(None);
@@ -426,7 +500,7 @@ impl<M: StateMachine> Sessions<M> {
                 }
             }
             if let Some(event) = due {
-                self.run(actions, slot, event, None, now);
+                self.run(actions, slot, event, None, None, now);
                 self.settle_broadcasts(actions, now);
             }
         }
