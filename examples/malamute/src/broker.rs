@@ -57,6 +57,16 @@ pub const NAME_LIMIT: usize = 100_000;
 pub const CLIENT_SHARE: usize = 16 << 20;
 /// What a stored message costs beyond its strings and frames.
 const OVERHEAD: usize = 96;
+/// Bytes of subject a reader's patterns may scan per second, by default
+/// (`mlm_server/client/match-rate`): a pattern tried costs the subject's
+/// length (one DFA pass), so a reader's matching is charged to it, and a
+/// reader past its rate misses messages rather than taking the broker's
+/// time from everyone else. A reader with one pattern and 255-byte
+/// subjects gets 260,000 messages a second before anything is skipped.
+pub const MATCH_RATE: u64 = 64 << 20;
+/// How far a reader's matching may run ahead of its rate, in bytes of
+/// subject scanned (a sixteenth of a second's worth).
+const MATCH_BURST_SHARE: u64 = 16;
 
 type Io_ = Io<Event, MlmProto>;
 
@@ -124,6 +134,37 @@ struct Stream {
 struct Reader {
     session: SessionKey,
     patterns: Vec<(String, regex::bytes::Regex)>,
+    /// What its patterns may still scan.
+    budget: MatchBudget,
+}
+
+/// A reader's matching budget: a token bucket in bytes of subject
+/// scanned, refilled at the broker's match rate.
+#[derive(Debug)]
+struct MatchBudget {
+    tokens: u64,
+    at: Option<Instant>,
+}
+
+impl MatchBudget {
+    fn new(rate: u64) -> Self {
+        Self {
+            tokens: rate / MATCH_BURST_SHARE,
+            at: None,
+        }
+    }
+
+    /// Refill for the time since the last call, at `rate` bytes a second.
+    fn refill(&mut self, rate: u64, now: Instant) {
+        if let Some(at) = self.at {
+            let earned = now.saturating_duration_since(at).as_secs_f64() * rate as f64;
+            self.tokens = self
+                .tokens
+                .saturating_add(earned as u64)
+                .min((rate / MATCH_BURST_SHARE).max(1));
+        }
+        self.at = Some(now);
+    }
 }
 
 /// A worker's offer.
@@ -201,6 +242,9 @@ pub struct Broker {
     held_by: HashMap<String, usize>,
     /// `mlm_server/names/limit`: streams, and services, known at once.
     name_limit: usize,
+    /// `mlm_server/client/match-rate`: bytes of subject one reader's
+    /// patterns may scan per second.
+    match_rate: u64,
     /// Per sender address: the services its waiting requests keep known,
     /// each with how many wait there (at most [`PER_CLIENT_LIMIT`]
     /// services), so that one client cannot fill the names with requests
@@ -278,6 +322,7 @@ impl Default for Broker {
             client_share: CLIENT_SHARE,
             held_by: HashMap::new(),
             name_limit: NAME_LIMIT,
+            match_rate: MATCH_RATE,
             waiting_for: HashMap::new(),
             services: HashMap::new(),
             stream_out: HashMap::new(),
@@ -711,6 +756,7 @@ impl Actions for Broker {
             None => readers.push(Reader {
                 session: key,
                 patterns: vec![(text, compiled)],
+                budget: MatchBudget::new(self.match_rate),
             }),
         }
         ok(io);
@@ -743,25 +789,47 @@ impl Actions for Broker {
         let Some(MlmProto::StreamSend(send)) = io.take_message() else {
             return;
         };
-        let Some(readers) = self.streams.get(stream).map(|s| &s.readers) else {
+        let now = io.now().unwrap_or_else(Instant::now);
+        let rate = self.match_rate;
+        let Some(readers) = self.streams.get_mut(stream).map(|s| &mut s.readers) else {
             return;
         };
+        let subject = send.subject.as_bytes();
+        // Each pattern tried costs one pass over the subject, charged to
+        // its reader; a reader out of budget is skipped, not waited for.
+        let pass = u64::try_from(subject.len()).unwrap_or(u64::MAX).max(1);
+        let mut skipped = 0;
+        let matching: Vec<SessionKey> = readers
+            .iter_mut()
+            .filter_map(|r| {
+                r.budget.refill(rate, now);
+                let mut matched = false;
+                for (_, p) in &r.patterns {
+                    if r.budget.tokens < pass {
+                        skipped += 1;
+                        break;
+                    }
+                    r.budget.tokens -= pass;
+                    if p.is_match(subject) {
+                        matched = true;
+                        break;
+                    }
+                }
+                matched.then_some(r.session)
+            })
+            .collect();
+        if skipped > 0 {
+            *self
+                .refusals
+                .entry("reader past its match rate")
+                .or_default() += skipped;
+        }
         let mut delivery = Some(StreamDeliver {
             address: stream.clone(),
             sender: session.address.clone(),
             subject: send.subject,
             content: send.content,
         });
-        let matching: Vec<SessionKey> = readers
-            .iter()
-            .filter(|r| {
-                let subject = delivery.as_ref().map_or("", |d| d.subject.as_str());
-                r.patterns
-                    .iter()
-                    .any(|(_, p)| p.is_match(subject.as_bytes()))
-            })
-            .map(|r| r.session)
-            .collect();
         let last = matching.len().saturating_sub(1);
         for (i, to) in matching.into_iter().enumerate() {
             // The last reader takes the message itself, the others a copy.
@@ -1017,6 +1085,10 @@ impl Actions for Broker {
             "mlm_server/names/limit" => match bytes() {
                 Some(limit) => self.name_limit = limit,
                 None => tracing::warn!("{path}: \"{value}\" is not a number"),
+            },
+            "mlm_server/client/match-rate" => match value.trim().parse::<u64>() {
+                Ok(rate) if rate > 0 => self.match_rate = rate,
+                _ => tracing::warn!("{path}: \"{value}\" is not a positive number of bytes"),
             },
             _ => {}
         }

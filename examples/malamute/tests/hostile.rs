@@ -702,6 +702,68 @@ fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
     );
 }
 
+/// Issue 23, abuse 3: a reader's matching is charged to that reader. A
+/// hog subscribes 255 patterns that never match and, last, one that
+/// matches everything; a good reader subscribes once. With a match rate
+/// of 2 MB/s per reader, the good reader (255 bytes scanned a message)
+/// gets all 200 messages and the hog (65,280 bytes a message) only what
+/// its rate pays for, each skip counted; before, the hog got all 200 and
+/// cost the broker 256 passes over every subject, whatever its rate.
+#[test]
+fn a_readers_matching_is_charged_to_that_reader() {
+    use malamute::broker::{Broker as Actions, PER_CLIENT_LIMIT};
+    use malamute::mlm_server_engine::Machine;
+    use zproto_runtime::host::ServerHandle;
+
+    const RATE: f64 = 2_000_000.0;
+    let server =
+        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
+    server
+        .set("mlm_server/client/match-rate", &RATE.to_string())
+        .expect("set");
+    let endpoint = "inproc://hostile-match-rate";
+    server.bind(endpoint).expect("bind");
+    let mut hog = client(endpoint, "hog");
+    for n in 0..PER_CLIENT_LIMIT - 1 {
+        let never = format!("(?:\\b.){{20}}zz{n}");
+        assert_eq!(hog.set_consumer("subjects", &never, WAIT), Ok(0), "{n}");
+    }
+    assert_eq!(hog.set_consumer("subjects", ".*", WAIT), Ok(0));
+    let mut good = client(endpoint, "good");
+    assert_eq!(good.set_consumer("subjects", ".*", WAIT), Ok(0));
+    let mut writer = client(endpoint, "writer");
+    assert_eq!(writer.set_producer("subjects", WAIT), Ok(0));
+    let subject: String = "é ".repeat(85);
+    let started = std::time::Instant::now();
+    for n in 0..200 {
+        writer.send_text(&subject, &["x"]).expect("send");
+        assert!(
+            matches!(good.recv(WAIT), Ok(MlmProto::StreamDeliver(_))),
+            "the good reader missed message {n}"
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut hogged = 0;
+    while let Ok(MlmProto::StreamDeliver(_)) = hog.recv(Duration::from_millis(200)) {
+        hogged += 1;
+    }
+    // Its burst (a sixteenth of a second's rate) and its rate since.
+    let per_message = (PER_CLIENT_LIMIT * subject.len()) as f64;
+    let paid = ((RATE / 16.0 + RATE * elapsed) / per_message).ceil() as usize + 1;
+    eprintln!("in {elapsed:.2} s the hog got {hogged} of 200 messages (its rate pays for {paid})");
+    assert!(hogged <= paid && hogged < 200, "the hog got {hogged}");
+    let skipped = server
+        .with(|b: &mut Actions| {
+            b.metrics()
+                .refusals
+                .iter()
+                .find(|(reason, _)| *reason == "reader past its match rate")
+                .map_or(0, |(_, n)| *n)
+        })
+        .expect("metrics");
+    assert!(skipped >= 200 - hogged as u64, "{skipped} skips counted");
+}
+
 /// The broker's resident memory, in bytes.
 fn resident_memory(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
