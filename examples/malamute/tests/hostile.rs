@@ -544,6 +544,82 @@ fn requests_nobody_takes_keep_a_bounded_number_of_services_known() {
     assert!(matches!(worker.recv(WAIT), Ok(MlmProto::ServiceDeliver(_))));
 }
 
+/// Issue 23, abuse 2, against the broker process with its memory measured:
+/// one client writes to 10,000 new streams and sends requests to 10,000
+/// services nobody offers, pipelined, while a mail pair's round trips are
+/// measured; then it leaves. With the name limit at 10,000, the broker
+/// knows at most the 256 services its requests wait for: a newcomer still
+/// opens new streams. Before names were forgotten, the hog's names filled
+/// the limit and every new name was refused.
+#[test]
+fn a_client_that_names_ten_thousand_streams_and_services_costs_little_and_leaves_room() {
+    let run = our_broker(
+        "hostile-names-process",
+        "    names\n        limit = 10000\n",
+    );
+    let endpoint = run.endpoint.clone();
+    let pid = run.broker.pid();
+    let (alice, bob) = (client(&endpoint, "alice"), client(&endpoint, "bob"));
+    let before = peak_memory(pid);
+    let hog = raw_session(&endpoint, "hog", Vec::new());
+    let mut worst = Duration::ZERO;
+    for n in 0..10_000 {
+        let write = StreamWrite {
+            stream: format!("stream-{n}"),
+        };
+        hog.send_multipart(frames(write), 0).expect("send");
+        let request = ServiceSend {
+            address: format!("service-{n}"),
+            subject: "s".into(),
+            tracker: String::new(),
+            timeout: 0,
+            content: vec![zproto_runtime::bytes::Bytes::from_static(b"?")],
+        };
+        hog.send_multipart(frames(request), 0).expect("send");
+        if n % 100 == 0 {
+            // It reads its answers (OK, and ERROR past 256 services)
+            // as it goes, so that none is dropped for a full queue...
+            while hog.recv_multipart(zmq::DONTWAIT).is_ok() {}
+        }
+        if n % 500 == 0 {
+            worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
+        }
+    }
+    // ...and the PONG to a last PING says the broker handled everything.
+    hog.send_multipart(frames(ConnectionPing), 0).expect("ping");
+    loop {
+        let answer = hog.recv_multipart(0).expect("PONG within the wait");
+        if matches!(MlmProto::decode(&answer), Ok(MlmProto::ConnectionPong(_))) {
+            break;
+        }
+    }
+    drop(hog);
+    eprintln!("the pair's slowest mail round trip meanwhile: {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest round trip {worst:?}"
+    );
+    assert_grew_less_than(
+        pid,
+        before,
+        20_000_000,
+        "10,000 stream names and 10,000 service names from one client",
+    );
+    let mut newcomer = client(&endpoint, "newcomer");
+    for n in 0..100 {
+        assert_eq!(
+            newcomer.set_producer(&format!("new-{n}"), WAIT),
+            Ok(0),
+            "new stream {n}"
+        );
+        assert_eq!(
+            newcomer.set_worker(&format!("new-{n}"), ".*", WAIT),
+            Ok(0),
+            "new service {n}"
+        );
+    }
+}
+
 /// Issue 23, abuse 4: a reader that allows no deliveries (CREDIT 0) while
 /// 50 MB are published to its stream. What the broker holds for it is its
 /// share (2 MB here), in bytes: counted in messages (10,000 of them) it
@@ -674,6 +750,7 @@ fn a_message_past_the_maximum_size_is_never_taken_in() {
 fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
     let run = our_broker("hostile-patterns", "");
     let endpoint = run.endpoint.clone();
+    let before = peak_memory(run.broker.pid());
     let mut slow = client(&endpoint, "slow");
     for n in 0..malamute::broker::PER_CLIENT_LIMIT {
         assert_eq!(
@@ -699,6 +776,13 @@ fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
     assert!(
         worst < Duration::from_millis(50),
         "slowest round trip {worst:?}"
+    );
+    // 256 patterns of at most 64 KiB compiled and 64 KiB of cache each.
+    assert_grew_less_than(
+        run.broker.pid(),
+        before,
+        40_000_000,
+        "256 slow patterns and 100 messages past them",
     );
 }
 
