@@ -185,6 +185,20 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
         self.arg.as_deref().and_then(|arg| arg.downcast_ref::<T>())
     }
 
+    /// Take what the event being handled carries, if it is a `T`: moved
+    /// out when this session is its only holder (an event sent to it
+    /// alone), cloned when a broadcast shares it.
+    pub fn take_arg<T: Any + Send + Sync + Clone>(&mut self) -> Option<T> {
+        let arg = self.arg.take()?;
+        match arg.downcast::<T>() {
+            Ok(value) => Some(Arc::try_unwrap(value).unwrap_or_else(|shared| (*shared).clone())),
+            Err(other) => {
+                self.arg = Some(other);
+                None
+            }
+        }
+    }
+
     /// Set what the coming run's event carries (drivers do).
     pub fn set_arg(&mut self, arg: Option<EventArg>) {
         self.arg = arg;
@@ -371,5 +385,42 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// Take the shared message back.
     pub fn into_message(self) -> Option<M> {
         self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Ev {
+        Go,
+    }
+
+    #[test]
+    fn event_data_is_read_taken_once_and_left_alone_under_another_type() {
+        let mut io: Io<Ev, ()> = Io::new(None);
+        io.set_arg(Some(Arc::new(String::from("payload"))));
+        assert_eq!(io.arg::<u32>(), None);
+        // Asking for another type leaves it.
+        assert_eq!(io.take_arg::<u32>(), None);
+        assert_eq!(io.arg::<String>().map(String::as_str), Some("payload"));
+        // Held by this run alone: moved out, and gone.
+        assert_eq!(io.take_arg::<String>().as_deref(), Some("payload"));
+        assert_eq!(io.take_arg::<String>(), None);
+        // Shared, as by a broadcast: cloned; the other holder keeps it.
+        let shared: EventArg = Arc::new(String::from("shared"));
+        io.set_arg(Some(shared.clone()));
+        assert_eq!(io.take_arg::<String>().as_deref(), Some("shared"));
+        assert_eq!(
+            shared.downcast_ref::<String>().map(String::as_str),
+            Some("shared")
+        );
+        // A run's data is gone at the next reset.
+        io.set_arg(Some(Arc::new(7_u32)));
+        io.reset(None);
+        assert_eq!(io.arg::<u32>(), None);
+        io.broadcast_with(Ev::Go, 1_u8);
+        assert_eq!(io.drain_broadcasts().count(), 1);
     }
 }

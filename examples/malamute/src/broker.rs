@@ -253,9 +253,13 @@ pub struct Broker {
     services: HashMap<String, Service>,
     /// Stream and service deliveries on their way to each session, taken
     /// by the event sent with each.
-    stream_out: HashMap<SessionKey, VecDeque<StreamDeliver>>,
+    /// Service deliveries on their way to each session, taken by the event
+    /// sent with each: kept here rather than carried by the event, so
+    /// that those a session did not take before it ended go back to
+    /// their queue (an event to a session that ended is dropped, and its
+    /// data with it). Stream deliveries and confirmations travel with
+    /// their event: lost with their session either way.
     service_out: HashMap<SessionKey, VecDeque<ServiceDeliver>>,
-    confirm_out: HashMap<SessionKey, VecDeque<Confirm>>,
     /// Flow control of the clients that asked for it (sent CREDIT).
     credit: HashMap<SessionKey, Credit>,
     /// Tracker of a delivered message to the address of its sender, for
@@ -325,9 +329,7 @@ impl Default for Broker {
             match_rate: MATCH_RATE,
             waiting_for: HashMap::new(),
             services: HashMap::new(),
-            stream_out: HashMap::new(),
             service_out: HashMap::new(),
-            confirm_out: HashMap::new(),
             credit: HashMap::new(),
             trackers: HashMap::new(),
             tracker_order: VecDeque::new(),
@@ -424,18 +426,14 @@ impl Broker {
     }
 
     fn dispatch_now(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
-        let event = match delivery {
-            Delivery::Stream(m) => {
-                self.stream_out.entry(to).or_default().push_back(m);
-                Event::StreamMessage
-            }
+        match delivery {
+            Delivery::Stream(m) => io.send_event_with(to, Event::StreamMessage, m),
             Delivery::Service(m) => {
                 self.service_out.entry(to).or_default().push_back(m);
-                Event::ServiceMessage
+                io.send_event(to, Event::ServiceMessage);
             }
-            Delivery::Mail => Event::MailboxMessage,
-        };
-        io.send_event(to, event);
+            Delivery::Mail => io.send_event(to, Event::MailboxMessage),
+        }
     }
 
     /// The next mail of `address`, its costs released.
@@ -565,15 +563,12 @@ impl Broker {
                 continue;
             };
             if let Some(&owner) = self.owners.get(&sender) {
-                self.confirm_out
-                    .entry(owner)
-                    .or_default()
-                    .push_back(Confirm {
-                        tracker: mail.tracker,
-                        status_code: status(FAILED),
-                        status_reason: "timeout expired".into(),
-                    });
-                io.send_event(owner, Event::ConfirmMessage);
+                let confirm = Confirm {
+                    tracker: mail.tracker,
+                    status_code: status(FAILED),
+                    status_reason: "timeout expired".into(),
+                };
+                io.send_event_with(owner, Event::ConfirmMessage, confirm);
             }
         }
     }
@@ -647,10 +642,8 @@ impl Broker {
         if self.owners.get(&session.address) == Some(&key) {
             self.owners.remove(&session.address);
         }
-        // Stream and service deliveries not sent yet go with the session
-        // (service requests back to their queue, for another worker).
-        self.stream_out.remove(&key);
-        self.confirm_out.remove(&key);
+        // Service requests not sent yet go back to their queue, for
+        // another worker (stream deliveries go with the session).
         let held = self.credit.remove(&key).map(|c| c.held).unwrap_or_default();
         let held_requests = held.into_iter().filter_map(|d| match d {
             Delivery::Service(request) => Some(request),
@@ -980,11 +973,7 @@ impl Actions for Broker {
             return;
         };
         if let Some(&owner) = self.owners.get(&sender) {
-            self.confirm_out
-                .entry(owner)
-                .or_default()
-                .push_back(confirm);
-            io.send_event(owner, Event::ConfirmMessage);
+            io.send_event_with(owner, Event::ConfirmMessage, confirm);
         }
     }
 
@@ -1019,12 +1008,8 @@ impl Actions for Broker {
         self.forget(session);
     }
 
-    fn get_stream_message(&mut self, session: &mut Session, io: &mut Io_) {
-        let next = session
-            .key
-            .and_then(|key| self.stream_out.get_mut(&key))
-            .and_then(VecDeque::pop_front);
-        match next {
+    fn get_stream_message(&mut self, _session: &mut Session, io: &mut Io_) {
+        match io.take_arg::<StreamDeliver>() {
             Some(message) => io.set_message(message.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
@@ -1040,12 +1025,8 @@ impl Actions for Broker {
         }
     }
 
-    fn get_confirm_message(&mut self, session: &mut Session, io: &mut Io_) {
-        let next = session
-            .key
-            .and_then(|key| self.confirm_out.get_mut(&key))
-            .and_then(VecDeque::pop_front);
-        match next {
+    fn get_confirm_message(&mut self, _session: &mut Session, io: &mut Io_) {
+        match io.take_arg::<Confirm>() {
             Some(message) => io.set_message(message.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
