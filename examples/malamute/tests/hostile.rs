@@ -401,6 +401,26 @@ fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
     assert!(matches!(worker.recv(WAIT), Ok(MlmProto::ServiceDeliver(m)) if m.subject == "job"));
 }
 
+/// Our broker in this process (to read its state), bound to `endpoint`,
+/// with one `mlm_server` setting.
+fn in_process_broker(
+    endpoint: &str,
+    key: &str,
+    value: &str,
+) -> zproto_runtime::host::ServerHandle<
+    malamute::mlm_server_engine::Machine<malamute::broker::Broker>,
+> {
+    use malamute::broker::Broker as Actions;
+    use malamute::mlm_server_engine::Machine;
+    use zproto_runtime::host::ServerHandle;
+
+    let server =
+        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
+    server.set(key, value).expect("set");
+    server.bind(endpoint).expect("bind");
+    server
+}
+
 /// Issue 23, abuse 2: names nobody uses any more are forgotten, so the
 /// name limit bounds live names, not names ever seen. A client writes to
 /// a hundred streams one after the other and offers a hundred services,
@@ -409,14 +429,9 @@ fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
 #[test]
 fn names_nobody_uses_are_forgotten() {
     use malamute::broker::Broker as Actions;
-    use malamute::mlm_server_engine::Machine;
-    use zproto_runtime::host::ServerHandle;
 
-    let server =
-        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
-    server.set("mlm_server/names/limit", "100").expect("set");
     let endpoint = "inproc://hostile-names";
-    server.bind(endpoint).expect("bind");
+    let server = in_process_broker(endpoint, "mlm_server/names/limit", "100");
     let known = || {
         server
             .with(|b: &mut Actions| {
@@ -482,14 +497,9 @@ fn names_nobody_uses_are_forgotten() {
 #[test]
 fn requests_nobody_takes_keep_a_bounded_number_of_services_known() {
     use malamute::broker::{Broker as Actions, PER_CLIENT_LIMIT};
-    use malamute::mlm_server_engine::Machine;
-    use zproto_runtime::host::ServerHandle;
 
-    let server =
-        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
-    server.set("mlm_server/names/limit", "1000").expect("set");
     let endpoint = "inproc://hostile-requests";
-    server.bind(endpoint).expect("bind");
+    let server = in_process_broker(endpoint, "mlm_server/names/limit", "1000");
     let services = || {
         server
             .with(|b: &mut Actions| b.metrics().services)
@@ -796,17 +806,10 @@ fn patterns_built_to_be_slow_cost_one_pass_over_the_subject() {
 #[test]
 fn a_readers_matching_is_charged_to_that_reader() {
     use malamute::broker::{Broker as Actions, PER_CLIENT_LIMIT};
-    use malamute::mlm_server_engine::Machine;
-    use zproto_runtime::host::ServerHandle;
 
     const RATE: f64 = 2_000_000.0;
-    let server =
-        ServerHandle::<Machine<Actions>>::start("mlm_server", Actions::default()).expect("server");
-    server
-        .set("mlm_server/client/match-rate", &RATE.to_string())
-        .expect("set");
     let endpoint = "inproc://hostile-match-rate";
-    server.bind(endpoint).expect("bind");
+    let server = in_process_broker(endpoint, "mlm_server/client/match-rate", &RATE.to_string());
     let mut hog = client(endpoint, "hog");
     for n in 0..PER_CLIENT_LIMIT - 1 {
         let never = format!("(?:\\b.){{20}}zz{n}");
