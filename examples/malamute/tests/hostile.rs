@@ -401,6 +401,17 @@ fn one_client_past_its_share_of_storage_leaves_the_rest_to_the_others() {
     assert!(matches!(worker.recv(WAIT), Ok(MlmProto::ServiceDeliver(m)) if m.subject == "job"));
 }
 
+/// A one-byte request for service `address`, with no timeout.
+fn request_for(address: &str) -> ServiceSend {
+    ServiceSend {
+        address: address.to_owned(),
+        subject: "s".into(),
+        tracker: String::new(),
+        timeout: 0,
+        content: vec![zproto_runtime::bytes::Bytes::from_static(b"?")],
+    }
+}
+
 /// Our broker in this process (to read its state), bound to `endpoint`,
 /// with one `mlm_server` setting.
 fn in_process_broker(
@@ -509,14 +520,9 @@ fn requests_nobody_takes_keep_a_bounded_number_of_services_known() {
     let asker = raw_session(endpoint, "asker", Vec::new());
     let mut worst = Duration::ZERO;
     for n in 0..1000 {
-        let request = ServiceSend {
-            address: format!("nobody-{n}"),
-            subject: "s".into(),
-            tracker: String::new(),
-            timeout: 0,
-            content: vec![zproto_runtime::bytes::Bytes::from_static(b"?")],
-        };
-        asker.send_multipart(frames(request), 0).expect("send");
+        asker
+            .send_multipart(frames(request_for(&format!("nobody-{n}"))), 0)
+            .expect("send");
         if n % 50 == 0 {
             worst = worst.max(mail_round_trip(&bob, &alice, "alice"));
         }
@@ -578,14 +584,8 @@ fn a_client_that_names_ten_thousand_streams_and_services_costs_little_and_leaves
             stream: format!("stream-{n}"),
         };
         hog.send_multipart(frames(write), 0).expect("send");
-        let request = ServiceSend {
-            address: format!("service-{n}"),
-            subject: "s".into(),
-            tracker: String::new(),
-            timeout: 0,
-            content: vec![zproto_runtime::bytes::Bytes::from_static(b"?")],
-        };
-        hog.send_multipart(frames(request), 0).expect("send");
+        hog.send_multipart(frames(request_for(&format!("service-{n}"))), 0)
+            .expect("send");
         if n % 100 == 0 {
             // It reads its answers (OK, and ERROR past 256 services)
             // as it goes, so that none is dropped for a full queue...
