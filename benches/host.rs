@@ -7,7 +7,7 @@
 //!
 //! `cargo bench --bench host` (`-- --quick` for a shorter run).
 
-mod support;
+use zgossip_testkit::bench as support;
 
 // As the zgossip binary ships.
 #[global_allocator]

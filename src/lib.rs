@@ -58,20 +58,15 @@ pub mod clock;
 /// CURVE certificates in CZMQ's format (the runtime's, shared with
 /// every server the generator builds).
 pub use zproto_runtime::cert;
-pub mod command;
-pub mod config;
 pub mod early;
 pub mod limits;
 pub mod mesh;
-pub mod metrics;
 pub mod node;
-pub mod peers_file;
 pub mod plumtree;
 pub mod remote;
 mod segments;
 pub mod server;
 pub mod sim;
-pub mod swarm;
 pub mod text;
 pub mod tuples;
 

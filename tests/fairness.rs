@@ -9,7 +9,7 @@
 //! goal under 50 ms):
 //! `ZGOSSIP_REPLAY_TUPLES=1000000 cargo test --release --test fairness -- --nocapture`.
 
-mod support;
+use zgossip_testkit as support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

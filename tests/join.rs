@@ -8,7 +8,7 @@
 //! size (the figures in docs/zgossip.md: 1,000,000 in a release build,
 //! `ZGOSSIP_JOIN_TUPLES=1000000 cargo test --release --test join -- --nocapture`).
 
-mod support;
+use zgossip_testkit as support;
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 /*  czmq_bench: the CZMQ 4.2 side of zproto-rs's zgossip benchmark
-    (benches/zgossip.rs). It runs CZMQ's zgossip actor and drives it with raw
+    (cli/benches/zgossip.rs). It runs CZMQ's zgossip actor and drives it with raw
     DEALER sockets, exactly as the Rust side drives our node, and prints the
     elapsed time in nanoseconds.
 

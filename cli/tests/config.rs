@@ -2,7 +2,7 @@
 //! announces as the flags do; bad files get errors that name their line;
 //! the sample in docs/ is a working config.
 
-mod support;
+use zgossip_testkit as support;
 
 use std::process::Command;
 
@@ -96,8 +96,8 @@ fn bad_config_files_get_errors_with_their_line() {
 
 #[test]
 fn the_sample_config_in_docs_loads() {
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/zgossip.cfg");
-    let config = zgossip::config::NodeConfig::load(&sample).expect("the sample parses");
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/zgossip.cfg");
+    let config = zgossip_cli::config::NodeConfig::load(&sample).expect("the sample parses");
     assert_eq!(config.bind.len(), 1);
     assert_eq!(config.announce.len(), 1);
     // Its settings are ones the node takes.

@@ -10,7 +10,7 @@
 //!   into a list of frames (three allocations, as before) and into one
 //!   packet (one), messages per second;
 //! * a swarm of 1,000 nodes over inproc, `zgossip swarm` beside CZMQ's
-//!   actors (`tests/czmq/czmq_swarm.c`): time to converge, peak memory;
+//!   actors (`testkit/c/czmq_swarm.c`): time to converge, peak memory;
 //! * joining: a fresh node connects over tcp loopback to one that holds
 //!   10,000, 100,000 and 1,000,000 tuples; from its connect until it
 //!   holds them all: ours with batches (the default), ours one ANNOUNCE a
@@ -21,12 +21,12 @@
 //!
 //! Each side drives its server with raw DEALER sockets the same way, in its
 //! own process (inproc only works within one): Rust for ours and raw libzmq,
-//! `tests/czmq/czmq_bench.c` for CZMQ. Run with
+//! `testkit/c/czmq_bench.c` for CZMQ. Run with
 //! `cargo bench --bench zgossip` (`-- --quick` for a shorter run; other
 //! arguments keep only the measures whose name contains one of them, e.g.
 //! `-- pipelined`; `--ours` measures only our node).
 
-mod support;
+use zgossip_testkit::bench as support;
 
 use std::process::Command;
 
@@ -38,8 +38,8 @@ use std::time::Instant;
 
 use support::{dealer, pingpong, recv, PING};
 use zgossip::msg::{Announce, ZgossipMsg};
-use zgossip::swarm::tuple;
 use zgossip::{Codec, Node};
+use zgossip_cli::swarm::tuple;
 use zproto_runtime::reactor;
 
 const HELLO: [u8; 4] = [0xaa, 0xa0, 0x01, 0x01];
@@ -173,7 +173,7 @@ fn fanout(node: &Node, endpoint: &str, sessions: usize, count: usize) -> u128 {
 
 /// The CZMQ side, or None without libczmq.
 fn czmq(args: &[&str]) -> Option<u128> {
-    let program = option_env!("CZMQ_BENCH_BIN")?;
+    let program = zgossip_testkit::czmq::BENCH?;
     let out = Command::new(program).args(args).output().ok()?;
     if !out.status.success() {
         eprintln!(
@@ -229,7 +229,7 @@ fn main() {
     let scale = if quick { 5 } else { 1 };
     let runs = if quick { 1 } else { 5 };
     let (seq, piped, window) = (20_000 / scale, 100_000 / scale, 100);
-    if option_env!("CZMQ_BENCH_BIN").is_none() {
+    if zgossip_testkit::czmq::BENCH.is_none() {
         println!("(libczmq-dev is not installed: the CZMQ column is empty)");
     }
     println!("zgossip benchmark: best of {runs} interleaved run(s); rates are round trips, tuples or deliveries per second\n");
@@ -414,7 +414,7 @@ fn join(runs: usize, sizes: &[usize], only_ours: bool) {
             (Some(o), Some(c)) => format!("{:.2}x", c as f64 / o as f64),
             _ => "-".to_owned(),
         };
-        let czmq_cell = if only_ours || option_env!("CZMQ_BENCH_BIN").is_none() {
+        let czmq_cell = if only_ours || zgossip_testkit::czmq::BENCH.is_none() {
             "-".to_owned()
         } else {
             show(czmq_ns)
@@ -524,7 +524,7 @@ struct SwarmRun {
 
 /// `zgossip swarm --nodes N --transport inproc` (a process of its own, so
 /// that its peak memory is its own) beside CZMQ's actors in the same
-/// scenario (`tests/czmq/czmq_swarm.c`): a random tree, one tuple a node.
+/// scenario (`testkit/c/czmq_swarm.c`): a random tree, one tuple a node.
 fn swarm(runs: usize, nodes: usize) {
     let n = nodes.to_string();
     let ours = || -> Option<SwarmRun> {
@@ -557,7 +557,7 @@ fn swarm(runs: usize, nodes: usize) {
         })
     };
     let czmq = || -> Option<SwarmRun> {
-        let program = option_env!("CZMQ_SWARM_BIN")?;
+        let program = zgossip_testkit::czmq::SWARM?;
         let out = Command::new(program)
             .args([n.as_str(), "tree", "1", "1", "60"])
             .output()

@@ -4,7 +4,7 @@
 //! connect-only CURVE nodes, refusals in the logs, `resolve` over CURVE,
 //! ANNOUNCE's ttl, `-v`).
 
-mod support;
+use zgossip_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -176,10 +176,10 @@ fn node_help_lists_every_text_command() {
     let (out, _) = run(&["node", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for (syntax, _) in zgossip::command::COMMANDS {
+    for (syntax, _) in zgossip_cli::command::COMMANDS {
         assert!(help.contains(syntax), "{syntax} missing from\n{help}");
     }
-    assert!(zgossip::command::COMMANDS.len() >= 14);
+    assert!(zgossip_cli::command::COMMANDS.len() >= 14);
 }
 
 #[test]

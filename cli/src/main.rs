@@ -13,9 +13,9 @@ use clap::{Args, Parser, Subcommand};
 // Thousands of nodes allocate small strings and frames all the time.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use zgossip::command::TextCommand;
 use zgossip::text::{Escaped, EscapedWord};
 use zgossip::{Node, Reactor, Settings};
+use zgossip_cli::command::TextCommand;
 
 /// Longest duration a flag takes, in seconds (ten years): past it, adding
 /// it to the clock would overflow.
@@ -51,7 +51,7 @@ enum Command {
     Swarm(SwarmArgs),
     /// Run one node; print deliveries as they arrive. Text commands are
     /// read from standard input, one per line (listed below).
-    #[command(after_help = zgossip::command::help())]
+    #[command(after_help = zgossip_cli::command::help())]
     Node(NodeArgs),
     /// Print the endpoints that offer SERVICE, as the nodes at --connect
     /// know them (the Guide's name service), one per line; exit 1 if none is
@@ -560,7 +560,7 @@ fn node(args: &NodeArgs, cli_verbose: bool) -> Result<ExitCode, zgossip::Error> 
     let node = Node::new("zgossip")?;
     // The file first; flags add to it (and settings override it).
     if let Some(path) = &args.config {
-        let applied = zgossip::config::NodeConfig::load(path)
+        let applied = zgossip_cli::config::NodeConfig::load(path)
             .and_then(|config| config.apply(&node, &path.display().to_string()));
         if let Err(e) = applied {
             eprintln!("zgossip: {e}");
@@ -572,7 +572,7 @@ fn node(args: &NodeArgs, cli_verbose: bool) -> Result<ExitCode, zgossip::Error> 
         node.set(path, value)?;
     }
     let _metrics = match &args.metrics {
-        Some(address) => match zgossip::metrics::serve(address, node.probe()) {
+        Some(address) => match zgossip_cli::metrics::serve(address, node.probe()) {
             Ok(server) => {
                 println!("METRICS http://{}/metrics", server.address());
                 Some(server)
@@ -609,7 +609,7 @@ fn node(args: &NodeArgs, cli_verbose: bool) -> Result<ExitCode, zgossip::Error> 
     let mut bind = args.bind.clone();
     let mut connect = args.connect.clone();
     if let (Some(path), Some(name)) = (&args.peers, &args.name) {
-        match zgossip::peers_file::load(path, name) {
+        match zgossip_cli::peers_file::load(path, name) {
             Ok(plan) => {
                 bind.push(plan.bind);
                 connect.extend(plan.connect);
@@ -730,7 +730,7 @@ fn read_commands(mut input: impl BufRead, commands: &std::sync::mpsc::Sender<Tex
 }
 
 fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
-    use zgossip::swarm::{self, SwarmConfig, Topology, Transport};
+    use zgossip_cli::swarm::{self, SwarmConfig, Topology, Transport};
     // Thousands of nodes' small heaps in one process: transparent huge
     // pages would make each allocator region resident 2 MB at a time
     // (1,000 nodes over inproc: 127 MB of RSS with them, 116 MB without,

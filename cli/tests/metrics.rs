@@ -1,7 +1,7 @@
 //! `zgossip node --metrics ADDR`: a real HTTP client scrapes the endpoint
 //! while a small cluster runs, and the numbers move as they should.
 
-mod support;
+use zgossip_testkit as support;
 
 use support::Running;
 

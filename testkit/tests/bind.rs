@@ -1,16 +1,14 @@
 //! Bind endpoints resolved as CZMQ 4.2's `zsock_bind` resolves them (`*`
 //! and `!`, with port ranges: `zproto_runtime::endpoint`), compared on the
 //! same endpoints and the same busy ports with CZMQ itself: the small C
-//! program `tests/czmq/czmq_bind.c`, built against Debian's libczmq. Our
+//! program `c/czmq_bind.c`, built against Debian's libczmq. Our
 //! side binds through a zgossip node, the path `zgossip --bind`, the server
 //! host's BIND and the Malamute broker's config share.
-
-mod support;
 
 #[cfg(not(czmq))]
 #[test]
 fn bind_comparison_with_czmq_did_not_run_because_libczmq_dev_is_not_installed() {
-    support::libczmq_is_not_installed();
+    zgossip_testkit::libczmq_is_not_installed();
 }
 
 #[cfg(czmq)]

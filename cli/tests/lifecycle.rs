@@ -5,7 +5,7 @@
 //! removes a tuple everywhere, and stale copies do not bring it back.
 //! Every wait is bounded and waits on the nodes' state or deliveries.
 
-mod support;
+use zgossip_testkit as support;
 
 use std::time::{Duration, Instant};
 

@@ -9,10 +9,10 @@
 //! `PEERS` (a `PEER session|remote name state up|down` line each, then
 //! `PEERS count`).
 
-use crate::api::Error;
-use crate::api::Node;
-use crate::node::PeerKind;
-use crate::text::{Escaped, EscapedWord};
+use zgossip::api::Error;
+use zgossip::api::Node;
+use zgossip::node::PeerKind;
+use zgossip::text::{Escaped, EscapedWord};
 
 /// Every text command: its syntax, and what it does (`zgossip node --help`
 /// lists them).

@@ -9,7 +9,7 @@
 //! 100 ms; RSS at most `RSS_GROWTH` above the node's own before the abuse,
 //! and back within `RSS_SLACK` of it within 10 s after.
 
-mod support;
+use zgossip_testkit as support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,7 @@
 //! The `zgossip` command line: the default demo, bad arguments, and two node
 //! processes discovering each other over ipc, driven by text commands.
 
-mod support;
+use zgossip_testkit as support;
 
 use std::process::Command;
 

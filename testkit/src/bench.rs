@@ -1,6 +1,5 @@
 //! The raw DEALER driver the benchmarks share: each side is driven the
 //! same way, so that the driver's own cost is the same for every side.
-#![allow(dead_code)]
 
 use std::time::Instant;
 

@@ -14,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 pub use zproto_metrics_http::{Limits, MetricsServer};
 
-use crate::api::{Metrics, Probe};
-use crate::node::MESSAGE_TYPES;
+use zgossip::api::{Metrics, Probe};
+use zgossip::node::MESSAGE_TYPES;
 
 /// The OpenMetrics text of `metrics`.
 pub fn render(metrics: &Metrics) -> String {

@@ -1,5 +1,5 @@
 /*  czmq_bind: how CZMQ 4.2's zsock_bind resolves bind endpoints, for
-    tests/bind.rs, which compares our runtime's resolution with it.
+    testkit/tests/bind.rs, which compares our runtime's resolution with it.
 
         czmq_bind ENDPOINT
 

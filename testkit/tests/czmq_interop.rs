@@ -1,6 +1,6 @@
 //! Interoperability with CZMQ 4.2's zgossip (Debian's libczmq), in both
 //! directions. The CZMQ node runs as a process of its own: the small C
-//! program `tests/czmq/czmq_node.c`, which the build script compiles when
+//! program `c/czmq_node.c`, which the build script compiles when
 //! pkg-config finds libczmq. Without libczmq this suite compiles to a single
 //! test whose name says so (CI installs libczmq-dev and sets
 //! `ZGOSSIP_REQUIRE_CZMQ=1`, which makes its absence an error).
@@ -8,10 +8,8 @@
 #[cfg(not(czmq))]
 #[test]
 fn czmq_interop_suite_did_not_run_because_libczmq_dev_is_not_installed() {
-    support::libczmq_is_not_installed();
+    zgossip_testkit::libczmq_is_not_installed();
 }
-
-mod support;
 
 #[cfg(czmq)]
 mod interop {
@@ -22,7 +20,7 @@ mod interop {
     use zgossip::{Codec, Node, Settings};
     use zproto_runtime::reactor;
 
-    use super::support::{Running, WAIT};
+    use zgossip_testkit::{Running, WAIT};
 
     const CZMQ_NODE: &str = env!("CZMQ_NODE_BIN");
 
@@ -534,7 +532,7 @@ mod interop {
         czmq.process.expect("CERT-SECRET yes");
     }
 
-    /// The CZMQ side of the benchmark's swarm row (`tests/czmq/czmq_swarm.c`)
+    /// The CZMQ side of the benchmark's swarm row (`c/czmq_swarm.c`)
     /// converges, on a tree and on a redundant graph, and says so in the
     /// line the benchmark reads.
     #[test]

@@ -1,9 +1,27 @@
-// Each test binary uses a part of these helpers.
-#![allow(dead_code)]
+//! Test support for zgossip and its command, never published.
+//!
+//! * [`Running`]: a child process driven by lines on stdin, whose stdout
+//!   lines arrive on a channel (the `zgossip` binary, or a CZMQ program);
+//! * [`frame`], [`announce`] and [`dealer`]: a raw peer that speaks zgossip
+//!   frames on a DEALER;
+//! * [`czmq`]: the CZMQ programs this crate's build script compiles when
+//!   libczmq is installed;
+//! * [`bench`]: the raw driver the benchmarks share.
 
-//! Helpers shared by the tests that run programs (a child process driven by
-//! lines on stdin, whose stdout lines arrive on a channel) and by those that
-//! play raw peers (zgossip frames on a DEALER).
+pub mod bench;
+
+/// The CZMQ programs, built by this crate's build script against Debian's
+/// libczmq when pkg-config finds it (`None` otherwise).
+pub mod czmq {
+    /// A CZMQ zgossip node driven by lines on stdin (`c/czmq_node.c`).
+    pub const NODE: Option<&str> = option_env!("CZMQ_NODE_BIN");
+    /// CZMQ's side of the benchmark (`c/czmq_bench.c`).
+    pub const BENCH: Option<&str> = option_env!("CZMQ_BENCH_BIN");
+    /// A swarm of CZMQ nodes in one process (`c/czmq_swarm.c`).
+    pub const SWARM: Option<&str> = option_env!("CZMQ_SWARM_BIN");
+    /// CZMQ's binding behaviour (`c/czmq_bind.c`).
+    pub const BIND: Option<&str> = option_env!("CZMQ_BIND_BIN");
+}
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

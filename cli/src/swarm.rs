@@ -1,7 +1,7 @@
 //! The swarm: thousands of zgossip nodes in one process, coming and going,
 //! until every live node holds every tuple.
 //!
-//! The nodes are the real [`crate::NodeCore`]s, linked by the in-memory
+//! The nodes are the real [`zgossip::NodeCore`]s, linked by the in-memory
 //! [`Mesh`]: every message is encoded to frames and decoded again, exactly as
 //! over sockets, but no socket (so no file descriptor) is used. That is what
 //! lets 10,000 nodes share one process: libzmq gives every socket a file
@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::mesh::Mesh;
-use crate::node::Settings;
+use zgossip::mesh::Mesh;
+use zgossip::node::Settings;
 
 /// How nodes connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub struct SwarmReport {
     /// ANNOUNCEs received for tuples already known.
     pub duplicates: u64,
     /// Messages sent, by type (`node::MESSAGE_TYPES` order).
-    pub sent_by_type: [u64; crate::node::MESSAGE_KINDS],
+    pub sent_by_type: [u64; zgossip::node::MESSAGE_KINDS],
     /// Messages a full queue refused, to be sent again (sockets only: the
     /// in-memory mesh has no queue limit).
     pub refused_sends: u64,
@@ -268,7 +268,7 @@ pub enum SwarmError {
     },
     /// A node could not start, bind or connect.
     #[error("{0}")]
-    Node(#[from] crate::Error),
+    Node(#[from] zgossip::Error),
 }
 
 /// Bytes a swarm needs, roughly: every node holds every tuple (two symbols
@@ -487,7 +487,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let mut incomplete = Vec::new();
     let mut incomplete_count = 0;
     let (mut duplicates, mut refused_sends, mut resyncs) = (0, 0, 0);
-    let mut sent_by_type = [0; crate::node::MESSAGE_KINDS];
+    let mut sent_by_type = [0; zgossip::node::MESSAGE_KINDS];
     for i in 0..n {
         if let Some(node) = mesh.node(i) {
             let stats = node.stats();
@@ -640,7 +640,7 @@ mod sockets {
         process_status, tuple, Plan, Sample, SwarmConfig, SwarmError, SwarmReport, Topology,
         Transport,
     };
-    use crate::{Node, Reactor};
+    use zgossip::{Node, Reactor};
 
     /// The descriptor limit of this process (RLIMIT_NOFILE), from /proc.
     fn descriptor_limit() -> Option<u64> {
@@ -683,7 +683,7 @@ mod sockets {
             return Err(SwarmError::SimulatedOverSockets);
         }
         let setup_start = Instant::now();
-        let reactor = Reactor::start().map_err(|_| crate::Error::Stopped)?;
+        let reactor = Reactor::start().map_err(|_| zgossip::Error::Stopped)?;
         let plan = Plan::new(config);
         let run_id = std::process::id();
         let mut nodes: Vec<Option<Node>> = Vec::with_capacity(n);
@@ -795,7 +795,7 @@ mod sockets {
             curve,
             messages: 0,
             duplicates: 0,
-            sent_by_type: [0; crate::node::MESSAGE_KINDS],
+            sent_by_type: [0; zgossip::node::MESSAGE_KINDS],
             refused_sends: 0,
             resyncs: 0,
             churned: churned.len(),

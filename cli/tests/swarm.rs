@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use zgossip::swarm::{self, SwarmConfig, Topology};
+use zgossip_cli::swarm::{self, SwarmConfig, Topology};
 
 fn config(nodes: usize, tuples: usize, topology: Topology, churn: f64) -> SwarmConfig {
     SwarmConfig {

@@ -9,7 +9,7 @@
 //! event (a line, a counter), except where the scenario itself is a span
 //! of time (a process stopped past the session timeout).
 
-mod support;
+use zgossip_testkit as support;
 
 use std::collections::HashMap;
 use std::io::Read;
