@@ -16,8 +16,8 @@ use crate::msg::{Alive, Announce, Graft, Ihave, Prune, ZgossipMsg};
 use crate::plumtree::{self, Link, FLUSH_EVERY};
 use crate::remote::{Pace, Received, Remote};
 use crate::server::{
-    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Behind, Change, Forwarded,
-    Gossip, GraftRequest, Heartbeat, Lifecycle, Refusal, DEFAULT_LEASE,
+    announce_of, can_send, is_replay, new_origin, offer_of, replayed, Behind, Change, Effect,
+    Forwarded, Gossip, GraftRequest, Heartbeat, Lifecycle, Refusal, DEFAULT_LEASE,
 };
 use crate::text::Escaped;
 use crate::tuples::{Accepted, Interner, Tuple, Tuples};
@@ -401,6 +401,15 @@ pub struct NodeCore {
     next_renewal: Option<Instant>,
     /// Plumtree: when ids queued for lazy links next go out.
     next_flush: Option<Instant>,
+    /// Plumtree: a session queued ids for IHAVE ([`Effect::LazyPending`]).
+    lazy_pending: bool,
+    /// Sessions holding tuples in their batch, with since when
+    /// ([`Effect::Batching`]), for [`NodeCore::flush_batches`].
+    batching: Vec<(zproto_runtime::engine::SessionKey, Instant)>,
+    /// Effects of a message from a peer that make the node act in turn
+    /// (accepted tuples, heartbeats), taken from the sessions and not yet
+    /// handled: empty but inside [`NodeCore::after_sessions`].
+    to_handle: std::collections::VecDeque<Effect>,
 }
 
 impl NodeCore {
@@ -440,6 +449,9 @@ impl NodeCore {
             warn_refused: Throttle::default(),
             next_renewal: None,
             next_flush: None,
+            lazy_pending: false,
+            batching: Vec::new(),
+            to_handle: std::collections::VecDeque::new(),
         };
         node.gossip
             .missing
@@ -903,7 +915,7 @@ impl NodeCore {
             Forwarded::of(&change),
             now,
         );
-        self.flush_sessions();
+        self.flush_sessions(now);
         let except = from_remote.filter(|_| !change.echo);
         self.flood(&change.tuple, change.position, except, change.replay, now);
         self.after_change(change, now);
@@ -921,7 +933,7 @@ impl NodeCore {
 
     /// Plumtree: ids wait for a lazy link; send them within [`FLUSH_EVERY`].
     fn schedule_flush(&mut self, now: Instant) {
-        let queued = self.gossip.lazy_pending || self.remotes.iter().any(Remote::has_queued_ids);
+        let queued = self.lazy_pending || self.remotes.iter().any(Remote::has_queued_ids);
         if queued && self.next_flush.is_none() {
             self.next_flush = Some(now + FLUSH_EVERY);
         }
@@ -971,32 +983,49 @@ impl NodeCore {
         }
     }
 
-    /// After server sessions ran: send their messages, and deliver and pass
-    /// on to remotes what they accepted.
+    /// After server sessions handled a peer's message: send their
+    /// messages, and act on their effects in the order they came: deliver
+    /// and pass on to remotes what they accepted, pass on the heartbeats
+    /// they heard.
     fn after_sessions(&mut self, now: Instant) {
-        self.flush_sessions();
-        self.stats.duplicates += std::mem::take(&mut self.gossip.duplicates);
-        for change in std::mem::take(&mut self.gossip.accepted) {
-            if change.echo {
-                self.stats.contests += 1;
+        self.flush_sessions(now);
+        let mut heartbeat_sent = false;
+        while let Some(effect) = self.to_handle.pop_front() {
+            match effect {
+                Effect::Accepted(change) => {
+                    if change.echo {
+                        self.stats.contests += 1;
+                    }
+                    self.flood(&change.tuple, change.position, None, change.replay, now);
+                    self.after_change(change, now);
+                }
+                // Heartbeats from sessions went to the other sessions
+                // already, but for those of a batch.
+                Effect::Heard { alive, to_sessions } => {
+                    self.pass_on_alive(alive, None, to_sessions, now);
+                }
+                Effect::HeartbeatWanted => {
+                    self.stats.forged_heartbeats += 1;
+                    // One answer for every forgery in the message.
+                    if !std::mem::replace(&mut heartbeat_sent, true) {
+                        self.send_heartbeat(now);
+                    }
+                }
+                effect => self.take_effect(effect, now),
             }
-            self.flood(&change.tuple, change.position, None, change.replay, now);
-            self.after_change(change, now);
-        }
-        for refusal in std::mem::take(&mut self.gossip.refused) {
-            self.refused_tuple(refusal, now);
-        }
-        // Heartbeats from sessions went to the other sessions already.
-        for (alive, to_sessions) in std::mem::take(&mut self.gossip.alive_heard) {
-            self.pass_on_alive(alive, None, to_sessions, now);
-        }
-        if std::mem::take(&mut self.gossip.heartbeat_wanted) {
-            self.stats.forged_heartbeats += 1;
-            self.send_heartbeat(now);
         }
     }
 
-    fn flush_sessions(&mut self) {
+    /// Send what the sessions' runs left to send, and take their effects:
+    /// those that make the node act in turn wait for
+    /// [`NodeCore::after_sessions`]; the rest are noted here.
+    fn flush_sessions(&mut self, now: Instant) {
+        let mut effects = std::mem::take(self.sessions.effects());
+        for effect in effects.drain(..) {
+            self.take_effect(effect, now);
+        }
+        // Give the buffer back: runs allocate nothing once it has grown.
+        *self.sessions.effects() = effects;
         let (outputs, stats, name) = (&mut self.outputs, &mut self.stats, &self.name);
         self.sessions.drain_outgoing(|routing_id, message| {
             match message.encode_packet_routed(routing_id) {
@@ -1205,7 +1234,7 @@ impl NodeCore {
         if to_sessions {
             self.sessions
                 .broadcast_with(&mut self.gossip, Event::ForwardAlive, None, alive, now);
-            self.flush_sessions();
+            self.flush_sessions(now);
         }
     }
 
@@ -1311,12 +1340,12 @@ impl NodeCore {
             }
             // Each round, every lazy session sends one IHAVE.
             for _ in 0..1024 {
-                if !std::mem::take(&mut self.gossip.lazy_pending) {
+                if !std::mem::take(&mut self.lazy_pending) {
                     break;
                 }
                 self.sessions
                     .broadcast(&mut self.gossip, Event::FlushLazy, now);
-                self.flush_sessions();
+                self.flush_sessions(now);
             }
         }
         let due = self.gossip.missing.due(&self.gossip.tuples, now);
@@ -1342,7 +1371,7 @@ impl NodeCore {
                             GraftRequest(batch),
                             now,
                         );
-                        self.flush_sessions();
+                        self.flush_sessions(now);
                     }
                 }
             }
@@ -1413,14 +1442,33 @@ impl NodeCore {
                 self.push_to_remote(index, vec![batch]);
             }
         }
-        if self.gossip.batching.is_empty() {
+        let mut batching = std::mem::take(&mut self.batching);
+        let Some(&(_, last)) = batching.last() else {
             return;
-        }
-        for (key, now) in std::mem::take(&mut self.gossip.batching) {
+        };
+        for (key, since) in batching.drain(..) {
             self.sessions
-                .send_event_to(&mut self.gossip, key, Event::FlushBatch, now);
+                .send_event_to(&mut self.gossip, key, Event::FlushBatch, since);
         }
-        self.flush_sessions();
+        // Give the buffer back (the flush queues no new batch).
+        if self.batching.is_empty() {
+            self.batching = batching;
+        }
+        self.flush_sessions(last);
+    }
+
+    /// Note an effect; those that make the node act wait for
+    /// [`NodeCore::after_sessions`].
+    fn take_effect(&mut self, effect: Effect, now: Instant) {
+        match effect {
+            Effect::Duplicate => self.stats.duplicates += 1,
+            Effect::Refused(refusal) => self.refused_tuple(refusal, now),
+            Effect::LazyPending => self.lazy_pending = true,
+            Effect::Batching { session, since } => self.batching.push((session, since)),
+            Effect::Accepted(_) | Effect::Heard { .. } | Effect::HeartbeatWanted => {
+                self.to_handle.push_back(effect);
+            }
+        }
     }
 
     /// After [`NodeCore::drain_outputs`]: give back what a burst made the

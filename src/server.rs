@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zproto_runtime::engine::Io;
+use zproto_runtime::engine::SessionKey;
 
 use crate::batch::{Batch, BATCHES};
 use crate::clock::WallClock;
 use crate::early::Early;
-use crate::engine::{Actions, Event};
+use crate::engine::{Actions, Event, Io};
 use crate::limits::Limits;
 use crate::msg::{Alive, Announce, Announces, Graft, Ihave, Pong, Prune, ZgossipMsg};
 use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
@@ -140,7 +140,7 @@ pub fn new_origin() -> u64 {
 
 /// A change the node must pass on to its remotes and tell the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Change {
+pub struct Change {
     /// Where the tuple is in the table.
     pub position: usize,
     /// What happened.
@@ -154,6 +154,42 @@ pub(crate) struct Change {
     /// since a node that gets it twice must not take the link for a loop
     /// (Plumtree's PRUNE).
     pub replay: bool,
+}
+
+/// What the session actions hand the node ([`zproto_runtime::engine::Io::emit`]),
+/// which takes them once the call into the session table returns, in the
+/// order the actions emitted them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A tuple from a session changed the table: deliver it to the
+    /// application and pass it on to the remotes.
+    Accepted(Change),
+    /// A tuple from a session was not stored: count it, and log it (rate
+    /// limited).
+    Refused(Refusal),
+    /// A tuple from a session was known already (or outranked): count it.
+    Duplicate,
+    /// A heartbeat newer than the last of its node: pass it on to the
+    /// remotes, and to the sessions too when `to_sessions` (the session
+    /// that heard it did not: those of an ALIVES batch).
+    Heard {
+        /// The heartbeat.
+        alive: Alive,
+        /// Whether the sessions still need it.
+        to_sessions: bool,
+    },
+    /// A heartbeat in our name above our last one came (forged): ours
+    /// must go at once, above it.
+    HeartbeatWanted,
+    /// Plumtree: a session queued ids for IHAVE, to flush.
+    LazyPending,
+    /// A session holds tuples in its batch since `since`, to flush.
+    Batching {
+        /// The session.
+        session: SessionKey,
+        /// When it forwarded the first of them.
+        since: Instant,
+    },
 }
 
 /// Server-wide state: the node's tuples and what the last run learned.
@@ -172,14 +208,6 @@ pub struct Gossip {
     /// Endpoints this node removed (UNPUBLISH), with the version of its
     /// tombstone, while the table keeps that tombstone.
     pub(crate) unpublished: BTreeMap<String, u64>,
-    /// Changes from sessions, for the node to deliver to the application
-    /// and pass on to its remotes.
-    pub(crate) accepted: Vec<Change>,
-    /// Tuples refused from sessions, for the node to count.
-    pub(crate) refused: Vec<Refusal>,
-    /// Tuples from sessions already known (or outranked), for the node to
-    /// count.
-    pub(crate) duplicates: u64,
     /// Plumtree: tuples heard of and not received.
     pub(crate) missing: Missing,
     /// Writes a little too far ahead of our clock, held until it catches
@@ -191,22 +219,10 @@ pub struct Gossip {
     /// that keeps sending forged tombstones makes a node remove the tuple
     /// once per lease, not once per tombstone. At most [`MAX_GUARDED`].
     pub(crate) guarded: BTreeMap<String, Instant>,
-    /// Plumtree: a session queued ids for IHAVE; the node flushes them.
-    pub(crate) lazy_pending: bool,
-    /// Heartbeats from sessions, newer than the last of their node, for
-    /// the node to pass on to its remotes, and to its sessions too where
-    /// the session has not (those from an ALIVES batch).
-    pub(crate) alive_heard: Vec<(Alive, bool)>,
-    /// A heartbeat in our name above our last one came (forged): ours must
-    /// go at once, above it.
-    pub(crate) heartbeat_wanted: bool,
     /// The revision of our last heartbeat.
     pub(crate) heartbeat: u64,
     /// `server/batches 0`: agree no batches with peers.
     pub(crate) batches_off: bool,
-    /// Sessions with tuples waiting in their batch, for the node to flush,
-    /// with when the tuple was forwarded.
-    pub(crate) batching: Vec<(zproto_runtime::engine::SessionKey, Instant)>,
     /// Sessions that take versioned tuples but not heartbeats: while there
     /// are any, our tuples are renewed one by one as well.
     pub(crate) renewing_sessions: usize,
@@ -536,7 +552,6 @@ impl Gossip {
     /// answer a forged one): our own tuples live on here too. `None`
     /// without a lease (our tuples live forever).
     pub(crate) fn next_heartbeat(&mut self, now: Instant) -> Option<Alive> {
-        self.heartbeat_wanted = false;
         let lease = self.lifecycle.lease?;
         let clock = self.lifecycle.clock.next_version(self.heartbeat, now);
         self.heartbeat = clock;
@@ -902,6 +917,7 @@ impl Gossip {
         session: &mut Session,
         a: &Announce,
         now: Instant,
+        io: &mut Io,
     ) -> (Option<Change>, Option<ZgossipMsg>) {
         let offer = offer_of(a, self.lifecycle.foreign_lease);
         let pushed = !is_replay(a);
@@ -911,7 +927,7 @@ impl Gossip {
                 (Some(change), None)
             }
             Ok(None) => {
-                self.duplicates += 1;
+                io.emit(Effect::Duplicate);
                 // Plumtree: the same write pushed to us twice, so this link
                 // is off the tree (a stale version is no duplicate).
                 let pushed_twice = pushed
@@ -931,13 +947,13 @@ impl Gossip {
                 }
             }
             Err(refusal) => {
-                self.refused.push(refusal);
+                io.emit(Effect::Refused(refusal));
                 (None, None)
             }
         }
     }
 
-    fn next_replayed(&self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn next_replayed(&self, session: &mut Session, io: &mut Io) {
         if session.in_slice >= self.limits.slice.max(1) {
             session.in_slice = 0;
             io.set_next_event(Event::Pause);
@@ -993,10 +1009,10 @@ impl Gossip {
 
     /// A change from a session: forward it to the other sessions (all of
     /// them for an answer to a competing write), and keep it for the node.
-    fn forward_change(&mut self, change: Change, io: &mut Io<Event, ZgossipMsg>) {
+    fn forward_change(&mut self, change: Change, io: &mut Io) {
         let forwarded = Forwarded::of(&change);
         let echo = change.echo;
-        self.accepted.push(change);
+        io.emit(Effect::Accepted(change));
         if echo {
             io.broadcast_with(Event::Forward, forwarded);
         } else {
@@ -1050,7 +1066,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn send_liveness(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn send_liveness(&mut self, session: &mut Session, io: &mut Io) {
         let (true, Some(now)) = (session.liveness, io.now()) else {
             return;
         };
@@ -1061,7 +1077,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_liveness_batch(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn note_liveness_batch(&mut self, session: &mut Session, io: &mut Io) {
         let (Some(ZgossipMsg::Alives(batch)), Some(now), Some(key), true, true) = (
             io.message(),
             io.now(),
@@ -1072,7 +1088,7 @@ impl Actions for Gossip {
             return;
         };
         let Some(alives) = crate::batch::unpack_alives(&batch.records) else {
-            self.refused.push(Refusal::Implausible);
+            io.emit(Effect::Refused(Refusal::Implausible));
             return;
         };
         for alive in alives {
@@ -1080,34 +1096,37 @@ impl Actions for Gossip {
                 // Passed on by the node once the sessions are done, to
                 // every session and remote (one message each, as any
                 // heartbeat heard).
-                Heartbeat::PassOn => self.alive_heard.push((alive, true)),
-                Heartbeat::Forged => self.heartbeat_wanted = true,
+                Heartbeat::PassOn => io.emit(Effect::Heard {
+                    alive,
+                    to_sessions: true,
+                }),
+                Heartbeat::Forged => io.emit(Effect::HeartbeatWanted),
                 Heartbeat::Older(newer) => io.send(newer.into()),
-                Heartbeat::Implausible => self.refused.push(Refusal::Implausible),
+                Heartbeat::Implausible => io.emit(Effect::Refused(Refusal::Implausible)),
                 Heartbeat::Drop => {}
             }
         }
     }
 
-    fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_first_tuple(&mut self, session: &mut Session, io: &mut Io) {
         session.cursor = 0;
         session.in_slice = 0;
         session.replaying = true;
         self.next_replayed(session, io);
     }
 
-    fn start_over_unless_plain(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn start_over_unless_plain(&mut self, session: &mut Session, io: &mut Io) {
         if !(session.versioned || session.plumtree) {
             io.set_exception(Event::PlainHello);
         }
     }
 
-    fn get_next_tuple(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_next_tuple(&mut self, session: &mut Session, io: &mut Io) {
         session.resume_at = None;
         self.next_replayed(session, io);
     }
 
-    fn wait_to_resume(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn wait_to_resume(&mut self, session: &mut Session, io: &mut Io) {
         // Any event cancels a wakeup, and each event here sets it again: a
         // deadline, not a delay, so that busy traffic cannot postpone it.
         let delay = match (session.resume_at, io.now()) {
@@ -1117,7 +1136,7 @@ impl Actions for Gossip {
         io.set_wakeup(delay, Event::Resume);
     }
 
-    fn fall_behind(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn fall_behind(&mut self, session: &mut Session, io: &mut Io) {
         if let Some(&Behind { position, wait }) = io.arg::<Behind>() {
             // During a replay, from whichever comes first; after one, from
             // the first tuple missed (those before it were sent).
@@ -1144,7 +1163,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn agree_extensions(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn agree_extensions(&mut self, session: &mut Session, io: &mut Io) {
         if let Some(ZgossipMsg::Ping(ping)) = io.message() {
             if let Some(offered) = ping.extensions {
                 let ours = if self.batches_off {
@@ -1180,14 +1199,14 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuple_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn store_tuple_if_new(&mut self, session: &mut Session, io: &mut Io) {
         let Some(now) = io.now() else {
             return;
         };
-        let Some(ZgossipMsg::Announce(a)) = io.message() else {
+        let Some(ZgossipMsg::Announce(a)) = io.take_message() else {
             return;
         };
-        let (change, reply) = self.store_announce(session, a, now);
+        let (change, reply) = self.store_announce(session, &a, now, io);
         if let Some(change) = change {
             self.forward_change(change, io);
         }
@@ -1196,7 +1215,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuples_if_new(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn store_tuples_if_new(&mut self, session: &mut Session, io: &mut Io) {
         let Some(now) = io.now() else {
             return;
         };
@@ -1207,12 +1226,12 @@ impl Actions for Gossip {
             Some(announces) if session.batches => announces,
             // Not agreed, or not well formed: nothing of it is taken.
             _ => {
-                self.refused.push(Refusal::Implausible);
+                io.emit(Effect::Refused(Refusal::Implausible));
                 return;
             }
         };
         for a in &announces {
-            let (change, reply) = self.store_announce(session, a, now);
+            let (change, reply) = self.store_announce(session, a, now, io);
             if let Some(change) = change {
                 // Each tuple's `forward` carries it: one run forwards many.
                 self.forward_change(change, io);
@@ -1223,11 +1242,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuple_if_new_endpoint(
-        &mut self,
-        session: &mut Session,
-        io: &mut Io<Event, ZgossipMsg>,
-    ) {
+    fn store_tuple_if_new_endpoint(&mut self, session: &mut Session, io: &mut Io) {
         let Some(ZgossipMsg::Announce(a)) = io.message() else {
             return;
         };
@@ -1241,18 +1256,14 @@ impl Actions for Gossip {
         }
         if self.tuples.position(&a.endpoint).is_some() {
             if self.tuples.service(&a.endpoint).as_deref() != Some(a.service.as_str()) {
-                self.refused.push(Refusal::BeforeHello);
+                io.emit(Effect::Refused(Refusal::BeforeHello));
             }
             return;
         }
         self.store_tuple_if_new(session, io);
     }
 
-    fn get_tuple_to_forward_unless_replay_sends_it(
-        &mut self,
-        session: &mut Session,
-        io: &mut Io<Event, ZgossipMsg>,
-    ) {
+    fn get_tuple_to_forward_unless_replay_sends_it(&mut self, session: &mut Session, io: &mut Io) {
         if !matches!(io.arg::<Forwarded>(), Some(f) if f.position < session.cursor) {
             io.set_exception(Event::NothingToForward);
             return;
@@ -1260,7 +1271,7 @@ impl Actions for Gossip {
         self.get_tuple_to_forward(session, io);
     }
 
-    fn get_tuple_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_tuple_to_forward(&mut self, session: &mut Session, io: &mut Io) {
         // The tuple's fields are shared: cloning it costs two reference
         // counts, and frees `io` for the sends below.
         let Some(Forwarded { tuple, replay, .. }) = io.arg::<Forwarded>().cloned() else {
@@ -1270,7 +1281,7 @@ impl Actions for Gossip {
         if session.lazy && tuple.stamp.is_some() {
             // A lazy link: the id only, in the next IHAVE.
             session.queue.push(&tuple);
-            self.lazy_pending = true;
+            io.emit(Effect::LazyPending);
             io.set_exception(Event::NothingToForward);
         } else if session.batches && can_send(&tuple, true) {
             let budget = self.limits.batch_budget();
@@ -1279,7 +1290,10 @@ impl Actions for Gossip {
             }
             if let (false, Some(key), Some(now)) = (session.flush_due, io.session(), io.now()) {
                 session.flush_due = true;
-                self.batching.push((key, now));
+                io.emit(Effect::Batching {
+                    session: key,
+                    since: now,
+                });
             }
             io.set_exception(Event::NothingToForward);
         } else if can_send(&tuple, session.versioned) {
@@ -1291,7 +1305,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_tuples_the_peer_has(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn note_tuples_the_peer_has(&mut self, session: &mut Session, io: &mut Io) {
         let (Some(ZgossipMsg::Ihave(ihave)), Some(key), true) =
             (io.message(), io.session(), session.plumtree)
         else {
@@ -1306,11 +1320,11 @@ impl Actions for Gossip {
                 self.missing
                     .heard(ids, Link::Session(key), &self.tuples, now);
             }
-            None => self.refused.push(Refusal::Implausible),
+            None => io.emit(Effect::Refused(Refusal::Implausible)),
         }
     }
 
-    fn send_tuples_asked_for(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn send_tuples_asked_for(&mut self, session: &mut Session, io: &mut Io) {
         let Some(ZgossipMsg::Graft(graft)) = io.message() else {
             return;
         };
@@ -1333,18 +1347,18 @@ impl Actions for Gossip {
         }
     }
 
-    fn make_the_link_lazy(&mut self, session: &mut Session, _io: &mut Io<Event, ZgossipMsg>) {
+    fn make_the_link_lazy(&mut self, session: &mut Session, _io: &mut Io) {
         if session.plumtree {
             session.lazy = true;
         }
     }
 
-    fn get_lazy_batch(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_lazy_batch(&mut self, session: &mut Session, io: &mut Io) {
         let max = usize::try_from(self.limits.max_message()).unwrap_or(usize::MAX);
         match session.queue.take(max) {
             Some(tuples) => {
                 if !session.queue.is_empty() {
-                    self.lazy_pending = true;
+                    io.emit(Effect::LazyPending);
                 }
                 io.set_message(Ihave { tuples }.into());
             }
@@ -1352,7 +1366,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_liveness(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn note_liveness(&mut self, session: &mut Session, io: &mut Io) {
         let (Some(ZgossipMsg::Alive(alive)), Some(now), Some(key), true) =
             (io.message(), io.now(), io.session(), session.liveness)
         else {
@@ -1361,31 +1375,34 @@ impl Actions for Gossip {
         match self.heard_alive(alive, Link::Session(key), now) {
             Heartbeat::PassOn => {
                 let alive = alive.clone();
-                self.alive_heard.push((alive.clone(), false));
+                io.emit(Effect::Heard {
+                    alive: alive.clone(),
+                    to_sessions: false,
+                });
                 io.broadcast_to_others_with(Event::ForwardAlive, alive);
             }
-            Heartbeat::Forged => self.heartbeat_wanted = true,
+            Heartbeat::Forged => io.emit(Effect::HeartbeatWanted),
             Heartbeat::Older(newer) => io.send(newer.into()),
-            Heartbeat::Implausible => self.refused.push(Refusal::Implausible),
+            Heartbeat::Implausible => io.emit(Effect::Refused(Refusal::Implausible)),
             Heartbeat::Drop => {}
         }
     }
 
-    fn send_pending_batch(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn send_pending_batch(&mut self, session: &mut Session, io: &mut Io) {
         session.flush_due = false;
         if let Some(batch) = session.pending.take() {
             io.send(batch.into());
         }
     }
 
-    fn get_heartbeat_to_forward(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_heartbeat_to_forward(&mut self, session: &mut Session, io: &mut Io) {
         match io.arg::<Alive>().cloned() {
             Some(alive) if session.liveness => io.set_message(alive.into()),
             _ => io.set_exception(Event::NothingToForward),
         }
     }
 
-    fn get_graft(&mut self, session: &mut Session, io: &mut Io<Event, ZgossipMsg>) {
+    fn get_graft(&mut self, session: &mut Session, io: &mut Io) {
         match io.arg::<GraftRequest>().cloned() {
             Some(GraftRequest(endpoints)) if session.plumtree => {
                 // Asking puts the link back on the tree, both ways.

@@ -34,6 +34,8 @@ pub struct Config {
     dot: bool,
     cargo_directives: Option<bool>,
     codec_paths: Vec<(String, String)>,
+    /// (server class, effect type path).
+    server_effects: Vec<(String, String)>,
     /// (path, attribute text) for types, messages and fields.
     type_attributes: Vec<(String, String)>,
     message_attributes: Vec<(String, String)>,
@@ -74,6 +76,7 @@ impl Config {
             dot: false,
             cargo_directives: None,
             codec_paths: Vec::new(),
+            server_effects: Vec::new(),
             type_attributes: Vec::new(),
             message_attributes: Vec::new(),
             field_attributes: Vec::new(),
@@ -143,6 +146,23 @@ impl Config {
         path: impl Into<String>,
     ) -> &mut Self {
         self.codec_paths.push((protocol_class.into(), path.into()));
+        self
+    }
+
+    /// Let the actions of server `server_class` hand its driver values of
+    /// type `effect` (a path, e.g. `crate::server::Effect`) besides
+    /// messages and events: its `Io` gets `emit(effect)`, and the driver
+    /// takes them from `Sessions::effects` after each call. An action's
+    /// result then travels as data, never through a field of the actions'
+    /// struct that the driver reads and clears. Without it a server has
+    /// none, and its actions take `Io<Event, Message>`.
+    pub fn server_effects(
+        &mut self,
+        server_class: impl Into<String>,
+        effect: impl Into<String>,
+    ) -> &mut Self {
+        self.server_effects
+            .push((server_class.into(), effect.into()));
         self
     }
 
@@ -221,7 +241,20 @@ impl Config {
         codec: &CodecModel,
     ) -> Result<String, Error> {
         let codec_path = self.codec_tokens(&model.protocol_class)?;
-        emit::server::emit(model, codec, &codec_path, &self.emit_options()?)
+        let effect = self
+            .server_effects
+            .iter()
+            .rev()
+            .find(|(class, _)| *class == model.class)
+            .map(|(_, path)| parse_path(path))
+            .transpose()?;
+        emit::server::emit(
+            model,
+            codec,
+            &codec_path,
+            effect.as_ref(),
+            &self.emit_options()?,
+        )
     }
 
     /// Generate the Rust client (machine and API) of one client model.

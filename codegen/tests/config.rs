@@ -147,10 +147,7 @@ fn skeleton_is_written_once_and_never_overwritten() {
     assert!(run.status.success(), "{run:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("fn check_data(&mut self"), "{text}");
-    assert!(
-        text.contains("use crate::engine::{Actions, Event};"),
-        "{text}"
-    );
+    assert!(text.contains("use crate::engine::{Actions, Io};"), "{text}");
 
     std::fs::write(&out, "// my handlers\n").unwrap();
     let run = zproto(&["skeleton", model, "--out", o]);
@@ -199,7 +196,7 @@ fn skeletons_name_the_class_and_say_what_each_action_may_use() {
         "{text}"
     );
     assert!(
-        text.contains("use crate::rules_server_engine::{Actions, Event};"),
+        text.contains("use crate::rules_server_engine::{Actions, Io};"),
         "{text}"
     );
 }

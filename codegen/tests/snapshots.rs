@@ -41,7 +41,10 @@ const CASES: &[Case] = &[
         name: "zgossip",
         models: &["protocol/zgossip_msg.xml", "protocol/zgossip.xml"],
         configure: |config| {
-            config.codec_path("zgossip_msg", "crate::msg");
+            // As zgossip's build script configures it.
+            config
+                .codec_path("zgossip_msg", "crate::msg")
+                .server_effects("zgossip", "crate::server::Effect");
         },
     },
 ];

@@ -78,8 +78,9 @@ pub type EventArg = Arc<dyn Any + Send + Sync>;
 /// zproto's engine (`set_next_event`, `set_exception`, `set_wakeup_event`,
 /// `broadcast_event`, and the shared message).
 ///
-/// `X` is what a kind of machine adds: nothing for servers, the
-/// [`crate::client::Context`] (arguments, replies, timers) for clients.
+/// `X` is what a kind of machine adds: for servers, nothing or the effects
+/// their actions hand the driver ([`Io::emit`]); for clients, the
+/// [`crate::client::Context`] (arguments, replies, timers).
 #[derive(Debug)]
 pub struct Io<E, M, X = ()> {
     message: Option<M>,
@@ -124,6 +125,16 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X: Default> Io<E, M, X> {
             message,
             ..Self::default()
         }
+    }
+}
+
+impl<E, M, T> Io<E, M, Vec<T>> {
+    /// Hand `effect` to the driver, after the messages and events of this
+    /// run: what a server's actions tell the application besides the
+    /// protocol (a tuple accepted, a refusal to count). The driver takes it
+    /// from `Sessions::effects` once the call that ran this action returns.
+    pub fn emit(&mut self, effect: T) {
+        self.ext.push(effect);
     }
 }
 

@@ -43,7 +43,7 @@ use crate::reactor::{
     self, Outgoing, Reactor, Refused, RefusedReason, Security, Service, SocketError, SocketOptions,
     Sockets,
 };
-use crate::server::{Sessions, StateMachine};
+use crate::server::{Effects, Sessions, StateMachine};
 use crate::throttle::Throttle;
 use crate::zpl::Zpl;
 
@@ -397,6 +397,7 @@ where
     M::State: Send + 'static,
     M::Event: Send + 'static,
     M::Message: Send + 'static,
+    M::Effects: Send + 'static,
 {
     type Command = HostCommand<M>;
 
@@ -483,6 +484,9 @@ where
 
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
         let now = Instant::now();
+        // The host has no application to hand effects to: a model built
+        // with effects runs here with them dropped after every round.
+        self.sessions.effects().clear();
         let mut out = Out {
             limit: self.backlog_limit,
             limit_bytes: self.backlog_bytes,

@@ -10,6 +10,27 @@ use std::time::{Duration, Instant};
 use crate::codec::Codec;
 use crate::engine::{EventArg, Io, Outcome, SessionKey};
 
+/// What a server's actions hand their driver besides messages and events:
+/// the `X` of their [`Io`]. `()` for a model without effects (the
+/// default); a `Vec` of the application's effects for one built with
+/// `zproto_codegen::Config::server_effects`, which actions add to with
+/// [`Io::emit`] and the driver takes from [`Sessions::effects`] after each
+/// call. The server host has no use for them, and drops them.
+pub trait Effects: Default {
+    /// Forget every effect.
+    fn clear(&mut self);
+}
+
+impl Effects for () {
+    fn clear(&mut self) {}
+}
+
+impl<T> Effects for Vec<T> {
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
 /// What the session table needs from a generated state machine. Generated
 /// engines implement it for `Machine<A>`, with `A` the application's actions.
 pub trait StateMachine {
@@ -23,6 +44,8 @@ pub trait StateMachine {
     type Event: Copy + PartialEq + fmt::Debug;
     /// The protocol's messages.
     type Message: Codec + Clone + fmt::Debug;
+    /// What actions hand the driver besides messages and events.
+    type Effects: Effects;
     /// The built-in `expired` event, if the model handles it.
     const EXPIRED: Option<Self::Event>;
     /// The `malformed` event, if the model has one: raised on a session
@@ -46,7 +69,7 @@ pub trait StateMachine {
         session: &mut Self::Session,
         state: &mut Self::State,
         event: Self::Event,
-        io: &mut Io<Self::Event, Self::Message>,
+        io: &mut Io<Self::Event, Self::Message, Self::Effects>,
     ) -> Outcome;
 }
 
@@ -92,7 +115,7 @@ pub struct Sessions<M: StateMachine> {
     /// Sessions each slot has held, for [`SessionKey`]s.
     generations: Vec<u32>,
     /// The scratchpad of every run, reused so that runs allocate nothing.
-    io: Io<M::Event, M::Message>,
+    io: Io<M::Event, M::Message, M::Effects>,
 }
 
 impl<M: StateMachine> fmt::Debug for Sessions<M> {
@@ -513,6 +536,13 @@ impl<M: StateMachine> Sessions<M> {
             .flatten()
             .flat_map(|e| e.expires_at.into_iter().chain(e.wakeup.map(|(at, _)| at)))
             .min()
+    }
+
+    /// What the actions of every run since the last call handed the
+    /// driver ([`Io::emit`]), oldest first, to take (`drain(..)`) or
+    /// [`Effects::clear`].
+    pub fn effects(&mut self) -> &mut M::Effects {
+        self.io.ext_mut()
     }
 
     /// Messages to send, each with its routing id, in order; `send` is

@@ -18,17 +18,25 @@ use crate::model::server::*;
 use crate::names;
 
 /// Rust source of the state machine of `model`, whose messages are the
-/// generated codec at `codec_path` (e.g. `super::zgossip_msg`).
+/// generated codec at `codec_path` (e.g. `super::zgossip_msg`), and whose
+/// actions hand their driver values of type `effect` if given.
 pub fn emit(
     model: &ServerModel,
     codec: &CodecModel,
     codec_path: &TokenStream,
+    effect: Option<&TokenStream>,
     options: &EmitOptions,
 ) -> Result<String, Error> {
     let rt = &options.runtime;
     let msg_enum = ident(&names::camel(&codec.class));
     let msg = quote!(#codec_path::#msg_enum);
-    let io_ty = quote!(#rt::engine::Io<Event, #msg>);
+    let (io_ty, effects_ty) = match effect {
+        Some(effect) => (
+            quote!(#rt::engine::Io<Event, #msg, ::std::vec::Vec<#effect>>),
+            quote!(::std::vec::Vec<#effect>),
+        ),
+        None => (quote!(#rt::engine::Io<Event, #msg>), quote!(())),
+    };
 
     let state_enum = state_enum(&model.states, "States of a session.");
     let event_variants = event_variants(&model.events, &[]);
@@ -53,7 +61,7 @@ pub fn emit(
         let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
         quote! {
             #doc
-            fn #method(&mut self, session: &mut Self::Session, io: &mut #io_ty);
+            fn #method(&mut self, session: &mut Self::Session, io: &mut Io);
         }
     });
 
@@ -108,9 +116,17 @@ pub fn emit(
         " No state handles `expired`: sessions never expire."
     };
 
+    let io_doc = if effect.is_some() {
+        " The scratchpad server actions get: the message, events to raise, messages to send, and the effects they hand the driver (`io.emit`)."
+    } else {
+        " The scratchpad server actions get: the message, events to raise, messages to send."
+    };
     let tokens = quote! {
         #[doc = #expiry_doc]
         pub const EXPIRES: bool = #expires;
+
+        #[doc = #io_doc]
+        pub type Io = #io_ty;
 
         #state_enum
 
@@ -177,6 +193,7 @@ pub fn emit(
             type State = State;
             type Event = Event;
             type Message = #msg;
+            type Effects = #effects_ty;
             const EXPIRED: ::std::option::Option<Event> = #expired;
             const MALFORMED: ::std::option::Option<Event> = #malformed;
 
@@ -197,7 +214,7 @@ pub fn emit(
                 session: &mut A::Session,
                 state: &mut State,
                 event: Event,
-                io: &mut #io_ty,
+                io: &mut Io,
             ) -> #rt::engine::Outcome {
                 execute(actions, session, state, event, io)
             }
@@ -212,7 +229,7 @@ pub fn emit(
             #session_param: &mut A::Session,
             state: &mut State,
             event: Event,
-            io: &mut #io_ty,
+            io: &mut Io,
         ) -> #rt::engine::Outcome {
             io.begin(event);
             while let ::std::option::Option::Some(event) = io.take_next_event() {

@@ -3,6 +3,8 @@
 
 /// Some state handles `expired`: sessions expire after the server timeout with no traffic.
 pub const EXPIRES: bool = true;
+/// The scratchpad server actions get: the message, events to raise, messages to send.
+pub type Io = ::zproto_runtime::engine::Io<Event, super::echo_msg::EchoMsg>;
 /// States of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -95,6 +97,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
     type State = State;
     type Event = Event;
     type Message = super::echo_msg::EchoMsg;
+    type Effects = ();
     const EXPIRED: ::std::option::Option<Event> = ::std::option::Option::Some(
         Event::Expired,
     );
@@ -113,7 +116,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
         session: &mut A::Session,
         state: &mut State,
         event: Event,
-        io: &mut ::zproto_runtime::engine::Io<Event, super::echo_msg::EchoMsg>,
+        io: &mut Io,
     ) -> ::zproto_runtime::engine::Outcome {
         execute(actions, session, state, event, io)
     }
@@ -127,7 +130,7 @@ pub fn execute<A: Actions + ?Sized>(
     _session: &mut A::Session,
     state: &mut State,
     event: Event,
-    io: &mut ::zproto_runtime::engine::Io<Event, super::echo_msg::EchoMsg>,
+    io: &mut Io,
 ) -> ::zproto_runtime::engine::Outcome {
     io.begin(event);
     while let ::std::option::Option::Some(event) = io.take_next_event() {

@@ -3,6 +3,12 @@
 
 /// Some state handles `expired`: sessions expire after the server timeout with no traffic.
 pub const EXPIRES: bool = true;
+/// The scratchpad server actions get: the message, events to raise, messages to send, and the effects they hand the driver (`io.emit`).
+pub type Io = ::zproto_runtime::engine::Io<
+    Event,
+    crate::msg::ZgossipMsg,
+    ::std::vec::Vec<crate::server::Effect>,
+>;
 /// States of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -154,171 +160,91 @@ pub trait Actions {
     /// Action `send liveness`.
     ///
     /// Run in `start` on `hello`.
-    fn send_liveness(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn send_liveness(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get first tuple`.
     ///
     /// Run in `start` on `hello`.
-    fn get_first_tuple(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_first_tuple(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `store tuple if new endpoint`.
     ///
     /// Run in `start` on `announce`.
-    fn store_tuple_if_new_endpoint(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn store_tuple_if_new_endpoint(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get next tuple`.
     ///
     /// Run in `have tuple` on `ok`, in `have tuple` on `batch`, in `replaying` on `resume`.
-    fn get_next_tuple(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_next_tuple(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `store tuple if new`.
     ///
     /// Run in `replaying` on `announce`.
-    fn store_tuple_if_new(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn store_tuple_if_new(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `store tuples if new`.
     ///
     /// Run in `replaying` on `announces`.
-    fn store_tuples_if_new(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn store_tuples_if_new(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get tuple to forward unless replay sends it`.
     ///
     /// Run in `replaying` on `forward`.
     fn get_tuple_to_forward_unless_replay_sends_it(
         &mut self,
         session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
+        io: &mut Io,
     );
     /// Action `note liveness`.
     ///
     /// Run in `replaying` on `alive`.
-    fn note_liveness(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn note_liveness(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `note liveness batch`.
     ///
     /// Run in `replaying` on `alives`.
-    fn note_liveness_batch(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn note_liveness_batch(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get heartbeat to forward`.
     ///
     /// Run in `replaying` on `forward_alive`.
-    fn get_heartbeat_to_forward(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_heartbeat_to_forward(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `send pending batch`.
     ///
     /// Run in `replaying` on `flush_batch`.
-    fn send_pending_batch(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn send_pending_batch(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `agree extensions`.
     ///
     /// Run in `start` on `ping`.
-    fn agree_extensions(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn agree_extensions(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `fall behind`.
     ///
     /// Run in `replaying` on `behind`.
-    fn fall_behind(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn fall_behind(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `note tuples the peer has`.
     ///
     /// Run in `replaying` on `ihave`.
-    fn note_tuples_the_peer_has(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn note_tuples_the_peer_has(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `send tuples asked for`.
     ///
     /// Run in `replaying` on `graft`.
-    fn send_tuples_asked_for(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn send_tuples_asked_for(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `make the link lazy`.
     ///
     /// Run in `replaying` on `prune`.
-    fn make_the_link_lazy(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn make_the_link_lazy(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get lazy batch`.
     ///
     /// Run in `replaying` on `flush_lazy`.
-    fn get_lazy_batch(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_lazy_batch(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get graft`.
     ///
     /// Run in `replaying` on `ask_for_missing`.
-    fn get_graft(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_graft(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `wait to resume`.
     ///
     /// Run on entering `replaying`.
-    fn wait_to_resume(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn wait_to_resume(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `start over unless plain`.
     ///
     /// Run in `replaying` on `hello`.
-    fn start_over_unless_plain(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn start_over_unless_plain(&mut self, session: &mut Self::Session, io: &mut Io);
     /// Action `get tuple to forward`.
     ///
     /// Run in `connected` on `forward`.
-    fn get_tuple_to_forward(
-        &mut self,
-        session: &mut Self::Session,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
-    );
+    fn get_tuple_to_forward(&mut self, session: &mut Self::Session, io: &mut Io);
     /// A session ended (terminated, expired, or its peer gone),
     /// zproto's `client_terminate`: release what it holds. Does
     /// nothing unless implemented.
@@ -340,6 +266,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
     type State = State;
     type Event = Event;
     type Message = crate::msg::ZgossipMsg;
+    type Effects = ::std::vec::Vec<crate::server::Effect>;
     const EXPIRED: ::std::option::Option<Event> = ::std::option::Option::Some(
         Event::Expired,
     );
@@ -358,7 +285,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
         session: &mut A::Session,
         state: &mut State,
         event: Event,
-        io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
+        io: &mut Io,
     ) -> ::zproto_runtime::engine::Outcome {
         execute(actions, session, state, event, io)
     }
@@ -418,7 +345,7 @@ pub fn execute<A: Actions + ?Sized>(
     session: &mut A::Session,
     state: &mut State,
     event: Event,
-    io: &mut ::zproto_runtime::engine::Io<Event, crate::msg::ZgossipMsg>,
+    io: &mut Io,
 ) -> ::zproto_runtime::engine::Outcome {
     io.begin(event);
     while let ::std::option::Option::Some(event) = io.take_next_event() {
