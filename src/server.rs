@@ -14,7 +14,9 @@ use crate::clock::WallClock;
 use crate::early::Early;
 use crate::engine::{Actions, Event, Io};
 use crate::limits::Limits;
-use crate::msg::{Alive, Announce, Announces, Graft, Ihave, Pong, Prune, ZgossipMsg};
+use crate::msg::{
+    Alive, Alives, Announce, Announces, Graft, Hello, Ihave, Ping, Pong, Prune, ZgossipMsg,
+};
 use crate::plumtree::{self, LazyQueue, Link, Missing, PLUMTREE};
 use crate::tuples::{Accepted, Liveness, Offer, Stamp, Tuple, Tuples};
 
@@ -1077,14 +1079,10 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_liveness_batch(&mut self, session: &mut Session, io: &mut Io) {
-        let (Some(ZgossipMsg::Alives(batch)), Some(now), Some(key), true, true) = (
-            io.message(),
-            io.now(),
-            io.session(),
-            session.liveness,
-            session.batches,
-        ) else {
+    fn note_liveness_batch(&mut self, session: &mut Session, batch: &mut Alives, io: &mut Io) {
+        let (Some(now), Some(key), true, true) =
+            (io.now(), io.session(), session.liveness, session.batches)
+        else {
             return;
         };
         let Some(alives) = crate::batch::unpack_alives(&batch.records) else {
@@ -1115,7 +1113,7 @@ impl Actions for Gossip {
         self.next_replayed(session, io);
     }
 
-    fn start_over_unless_plain(&mut self, session: &mut Session, io: &mut Io) {
+    fn start_over_unless_plain(&mut self, session: &mut Session, _hello: &mut Hello, io: &mut Io) {
         if !(session.versioned || session.plumtree) {
             io.set_exception(Event::PlainHello);
         }
@@ -1163,50 +1161,44 @@ impl Actions for Gossip {
         }
     }
 
-    fn agree_extensions(&mut self, session: &mut Session, io: &mut Io) {
-        if let Some(ZgossipMsg::Ping(ping)) = io.message() {
-            if let Some(offered) = ping.extensions {
-                let ours = if self.batches_off {
-                    EXTENSIONS & !BATCHES
-                } else {
-                    EXTENSIONS
-                };
-                let mut agreed = offered & ours;
-                if agreed & VERSIONED_TUPLES == 0 {
-                    // Heartbeats keep versioned tuples alive, and batches
-                    // carry them: nothing else.
-                    agreed &= !(LIVENESS | BATCHES);
-                }
-                let renewed_before = session.renews_tuples();
-                session.versioned = agreed & VERSIONED_TUPLES != 0;
-                session.plumtree = agreed & PLUMTREE != 0;
-                session.liveness = agreed & LIVENESS != 0;
-                session.batches = agreed & BATCHES != 0;
-                match (renewed_before, session.renews_tuples()) {
-                    (false, true) => self.renewing_sessions += 1,
-                    (true, false) => {
-                        self.renewing_sessions = self.renewing_sessions.saturating_sub(1)
-                    }
-                    _ => {}
-                }
-                io.set_message(
-                    Pong {
-                        extensions: Some(agreed),
-                    }
-                    .into(),
-                );
-            }
+    fn agree_extensions(&mut self, session: &mut Session, ping: &mut Ping, io: &mut Io) {
+        let Some(offered) = ping.extensions else {
+            return;
+        };
+        let ours = if self.batches_off {
+            EXTENSIONS & !BATCHES
+        } else {
+            EXTENSIONS
+        };
+        let mut agreed = offered & ours;
+        if agreed & VERSIONED_TUPLES == 0 {
+            // Heartbeats keep versioned tuples alive, and batches
+            // carry them: nothing else.
+            agreed &= !(LIVENESS | BATCHES);
         }
+        let renewed_before = session.renews_tuples();
+        session.versioned = agreed & VERSIONED_TUPLES != 0;
+        session.plumtree = agreed & PLUMTREE != 0;
+        session.liveness = agreed & LIVENESS != 0;
+        session.batches = agreed & BATCHES != 0;
+        match (renewed_before, session.renews_tuples()) {
+            (false, true) => self.renewing_sessions += 1,
+            (true, false) => self.renewing_sessions = self.renewing_sessions.saturating_sub(1),
+            _ => {}
+        }
+        io.set_message(
+            Pong {
+                extensions: Some(agreed),
+            }
+            .into(),
+        );
     }
 
-    fn store_tuple_if_new(&mut self, session: &mut Session, io: &mut Io) {
+    fn store_tuple_if_new(&mut self, session: &mut Session, a: &mut Announce, io: &mut Io) {
         let Some(now) = io.now() else {
             return;
         };
-        let Some(ZgossipMsg::Announce(a)) = io.take_message() else {
-            return;
-        };
-        let (change, reply) = self.store_announce(session, &a, now, io);
+        let (change, reply) = self.store_announce(session, a, now, io);
         if let Some(change) = change {
             self.forward_change(change, io);
         }
@@ -1215,11 +1207,8 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuples_if_new(&mut self, session: &mut Session, io: &mut Io) {
+    fn store_tuples_if_new(&mut self, session: &mut Session, batch: &mut Announces, io: &mut Io) {
         let Some(now) = io.now() else {
-            return;
-        };
-        let Some(ZgossipMsg::Announces(batch)) = io.take_message() else {
             return;
         };
         let announces = match crate::batch::unpack(&batch.records) {
@@ -1242,10 +1231,12 @@ impl Actions for Gossip {
         }
     }
 
-    fn store_tuple_if_new_endpoint(&mut self, session: &mut Session, io: &mut Io) {
-        let Some(ZgossipMsg::Announce(a)) = io.message() else {
-            return;
-        };
+    fn store_tuple_if_new_endpoint(
+        &mut self,
+        session: &mut Session,
+        a: &mut Announce,
+        io: &mut Io,
+    ) {
         // A versioned tuple before HELLO comes from a zproto-rs remote,
         // which sends everything again after its HELLO: this one is stale
         // (queued in a DEALER's pipe through an outage), and may be older
@@ -1260,7 +1251,7 @@ impl Actions for Gossip {
             }
             return;
         }
-        self.store_tuple_if_new(session, io);
+        self.store_tuple_if_new(session, a, io);
     }
 
     fn get_tuple_to_forward_unless_replay_sends_it(&mut self, session: &mut Session, io: &mut Io) {
@@ -1305,10 +1296,8 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_tuples_the_peer_has(&mut self, session: &mut Session, io: &mut Io) {
-        let (Some(ZgossipMsg::Ihave(ihave)), Some(key), true) =
-            (io.message(), io.session(), session.plumtree)
-        else {
+    fn note_tuples_the_peer_has(&mut self, session: &mut Session, ihave: &mut Ihave, io: &mut Io) {
+        let (Some(key), true) = (io.session(), session.plumtree) else {
             return;
         };
         let Some(now) = io.now() else {
@@ -1324,10 +1313,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn send_tuples_asked_for(&mut self, session: &mut Session, io: &mut Io) {
-        let Some(ZgossipMsg::Graft(graft)) = io.message() else {
-            return;
-        };
+    fn send_tuples_asked_for(&mut self, session: &mut Session, graft: &mut Graft, io: &mut Io) {
         if !session.plumtree {
             return;
         }
@@ -1347,7 +1333,7 @@ impl Actions for Gossip {
         }
     }
 
-    fn make_the_link_lazy(&mut self, session: &mut Session, _io: &mut Io) {
+    fn make_the_link_lazy(&mut self, session: &mut Session, _prune: &mut Prune, _io: &mut Io) {
         if session.plumtree {
             session.lazy = true;
         }
@@ -1366,10 +1352,8 @@ impl Actions for Gossip {
         }
     }
 
-    fn note_liveness(&mut self, session: &mut Session, io: &mut Io) {
-        let (Some(ZgossipMsg::Alive(alive)), Some(now), Some(key), true) =
-            (io.message(), io.now(), io.session(), session.liveness)
-        else {
+    fn note_liveness(&mut self, session: &mut Session, alive: &mut Alive, io: &mut Io) {
+        let (Some(now), Some(key), true) = (io.now(), io.session(), session.liveness) else {
             return;
         };
         match self.heard_alive(alive, Link::Session(key), now) {

@@ -27,10 +27,15 @@ struct Session {
 impl Actions for Server {
     type Session = Session;
 
-    fn note_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+    fn note_open(&mut self, s: &mut Session, _open: &mut Open, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("note open");
     }
-    fn note_own_close(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+    fn note_own_close(
+        &mut self,
+        s: &mut Session,
+        _close: &mut Close,
+        _io: &mut Io<Event, RulesMsg>,
+    ) {
         s.notes.push("note own close");
     }
     fn enter_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
@@ -39,12 +44,9 @@ impl Actions for Server {
     fn leave_open(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
         s.notes.push("leave open");
     }
-    fn check_data(&mut self, s: &mut Session, io: &mut Io<Event, RulesMsg>) {
+    fn check_data(&mut self, s: &mut Session, data: &mut Data, io: &mut Io<Event, RulesMsg>) {
         s.notes.push("check data");
-        let value = match io.message() {
-            Some(RulesMsg::Data(d)) => d.value.clone(),
-            _ => String::new(),
-        };
+        let value = data.value.clone();
         // Prepare the REPLY that the following `send` sends.
         if !self.leave_message {
             io.set_message(
@@ -82,7 +84,12 @@ impl Actions for Server {
         s.notes.push("raise bad");
         io.set_exception(Event::Bad);
     }
-    fn note_root_close(&mut self, s: &mut Session, _io: &mut Io<Event, RulesMsg>) {
+    fn note_root_close(
+        &mut self,
+        s: &mut Session,
+        _close: &mut Close,
+        _io: &mut Io<Event, RulesMsg>,
+    ) {
         s.notes.push("note root close");
     }
 }
@@ -549,4 +556,50 @@ fn send_carries_the_fields_of_the_same_name_from_the_message_held() {
     );
     // Between messages with no field in common, the rest is default.
     assert_eq!(Reply::with_fields_of(&Open.into()), Reply::default());
+}
+
+#[test]
+fn an_action_that_takes_its_message_typed_gets_it_and_gives_back_what_it_leaves() {
+    // `check data` takes the DATA typed; left alone, it stays the shared
+    // message, whose fields the following `send REPLY` copies.
+    let mut server = Server {
+        data_is_good: true,
+        leave_message: true,
+        ..Server::default()
+    };
+    let (mut session, mut state) = open(&mut server);
+    let r = run(
+        &mut server,
+        &mut session,
+        &mut state,
+        Event::Data,
+        Some(Data { value: "v".into() }.into()),
+    );
+    assert!(session.notes.contains(&"check data"), "{:?}", r.trace);
+    assert_eq!(r.sent, vec![RulesMsg::Reply(Reply { value: "v".into() })]);
+}
+
+#[test]
+fn an_action_that_takes_its_message_typed_does_not_run_without_it() {
+    // A driver raising DATA with no message: `check data` cannot have its
+    // DATA, so it does not run (and says so), and the handler goes on.
+    let mut server = Server {
+        data_is_good: true,
+        ..Server::default()
+    };
+    let (mut session, mut state) = open(&mut server);
+    let r = run(&mut server, &mut session, &mut state, Event::Data, None);
+    assert_eq!(
+        r.trace,
+        [
+            "open: DATA",
+            "    $ check data",
+            "    - check data (not its message)",
+            "    $ send REPLY",
+            "    > open",
+        ]
+    );
+    assert!(session.notes.is_empty(), "{:?}", session.notes);
+    assert_eq!(r.sent, vec![RulesMsg::Reply(Reply::default())]);
+    assert_eq!(r.outcome, Outcome::Waiting);
 }

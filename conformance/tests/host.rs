@@ -30,16 +30,14 @@ struct Server {
 impl Actions for Server {
     type Session = ();
 
-    fn note_open(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}
-    fn note_own_close(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}
-    fn note_root_close(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}
+    fn note_open(&mut self, _: &mut (), _: &mut Open, _: &mut Io<Event, RulesMsg>) {}
+    fn note_own_close(&mut self, _: &mut (), _: &mut Close, _: &mut Io<Event, RulesMsg>) {}
+    fn note_root_close(&mut self, _: &mut (), _: &mut Close, _: &mut Io<Event, RulesMsg>) {}
     fn enter_open(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}
     fn leave_open(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}
-    fn check_data(&mut self, _: &mut (), io: &mut Io<Event, RulesMsg>) {
-        if let Some(RulesMsg::Data(d)) = io.message() {
-            let value = format!("re: {}", d.value);
-            io.set_message(Reply { value }.into());
-        }
+    fn check_data(&mut self, _: &mut (), d: &mut Data, io: &mut Io<Event, RulesMsg>) {
+        let value = format!("re: {}", d.value);
+        io.set_message(Reply { value }.into());
         io.set_next_event(Event::Good);
     }
     fn note_good(&mut self, _: &mut (), _: &mut Io<Event, RulesMsg>) {}

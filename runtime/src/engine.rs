@@ -29,6 +29,9 @@ pub enum Trace {
     Exception(&'static str),
     /// The state after the event.
     Next(&'static str),
+    /// An action that takes its message typed did not run: the scratchpad
+    /// held another message, or none.
+    Skipped(&'static str),
 }
 
 impl fmt::Display for Trace {
@@ -38,6 +41,7 @@ impl fmt::Display for Trace {
             Trace::Action(a) => write!(f, "    $ {a}"),
             Trace::Exception(e) => write!(f, "    ! {e}"),
             Trace::Next(s) => write!(f, "    > {s}"),
+            Trace::Skipped(a) => write!(f, "    - {a} (not its message)"),
         }
     }
 }
@@ -223,6 +227,24 @@ impl<E: Copy + PartialEq + fmt::Debug, M, X> Io<E, M, X> {
     /// Take the shared message, to keep its fields without copying them.
     pub fn take_message(&mut self) -> Option<M> {
         self.message.take()
+    }
+
+    /// Give back the message lent to an action that takes it typed (for
+    /// generated code): it stays the shared message, unless the action
+    /// prepared another.
+    pub fn restore_message(&mut self, message: M) {
+        if self.message.is_none() {
+            self.message = Some(message);
+        }
+    }
+
+    /// An action that takes its message typed found another in the
+    /// scratchpad, or none (for generated code): it does not run, and
+    /// `message` stays the shared message.
+    pub fn skip_action(&mut self, message: Option<M>, action: &'static str) {
+        self.message = message;
+        self.record(|| Trace::Skipped(action));
+        tracing::debug!(action, "action not run: the message it takes is not there");
     }
 
     /// Replace the shared message, e.g. with fields for a following `send`.

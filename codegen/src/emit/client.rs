@@ -187,6 +187,7 @@ pub fn emit(
         codec_path,
         rt,
         client: true,
+        typed: Vec::new(),
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
     let fallback = unhandled_fallback(&model.states, rt);

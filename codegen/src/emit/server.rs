@@ -55,15 +55,39 @@ pub fn emit(
         quote!(_ => Self::Terminate,)
     };
 
+    let typed: Vec<(String, String)> = model
+        .actions
+        .iter()
+        .filter_map(|a| Some((a.clone(), model.message_of(a)?.to_owned())))
+        .collect();
     let action_methods = model.actions.iter().map(|a| {
         let method = ident(&names::snake(a));
         let uses = usage(&model.states, a);
-        let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
-        quote! {
-            #doc
-            fn #method(&mut self, session: &mut Self::Session, io: &mut Io);
+        let message = typed.iter().find(|(action, _)| action == a).map(|(_, m)| m);
+        match message {
+            Some(message) => {
+                let doc = docs(&format!(
+                    "Action `{}`, with the {} message it runs on, whose fields it may take \
+                     (`std::mem::take`): a `send` after it copies the fields it leaves.\n\nRun {uses}.",
+                    a.replace('_', " "),
+                    names::upper(message)
+                ));
+                let ty = ident(&names::camel(message));
+                quote! {
+                    #doc
+                    fn #method(&mut self, session: &mut Self::Session, message: &mut #codec_path::#ty, io: &mut Io);
+                }
+            }
+            None => {
+                let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
+                quote! {
+                    #doc
+                    fn #method(&mut self, session: &mut Self::Session, io: &mut Io);
+                }
+            }
         }
     });
+    let action_methods: Vec<TokenStream> = action_methods.collect();
 
     let ctx = Ctx {
         states: &model.states,
@@ -72,6 +96,7 @@ pub fn emit(
         codec_path,
         rt,
         client: false,
+        typed,
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
     let fallback = unhandled_fallback(&model.states, rt);
@@ -301,6 +326,9 @@ pub(crate) struct Ctx<'a> {
     /// Client machines: actions take no session, `terminate` stops the
     /// machine.
     pub client: bool,
+    /// Actions that take the one message they run on, typed: (action,
+    /// message), canonical names.
+    pub typed: Vec<(String, String)>,
 }
 
 impl Ctx<'_> {
@@ -349,8 +377,23 @@ impl Ctx<'_> {
             Action::Custom(name) => {
                 let method = ident(&names::snake(name));
                 let label = name.replace('_', " ");
+                let message = self.typed.iter().find(|(action, _)| action == name);
                 let call = if self.client {
                     quote!(actions.#method(io);)
+                } else if let Some((_, message)) = message {
+                    // The message is lent to the action, and put back
+                    // unless the action prepared another.
+                    let msg = self.msg;
+                    let v = ident(&names::camel(message));
+                    quote! {
+                        match io.take_message() {
+                            ::std::option::Option::Some(#msg::#v(mut message)) => {
+                                actions.#method(session, &mut message, io);
+                                io.restore_message(#msg::#v(message));
+                            }
+                            other => io.skip_action(other, #label),
+                        }
+                    }
                 } else {
                     quote!(actions.#method(session, io);)
                 };

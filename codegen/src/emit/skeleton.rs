@@ -31,6 +31,8 @@ struct ActionContext {
     label: String,
     method: String,
     usage: String,
+    /// The message the action takes typed (its struct), if it does.
+    message: Option<String>,
     /// What the body may read, send or answer, from where the model runs
     /// it: one comment line each.
     hints: Vec<String>,
@@ -52,6 +54,11 @@ pub fn emit(
         states: &model.states,
         actions: &model.actions,
         methods: &[],
+        typed: model
+            .actions
+            .iter()
+            .filter_map(|a| Some((a.clone(), model.message_of(a)?.to_owned())))
+            .collect(),
     };
     render(
         &machine,
@@ -78,6 +85,7 @@ pub fn emit_client(
         states: &model.states,
         actions: &model.actions,
         methods: &model.methods,
+        typed: Vec::new(),
     };
     render(
         &machine,
@@ -98,6 +106,8 @@ struct Machine<'a> {
     actions: &'a [String],
     /// A client's API methods (none for a server).
     methods: &'a [Method],
+    /// Actions that take their message typed: (action, message).
+    typed: Vec<(String, String)>,
 }
 
 fn render(
@@ -123,6 +133,11 @@ fn render(
                 label: a.replace('_', " "),
                 method: names::snake(a),
                 usage: super::server::usage(model.states, a),
+                message: model
+                    .typed
+                    .iter()
+                    .find(|(action, _)| action == a)
+                    .map(|(_, message)| names::camel(message)),
                 hints: hints(model, codec, a),
             })
             .collect(),
@@ -181,8 +196,10 @@ fn hints(model: &Machine<'_>, codec: &CodecModel, action: &str) -> Vec<String> {
             } else {
                 format!(" (fields {})", listed(&fields))
             };
+            let typed = model.typed.iter().any(|(a, _)| a == action);
+            let place = if typed { "`message`" } else { "`io.message()`" };
             add(format!(
-                "`io.message()` is the {} that arrived{with}.",
+                "{place} is the {} that arrived{with}.",
                 shown(event)
             ));
         } else if let Some(method) = model.methods.iter().find(|m| m.name == event) {

@@ -29,10 +29,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use zproto_runtime::engine::{Io, SessionKey};
+use zproto_runtime::engine::SessionKey;
 
 use crate::mlm_proto::*;
-use crate::mlm_server_engine::{Actions, Event};
+use crate::mlm_server_engine::{Actions, Event, Io};
 
 /// Messages a mailbox keeps for an owner that is not connected.
 pub const MAILBOX_LIMIT: usize = 10_000;
@@ -68,8 +68,6 @@ pub const MATCH_RATE: u64 = 64 << 20;
 /// subject scanned (a sixteenth of a second's worth).
 const MATCH_BURST_SHARE: u64 = 16;
 
-type Io_ = Io<Event, MlmProto>;
-
 /// One client session.
 #[derive(Debug, Default)]
 pub struct Session {
@@ -86,7 +84,7 @@ pub struct Session {
 
 /// Decline the command being handled: ERROR with `reason`, the session
 /// goes on; the refusal is counted under its reason.
-fn refuse(refusals: &mut Refusals, io: &mut Io_, reason: &'static str) {
+fn refuse(refusals: &mut Refusals, io: &mut Io, reason: &'static str) {
     count(refusals, reason);
     error(io, status(FAILED), reason);
     io.set_exception(Event::Refused);
@@ -362,7 +360,7 @@ fn request_cost(m: &ServiceDeliver) -> usize {
     cost(&[&m.sender, &m.address, &m.subject, &m.tracker], &m.content)
 }
 
-fn ok(io: &mut Io_) {
+fn ok(io: &mut Io) {
     io.set_message(
         Ok {
             status_code: status(SUCCESS),
@@ -372,7 +370,7 @@ fn ok(io: &mut Io_) {
     );
 }
 
-fn error(io: &mut Io_, code: u16, reason: &str) {
+fn error(io: &mut Io, code: u16, reason: &str) {
     io.set_message(
         Error {
             status_code: code,
@@ -405,7 +403,7 @@ fn pattern(text: &str) -> Option<regex::bytes::Regex> {
 impl Broker {
     /// Send `delivery` to session `to` now, or hold it while the client
     /// has no credit left (clients that never sent CREDIT have no limit).
-    fn deliver(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
+    fn deliver(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io) {
         if let Some(credit) = self.credit.get_mut(&to) {
             if credit.left == 0 {
                 let bytes = delivery.cost();
@@ -425,7 +423,7 @@ impl Broker {
         self.dispatch_now(to, delivery, io);
     }
 
-    fn dispatch_now(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io_) {
+    fn dispatch_now(&mut self, to: SessionKey, delivery: Delivery, io: &mut Io) {
         match delivery {
             Delivery::Stream(m) => io.send_event_with(to, Event::StreamMessage, m),
             Delivery::Service(m) => {
@@ -544,7 +542,7 @@ impl Broker {
     /// (mail is queued in order of arrival, so mostly in order of
     /// deadline); a tracked one is confirmed to its sender as not
     /// delivered.
-    fn expire_mail(&mut self, address: &str, now: Instant, io: &mut Io_) {
+    fn expire_mail(&mut self, address: &str, now: Instant, io: &mut Io) {
         loop {
             let expired = self
                 .mailboxes
@@ -593,7 +591,7 @@ impl Broker {
     }
 
     /// Offer queued requests of `name` to its workers, round robin.
-    fn dispatch(&mut self, name: &str, io: &mut Io_) {
+    fn dispatch(&mut self, name: &str, io: &mut Io) {
         let Some(service) = self.services.get_mut(name) else {
             return;
         };
@@ -670,11 +668,13 @@ impl Broker {
 impl Actions for Broker {
     type Session = Session;
 
-    fn register_new_client(&mut self, session: &mut Session, io: &mut Io_) {
-        let address = match io.message() {
-            Some(MlmProto::ConnectionOpen(open)) => open.address.clone(),
-            _ => String::new(),
-        };
+    fn register_new_client(
+        &mut self,
+        session: &mut Session,
+        open: &mut ConnectionOpen,
+        io: &mut Io,
+    ) {
+        let address = open.address.clone();
         session.key = io.session();
         session.address = address.clone();
         if let (false, Some(key)) = (address.is_empty(), session.key) {
@@ -689,7 +689,7 @@ impl Actions for Broker {
         ok(io);
     }
 
-    fn check_for_mailbox_messages(&mut self, session: &mut Session, io: &mut Io_) {
+    fn check_for_mailbox_messages(&mut self, session: &mut Session, io: &mut Io) {
         let now = io.now().unwrap_or_else(Instant::now);
         self.expire_mail(&session.address, now, io);
         let waiting = self
@@ -703,14 +703,11 @@ impl Actions for Broker {
         }
     }
 
-    fn signal_command_invalid(&mut self, _session: &mut Session, io: &mut Io_) {
+    fn signal_command_invalid(&mut self, _session: &mut Session, io: &mut Io) {
         error(io, status(COMMAND_INVALID), "command invalid");
     }
 
-    fn store_stream_writer(&mut self, session: &mut Session, io: &mut Io_) {
-        let Some(MlmProto::StreamWrite(w)) = io.message() else {
-            return;
-        };
+    fn store_stream_writer(&mut self, session: &mut Session, w: &mut StreamWrite, io: &mut Io) {
         let stream = w.stream.clone();
         if session.writer.as_deref() == Some(stream.as_str()) {
             return ok(io);
@@ -728,8 +725,8 @@ impl Actions for Broker {
         ok(io);
     }
 
-    fn store_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
-        let (Some(MlmProto::StreamRead(r)), Some(key)) = (io.message(), session.key) else {
+    fn store_stream_reader(&mut self, session: &mut Session, r: &mut StreamRead, io: &mut Io) {
+        let Some(key) = session.key else {
             return;
         };
         let (stream, text) = (r.stream.clone(), r.pattern.clone());
@@ -755,8 +752,8 @@ impl Actions for Broker {
         ok(io);
     }
 
-    fn cancel_stream_reader(&mut self, session: &mut Session, io: &mut Io_) {
-        if let (Some(MlmProto::StreamCancel(c)), Some(key)) = (io.message(), session.key) {
+    fn cancel_stream_reader(&mut self, session: &mut Session, c: &mut StreamCancel, io: &mut Io) {
+        if let Some(key) = session.key {
             if let Some(stream) = self.streams.get_mut(&c.stream) {
                 let cancelled: usize = stream
                     .readers
@@ -773,13 +770,15 @@ impl Actions for Broker {
         ok(io);
     }
 
-    fn write_message_to_stream(&mut self, session: &mut Session, io: &mut Io_) {
+    fn write_message_to_stream(
+        &mut self,
+        session: &mut Session,
+        send: &mut StreamSend,
+        io: &mut Io,
+    ) {
         let Some(stream) = &session.writer else {
             error(io, status(COMMAND_INVALID), "no stream to write to");
             io.set_exception(Event::Exception);
-            return;
-        };
-        let Some(MlmProto::StreamSend(send)) = io.take_message() else {
             return;
         };
         let now = io.now().unwrap_or_else(Instant::now);
@@ -820,8 +819,8 @@ impl Actions for Broker {
         let mut delivery = Some(StreamDeliver {
             address: stream.clone(),
             sender: session.address.clone(),
-            subject: send.subject,
-            content: send.content,
+            subject: std::mem::take(&mut send.subject),
+            content: std::mem::take(&mut send.content),
         });
         let last = matching.len().saturating_sub(1);
         for (i, to) in matching.into_iter().enumerate() {
@@ -837,10 +836,13 @@ impl Actions for Broker {
         }
     }
 
-    fn write_message_to_mailbox(&mut self, session: &mut Session, io: &mut Io_) {
-        let Some(MlmProto::MailboxSend(send)) = io.take_message() else {
-            return;
-        };
+    fn write_message_to_mailbox(
+        &mut self,
+        session: &mut Session,
+        send: &mut MailboxSend,
+        io: &mut Io,
+    ) {
+        let send = std::mem::take(send);
         let now = io.now().unwrap_or_else(Instant::now);
         let deadline =
             (send.timeout > 0).then(|| now + Duration::from_millis(u64::from(send.timeout)));
@@ -883,10 +885,13 @@ impl Actions for Broker {
         }
     }
 
-    fn write_message_to_service(&mut self, session: &mut Session, io: &mut Io_) {
-        let Some(MlmProto::ServiceSend(send)) = io.take_message() else {
-            return;
-        };
+    fn write_message_to_service(
+        &mut self,
+        session: &mut Session,
+        send: &mut ServiceSend,
+        io: &mut Io,
+    ) {
+        let send = std::mem::take(send);
         let name = send.address.clone();
         let request = ServiceDeliver {
             sender: session.address.clone(),
@@ -930,8 +935,8 @@ impl Actions for Broker {
         self.dispatch(&name, io);
     }
 
-    fn store_service_offer(&mut self, session: &mut Session, io: &mut Io_) {
-        let (Some(MlmProto::ServiceOffer(o)), Some(key)) = (io.message(), session.key) else {
+    fn store_service_offer(&mut self, session: &mut Session, o: &mut ServiceOffer, io: &mut Io) {
+        let Some(key) = session.key else {
             return;
         };
         let name = o.address.clone();
@@ -957,18 +962,21 @@ impl Actions for Broker {
         ok(io);
     }
 
-    fn dispatch_the_service(&mut self, session: &mut Session, io: &mut Io_) {
+    fn dispatch_the_service(&mut self, session: &mut Session, io: &mut Io) {
         if let Some(name) = session.offered.take() {
             self.dispatch(&name, io);
         }
     }
 
-    fn have_message_confirmation(&mut self, _session: &mut Session, io: &mut Io_) {
+    fn have_message_confirmation(
+        &mut self,
+        _session: &mut Session,
+        confirm: &mut Confirm,
+        io: &mut Io,
+    ) {
         // A client confirms a tracked delivery: pass it to the sender, if
         // it is connected (a confirmation is not stored).
-        let Some(MlmProto::Confirm(confirm)) = io.take_message() else {
-            return;
-        };
+        let confirm = std::mem::take(confirm);
         let Some((sender, _)) = self.trackers.remove(&confirm.tracker) else {
             return;
         };
@@ -977,10 +985,15 @@ impl Actions for Broker {
         }
     }
 
-    fn credit_the_client(&mut self, session: &mut Session, io: &mut Io_) {
+    fn credit_the_client(
+        &mut self,
+        session: &mut Session,
+        credit: &mut crate::mlm_proto::Credit,
+        io: &mut Io,
+    ) {
         // From its first CREDIT on, a client gets no more deliveries than
         // it allowed; deliveries held meanwhile go out as credit comes.
-        let (Some(MlmProto::Credit(credit)), Some(key)) = (io.message(), session.key) else {
+        let Some(key) = session.key else {
             return;
         };
         let amount = u64::from(credit.amount);
@@ -1000,22 +1013,27 @@ impl Actions for Broker {
         }
     }
 
-    fn signal_success(&mut self, _session: &mut Session, io: &mut Io_) {
+    fn signal_success(
+        &mut self,
+        _session: &mut Session,
+        _close: &mut ConnectionClose,
+        io: &mut Io,
+    ) {
         ok(io);
     }
 
-    fn deregister_the_client(&mut self, session: &mut Session, _io: &mut Io_) {
+    fn deregister_the_client(&mut self, session: &mut Session, _io: &mut Io) {
         self.forget(session);
     }
 
-    fn get_stream_message(&mut self, _session: &mut Session, io: &mut Io_) {
+    fn get_stream_message(&mut self, _session: &mut Session, io: &mut Io) {
         match io.take_arg::<StreamDeliver>() {
             Some(message) => io.set_message(message.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
     }
 
-    fn get_mailbox_message(&mut self, session: &mut Session, io: &mut Io_) {
+    fn get_mailbox_message(&mut self, session: &mut Session, io: &mut Io) {
         let now = io.now().unwrap_or_else(Instant::now);
         self.expire_mail(&session.address, now, io);
         let next = self.take_mail(&session.address);
@@ -1025,14 +1043,14 @@ impl Actions for Broker {
         }
     }
 
-    fn get_confirm_message(&mut self, _session: &mut Session, io: &mut Io_) {
+    fn get_confirm_message(&mut self, _session: &mut Session, io: &mut Io) {
         match io.take_arg::<Confirm>() {
             Some(message) => io.set_message(message.into()),
             None => io.set_exception(Event::NothingToDeliver),
         }
     }
 
-    fn get_service_message(&mut self, session: &mut Session, io: &mut Io_) {
+    fn get_service_message(&mut self, session: &mut Session, io: &mut Io) {
         let next = session
             .key
             .and_then(|key| self.service_out.get_mut(&key))

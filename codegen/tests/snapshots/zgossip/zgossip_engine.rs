@@ -165,22 +165,37 @@ pub trait Actions {
     ///
     /// Run in `start` on `hello`.
     fn get_first_tuple(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `store tuple if new endpoint`.
+    /// Action `store tuple if new endpoint`, with the ANNOUNCE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `start` on `announce`.
-    fn store_tuple_if_new_endpoint(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn store_tuple_if_new_endpoint(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Announce,
+        io: &mut Io,
+    );
     /// Action `get next tuple`.
     ///
     /// Run in `have tuple` on `ok`, in `have tuple` on `batch`, in `replaying` on `resume`.
     fn get_next_tuple(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `store tuple if new`.
+    /// Action `store tuple if new`, with the ANNOUNCE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `announce`.
-    fn store_tuple_if_new(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `store tuples if new`.
+    fn store_tuple_if_new(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Announce,
+        io: &mut Io,
+    );
+    /// Action `store tuples if new`, with the ANNOUNCES message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `announces`.
-    fn store_tuples_if_new(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn store_tuples_if_new(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Announces,
+        io: &mut Io,
+    );
     /// Action `get tuple to forward unless replay sends it`.
     ///
     /// Run in `replaying` on `forward`.
@@ -189,14 +204,24 @@ pub trait Actions {
         session: &mut Self::Session,
         io: &mut Io,
     );
-    /// Action `note liveness`.
+    /// Action `note liveness`, with the ALIVE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `alive`.
-    fn note_liveness(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `note liveness batch`.
+    fn note_liveness(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Alive,
+        io: &mut Io,
+    );
+    /// Action `note liveness batch`, with the ALIVES message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `alives`.
-    fn note_liveness_batch(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn note_liveness_batch(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Alives,
+        io: &mut Io,
+    );
     /// Action `get heartbeat to forward`.
     ///
     /// Run in `replaying` on `forward_alive`.
@@ -205,26 +230,46 @@ pub trait Actions {
     ///
     /// Run in `replaying` on `flush_batch`.
     fn send_pending_batch(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `agree extensions`.
+    /// Action `agree extensions`, with the PING message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `start` on `ping`.
-    fn agree_extensions(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn agree_extensions(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Ping,
+        io: &mut Io,
+    );
     /// Action `fall behind`.
     ///
     /// Run in `replaying` on `behind`.
     fn fall_behind(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `note tuples the peer has`.
+    /// Action `note tuples the peer has`, with the IHAVE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `ihave`.
-    fn note_tuples_the_peer_has(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `send tuples asked for`.
+    fn note_tuples_the_peer_has(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Ihave,
+        io: &mut Io,
+    );
+    /// Action `send tuples asked for`, with the GRAFT message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `graft`.
-    fn send_tuples_asked_for(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `make the link lazy`.
+    fn send_tuples_asked_for(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Graft,
+        io: &mut Io,
+    );
+    /// Action `make the link lazy`, with the PRUNE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `prune`.
-    fn make_the_link_lazy(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn make_the_link_lazy(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Prune,
+        io: &mut Io,
+    );
     /// Action `get lazy batch`.
     ///
     /// Run in `replaying` on `flush_lazy`.
@@ -237,10 +282,15 @@ pub trait Actions {
     ///
     /// Run on entering `replaying`.
     fn wait_to_resume(&mut self, session: &mut Self::Session, io: &mut Io);
-    /// Action `start over unless plain`.
+    /// Action `start over unless plain`, with the HELLO message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `replaying` on `hello`.
-    fn start_over_unless_plain(&mut self, session: &mut Self::Session, io: &mut Io);
+    fn start_over_unless_plain(
+        &mut self,
+        session: &mut Self::Session,
+        message: &mut crate::msg::Hello,
+        io: &mut Io,
+    );
     /// Action `get tuple to forward`.
     ///
     /// Run in `connected` on `forward`.
@@ -382,7 +432,18 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new endpoint"),
                     ));
-                    actions.store_tuple_if_new_endpoint(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Announce(mut message),
+                        ) => {
+                            actions
+                                .store_tuple_if_new_endpoint(session, &mut message, io);
+                            io.restore_message(
+                                crate::msg::ZgossipMsg::Announce(message),
+                            );
+                        }
+                        other => io.skip_action(other, "store tuple if new endpoint"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -403,7 +464,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
-                    actions.agree_extensions(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ping(mut message),
+                        ) => {
+                            actions.agree_extensions(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ping(message));
+                        }
+                        other => io.skip_action(other, "agree extensions"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -528,7 +597,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new"),
                     ));
-                    actions.store_tuple_if_new(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Announce(mut message),
+                        ) => {
+                            actions.store_tuple_if_new(session, &mut message, io);
+                            io.restore_message(
+                                crate::msg::ZgossipMsg::Announce(message),
+                            );
+                        }
+                        other => io.skip_action(other, "store tuple if new"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -545,7 +624,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("store tuples if new"),
                     ));
-                    actions.store_tuples_if_new(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Announces(mut message),
+                        ) => {
+                            actions.store_tuples_if_new(session, &mut message, io);
+                            io.restore_message(
+                                crate::msg::ZgossipMsg::Announces(message),
+                            );
+                        }
+                        other => io.skip_action(other, "store tuples if new"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -606,7 +695,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note liveness"),
                     ));
-                    actions.note_liveness(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Alive(mut message),
+                        ) => {
+                            actions.note_liveness(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Alive(message));
+                        }
+                        other => io.skip_action(other, "note liveness"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -623,7 +720,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note liveness batch"),
                     ));
-                    actions.note_liveness_batch(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Alives(mut message),
+                        ) => {
+                            actions.note_liveness_batch(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Alives(message));
+                        }
+                        other => io.skip_action(other, "note liveness batch"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -688,7 +793,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
-                    actions.agree_extensions(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ping(mut message),
+                        ) => {
+                            actions.agree_extensions(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ping(message));
+                        }
+                        other => io.skip_action(other, "agree extensions"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -761,7 +874,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note tuples the peer has"),
                     ));
-                    actions.note_tuples_the_peer_has(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ihave(mut message),
+                        ) => {
+                            actions.note_tuples_the_peer_has(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ihave(message));
+                        }
+                        other => io.skip_action(other, "note tuples the peer has"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -778,7 +899,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("send tuples asked for"),
                     ));
-                    actions.send_tuples_asked_for(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Graft(mut message),
+                        ) => {
+                            actions.send_tuples_asked_for(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Graft(message));
+                        }
+                        other => io.skip_action(other, "send tuples asked for"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -795,7 +924,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("make the link lazy"),
                     ));
-                    actions.make_the_link_lazy(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Prune(mut message),
+                        ) => {
+                            actions.make_the_link_lazy(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Prune(message));
+                        }
+                        other => io.skip_action(other, "make the link lazy"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Replaying;
@@ -874,7 +1011,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("start over unless plain"),
                     ));
-                    actions.start_over_unless_plain(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Hello(mut message),
+                        ) => {
+                            actions.start_over_unless_plain(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Hello(message));
+                        }
+                        other => io.skip_action(other, "start over unless plain"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -927,7 +1072,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("start over unless plain"),
                     ));
-                    actions.start_over_unless_plain(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Hello(mut message),
+                        ) => {
+                            actions.start_over_unless_plain(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Hello(message));
+                        }
+                        other => io.skip_action(other, "start over unless plain"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -965,7 +1118,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new"),
                     ));
-                    actions.store_tuple_if_new(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Announce(mut message),
+                        ) => {
+                            actions.store_tuple_if_new(session, &mut message, io);
+                            io.restore_message(
+                                crate::msg::ZgossipMsg::Announce(message),
+                            );
+                        }
+                        other => io.skip_action(other, "store tuple if new"),
+                    }
                 }
             }
             (State::Connected, Event::Announces) => {
@@ -973,7 +1136,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("store tuples if new"),
                     ));
-                    actions.store_tuples_if_new(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Announces(mut message),
+                        ) => {
+                            actions.store_tuples_if_new(session, &mut message, io);
+                            io.restore_message(
+                                crate::msg::ZgossipMsg::Announces(message),
+                            );
+                        }
+                        other => io.skip_action(other, "store tuples if new"),
+                    }
                 }
             }
             (State::Connected, Event::Forward) => {
@@ -1004,7 +1177,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note liveness"),
                     ));
-                    actions.note_liveness(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Alive(mut message),
+                        ) => {
+                            actions.note_liveness(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Alive(message));
+                        }
+                        other => io.skip_action(other, "note liveness"),
+                    }
                 }
             }
             (State::Connected, Event::Alives) => {
@@ -1012,7 +1193,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note liveness batch"),
                     ));
-                    actions.note_liveness_batch(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Alives(mut message),
+                        ) => {
+                            actions.note_liveness_batch(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Alives(message));
+                        }
+                        other => io.skip_action(other, "note liveness batch"),
+                    }
                 }
             }
             (State::Connected, Event::ForwardAlive) => {
@@ -1050,7 +1239,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("note tuples the peer has"),
                     ));
-                    actions.note_tuples_the_peer_has(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ihave(mut message),
+                        ) => {
+                            actions.note_tuples_the_peer_has(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ihave(message));
+                        }
+                        other => io.skip_action(other, "note tuples the peer has"),
+                    }
                 }
             }
             (State::Connected, Event::Graft) => {
@@ -1058,7 +1255,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("send tuples asked for"),
                     ));
-                    actions.send_tuples_asked_for(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Graft(mut message),
+                        ) => {
+                            actions.send_tuples_asked_for(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Graft(message));
+                        }
+                        other => io.skip_action(other, "send tuples asked for"),
+                    }
                 }
             }
             (State::Connected, Event::Prune) => {
@@ -1066,7 +1271,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("make the link lazy"),
                     ));
-                    actions.make_the_link_lazy(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Prune(mut message),
+                        ) => {
+                            actions.make_the_link_lazy(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Prune(message));
+                        }
+                        other => io.skip_action(other, "make the link lazy"),
+                    }
                 }
             }
             (State::Connected, Event::FlushLazy) => {
@@ -1135,7 +1348,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
-                    actions.agree_extensions(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ping(mut message),
+                        ) => {
+                            actions.agree_extensions(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ping(message));
+                        }
+                        other => io.skip_action(other, "agree extensions"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
@@ -1188,7 +1409,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
-                    actions.agree_extensions(session, io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            crate::msg::ZgossipMsg::Ping(mut message),
+                        ) => {
+                            actions.agree_extensions(session, &mut message, io);
+                            io.restore_message(crate::msg::ZgossipMsg::Ping(message));
+                        }
+                        other => io.skip_action(other, "agree extensions"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::engine::Trace::Action(
