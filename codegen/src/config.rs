@@ -224,7 +224,8 @@ impl Config {
                 .collect()
         };
         Ok(EmitOptions {
-            runtime: parse_path(&self.runtime)?,
+            // Generated code reaches the runtime through its one facade.
+            runtime: parse_path(&format!("{}::__codegen", self.runtime))?,
             tests: self.tests,
             attributes: emit::Attributes {
                 types: parse(&self.type_attributes)?,

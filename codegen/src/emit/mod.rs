@@ -17,7 +17,8 @@ use crate::error::Error;
 /// Settings shared by the Rust emitters.
 #[derive(Debug, Clone)]
 pub struct EmitOptions {
-    /// Path of the runtime crate in generated code, e.g. `::zproto_runtime`.
+    /// Path of the runtime's facade for generated code, e.g.
+    /// `::zproto_runtime::__codegen`.
     pub runtime: TokenStream,
     /// Emit `#[cfg(test)]` round-trip tests from the model's `<test>` values.
     pub tests: bool,
@@ -28,7 +29,7 @@ pub struct EmitOptions {
 impl Default for EmitOptions {
     fn default() -> Self {
         Self {
-            runtime: quote!(::zproto_runtime),
+            runtime: quote!(::zproto_runtime::__codegen),
             tests: true,
             attributes: Attributes::default(),
         }

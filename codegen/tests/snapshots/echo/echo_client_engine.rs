@@ -192,10 +192,10 @@ impl Properties {
     }
 }
 /// The scratchpad client actions get.
-pub type Io = ::zproto_runtime::engine::Io<
+pub type Io = ::zproto_runtime::__codegen::engine::Io<
     Event,
     super::echo_msg::EchoMsg,
-    ::zproto_runtime::client::Context<Args, Reply, super::echo_msg::EchoMsg>,
+    ::zproto_runtime::__codegen::client::Context<Args, Reply, super::echo_msg::EchoMsg>,
 >;
 /// The application side of the `echo_client` client: one method per custom action of the model.
 ///
@@ -244,7 +244,7 @@ pub trait Actions: ::std::marker::Send + 'static {
 }
 /// The machine with actions `A`, for `zproto_runtime::client`.
 pub struct Machine<A>(::std::marker::PhantomData<A>);
-impl<A: Actions> ::zproto_runtime::client::ClientMachine for Machine<A> {
+impl<A: Actions> ::zproto_runtime::__codegen::client::ClientMachine for Machine<A> {
     type Actions = A;
     type State = State;
     type Event = Event;
@@ -269,7 +269,7 @@ impl<A: Actions> ::zproto_runtime::client::ClientMachine for Machine<A> {
         state: &mut State,
         event: Event,
         io: &mut Io,
-    ) -> ::zproto_runtime::engine::Outcome {
+    ) -> ::zproto_runtime::__codegen::engine::Outcome {
         execute(actions, state, event, io)
     }
 }
@@ -280,24 +280,24 @@ pub fn execute<A: Actions + ?Sized>(
     state: &mut State,
     event: Event,
     io: &mut Io,
-) -> ::zproto_runtime::engine::Outcome {
+) -> ::zproto_runtime::__codegen::engine::Outcome {
     io.begin(event);
     while let ::std::option::Option::Some(event) = io.take_next_event() {
         let current = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Event {
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Event {
             state: current.name(),
             event: event.name(),
         });
         match (current, event) {
             (State::Start, Event::SetPlainAuth) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("use plain credentials"),
                     ));
                     actions.use_plain_credentials(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
@@ -305,19 +305,19 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, Event::Connect) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("connect to server"),
                     ));
                     actions.connect_to_server(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("use connect timeout"),
                     ));
                     actions.use_connect_timeout(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Hello(
@@ -331,7 +331,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, Event::BadEndpoint) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal failure"),
                     ));
                     actions.signal_failure(io);
@@ -339,13 +339,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, Event::Destructor) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.stop();
@@ -353,13 +353,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connecting, Event::HelloOk) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is connected"),
                     ));
                     actions.client_is_connected(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
@@ -370,7 +370,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connecting, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal failure"),
                     ));
                     actions.signal_failure(io);
@@ -382,7 +382,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Connecting, _) => {}
             (State::Defaults, Event::Heartbeat) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Ping(super::echo_msg::Ping);
@@ -392,7 +392,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Defaults, Event::Pong) => {}
             (State::Defaults, Event::Note) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
                     actions.pass_note_to_app(io);
@@ -400,7 +400,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Defaults, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is disconnected"),
                     ));
                     actions.client_is_disconnected(io);
@@ -411,7 +411,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Defaults, Event::Error) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Hello(
@@ -425,13 +425,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Defaults, Event::Destructor) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.stop();
@@ -440,13 +440,13 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Defaults, _) => {}
             (State::Connected, Event::Echo) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("prepare echo"),
                     ));
                     actions.prepare_echo(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send SAY"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Say(
@@ -462,7 +462,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Said) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal echoed"),
                     ));
                     actions.signal_echoed(io);
@@ -470,7 +470,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Heartbeat) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Ping(super::echo_msg::Ping);
@@ -480,7 +480,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Connected, Event::Pong) => {}
             (State::Connected, Event::Note) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
                     actions.pass_note_to_app(io);
@@ -488,7 +488,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is disconnected"),
                     ));
                     actions.client_is_disconnected(io);
@@ -499,7 +499,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Error) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Hello(
@@ -513,13 +513,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Destructor) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.stop();
@@ -528,7 +528,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Connected, _) => {}
             (State::Disconnected, Event::Echo) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal failure"),
                     ));
                     actions.signal_failure(io);
@@ -536,7 +536,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Disconnected, Event::Heartbeat) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Ping(super::echo_msg::Ping);
@@ -546,7 +546,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Disconnected, Event::Pong) => {}
             (State::Disconnected, Event::Note) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
                     actions.pass_note_to_app(io);
@@ -554,7 +554,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Disconnected, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is disconnected"),
                     ));
                     actions.client_is_disconnected(io);
@@ -565,7 +565,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Disconnected, Event::Error) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Hello(
@@ -579,13 +579,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Disconnected, Event::Destructor) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.stop();
@@ -594,7 +594,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Disconnected, _) => {}
             (State::Reconnecting, Event::HelloOk) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is connected"),
                     ));
                     actions.client_is_connected(io);
@@ -606,7 +606,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Reconnecting, Event::Error) => {}
             (State::Reconnecting, Event::Echo) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal failure"),
                     ));
                     actions.signal_failure(io);
@@ -614,7 +614,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Reconnecting, Event::Heartbeat) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Ping(super::echo_msg::Ping);
@@ -624,7 +624,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Reconnecting, Event::Pong) => {}
             (State::Reconnecting, Event::Note) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
                     actions.pass_note_to_app(io);
@@ -632,7 +632,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Reconnecting, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is disconnected"),
                     ));
                     actions.client_is_disconnected(io);
@@ -643,13 +643,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Reconnecting, Event::Destructor) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal success"),
                     ));
                     actions.signal_success(io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.stop();
@@ -657,7 +657,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Reconnecting, _) => {}
             (state, event) => {
-                return ::zproto_runtime::engine::Outcome::Unhandled {
+                return ::zproto_runtime::__codegen::engine::Outcome::Unhandled {
                     state: state.name(),
                     event: event.name(),
                 };
@@ -665,12 +665,12 @@ pub fn execute<A: Actions + ?Sized>(
         }
         io.settle_exception(Event::name);
         if io.is_stopped() {
-            return ::zproto_runtime::engine::Outcome::Terminated;
+            return ::zproto_runtime::__codegen::engine::Outcome::Terminated;
         }
         let now = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Next(now.name()));
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Next(now.name()));
     }
-    ::zproto_runtime::engine::Outcome::Waiting
+    ::zproto_runtime::__codegen::engine::Outcome::Waiting
 }
 /// echo test client.
 ///
@@ -680,7 +680,7 @@ pub fn execute<A: Actions + ?Sized>(
 ///
 /// It runs on the runtime's reactor, one DEALER per client; many clients share one reactor thread ([`Client::on`]). Methods block until an accepted reply comes, or the caller's `wait` passes.
 pub struct Client<A: Actions> {
-    handle: ::zproto_runtime::client_host::ClientHandle<Machine<A>>,
+    handle: ::zproto_runtime::__codegen::client_host::ClientHandle<Machine<A>>,
     properties: Properties,
     destroyed: bool,
 }
@@ -688,21 +688,31 @@ impl<A: Actions> Client<A> {
     /// A client with `actions`, on a reactor thread of its own.
     pub fn new(
         actions: A,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::client_host::ClientError> {
-        ::zproto_runtime::client_host::ClientHandle::start(actions).map(Self::wrap)
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        ::zproto_runtime::__codegen::client_host::ClientHandle::start(actions)
+            .map(Self::wrap)
     }
     /// A client with `actions` on a shared reactor.
     pub fn on(
         reactor: &::std::sync::Arc<
-            ::zproto_runtime::reactor::Reactor<
-                ::zproto_runtime::client_host::ClientHost<Machine<A>>,
+            ::zproto_runtime::__codegen::reactor::Reactor<
+                ::zproto_runtime::__codegen::client_host::ClientHost<Machine<A>>,
             >,
         >,
         actions: A,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::client_host::ClientError> {
-        ::zproto_runtime::client_host::ClientHandle::on(reactor, actions).map(Self::wrap)
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        ::zproto_runtime::__codegen::client_host::ClientHandle::on(reactor, actions)
+            .map(Self::wrap)
     }
-    fn wrap(handle: ::zproto_runtime::client_host::ClientHandle<Machine<A>>) -> Self {
+    fn wrap(
+        handle: ::zproto_runtime::__codegen::client_host::ClientHandle<Machine<A>>,
+    ) -> Self {
         Self {
             handle,
             properties: Properties::default(),
@@ -717,7 +727,10 @@ impl<A: Actions> Client<A> {
     pub fn set_verbose(
         &self,
         on: bool,
-    ) -> ::std::result::Result<(), ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        (),
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         self.handle.set_verbose(on)
     }
     /// Every property, from the replies received so far.
@@ -729,8 +742,8 @@ impl<A: Actions> Client<A> {
     pub fn stats(
         &self,
     ) -> ::std::result::Result<
-        ::zproto_runtime::client::ClientStats,
-        ::zproto_runtime::client_host::ClientError,
+        ::zproto_runtime::__codegen::client::ClientStats,
+        ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         self.handle.stats()
     }
@@ -742,7 +755,10 @@ impl<A: Actions> Client<A> {
         username: &str,
         password: &str,
         wait: ::std::time::Duration,
-    ) -> ::std::result::Result<i32, ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         let username = username.to_owned();
         let password = password.to_owned();
         self.handle
@@ -765,7 +781,10 @@ impl<A: Actions> Client<A> {
         endpoint: &str,
         timeout: u32,
         wait: ::std::time::Duration,
-    ) -> ::std::result::Result<i32, ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         let endpoint = endpoint.to_owned();
         self.handle
             .call(
@@ -781,7 +800,7 @@ impl<A: Actions> Client<A> {
         self.properties.update(&reply);
         if let Reply::Failure(failure) = &reply {
             let _ = failure;
-            return Err(::zproto_runtime::client_host::ClientError::Failed {
+            return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
                 reply: "FAILURE",
                 status: ::std::option::Option::Some(i64::from(failure.status)),
                 reason: ::std::option::Option::Some(failure.reason.clone()),
@@ -798,7 +817,7 @@ impl<A: Actions> Client<A> {
         wait: ::std::time::Duration,
     ) -> ::std::result::Result<
         ::std::string::String,
-        ::zproto_runtime::client_host::ClientError,
+        ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         let body = body.to_owned();
         self.handle
@@ -814,7 +833,7 @@ impl<A: Actions> Client<A> {
         self.properties.update(&reply);
         if let Reply::Failure(failure) = &reply {
             let _ = failure;
-            return Err(::zproto_runtime::client_host::ClientError::Failed {
+            return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
                 reply: "FAILURE",
                 status: ::std::option::Option::Some(i64::from(failure.status)),
                 reason: ::std::option::Option::Some(failure.reason.clone()),
@@ -828,7 +847,10 @@ impl<A: Actions> Client<A> {
     pub fn next_echoed(
         &mut self,
         wait: ::std::time::Duration,
-    ) -> ::std::result::Result<Reply, ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        Reply,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         let reply = self.handle.wait(|reply| matches!(reply, Reply::Echoed(_)), wait)?;
         self.properties.update(&reply);
         Ok(reply)
@@ -839,7 +861,10 @@ impl<A: Actions> Client<A> {
     pub fn destructor(
         &mut self,
         wait: ::std::time::Duration,
-    ) -> ::std::result::Result<i32, ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         self.destroyed = true;
         self.handle.call(Event::Destructor, move |_args: &mut Args| {})?;
         let reply = self.handle.wait(|reply| matches!(reply, Reply::Success(_)), wait)?;
@@ -850,7 +875,10 @@ impl<A: Actions> Client<A> {
     pub fn note(
         &self,
         message: super::echo_msg::Note,
-    ) -> ::std::result::Result<(), ::zproto_runtime::client_host::ClientError> {
+    ) -> ::std::result::Result<
+        (),
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
         self.handle.send(super::echo_msg::EchoMsg::Note(message))
     }
     /// The next message the actions passed to the application (NOTE), waiting up to `wait`.
@@ -859,7 +887,7 @@ impl<A: Actions> Client<A> {
         wait: ::std::time::Duration,
     ) -> ::std::result::Result<
         super::echo_msg::EchoMsg,
-        ::zproto_runtime::client_host::ClientError,
+        ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         self.handle.recv(wait)
     }

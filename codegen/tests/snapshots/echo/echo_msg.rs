@@ -28,7 +28,7 @@ pub enum EchoMsg {
     /// No session, or a message out of turn.
     Error(Error),
 }
-impl ::zproto_runtime::Codec for EchoMsg {
+impl ::zproto_runtime::__codegen::Codec for EchoMsg {
     const CLASS: &'static str = CLASS;
     const SIGNATURE: u8 = SIGNATURE;
     fn id(&self) -> u8 {
@@ -55,10 +55,10 @@ impl ::zproto_runtime::Codec for EchoMsg {
             Self::Error(_) => Error::NAME,
         }
     }
-    fn encode_into<S: ::zproto_runtime::FrameSink>(
+    fn encode_into<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         match self {
             Self::Hello(m) => m.encode_frames(frames),
             Self::HelloOk(m) => m.encode_frames(frames),
@@ -84,8 +84,10 @@ impl ::zproto_runtime::Codec for EchoMsg {
     }
     fn decode<F: ::std::convert::AsRef<[u8]>>(
         frames: &[F],
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
-        Self::from_opened(::zproto_runtime::codec::open(frames, CLASS, SIGNATURE)?)
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
+        Self::from_opened(
+            ::zproto_runtime::__codegen::codec::open(frames, CLASS, SIGNATURE)?,
+        )
     }
 }
 impl EchoMsg {
@@ -93,18 +95,21 @@ impl EchoMsg {
     /// `message` value naming it, and a `content` section with its
     /// fields (numbers in decimal, bytes in lower-case hex, lists and
     /// hashes as children).
-    pub fn to_zpl(&self) -> ::zproto_runtime::zpl::Zpl {
+    pub fn to_zpl(&self) -> ::zproto_runtime::__codegen::zpl::Zpl {
         self.zpl_document(::std::option::Option::None)
     }
     /// [`Self::to_zpl`], with the routing id of a ROUTER message.
-    pub fn to_zpl_routed(&self, routing_id: &[u8]) -> ::zproto_runtime::zpl::Zpl {
+    pub fn to_zpl_routed(
+        &self,
+        routing_id: &[u8],
+    ) -> ::zproto_runtime::__codegen::zpl::Zpl {
         self.zpl_document(::std::option::Option::Some(routing_id))
     }
     fn zpl_document(
         &self,
         routing_id: ::std::option::Option<&[u8]>,
-    ) -> ::zproto_runtime::zpl::Zpl {
-        let mut w = ::zproto_runtime::zpl::message::Writer::default();
+    ) -> ::zproto_runtime::__codegen::zpl::Zpl {
+        let mut w = ::zproto_runtime::__codegen::zpl::message::Writer::default();
         let name = match self {
             Self::Hello(m) => {
                 m.zpl_content(&mut w);
@@ -139,20 +144,20 @@ impl EchoMsg {
                 ::std::string::String::from("ECHO_MSG_ERROR")
             }
         };
-        ::zproto_runtime::zpl::message::document(name, routing_id, w.0)
+        ::zproto_runtime::__codegen::zpl::message::document(name, routing_id, w.0)
     }
     /// A message from its text form (the C codec's `new_zpl`), with
     /// the routing id if the text has one. Missing fields are left at
     /// their defaults; malformed ones are errors.
     #[allow(clippy::type_complexity)]
     pub fn from_zpl(
-        zpl: &::zproto_runtime::zpl::Zpl,
+        zpl: &::zproto_runtime::__codegen::zpl::Zpl,
     ) -> ::std::result::Result<
         (::std::option::Option<::std::vec::Vec<u8>>, Self),
-        ::zproto_runtime::zpl::message::ZplMessageError,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
     > {
-        let opened = ::zproto_runtime::zpl::message::open(zpl)?;
-        let r = ::zproto_runtime::zpl::message::Reader(opened.content);
+        let opened = ::zproto_runtime::__codegen::zpl::message::open(zpl)?;
+        let r = ::zproto_runtime::__codegen::zpl::message::Reader(opened.content);
         let message = match opened.name {
             "ECHO_MSG_HELLO" => Self::Hello(Hello::from_zpl_content(&r)?),
             "ECHO_MSG_HELLO_OK" => Self::HelloOk(HelloOk::from_zpl_content(&r)?),
@@ -164,7 +169,7 @@ impl EchoMsg {
             "ECHO_MSG_ERROR" => Self::Error(Error::from_zpl_content(&r)?),
             other => {
                 return ::std::result::Result::Err(
-                    ::zproto_runtime::zpl::message::ZplMessageError::UnknownMessage(
+                    ::zproto_runtime::__codegen::zpl::message::ZplMessageError::UnknownMessage(
                         other.to_owned(),
                     ),
                 );
@@ -173,8 +178,8 @@ impl EchoMsg {
         ::std::result::Result::Ok((opened.routing_id, message))
     }
     fn from_opened<F: ::std::convert::AsRef<[u8]>>(
-        mut opened: ::zproto_runtime::codec::Opened<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut opened: ::zproto_runtime::__codegen::codec::Opened<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         match opened.id {
             Hello::ID => {
                 Hello::decode_body(opened.reader(Hello::NAME), &mut opened.frames)
@@ -209,7 +214,7 @@ impl EchoMsg {
                     .map(Self::Error)
             }
             id => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::UnknownMessage {
                     class: CLASS,
                     id,
                 })
@@ -232,10 +237,13 @@ impl Hello {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -248,14 +256,14 @@ impl Hello {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -264,9 +272,9 @@ impl Hello {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        _r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        _r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         ::std::result::Result::Ok(Self)
     }
 }
@@ -290,10 +298,13 @@ impl HelloOk {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -306,14 +317,14 @@ impl HelloOk {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -322,9 +333,9 @@ impl HelloOk {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        _r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        _r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         ::std::result::Result::Ok(Self)
     }
 }
@@ -371,32 +382,35 @@ impl Say {
             EchoMsg::Error(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.text("body", &self.body);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self { body: r.text("body") })
     }
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        3 + ::zproto_runtime::wire::size::longstr(self.body.as_bytes())
+        3 + ::zproto_runtime::__codegen::wire::size::longstr(self.body.as_bytes())
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -406,9 +420,9 @@ impl Say {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let body = r.longstr("body")?;
         ::std::result::Result::Ok(Self { body })
     }
@@ -456,32 +470,35 @@ impl Said {
             EchoMsg::Error(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.text("body", &self.body);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self { body: r.text("body") })
     }
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        3 + ::zproto_runtime::wire::size::longstr(self.body.as_bytes())
+        3 + ::zproto_runtime::__codegen::wire::size::longstr(self.body.as_bytes())
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -491,9 +508,9 @@ impl Said {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let body = r.longstr("body")?;
         ::std::result::Result::Ok(Self { body })
     }
@@ -541,32 +558,35 @@ impl Note {
             EchoMsg::Error(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.text("text", &self.text);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self { text: r.text("text") })
     }
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        3 + ::zproto_runtime::wire::size::string(&self.text)
+        3 + ::zproto_runtime::__codegen::wire::size::string(&self.text)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -576,9 +596,9 @@ impl Note {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let text = r.string("text")?;
         ::std::result::Result::Ok(Self { text })
     }
@@ -603,10 +623,13 @@ impl Ping {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -619,14 +642,14 @@ impl Ping {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -635,9 +658,9 @@ impl Ping {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        _r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        _r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         ::std::result::Result::Ok(Self)
     }
 }
@@ -661,10 +684,13 @@ impl Pong {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -677,14 +703,14 @@ impl Pong {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -693,9 +719,9 @@ impl Pong {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        _r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        _r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         ::std::result::Result::Ok(Self)
     }
 }
@@ -747,13 +773,16 @@ impl Error {
             EchoMsg::Error(o) => o.clone(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.number("status", u64::from(self.status));
         w.text("reason", &self.reason);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             status: r.number("status")?,
             reason: r.text("reason"),
@@ -762,21 +791,21 @@ impl Error {
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        5 + ::zproto_runtime::wire::size::string(&self.reason)
+        5 + ::zproto_runtime::__codegen::wire::size::string(&self.reason)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -787,9 +816,9 @@ impl Error {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let status = r.number2("status")?;
         let reason = r.string("reason")?;
         ::std::result::Result::Ok(Self { status, reason })
@@ -827,20 +856,25 @@ impl<'a> EchoMsgRef<'a> {
     /// errors.
     pub fn decode<F: ::std::convert::AsRef<[u8]>>(
         frames: &'a [F],
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
-        Self::from_opened(::zproto_runtime::codec::open(frames, CLASS, SIGNATURE)?)
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
+        Self::from_opened(
+            ::zproto_runtime::__codegen::codec::open(frames, CLASS, SIGNATURE)?,
+        )
     }
     /// Decode a message received on a ROUTER socket: the routing id
     /// and the message, both borrowed.
     pub fn decode_routed<F: ::std::convert::AsRef<[u8]>>(
         frames: &'a [F],
-    ) -> ::std::result::Result<(&'a [u8], Self), ::zproto_runtime::DecodeError> {
+    ) -> ::std::result::Result<
+        (&'a [u8], Self),
+        ::zproto_runtime::__codegen::DecodeError,
+    > {
         match frames {
             [routing_id, rest @ ..] if !rest.is_empty() => {
                 ::std::result::Result::Ok((routing_id.as_ref(), Self::decode(rest)?))
             }
             _ => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::NoRoutingId {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::NoRoutingId {
                     class: CLASS,
                 })
             }
@@ -886,8 +920,8 @@ impl<'a> EchoMsgRef<'a> {
         }
     }
     fn from_opened<F: ::std::convert::AsRef<[u8]>>(
-        mut opened: ::zproto_runtime::codec::Opened<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut opened: ::zproto_runtime::__codegen::codec::Opened<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         match opened.id {
             Hello::ID => {
                 Hello::decode_body(opened.reader(Hello::NAME), &mut opened.frames)
@@ -922,7 +956,7 @@ impl<'a> EchoMsgRef<'a> {
                     .map(Self::Error)
             }
             id => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::UnknownMessage {
                     class: CLASS,
                     id,
                 })
@@ -943,9 +977,9 @@ pub struct SayRef<'a> {
 }
 impl<'a> SayRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let body = r.longstr_ref("body")?;
         ::std::result::Result::Ok(Self { body })
     }
@@ -969,9 +1003,9 @@ pub struct SaidRef<'a> {
 }
 impl<'a> SaidRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let body = r.longstr_ref("body")?;
         ::std::result::Result::Ok(Self { body })
     }
@@ -995,9 +1029,9 @@ pub struct NoteRef<'a> {
 }
 impl<'a> NoteRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let text = r.string_ref("text")?;
         ::std::result::Result::Ok(Self { text })
     }
@@ -1023,9 +1057,9 @@ pub struct ErrorRef<'a> {
 }
 impl<'a> ErrorRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         let status = r.number2("status")?;
         let reason = r.string_ref("reason")?;
         ::std::result::Result::Ok(Self { status, reason })
@@ -1047,7 +1081,7 @@ impl ::std::convert::From<ErrorRef<'_>> for Error {
 #[cfg(test)]
 mod zproto_tests {
     use super::*;
-    use ::zproto_runtime::Codec as _;
+    use ::zproto_runtime::__codegen::Codec as _;
     #[test]
     fn hello_round_trips() {
         let message = EchoMsg::from(Hello::test_value());
@@ -1062,7 +1096,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1080,7 +1114,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1098,7 +1132,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1116,7 +1150,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1134,7 +1168,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1152,7 +1186,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1170,7 +1204,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }
@@ -1188,7 +1222,7 @@ mod zproto_tests {
             EchoMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(EchoMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message)));
     }

@@ -4,7 +4,7 @@
 /// Some state handles `expired`: sessions expire after the server timeout with no traffic.
 pub const EXPIRES: bool = true;
 /// The scratchpad server actions get: the message, events to raise, messages to send.
-pub type Io = ::zproto_runtime::engine::Io<Event, super::echo_msg::EchoMsg>;
+pub type Io = ::zproto_runtime::__codegen::engine::Io<Event, super::echo_msg::EchoMsg>;
 /// States of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum State {
@@ -91,7 +91,7 @@ pub trait Actions {
 }
 /// The machine with actions `A`, for `zproto_runtime::server::Sessions`.
 pub struct Machine<A>(::std::marker::PhantomData<A>);
-impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
+impl<A: Actions> ::zproto_runtime::__codegen::server::StateMachine for Machine<A> {
     type Actions = A;
     type Session = A::Session;
     type State = State;
@@ -117,7 +117,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
         state: &mut State,
         event: Event,
         io: &mut Io,
-    ) -> ::zproto_runtime::engine::Outcome {
+    ) -> ::zproto_runtime::__codegen::engine::Outcome {
         execute(actions, session, state, event, io)
     }
 }
@@ -131,18 +131,18 @@ pub fn execute<A: Actions + ?Sized>(
     state: &mut State,
     event: Event,
     io: &mut Io,
-) -> ::zproto_runtime::engine::Outcome {
+) -> ::zproto_runtime::__codegen::engine::Outcome {
     io.begin(event);
     while let ::std::option::Option::Some(event) = io.take_next_event() {
         let current = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Event {
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Event {
             state: current.name(),
             event: event.name(),
         });
         match (current, event) {
             (State::Start, Event::Hello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO_OK"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::HelloOk(
@@ -156,7 +156,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ERROR"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Error(
@@ -170,7 +170,7 @@ pub fn execute<A: Actions + ?Sized>(
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -178,7 +178,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, Event::Hello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send HELLO_OK"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::HelloOk(
@@ -189,7 +189,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, Event::Say) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send SAID"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Said(
@@ -205,7 +205,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, Event::Note) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send NOTE"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Note(
@@ -221,7 +221,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, Event::Ping) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PONG"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Pong(super::echo_msg::Pong);
@@ -230,7 +230,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -238,7 +238,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Ready, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ERROR"),
                     ));
                     let outgoing = super::echo_msg::EchoMsg::Error(
@@ -252,7 +252,7 @@ pub fn execute<A: Actions + ?Sized>(
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -260,10 +260,10 @@ pub fn execute<A: Actions + ?Sized>(
             }
         }
         if !io.settle(Event::Terminate, Event::name) {
-            return ::zproto_runtime::engine::Outcome::Terminated;
+            return ::zproto_runtime::__codegen::engine::Outcome::Terminated;
         }
         let now = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Next(now.name()));
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Next(now.name()));
     }
-    ::zproto_runtime::engine::Outcome::Waiting
+    ::zproto_runtime::__codegen::engine::Outcome::Waiting
 }

@@ -4,7 +4,7 @@
 /// Some state handles `expired`: sessions expire after the server timeout with no traffic.
 pub const EXPIRES: bool = true;
 /// The scratchpad server actions get: the message, events to raise, messages to send, and the effects they hand the driver (`io.emit`).
-pub type Io = ::zproto_runtime::engine::Io<
+pub type Io = ::zproto_runtime::__codegen::engine::Io<
     Event,
     crate::msg::ZgossipMsg,
     ::std::vec::Vec<crate::server::Effect>,
@@ -310,7 +310,7 @@ pub trait Actions {
 }
 /// The machine with actions `A`, for `zproto_runtime::server::Sessions`.
 pub struct Machine<A>(::std::marker::PhantomData<A>);
-impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
+impl<A: Actions> ::zproto_runtime::__codegen::server::StateMachine for Machine<A> {
     type Actions = A;
     type Session = A::Session;
     type State = State;
@@ -336,7 +336,7 @@ impl<A: Actions> ::zproto_runtime::server::StateMachine for Machine<A> {
         state: &mut State,
         event: Event,
         io: &mut Io,
-    ) -> ::zproto_runtime::engine::Outcome {
+    ) -> ::zproto_runtime::__codegen::engine::Outcome {
         execute(actions, session, state, event, io)
     }
 }
@@ -396,24 +396,24 @@ pub fn execute<A: Actions + ?Sized>(
     state: &mut State,
     event: Event,
     io: &mut Io,
-) -> ::zproto_runtime::engine::Outcome {
+) -> ::zproto_runtime::__codegen::engine::Outcome {
     io.begin(event);
     while let ::std::option::Option::Some(event) = io.take_next_event() {
         let current = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Event {
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Event {
             state: current.name(),
             event: event.name(),
         });
         match (current, event) {
             (State::Start, Event::Hello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send liveness"),
                     ));
                     actions.send_liveness(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get first tuple"),
                     ));
                     actions.get_first_tuple(session, io);
@@ -429,7 +429,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Start, Event::AskForMissing) => {}
             (State::Start, Event::Announce) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new endpoint"),
                     ));
                     match io.take_message() {
@@ -446,14 +446,14 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -461,7 +461,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, Event::Ping) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
                     match io.take_message() {
@@ -475,7 +475,7 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PONG"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Pong(
@@ -491,7 +491,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Start, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ping(
@@ -508,14 +508,14 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Start, Event::Behind) => {}
             (State::Start, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -523,7 +523,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::HaveTuple, Event::Ok) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ANNOUNCE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Announce(
@@ -537,7 +537,7 @@ pub fn execute<A: Actions + ?Sized>(
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get next tuple"),
                     ));
                     actions.get_next_tuple(session, io);
@@ -545,7 +545,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::HaveTuple, Event::Batch) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ANNOUNCES"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Announces(
@@ -559,7 +559,7 @@ pub fn execute<A: Actions + ?Sized>(
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get next tuple"),
                     ));
                     actions.get_next_tuple(session, io);
@@ -569,7 +569,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -583,7 +583,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Resume) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get next tuple"),
                     ));
                     actions.get_next_tuple(session, io);
@@ -594,7 +594,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Announce) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new"),
                     ));
                     match io.take_message() {
@@ -612,7 +612,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -621,7 +621,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Announces) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("store tuples if new"),
                     ));
                     match io.take_message() {
@@ -639,7 +639,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -648,7 +648,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Forward) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from(
                             "get tuple to forward unless replay sends it",
                         ),
@@ -656,7 +656,7 @@ pub fn execute<A: Actions + ?Sized>(
                     actions.get_tuple_to_forward_unless_replay_sends_it(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ANNOUNCE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Announce(
@@ -672,7 +672,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -683,7 +683,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -692,7 +692,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Alive) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note liveness"),
                     ));
                     match io.take_message() {
@@ -708,7 +708,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -717,7 +717,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Alives) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note liveness batch"),
                     ));
                     match io.take_message() {
@@ -733,7 +733,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -742,13 +742,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::ForwardAlive) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get heartbeat to forward"),
                     ));
                     actions.get_heartbeat_to_forward(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ALIVE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Alive(
@@ -764,7 +764,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -773,7 +773,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::FlushBatch) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send pending batch"),
                     ));
                     actions.send_pending_batch(session, io);
@@ -781,7 +781,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -790,7 +790,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Ping) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
                     match io.take_message() {
@@ -804,7 +804,7 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PONG"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Pong(
@@ -820,7 +820,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -829,7 +829,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ping(
@@ -845,7 +845,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -854,7 +854,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Behind) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("fall behind"),
                     ));
                     actions.fall_behind(session, io);
@@ -862,7 +862,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -871,7 +871,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Ihave) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note tuples the peer has"),
                     ));
                     match io.take_message() {
@@ -887,7 +887,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -896,7 +896,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Graft) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send tuples asked for"),
                     ));
                     match io.take_message() {
@@ -912,7 +912,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -921,7 +921,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Prune) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("make the link lazy"),
                     ));
                     match io.take_message() {
@@ -937,7 +937,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -946,13 +946,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::FlushLazy) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get lazy batch"),
                     ));
                     actions.get_lazy_batch(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send IHAVE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ihave(
@@ -968,7 +968,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -977,13 +977,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::AskForMissing) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get graft"),
                     ));
                     actions.get_graft(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send GRAFT"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Graft(
@@ -999,7 +999,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -1008,7 +1008,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::Hello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("start over unless plain"),
                     ));
                     match io.take_message() {
@@ -1022,13 +1022,13 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send liveness"),
                     ));
                     actions.send_liveness(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get first tuple"),
                     ));
                     actions.get_first_tuple(session, io);
@@ -1039,14 +1039,14 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, Event::PlainHello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -1054,14 +1054,14 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Replaying, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -1069,7 +1069,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Hello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("start over unless plain"),
                     ));
                     match io.take_message() {
@@ -1083,13 +1083,13 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send liveness"),
                     ));
                     actions.send_liveness(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get first tuple"),
                     ));
                     actions.get_first_tuple(session, io);
@@ -1100,14 +1100,14 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::PlainHello) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -1115,7 +1115,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Announce) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("store tuple if new"),
                     ));
                     match io.take_message() {
@@ -1133,7 +1133,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Announces) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("store tuples if new"),
                     ));
                     match io.take_message() {
@@ -1151,13 +1151,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Forward) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get tuple to forward"),
                     ));
                     actions.get_tuple_to_forward(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ANNOUNCE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Announce(
@@ -1174,7 +1174,7 @@ pub fn execute<A: Actions + ?Sized>(
             (State::Connected, Event::NothingToForward) => {}
             (State::Connected, Event::Alive) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note liveness"),
                     ));
                     match io.take_message() {
@@ -1190,7 +1190,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Alives) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note liveness batch"),
                     ));
                     match io.take_message() {
@@ -1206,13 +1206,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::ForwardAlive) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get heartbeat to forward"),
                     ));
                     actions.get_heartbeat_to_forward(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send ALIVE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Alive(
@@ -1228,7 +1228,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::FlushBatch) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send pending batch"),
                     ));
                     actions.send_pending_batch(session, io);
@@ -1236,7 +1236,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Ihave) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("note tuples the peer has"),
                     ));
                     match io.take_message() {
@@ -1252,7 +1252,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Graft) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send tuples asked for"),
                     ));
                     match io.take_message() {
@@ -1268,7 +1268,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Prune) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("make the link lazy"),
                     ));
                     match io.take_message() {
@@ -1284,13 +1284,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::FlushLazy) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get lazy batch"),
                     ));
                     actions.get_lazy_batch(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send IHAVE"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ihave(
@@ -1306,13 +1306,13 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::AskForMissing) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("get graft"),
                     ));
                     actions.get_graft(session, io);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send GRAFT"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Graft(
@@ -1328,7 +1328,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Behind) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("fall behind"),
                     ));
                     actions.fall_behind(session, io);
@@ -1336,7 +1336,7 @@ pub fn execute<A: Actions + ?Sized>(
                 if io.proceed() {
                     *state = State::Replaying;
                     if io.proceed() {
-                        io.record(|| ::zproto_runtime::engine::Trace::Action(
+                        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                             ::std::string::String::from("wait to resume"),
                         ));
                         actions.wait_to_resume(session, io);
@@ -1345,7 +1345,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Ping) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
                     match io.take_message() {
@@ -1359,7 +1359,7 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PONG"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Pong(
@@ -1375,7 +1375,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ping(
@@ -1391,14 +1391,14 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::Connected, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
@@ -1406,7 +1406,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::External, Event::Ping) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("agree extensions"),
                     ));
                     match io.take_message() {
@@ -1420,7 +1420,7 @@ pub fn execute<A: Actions + ?Sized>(
                     }
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PONG"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Pong(
@@ -1436,7 +1436,7 @@ pub fn execute<A: Actions + ?Sized>(
             }
             (State::External, Event::Expired) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send PING"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Ping(
@@ -1453,31 +1453,31 @@ pub fn execute<A: Actions + ?Sized>(
             (State::External, Event::Behind) => {}
             (State::External, _) => {
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("send INVALID"),
                     ));
                     let outgoing = crate::msg::ZgossipMsg::Invalid(crate::msg::Invalid);
                     io.send(outgoing);
                 }
                 if io.proceed() {
-                    io.record(|| ::zproto_runtime::engine::Trace::Action(
+                    io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("terminate"),
                     ));
                     io.terminate(Event::Terminate);
                 }
             }
             (state, event) => {
-                return ::zproto_runtime::engine::Outcome::Unhandled {
+                return ::zproto_runtime::__codegen::engine::Outcome::Unhandled {
                     state: state.name(),
                     event: event.name(),
                 };
             }
         }
         if !io.settle(Event::Terminate, Event::name) {
-            return ::zproto_runtime::engine::Outcome::Terminated;
+            return ::zproto_runtime::__codegen::engine::Outcome::Terminated;
         }
         let now = *state;
-        io.record(|| ::zproto_runtime::engine::Trace::Next(now.name()));
+        io.record(|| ::zproto_runtime::__codegen::engine::Trace::Next(now.name()));
     }
-    ::zproto_runtime::engine::Outcome::Waiting
+    ::zproto_runtime::__codegen::engine::Outcome::Waiting
 }

@@ -65,7 +65,7 @@ pub enum ZgossipMsg {
     /// ANNOUNCE.
     Alives(Alives),
 }
-impl ::zproto_runtime::Codec for ZgossipMsg {
+impl ::zproto_runtime::__codegen::Codec for ZgossipMsg {
     const CLASS: &'static str = CLASS;
     const SIGNATURE: u8 = SIGNATURE;
     fn id(&self) -> u8 {
@@ -98,10 +98,10 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
             Self::Alives(_) => Alives::NAME,
         }
     }
-    fn encode_into<S: ::zproto_runtime::FrameSink>(
+    fn encode_into<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         match self {
             Self::Hello(m) => m.encode_frames(frames),
             Self::Announce(m) => m.encode_frames(frames),
@@ -133,8 +133,10 @@ impl ::zproto_runtime::Codec for ZgossipMsg {
     }
     fn decode<F: ::std::convert::AsRef<[u8]>>(
         frames: &[F],
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
-        Self::from_opened(::zproto_runtime::codec::open(frames, CLASS, SIGNATURE)?)
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
+        Self::from_opened(
+            ::zproto_runtime::__codegen::codec::open(frames, CLASS, SIGNATURE)?,
+        )
     }
 }
 impl ZgossipMsg {
@@ -142,18 +144,21 @@ impl ZgossipMsg {
     /// `message` value naming it, and a `content` section with its
     /// fields (numbers in decimal, bytes in lower-case hex, lists and
     /// hashes as children).
-    pub fn to_zpl(&self) -> ::zproto_runtime::zpl::Zpl {
+    pub fn to_zpl(&self) -> ::zproto_runtime::__codegen::zpl::Zpl {
         self.zpl_document(::std::option::Option::None)
     }
     /// [`Self::to_zpl`], with the routing id of a ROUTER message.
-    pub fn to_zpl_routed(&self, routing_id: &[u8]) -> ::zproto_runtime::zpl::Zpl {
+    pub fn to_zpl_routed(
+        &self,
+        routing_id: &[u8],
+    ) -> ::zproto_runtime::__codegen::zpl::Zpl {
         self.zpl_document(::std::option::Option::Some(routing_id))
     }
     fn zpl_document(
         &self,
         routing_id: ::std::option::Option<&[u8]>,
-    ) -> ::zproto_runtime::zpl::Zpl {
-        let mut w = ::zproto_runtime::zpl::message::Writer::default();
+    ) -> ::zproto_runtime::__codegen::zpl::Zpl {
+        let mut w = ::zproto_runtime::__codegen::zpl::message::Writer::default();
         let name = match self {
             Self::Hello(m) => {
                 m.zpl_content(&mut w);
@@ -200,20 +205,20 @@ impl ZgossipMsg {
                 ::std::string::String::from("ZGOSSIP_MSG_ALIVES")
             }
         };
-        ::zproto_runtime::zpl::message::document(name, routing_id, w.0)
+        ::zproto_runtime::__codegen::zpl::message::document(name, routing_id, w.0)
     }
     /// A message from its text form (the C codec's `new_zpl`), with
     /// the routing id if the text has one. Missing fields are left at
     /// their defaults; malformed ones are errors.
     #[allow(clippy::type_complexity)]
     pub fn from_zpl(
-        zpl: &::zproto_runtime::zpl::Zpl,
+        zpl: &::zproto_runtime::__codegen::zpl::Zpl,
     ) -> ::std::result::Result<
         (::std::option::Option<::std::vec::Vec<u8>>, Self),
-        ::zproto_runtime::zpl::message::ZplMessageError,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
     > {
-        let opened = ::zproto_runtime::zpl::message::open(zpl)?;
-        let r = ::zproto_runtime::zpl::message::Reader(opened.content);
+        let opened = ::zproto_runtime::__codegen::zpl::message::open(zpl)?;
+        let r = ::zproto_runtime::__codegen::zpl::message::Reader(opened.content);
         let message = match opened.name {
             "ZGOSSIP_MSG_HELLO" => Self::Hello(Hello::from_zpl_content(&r)?),
             "ZGOSSIP_MSG_ANNOUNCE" => Self::Announce(Announce::from_zpl_content(&r)?),
@@ -228,7 +233,7 @@ impl ZgossipMsg {
             "ZGOSSIP_MSG_ALIVES" => Self::Alives(Alives::from_zpl_content(&r)?),
             other => {
                 return ::std::result::Result::Err(
-                    ::zproto_runtime::zpl::message::ZplMessageError::UnknownMessage(
+                    ::zproto_runtime::__codegen::zpl::message::ZplMessageError::UnknownMessage(
                         other.to_owned(),
                     ),
                 );
@@ -237,8 +242,8 @@ impl ZgossipMsg {
         ::std::result::Result::Ok((opened.routing_id, message))
     }
     fn from_opened<F: ::std::convert::AsRef<[u8]>>(
-        mut opened: ::zproto_runtime::codec::Opened<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut opened: ::zproto_runtime::__codegen::codec::Opened<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         match opened.id {
             Hello::ID => {
                 Hello::decode_body(opened.reader(Hello::NAME), &mut opened.frames)
@@ -288,7 +293,7 @@ impl ZgossipMsg {
                     .map(Self::Alives)
             }
             id => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::UnknownMessage {
                     class: CLASS,
                     id,
                 })
@@ -311,10 +316,13 @@ impl Hello {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -327,14 +335,14 @@ impl Hello {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -344,9 +352,9 @@ impl Hello {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         ::std::result::Result::Ok(Self)
     }
@@ -431,7 +439,7 @@ impl Announce {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.text("endpoint", &self.endpoint);
         w.text("service", &self.service);
         w.number("ttl", u64::from(self.ttl));
@@ -449,8 +457,11 @@ impl Announce {
         }
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             endpoint: r.text("endpoint"),
             service: r.text("service"),
@@ -464,8 +475,8 @@ impl Announce {
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        8 + ::zproto_runtime::wire::size::string(&self.endpoint)
-            + ::zproto_runtime::wire::size::longstr(self.service.as_bytes())
+        8 + ::zproto_runtime::__codegen::wire::size::string(&self.endpoint)
+            + ::zproto_runtime::__codegen::wire::size::longstr(self.service.as_bytes())
             + if self.origin.is_some() { 8 } else { 0 }
             + if self.revision.is_some() { 8 } else { 0 }
             + if self.lease.is_some() { 4 } else { 0 }
@@ -476,11 +487,11 @@ impl Announce {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
-        ::zproto_runtime::codec::check_optional(
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
+        ::zproto_runtime::__codegen::codec::check_optional(
             CLASS,
             Self::NAME,
             &[
@@ -491,9 +502,9 @@ impl Announce {
             ],
         )?;
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -518,9 +529,9 @@ impl Announce {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let endpoint = r.string("endpoint")?;
         let service = r.longstr("service")?;
@@ -602,14 +613,17 @@ impl Ping {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         if let ::std::option::Option::Some(value) = self.extensions {
             w.number("extensions", u64::from(value));
         }
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             extensions: r.optional_number("extensions")?,
         })
@@ -624,14 +638,14 @@ impl Ping {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -644,9 +658,9 @@ impl Ping {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let extensions = if r.remaining() == 0 {
             ::std::option::Option::None
@@ -702,14 +716,17 @@ impl Pong {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         if let ::std::option::Option::Some(value) = self.extensions {
             w.number("extensions", u64::from(value));
         }
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             extensions: r.optional_number("extensions")?,
         })
@@ -724,14 +741,14 @@ impl Pong {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -744,9 +761,9 @@ impl Pong {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let extensions = if r.remaining() == 0 {
             ::std::option::Option::None
@@ -776,10 +793,13 @@ impl Invalid {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -792,14 +812,14 @@ impl Invalid {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -809,9 +829,9 @@ impl Invalid {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         ::std::result::Result::Ok(Self)
     }
@@ -863,32 +883,35 @@ impl Ihave {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.bytes("tuples", &self.tuples);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self { tuples: r.bytes("tuples")? })
     }
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        4 + ::zproto_runtime::wire::size::longstr(&self.tuples)
+        4 + ::zproto_runtime::__codegen::wire::size::longstr(&self.tuples)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -899,9 +922,9 @@ impl Ihave {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let tuples = r.chunk("tuples")?;
         ::std::result::Result::Ok(Self { tuples })
@@ -956,12 +979,15 @@ impl Graft {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.strings("endpoints", &self.endpoints);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             endpoints: r.strings("endpoints"),
         })
@@ -969,21 +995,21 @@ impl Graft {
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        4 + ::zproto_runtime::wire::size::strings(&self.endpoints)
+        4 + ::zproto_runtime::__codegen::wire::size::strings(&self.endpoints)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -994,9 +1020,9 @@ impl Graft {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let endpoints = r.strings("endpoints")?;
         ::std::result::Result::Ok(Self { endpoints })
@@ -1024,10 +1050,13 @@ impl Prune {
     pub fn test_value() -> Self {
         Self
     }
-    fn zpl_content(&self, _w: &mut ::zproto_runtime::zpl::message::Writer) {}
+    fn zpl_content(&self, _w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {}
     fn from_zpl_content(
-        _r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        _r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self)
     }
     /// Size of the body frame this message encodes to (under an empty
@@ -1040,14 +1069,14 @@ impl Prune {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -1057,9 +1086,9 @@ impl Prune {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         ::std::result::Result::Ok(Self)
     }
@@ -1122,14 +1151,17 @@ impl Alive {
             ZgossipMsg::Alives(_) => ::std::default::Default::default(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.number("node", self.node);
         w.number("clock", self.clock);
         w.number("lifetime", u64::from(self.lifetime));
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             node: r.number("node")?,
             clock: r.number("clock")?,
@@ -1146,14 +1178,14 @@ impl Alive {
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -1166,9 +1198,9 @@ impl Alive {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let node = r.number8("node")?;
         let clock = r.number8("clock")?;
@@ -1224,12 +1256,15 @@ impl Announces {
             ZgossipMsg::Alives(o) => Self { records: o.records.clone() },
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.bytes("records", &self.records);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             records: r.bytes("records")?,
         })
@@ -1237,21 +1272,21 @@ impl Announces {
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        4 + ::zproto_runtime::wire::size::longstr(&self.records)
+        4 + ::zproto_runtime::__codegen::wire::size::longstr(&self.records)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -1262,9 +1297,9 @@ impl Announces {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let records = r.chunk("records")?;
         ::std::result::Result::Ok(Self { records })
@@ -1319,12 +1354,15 @@ impl Alives {
             ZgossipMsg::Alives(o) => o.clone(),
         }
     }
-    fn zpl_content(&self, w: &mut ::zproto_runtime::zpl::message::Writer) {
+    fn zpl_content(&self, w: &mut ::zproto_runtime::__codegen::zpl::message::Writer) {
         w.bytes("records", &self.records);
     }
     fn from_zpl_content(
-        r: &::zproto_runtime::zpl::message::Reader<'_>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::zpl::message::ZplMessageError> {
+        r: &::zproto_runtime::__codegen::zpl::message::Reader<'_>,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::zpl::message::ZplMessageError,
+    > {
         ::std::result::Result::Ok(Self {
             records: r.bytes("records")?,
         })
@@ -1332,21 +1370,21 @@ impl Alives {
     /// Size of the body frame this message encodes to (under an empty
     /// topic, for a pubsub model).
     pub fn body_len(&self) -> usize {
-        4 + ::zproto_runtime::wire::size::longstr(&self.records)
+        4 + ::zproto_runtime::__codegen::wire::size::longstr(&self.records)
     }
     /// Bytes of all the frames this message encodes to (under an
     /// empty topic, for a pubsub model).
     pub fn encoded_len(&self) -> usize {
         self.body_len()
     }
-    fn encode_frames<S: ::zproto_runtime::FrameSink>(
+    fn encode_frames<S: ::zproto_runtime::__codegen::FrameSink>(
         &self,
         frames: &mut S,
-    ) -> ::std::result::Result<(), ::zproto_runtime::EncodeError> {
+    ) -> ::std::result::Result<(), ::zproto_runtime::__codegen::EncodeError> {
         let body = frames.next_frame(self.body_len());
-        let mut w = ::zproto_runtime::wire::Writer::new(
+        let mut w = ::zproto_runtime::__codegen::wire::Writer::new(
             body,
-            ::zproto_runtime::wire::Context {
+            ::zproto_runtime::__codegen::wire::Context {
                 class: CLASS,
                 message: Self::NAME,
             },
@@ -1357,9 +1395,9 @@ impl Alives {
         ::std::result::Result::Ok(())
     }
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'_>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'_, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'_>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'_, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let records = r.chunk("records")?;
         ::std::result::Result::Ok(Self { records })
@@ -1403,20 +1441,25 @@ impl<'a> ZgossipMsgRef<'a> {
     /// errors.
     pub fn decode<F: ::std::convert::AsRef<[u8]>>(
         frames: &'a [F],
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
-        Self::from_opened(::zproto_runtime::codec::open(frames, CLASS, SIGNATURE)?)
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
+        Self::from_opened(
+            ::zproto_runtime::__codegen::codec::open(frames, CLASS, SIGNATURE)?,
+        )
     }
     /// Decode a message received on a ROUTER socket: the routing id
     /// and the message, both borrowed.
     pub fn decode_routed<F: ::std::convert::AsRef<[u8]>>(
         frames: &'a [F],
-    ) -> ::std::result::Result<(&'a [u8], Self), ::zproto_runtime::DecodeError> {
+    ) -> ::std::result::Result<
+        (&'a [u8], Self),
+        ::zproto_runtime::__codegen::DecodeError,
+    > {
         match frames {
             [routing_id, rest @ ..] if !rest.is_empty() => {
                 ::std::result::Result::Ok((routing_id.as_ref(), Self::decode(rest)?))
             }
             _ => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::NoRoutingId {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::NoRoutingId {
                     class: CLASS,
                 })
             }
@@ -1471,8 +1514,8 @@ impl<'a> ZgossipMsgRef<'a> {
         }
     }
     fn from_opened<F: ::std::convert::AsRef<[u8]>>(
-        mut opened: ::zproto_runtime::codec::Opened<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut opened: ::zproto_runtime::__codegen::codec::Opened<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         match opened.id {
             Hello::ID => {
                 Hello::decode_body(opened.reader(Hello::NAME), &mut opened.frames)
@@ -1525,7 +1568,7 @@ impl<'a> ZgossipMsgRef<'a> {
                     .map(Self::Alives)
             }
             id => {
-                ::std::result::Result::Err(::zproto_runtime::DecodeError::UnknownMessage {
+                ::std::result::Result::Err(::zproto_runtime::__codegen::DecodeError::UnknownMessage {
                     class: CLASS,
                     id,
                 })
@@ -1558,9 +1601,9 @@ pub struct AnnounceRef<'a> {
 }
 impl<'a> AnnounceRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let endpoint = r.string_ref("endpoint")?;
         let service = r.longstr_ref("service")?;
@@ -1621,9 +1664,9 @@ pub struct IhaveRef<'a> {
 }
 impl<'a> IhaveRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let tuples = r.chunk_ref("tuples")?;
         ::std::result::Result::Ok(Self { tuples })
@@ -1644,13 +1687,13 @@ impl ::std::convert::From<IhaveRef<'_>> for Ihave {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraftRef<'a> {
     /// Field `endpoints`: see [`Graft::endpoints`].
-    pub endpoints: ::zproto_runtime::view::StringsRef<'a>,
+    pub endpoints: ::zproto_runtime::__codegen::view::StringsRef<'a>,
 }
 impl<'a> GraftRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let endpoints = r.strings_ref("endpoints")?;
         ::std::result::Result::Ok(Self { endpoints })
@@ -1675,9 +1718,9 @@ pub struct AnnouncesRef<'a> {
 }
 impl<'a> AnnouncesRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let records = r.chunk_ref("records")?;
         ::std::result::Result::Ok(Self { records })
@@ -1702,9 +1745,9 @@ pub struct AlivesRef<'a> {
 }
 impl<'a> AlivesRef<'a> {
     fn decode_body<F: ::std::convert::AsRef<[u8]>>(
-        mut r: ::zproto_runtime::wire::Reader<'a>,
-        _frames: &mut ::zproto_runtime::codec::FrameCursor<'a, F>,
-    ) -> ::std::result::Result<Self, ::zproto_runtime::DecodeError> {
+        mut r: ::zproto_runtime::__codegen::wire::Reader<'a>,
+        _frames: &mut ::zproto_runtime::__codegen::codec::FrameCursor<'a, F>,
+    ) -> ::std::result::Result<Self, ::zproto_runtime::__codegen::DecodeError> {
         r.constant_number("version", 1, 1)?;
         let records = r.chunk_ref("records")?;
         ::std::result::Result::Ok(Self { records })
@@ -1725,7 +1768,7 @@ impl ::std::convert::From<AlivesRef<'_>> for Alives {
 #[cfg(test)]
 mod zproto_tests {
     use super::*;
-    use ::zproto_runtime::Codec as _;
+    use ::zproto_runtime::__codegen::Codec as _;
     #[test]
     fn hello_round_trips() {
         let message = ZgossipMsg::from(Hello::test_value());
@@ -1741,7 +1784,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1762,7 +1805,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1783,7 +1826,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1804,7 +1847,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1825,7 +1868,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1846,7 +1889,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1867,7 +1910,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1888,7 +1931,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1909,7 +1952,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1930,7 +1973,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
@@ -1951,7 +1994,7 @@ mod zproto_tests {
             ZgossipMsg::decode_routed(& routed), Ok((& b"\x00peer"[..], message.clone()))
         );
         let text = message.to_zpl_routed(b"\x00peer").to_string();
-        let zpl = ::zproto_runtime::zpl::Zpl::parse(&text)
+        let zpl = ::zproto_runtime::__codegen::zpl::Zpl::parse(&text)
             .expect("the text form parses");
         assert_eq!(
             ZgossipMsg::from_zpl(& zpl), Ok((Some(b"\x00peer".to_vec()), message))
