@@ -15,7 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use support::pingpong;
 use zgossip::engine::Machine;
-use zgossip::server::Gossip;
+use zgossip::Gossip;
 use zgossip::Node;
 use zproto_runtime::host::ServerHandle;
 

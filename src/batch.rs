@@ -75,6 +75,7 @@ impl Batch {
         true
     }
 
+    #[cfg(test)]
     /// Tuples in it.
     pub fn len(&self) -> usize {
         self.count

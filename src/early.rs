@@ -128,6 +128,7 @@ impl Early {
         self.held.len()
     }
 
+    #[cfg(test)]
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()

@@ -9,13 +9,17 @@
 //! * [`msg`] and [`engine`]: the codec and the server state machine,
 //!   generated at build time from `protocol/zgossip_msg.xml` and
 //!   `protocol/zgossip.xml` by `zproto-codegen`;
-//! * [`server`]: the hand-written actions of that state machine;
-//! * [`remote`]: the hand-written remote side (our DEALER to another node);
-//! * [`node`]: the node, sans I/O: sessions, remotes, tuples, acceptance;
-//! * [`api`]: the node as a service of `zproto_runtime`'s ZeroMQ reactor
-//!   (one thread, any number of nodes), and [`Node`], the handle an
+//! * [`Gossip`]: the hand-written actions of that state machine, which
+//!   hand the node their [`Effect`]s;
+//! * [`NodeCore`]: the node, sans I/O (time, origin and interner given by
+//!   its driver): sessions, remotes (our DEALERs to other nodes), tuples,
+//!   acceptance, within its [`Limits`];
+//! * [`Node`]: the node as a service of `zproto_runtime`'s ZeroMQ reactor
+//!   ([`Reactor`]: one thread, any number of nodes), the handle an
 //!   application holds;
-//! * [`mesh`]: the same nodes linked in memory, with simulated time.
+//! * [`mesh`]: the same nodes linked in memory, with simulated time;
+//! * [`sim`]: seeded schedules of faults on simulated clusters, with the
+//!   invariants checked.
 //!
 //! Two nodes in one process: one binds, the other connects, and what one
 //! announces the other delivers.
@@ -42,8 +46,12 @@
 
 #![warn(missing_docs)]
 
-/// The zgossip messages, generated from `protocol/zgossip_msg.xml`.
+/// The zgossip messages, generated from `protocol/zgossip_msg.xml`, and
+/// the unpacking of the batches (ANNOUNCES, ALIVES) peers that agreed them
+/// send.
 pub mod msg {
+    pub use crate::batch::{unpack as unpack_announces, unpack_alives};
+
     include!(concat!(env!("OUT_DIR"), "/zgossip_msg.rs"));
 }
 
@@ -52,26 +60,35 @@ pub mod engine {
     include!(concat!(env!("OUT_DIR"), "/zgossip_engine.rs"));
 }
 
-pub mod api;
-pub mod batch;
+mod api;
+mod batch;
 pub mod clock;
 /// CURVE certificates in CZMQ's format (the runtime's, shared with
 /// every server the generator builds).
 pub use zproto_runtime::cert;
-pub mod early;
+mod early;
 pub mod limits;
 pub mod mesh;
-pub mod node;
-pub mod plumtree;
-pub mod remote;
+mod node;
+mod plumtree;
+mod remote;
 mod segments;
-pub mod server;
+mod server;
 pub mod sim;
 pub mod text;
-pub mod tuples;
+mod tuples;
 
-pub use api::Node;
-pub use api::{Delivery, Error, Metrics, Probe, Reactor, Security};
+pub use api::{
+    Delivery, Error, GossipService, Metrics, Node, Probe, Reactor, Security, RECONNECT_MAX,
+};
 pub use limits::Limits;
-pub use node::{AnnounceError, NodeCore, Output, Peer, PeerKind, RemoteId, Settings, Stats};
+pub use node::{
+    AnnounceError, NodeCore, Output, Peer, PeerKind, RemoteId, SettingError, Settings, Stats,
+    MESSAGE_KINDS, MESSAGE_TYPES, SETTINGS,
+};
+/// A deliberate defect, for the simulator's checks that it catches them.
+#[doc(hidden)]
+pub use server::Mutation;
+pub use server::{Change, Effect, Gossip, Refusal, DEFAULT_LEASE, EXTENSIONS};
+pub use tuples::Interner;
 pub use zproto_runtime::{Codec, DecodeError, EncodeError};

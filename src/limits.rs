@@ -7,6 +7,14 @@
 //! node's memory is its tuples: at most `tuples` of them, each at most
 //! 255 + `service` bytes.
 
+// The fixed bounds, beside the settable ones.
+pub use crate::api::{DELIVERY_QUEUE, PEER_EVENT_QUEUE};
+pub use crate::early::{GRACE, MAX_EARLY};
+pub use crate::plumtree::{
+    GRAFT_ANSWER_BYTES, GRAFT_ANSWER_MAX, GRAFT_BYTES_PER_SECOND, MAX_MISSING, MAX_MISSING_PER_LINK,
+};
+pub use crate::server::MAX_GUARDED;
+
 /// Limits of a node; all settable with `SET limits/...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -47,7 +47,7 @@ pub const MAX_MISSING: usize = 100_000;
 
 /// Most of those that one link may have announced first: a peer that sends
 /// made-up ids fills its own share, not everyone's, and its share goes
-/// with it ([`Missing::forget_link`]).
+/// with it.
 pub const MAX_MISSING_PER_LINK: usize = 10_000;
 
 /// One side of a link: a session on our ROUTER, or one of our remotes.
@@ -260,11 +260,6 @@ impl Missing {
         (self.lag * 4).clamp(self.least_wait, self.longest_wait)
     }
 
-    /// The longest wait before a GRAFT.
-    pub fn longest_wait(&self) -> Duration {
-        self.longest_wait
-    }
-
     /// A tuple arrived: no longer missing if it is as recent as announced.
     /// The lag is sampled only from tuples that came by themselves (before
     /// any GRAFT of ours): one that answers a GRAFT measures our own wait,
@@ -347,6 +342,7 @@ impl Missing {
         self.next
     }
 
+    #[cfg(test)]
     /// Tuples waited for that `link` announced first.
     pub fn announced_by(&self, link: Link) -> usize {
         self.per_link.get(&link).copied().unwrap_or(0)
@@ -357,6 +353,7 @@ impl Missing {
         self.wanted.len()
     }
 
+    #[cfg(test)]
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.wanted.is_empty()
@@ -384,7 +381,7 @@ pub const GRAFT_ANSWER_MAX: usize = 1024;
 pub const GRAFT_ANSWER_BYTES: usize = 256 * 1024;
 
 /// Bytes of answers to GRAFT a link earns per second, up to
-/// [`GRAFT_ANSWER_BYTES`] at once ([`GraftBudget`]).
+/// [`GRAFT_ANSWER_BYTES`] at once.
 pub const GRAFT_BYTES_PER_SECOND: usize = 1024 * 1024;
 
 /// What one link may still be sent in answers to GRAFT: a bucket of

@@ -119,8 +119,9 @@ impl std::str::FromStr for Mutation {
     }
 }
 
-/// Most endpoints guarded against others' tombstones at once
-/// ([`Gossip::receive`]); more are not guarded.
+/// Most endpoints guarded at once against tombstones from origins other
+/// than the live tuple's (once its owner has answered one, for a lease);
+/// more are not guarded.
 pub const MAX_GUARDED: usize = 4096;
 
 /// The default lease of a node's tuples.
@@ -144,18 +145,18 @@ pub fn new_origin() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// Where the tuple is in the table.
-    pub position: usize,
+    pub(crate) position: usize,
     /// What happened.
-    pub accepted: Accepted,
+    pub(crate) accepted: Accepted,
     /// The tuple, as stored.
-    pub tuple: Tuple,
+    pub(crate) tuple: Tuple,
     /// Our own tuple, written again to answer a competing write: the peer
     /// that sent that write must have it too.
-    pub echo: bool,
+    pub(crate) echo: bool,
     /// It came by a replay (an answer to GRAFT, say): passed on marked so,
     /// since a node that gets it twice must not take the link for a loop
     /// (Plumtree's PRUNE).
-    pub replay: bool,
+    pub(crate) replay: bool,
 }
 
 /// What the session actions hand the node ([`zproto_runtime::engine::Io::emit`]),
@@ -198,11 +199,11 @@ pub enum Effect {
 #[derive(Debug, Default)]
 pub struct Gossip {
     /// Every tuple the node knows.
-    pub tuples: Tuples,
+    pub(crate) tuples: Tuples,
     /// What the node accepts.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// Origin and leases.
-    pub lifecycle: Lifecycle,
+    pub(crate) lifecycle: Lifecycle,
     /// Endpoints this node published and still owns, with the version of
     /// its last answer to a competing write. Ordered, so that renewals go
     /// out in the same order in every run.

@@ -69,7 +69,7 @@ struct Symbols {
 /// An origin's number in the process-wide table (0: none).
 type OriginNumber = u32;
 
-/// The table of tuple strings that [`Tuples`] number their endpoints and
+/// The table of tuple strings that the tuple tables number their endpoints and
 /// services in; cloning it shares it.
 #[derive(Clone, Default)]
 pub struct Interner(Arc<Mutex<Symbols>>);

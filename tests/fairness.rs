@@ -71,7 +71,7 @@ fn big_replays_leave_room_for_everyone_else() {
     // The load's deliveries, read: the queue has room for the one to come.
     assert_eq!(
         node.try_deliveries().count(),
-        tuples.min(zgossip::api::DELIVERY_QUEUE)
+        tuples.min(zgossip::limits::DELIVERY_QUEUE)
     );
 
     // Twelve peers ask for everything, and read it.

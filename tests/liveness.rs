@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use zgossip::clock::WallClock;
 use zgossip::mesh::Mesh;
 use zgossip::msg::{Alive, ZgossipMsg};
-use zgossip::node::MESSAGE_TYPES;
+use zgossip::MESSAGE_TYPES;
 use zgossip::{Codec, Settings};
 
 /// Let `ms` milliseconds pass in steps of 100 ms.

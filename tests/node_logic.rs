@@ -520,7 +520,7 @@ fn a_batch_from_one_client_reaches_the_others_and_is_not_echoed() {
     mesh.run(now);
     advance(&mut mesh, &mut now, 2_000);
     let kind = |name: &str| {
-        zgossip::node::MESSAGE_TYPES
+        zgossip::MESSAGE_TYPES
             .iter()
             .position(|k| *k == name)
             .expect("a type")
@@ -572,7 +572,7 @@ fn tuples_that_came_in_one_burst_go_on_in_one_batch() {
     for id in [b"peer-a".as_slice(), b"peer-b"] {
         hub.on_peer_connected(id);
         let offer = Ping {
-            extensions: Some(zgossip::server::EXTENSIONS),
+            extensions: Some(zgossip::EXTENSIONS),
         };
         hub.on_peer_frames(&frames(id, offer.into()), now);
         hub.on_peer_frames(&frames(id, Hello.into()), now);
@@ -597,7 +597,9 @@ fn tuples_that_came_in_one_burst_go_on_in_one_batch() {
     let endpoints: Vec<String> = to_b
         .iter()
         .flat_map(|m| match m {
-            ZgossipMsg::Announces(batch) => zgossip::batch::unpack(&batch.records).expect("batch"),
+            ZgossipMsg::Announces(batch) => {
+                zgossip::msg::unpack_announces(&batch.records).expect("batch")
+            }
             other => panic!("not a batch: {other:?}"),
         })
         .map(|a| a.endpoint)

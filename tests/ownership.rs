@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use zgossip::clock::{WallClock, MAX_AHEAD};
-use zgossip::early::GRACE;
+use zgossip::limits::GRACE;
 use zgossip::msg::{Announce, Hello, Ping, ZgossipMsg};
-use zgossip::server::EXTENSIONS;
+use zgossip::EXTENSIONS;
 use zgossip::{Codec, NodeCore, Output, Settings};
 
 /// 2026-01-01 in milliseconds since 1970: the node's clock at `start`.

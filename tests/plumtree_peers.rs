@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
+use zgossip::limits::{GRAFT_ANSWER_BYTES, MAX_MISSING_PER_LINK};
 use zgossip::msg::{Graft, Hello, Ihave, Ping, ZgossipMsg};
-use zgossip::plumtree::{GRAFT_ANSWER_BYTES, MAX_MISSING_PER_LINK};
-use zgossip::server::EXTENSIONS;
+use zgossip::EXTENSIONS;
 use zgossip::{Codec, NodeCore, Output, Settings};
 
 /// A peer that negotiated our extensions and said HELLO.

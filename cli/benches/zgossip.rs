@@ -433,7 +433,7 @@ fn join(runs: usize, sizes: &[usize], only_ours: bool) {
 fn renewal(nodes: usize, sizes: &[usize]) {
     use std::time::Duration;
     use zgossip::mesh::Mesh;
-    use zgossip::node::MESSAGE_TYPES;
+    use zgossip::MESSAGE_TYPES;
     println!("\n| idle renewal traffic, {nodes} nodes, lease 30 s | bytes/s, all nodes | per node | ANNOUNCE/s | ALIVE/s |");
     println!("|---|---:|---:|---:|---:|");
     let kind = |name: &str| MESSAGE_TYPES.iter().position(|k| *k == name).unwrap_or(0);

@@ -9,10 +9,10 @@
 //! `PEERS` (a `PEER session|remote name state up|down` line each, then
 //! `PEERS count`).
 
-use zgossip::api::Error;
-use zgossip::api::Node;
-use zgossip::node::PeerKind;
 use zgossip::text::{Escaped, EscapedWord};
+use zgossip::Error;
+use zgossip::Node;
+use zgossip::PeerKind;
 
 /// Every text command: its syntax, and what it does (`zgossip node --help`
 /// lists them).

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use zproto_runtime::zpl::{self, Zpl, ZplNode};
 
-use zgossip::api::Node;
+use zgossip::Node;
 
 /// Largest config file read: a file is hostile input too.
 pub const MAX_CONFIG: u64 = 1 << 20;

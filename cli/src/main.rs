@@ -828,7 +828,7 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         report.messages_per_tuple_per_node(&config),
         report.duplicates
     );
-    let by_type: Vec<String> = zgossip::node::MESSAGE_TYPES
+    let by_type: Vec<String> = zgossip::MESSAGE_TYPES
         .iter()
         .zip(report.sent_by_type)
         .filter(|(_, n)| *n > 0)

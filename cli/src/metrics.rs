@@ -14,8 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 pub use zproto_metrics_http::{Limits, MetricsServer};
 
-use zgossip::api::{Metrics, Probe};
-use zgossip::node::MESSAGE_TYPES;
+use zgossip::MESSAGE_TYPES;
+use zgossip::{Metrics, Probe};
 
 /// The OpenMetrics text of `metrics`.
 pub fn render(metrics: &Metrics) -> String {

@@ -12,7 +12,7 @@
 //! gives one, else on every interface) and connects to every other replica
 //! at `tcp://IPADDR:PORT` (or HOST, or ADDRESS, the first one given). `info` and `pid` are read and left alone.
 //! libzmq retries a connection that fails, with backoff (see
-//! [`zgossip::api::RECONNECT_MAX`]).
+//! [`zgossip::RECONNECT_MAX`]).
 
 use std::path::{Path, PathBuf};
 

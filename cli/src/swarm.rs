@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use zgossip::mesh::Mesh;
-use zgossip::node::Settings;
+use zgossip::Settings;
 
 /// How nodes connect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +159,7 @@ pub struct SwarmReport {
     /// ANNOUNCEs received for tuples already known.
     pub duplicates: u64,
     /// Messages sent, by type (`node::MESSAGE_TYPES` order).
-    pub sent_by_type: [u64; zgossip::node::MESSAGE_KINDS],
+    pub sent_by_type: [u64; zgossip::MESSAGE_KINDS],
     /// Messages a full queue refused, to be sent again (sockets only: the
     /// in-memory mesh has no queue limit).
     pub refused_sends: u64,
@@ -487,7 +487,7 @@ pub fn run(config: &SwarmConfig, mut progress: impl FnMut(&Sample)) -> SwarmRepo
     let mut incomplete = Vec::new();
     let mut incomplete_count = 0;
     let (mut duplicates, mut refused_sends, mut resyncs) = (0, 0, 0);
-    let mut sent_by_type = [0; zgossip::node::MESSAGE_KINDS];
+    let mut sent_by_type = [0; zgossip::MESSAGE_KINDS];
     for i in 0..n {
         if let Some(node) = mesh.node(i) {
             let stats = node.stats();
@@ -795,7 +795,7 @@ mod sockets {
             curve,
             messages: 0,
             duplicates: 0,
-            sent_by_type: [0; zgossip::node::MESSAGE_KINDS],
+            sent_by_type: [0; zgossip::MESSAGE_KINDS],
             refused_sends: 0,
             resyncs: 0,
             churned: churned.len(),

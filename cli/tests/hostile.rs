@@ -544,7 +544,7 @@ fn deliveries_nobody_reads_are_bounded() {
     node.bind("tcp://127.0.0.1:*").expect("bind");
     let peer = dealer(&format!("tcp://127.0.0.1:{}", node.port().expect("port")));
     peer.send(frame(Hello), 0).expect("send");
-    let count = zgossip::api::DELIVERY_QUEUE + 10;
+    let count = zgossip::limits::DELIVERY_QUEUE + 10;
     for i in 0..count {
         peer.send(announce(&format!("tcp://d:{i}"), "s"), 0)
             .expect("send");
@@ -555,5 +555,8 @@ fn deliveries_nobody_reads_are_bounded() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(node.stats().expect("stats").deliveries_dropped, 10);
-    assert_eq!(node.try_deliveries().count(), zgossip::api::DELIVERY_QUEUE);
+    assert_eq!(
+        node.try_deliveries().count(),
+        zgossip::limits::DELIVERY_QUEUE
+    );
 }

@@ -42,7 +42,7 @@ fn three_hundred_nodes_converge_under_ten_percent_churn() {
 /// link costs about seven.
 #[test]
 fn a_redundant_graph_spreads_over_a_tree_with_and_without_churn() {
-    use zgossip::node::MESSAGE_TYPES;
+    use zgossip::MESSAGE_TYPES;
     let count = |report: &swarm::SwarmReport, name: &str| {
         let i = MESSAGE_TYPES.iter().position(|t| *t == name).unwrap();
         report.sent_by_type[i]

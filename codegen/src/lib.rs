@@ -50,11 +50,16 @@
 #![warn(missing_docs)]
 
 pub mod analyse;
-pub mod config;
+mod config;
+/// The emitters (stage 3), for the `zproto` command and the model fuzzer:
+/// not an API; [`Config`] is.
+#[doc(hidden)]
 pub mod emit;
-pub mod error;
+mod error;
 pub mod model;
-pub mod names;
+mod names;
+/// The XML reader (stage 1), for the model fuzzer: not an API.
+#[doc(hidden)]
 pub mod xml;
 
 pub use config::{Config, Generated};

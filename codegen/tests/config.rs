@@ -61,7 +61,7 @@ fn generated_code_has_the_generated_header_and_options_apply() {
         "{}",
         &rust[..80]
     );
-    assert!(rust.contains("impl ::my_crate::rt::Codec for ZgossipMsg"));
+    assert!(rust.contains("impl ::my_crate::rt::__codegen::Codec for ZgossipMsg"));
     assert!(!rust.contains("mod zproto_tests"));
     assert!(!out.path().join("zgossip_msg.bnf").exists());
 }

@@ -6,7 +6,7 @@
 //!   frames on a DEALER;
 //! * [`czmq`]: the CZMQ programs this crate's build script compiles when
 //!   libczmq is installed;
-//! * [`bench`]: the raw driver the benchmarks share.
+//! * [`mod@bench`]: the raw driver the benchmarks share.
 
 pub mod bench;
 
