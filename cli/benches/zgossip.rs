@@ -519,7 +519,7 @@ fn renewal(nodes: usize, sizes: &[usize]) {
 #[derive(Clone, Copy)]
 struct SwarmRun {
     seconds: f64,
-    peak_mb: f64,
+    peak_mib: f64,
 }
 
 /// `zgossip swarm --nodes N --transport inproc` (a process of its own, so
@@ -550,10 +550,10 @@ fn swarm(runs: usize, nodes: usize) {
                 .ok()
         };
         let ms = text.lines().find_map(|l| after(l, "tuples after "))?;
-        let mb = text.lines().find_map(|l| after(l, "peak memory: "))?;
+        let mib = text.lines().find_map(|l| after(l, "peak memory: "))?;
         Some(SwarmRun {
             seconds: ms / 1e3,
-            peak_mb: mb,
+            peak_mib: mib,
         })
     };
     let czmq = || -> Option<SwarmRun> {
@@ -574,13 +574,13 @@ fn swarm(runs: usize, nodes: usize) {
         }
         Some(SwarmRun {
             seconds: field("elapsed_ms=")? / 1e3,
-            peak_mb: field("peak_kib=")? / 1024.0,
+            peak_mib: field("peak_kib=")? / 1024.0,
         })
     };
     let best = |a: Option<SwarmRun>, b: Option<SwarmRun>| match (a, b) {
         (Some(a), Some(b)) => Some(SwarmRun {
             seconds: a.seconds.min(b.seconds),
-            peak_mb: a.peak_mb.min(b.peak_mb),
+            peak_mib: a.peak_mib.min(b.peak_mib),
         }),
         (a, b) => a.or(b),
     };
@@ -591,7 +591,7 @@ fn swarm(runs: usize, nodes: usize) {
     }
     let show = |r: Option<SwarmRun>| {
         r.map_or("- | -".to_owned(), |r| {
-            format!("{:.2} s | {:.0} MB", r.seconds, r.peak_mb)
+            format!("{:.2} s | {:.0} MiB", r.seconds, r.peak_mib)
         })
     };
     println!("\n| swarm, {nodes} nodes, random tree, inproc | converged in | peak memory |");
@@ -602,7 +602,7 @@ fn swarm(runs: usize, nodes: usize) {
         println!(
             "| ours / CZMQ | {:.2}x faster | {:.2}x less |",
             c.seconds / o.seconds,
-            c.peak_mb / o.peak_mb
+            c.peak_mib / o.peak_mib
         );
     }
 }

@@ -840,7 +840,7 @@ fn swarm(args: &SwarmArgs) -> Result<ExitCode, zgossip::Error> {
         report.refused_sends, report.resyncs
     );
     if let Some(kib) = report.peak_rss_kib {
-        println!("  peak memory: {:.1} MB", kib as f64 / 1024.0);
+        println!("  peak memory: {:.1} MiB", kib as f64 / 1024.0);
     }
     if let Some(threads) = report.threads {
         println!("  threads: {threads}");
