@@ -14,6 +14,7 @@ use zproto_runtime::reactor::{
 };
 
 use crate::node::{AnnounceError, NodeCore, Output, Peer, RemoteId, SettingError, Settings, Stats};
+use crate::tuples::Interner;
 
 /// A reactor thread running zgossip nodes.
 pub type Reactor = reactor::Reactor<GossipService>;
@@ -605,13 +606,26 @@ impl Node {
     }
 
     /// A node on a shared reactor: one thread can run thousands of nodes.
+    /// Its tuple strings go to an interner of its own.
     pub fn on(reactor: &Arc<Reactor>, name: &str, settings: Settings) -> Result<Self, Error> {
+        Self::on_sharing(reactor, name, settings, Interner::new())
+    }
+
+    /// A node on a shared reactor whose tuple strings go to `interner`:
+    /// nodes that share one (a swarm in one process) hold one copy of each
+    /// endpoint and service.
+    pub fn on_sharing(
+        reactor: &Arc<Reactor>,
+        name: &str,
+        settings: Settings,
+        interner: Interner,
+    ) -> Result<Self, Error> {
         let (tx, deliveries) = mpsc::channel();
         let waiting = Arc::new(AtomicUsize::new(0));
         let (peer_tx, peer_events) = mpsc::channel();
         let peer_events_waiting = Arc::new(AtomicUsize::new(0));
         let limits = std::sync::Mutex::new(settings.limits);
-        let core = NodeCore::new(name, settings);
+        let core = NodeCore::with_interner(name, settings, interner);
         let origin = core.origin();
         let service = GossipService {
             core,

@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use zproto_runtime::Packet;
 
 use crate::node::{AnnounceError, NodeCore, Output, RemoteId, Settings};
+use crate::tuples::Interner;
 
 /// Frames on their way, as the sender packed them (one allocation each).
 #[derive(Debug)]
@@ -74,6 +75,8 @@ pub struct Mesh {
     forget_deliveries: bool,
     /// Frames passed between nodes so far.
     pub frames_moved: u64,
+    /// The tuple strings of every node of the mesh, held once.
+    interner: Interner,
 }
 
 fn routing_id(node: usize, remote: usize) -> RoutingId {
@@ -99,7 +102,11 @@ impl Mesh {
     pub fn add(&mut self, settings: Settings) -> usize {
         let index = self.slots.len();
         self.slots.push(Slot {
-            core: Some(NodeCore::new(format!("node-{index}"), settings)),
+            core: Some(NodeCore::with_interner(
+                format!("node-{index}"),
+                settings,
+                self.interner.clone(),
+            )),
             settings,
             targets: Vec::new(),
             incoming: Vec::new(),
@@ -200,7 +207,8 @@ impl Mesh {
         if slot.core.is_some() {
             return;
         }
-        let mut core = NodeCore::new(format!("node-{node}"), slot.settings);
+        let mut core =
+            NodeCore::with_interner(format!("node-{node}"), slot.settings, self.interner.clone());
         let targets = slot.targets.clone();
         for &(from, remote) in &slot.incoming {
             core.on_peer_connected(&routing_id(from, remote));

@@ -413,15 +413,16 @@ pub struct NodeCore {
 }
 
 impl NodeCore {
-    /// A node; `name` prefixes its log lines. Its tuple strings go to the
-    /// process's interner ([`Interner::process`]).
+    /// A node; `name` prefixes its log lines. Its tuple strings go to an
+    /// interner of its own.
     pub fn new(name: impl Into<String>, settings: Settings) -> Self {
-        Self::with_interner(name, settings, Interner::process())
+        Self::with_interner(name, settings, Interner::new())
     }
 
-    /// A node whose tuple strings go to `interner`: a driver that runs
-    /// worlds side by side (the simulator) gives each world its own, so
-    /// that they share nothing.
+    /// A node whose tuple strings go to `interner`, which its driver owns:
+    /// nodes that share one hold one copy of each string (a swarm of
+    /// thousands in one process); worlds run side by side (the simulator)
+    /// each have their own, so that they share nothing.
     pub fn with_interner(name: impl Into<String>, settings: Settings, interner: Interner) -> Self {
         let mut node = Self {
             name: name.into(),

@@ -33,14 +33,16 @@
 //! Tuple strings are interned as numbered symbols ([`Interner`]): a node
 //! stores two 4-byte symbols per tuple, and nodes that share an interner (a
 //! swarm of thousands in one process) hold one copy of each endpoint and
-//! service. The driver chooses: [`Interner::process`] by default, one per
-//! world in the simulator, so that runs on other threads share nothing.
+//! service. The driver chooses, and owns it: a node alone has one of its
+//! own; a mesh, a swarm, or the nodes an application puts on one reactor
+//! share one; each world of the simulator has its own, so that runs on
+//! other threads share nothing. No interner is global.
 //! Symbols are counted, and a string nobody holds any more is freed, so a
 //! peer that keeps replacing a service does not leave garbage behind.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::segments::Segments;
@@ -83,12 +85,6 @@ impl std::fmt::Debug for Interner {
 }
 
 impl Interner {
-    /// The process's interner, shared by every table made without one.
-    pub fn process() -> Self {
-        static PROCESS: OnceLock<Interner> = OnceLock::new();
-        PROCESS.get_or_init(Interner::default).clone()
-    }
-
     /// A new interner, shared with nobody yet.
     pub fn new() -> Self {
         Self::default()
@@ -458,9 +454,9 @@ pub struct Tuples {
 }
 
 impl Default for Tuples {
-    /// An empty table over the process's interner.
+    /// An empty table over an interner of its own.
     fn default() -> Self {
-        Self::with_interner(Interner::process())
+        Self::with_interner(Interner::new())
     }
 }
 
@@ -1172,6 +1168,21 @@ mod tests {
             removed: true,
             ..offer(endpoint, "gone", stamp)
         }
+    }
+
+    #[test]
+    fn tables_share_strings_only_through_an_interner_their_driver_gives_them() {
+        let now = Instant::now();
+        let strings = |t: &Tuples| t.interner().lock().numbers.len();
+        let (mut alone, other) = (Tuples::default(), Tuples::default());
+        alone.offer(&Offer::unversioned("tcp://a:1", "s"), NO_LIMIT, now);
+        assert_eq!((strings(&alone), strings(&other)), (2, 0), "no global table");
+        let shared = Interner::new();
+        let mut first = Tuples::with_interner(shared.clone());
+        let mut second = Tuples::with_interner(shared);
+        first.offer(&Offer::unversioned("tcp://a:1", "s"), NO_LIMIT, now);
+        second.offer(&Offer::unversioned("tcp://a:1", "s"), NO_LIMIT, now);
+        assert_eq!(strings(&first), 2, "one copy of each string for both");
     }
 
     #[test]

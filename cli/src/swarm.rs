@@ -640,7 +640,7 @@ mod sockets {
         process_status, tuple, Plan, Sample, SwarmConfig, SwarmError, SwarmReport, Topology,
         Transport,
     };
-    use zgossip::{Node, Reactor};
+    use zgossip::{Interner, Node, Reactor};
 
     /// The descriptor limit of this process (RLIMIT_NOFILE), from /proc.
     fn descriptor_limit() -> Option<u64> {
@@ -684,12 +684,16 @@ mod sockets {
         }
         let setup_start = Instant::now();
         let reactor = Reactor::start().map_err(|_| zgossip::Error::Stopped)?;
+        // The swarm's nodes hold one copy of each tuple string.
+        let interner = Interner::new();
         let plan = Plan::new(config);
         let run_id = std::process::id();
         let mut nodes: Vec<Option<Node>> = Vec::with_capacity(n);
         let mut endpoints = Vec::with_capacity(n);
         for i in 0..n {
-            let node = Node::on(&reactor, &format!("node-{i}"), super::node_settings(config))?;
+            let settings = super::node_settings(config);
+            let node =
+                Node::on_sharing(&reactor, &format!("node-{i}"), settings, interner.clone())?;
             let endpoint = if config.transport == Transport::Tcp {
                 // Port 0: any port, the kernel's choice. CZMQ's `*` scans
                 // from 49152 for the first free port, which for thousands
@@ -746,8 +750,13 @@ mod sockets {
                 churn_state = 1;
             } else if churn_state == 1 {
                 for &i in &churned {
-                    let node =
-                        Node::on(&reactor, &format!("node-{i}"), super::node_settings(config))?;
+                    let settings = super::node_settings(config);
+                    let node = Node::on_sharing(
+                        &reactor,
+                        &format!("node-{i}"),
+                        settings,
+                        interner.clone(),
+                    )?;
                     // The old listener closes asynchronously: retry, bounded.
                     let deadline = Instant::now() + Duration::from_secs(5);
                     while let Err(e) = node.bind(&endpoints[i]) {
