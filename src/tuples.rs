@@ -1176,7 +1176,11 @@ mod tests {
         let strings = |t: &Tuples| t.interner().lock().numbers.len();
         let (mut alone, other) = (Tuples::default(), Tuples::default());
         alone.offer(&Offer::unversioned("tcp://a:1", "s"), NO_LIMIT, now);
-        assert_eq!((strings(&alone), strings(&other)), (2, 0), "no global table");
+        assert_eq!(
+            (strings(&alone), strings(&other)),
+            (2, 0),
+            "no global table"
+        );
         let shared = Interner::new();
         let mut first = Tuples::with_interner(shared.clone());
         let mut second = Tuples::with_interner(shared);

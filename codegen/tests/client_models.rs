@@ -1,32 +1,14 @@
 //! Client models: what the analyser makes of them beyond the broken corpus.
 
-use std::path::Path;
+mod common;
 
-use zproto_codegen::analyse::{analyse_any, Analysed};
+use zproto_codegen::analyse::Analysed;
 use zproto_codegen::model::client::ClientModel;
 
 fn client(body: &str) -> ClientModel {
-    let codec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/codec");
-    let dir = std::env::temp_dir().join(format!("zproto-client-models-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = dir.join(format!("c{n}.xml"));
-    std::fs::write(
-        &file,
-        format!(
-            "<class name = \"c\" script = \"zproto_client_c\" protocol_class = \"ping_msg\" \
-             protocol_dir = \"{}\">{body}</class>",
-            codec.display()
-        ),
-    )
-    .expect("model");
-    let analysed = analyse_any(&file);
-    let _ = std::fs::remove_file(&file);
-    match analysed {
-        Ok(Analysed::Client(pair)) => pair.0,
-        Ok(_) => panic!("not a client"),
-        Err(e) => panic!("{e}"),
+    match common::analysed("zproto_client_c", body) {
+        Analysed::Client(pair) => pair.0,
+        _ => panic!("not a client"),
     }
 }
 

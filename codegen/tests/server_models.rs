@@ -1,33 +1,15 @@
 //! Server models: which actions the generated trait hands their message
 //! typed (`ServerModel::message_of`).
 
-use std::path::Path;
+mod common;
 
-use zproto_codegen::analyse::{analyse_any, Analysed};
+use zproto_codegen::analyse::Analysed;
 use zproto_codegen::model::server::ServerModel;
 
 fn server(body: &str) -> ServerModel {
-    let codec = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/codec");
-    let dir = std::env::temp_dir().join(format!("zproto-server-models-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = dir.join(format!("s{n}.xml"));
-    std::fs::write(
-        &file,
-        format!(
-            "<class name = \"s\" script = \"zproto_server_c\" protocol_class = \"ping_msg\" \
-             protocol_dir = \"{}\">{body}</class>",
-            codec.display()
-        ),
-    )
-    .expect("model");
-    let analysed = analyse_any(&file);
-    let _ = std::fs::remove_file(&file);
-    match analysed {
-        Ok(Analysed::Server(pair)) => pair.0,
-        Ok(_) => panic!("not a server"),
-        Err(e) => panic!("{e}"),
+    match common::analysed("zproto_server_c", body) {
+        Analysed::Server(pair) => pair.0,
+        _ => panic!("not a server"),
     }
 }
 
