@@ -7,6 +7,20 @@
 //! * [`czmq`]: the CZMQ programs this crate's build script compiles when
 //!   libczmq is installed;
 //! * [`mod@bench`]: the raw driver the benchmarks share.
+//!
+//! A raw peer announcing a tuple to a node, as the hostile-peer tests do:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let node = zgossip::Node::new("target")?;
+//! node.bind("inproc://testkit-doc")?;
+//! let peer = zgossip_testkit::dealer("inproc://testkit-doc");
+//! peer.send(zgossip_testkit::announce("tcp://10.0.0.1:1", "printer"), 0)?;
+//! let delivery = node.recv_delivery(Duration::from_secs(5)).expect("delivered");
+//! assert_eq!(delivery.service, "printer");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod bench;
 
