@@ -532,8 +532,7 @@ impl Service for GossipService {
     }
 }
 
-/// The longest wait between two attempts to reach a remote's server.
-pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+pub use crate::node::RECONNECT_MAX;
 
 /// The socket options a node's settings ask for.
 pub fn socket_options(settings: &Settings) -> SocketOptions {

@@ -60,11 +60,13 @@ pub mod engine {
     include!(concat!(env!("OUT_DIR"), "/zgossip_engine.rs"));
 }
 
+#[cfg(feature = "reactor")]
 mod api;
 mod batch;
 pub mod clock;
 /// CURVE certificates in CZMQ's format (the runtime's, shared with
 /// every server the generator builds).
+#[cfg(feature = "reactor")]
 pub use zproto_runtime::cert;
 mod early;
 pub mod limits;
@@ -78,13 +80,12 @@ pub mod sim;
 pub mod text;
 mod tuples;
 
-pub use api::{
-    Delivery, Error, GossipService, Metrics, Node, Probe, Reactor, Security, RECONNECT_MAX,
-};
+#[cfg(feature = "reactor")]
+pub use api::{Delivery, Error, GossipService, Metrics, Node, Probe, Reactor, Security};
 pub use limits::Limits;
 pub use node::{
     AnnounceError, NodeCore, Output, Peer, PeerKind, RemoteId, SettingError, Settings, Stats,
-    MESSAGE_KINDS, MESSAGE_TYPES, SETTINGS,
+    MESSAGE_KINDS, MESSAGE_TYPES, RECONNECT_MAX, SETTINGS,
 };
 /// A deliberate defect, for the simulator's checks that it catches them.
 #[doc(hidden)]

@@ -8,6 +8,7 @@
 //! 255 + `service` bytes.
 
 // The fixed bounds, beside the settable ones.
+#[cfg(feature = "reactor")]
 pub use crate::api::{DELIVERY_QUEUE, PEER_EVENT_QUEUE};
 pub use crate::early::{GRACE, MAX_EARLY};
 pub use crate::plumtree::{

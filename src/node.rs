@@ -315,6 +315,10 @@ pub struct Stats {
     pub bytes_sent: u64,
 }
 
+/// The longest wait between two attempts to reach a remote's server, as
+/// a node's driver sets libzmq's reconnection (`ZMQ_RECONNECT_IVL_MAX`).
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
 /// How many message types zgossip has (ids 1 to this).
 pub const MESSAGE_KINDS: usize = 11;
 

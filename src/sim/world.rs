@@ -47,7 +47,7 @@ use zproto_runtime::Codec;
 /// libzmq's first reconnection interval (`ZMQ_RECONNECT_IVL`).
 pub const RECONNECT_IVL: Duration = Duration::from_millis(100);
 /// The longest (`ZMQ_RECONNECT_IVL_MAX`, as the node's driver sets it).
-pub const RECONNECT_MAX: Duration = crate::api::RECONNECT_MAX;
+pub const RECONNECT_MAX: Duration = crate::node::RECONNECT_MAX;
 /// How long a slow reader takes per message.
 pub const SLOW_READ: Duration = Duration::from_millis(5);
 

@@ -45,3 +45,34 @@ fn the_library_depends_on_none_of_the_commands_crates() {
         );
     }
 }
+
+#[test]
+fn without_its_reactor_feature_the_library_needs_no_libzmq() {
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "--prefix", "none", "--edges", "normal"])
+        .args(["--manifest-path", manifest, "--package", "zgossip"])
+        .arg("--no-default-features")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split(' ').next())
+        .collect();
+    assert!(
+        crates.contains(&"zproto-runtime"),
+        "an unexpected tree:\n{tree}"
+    );
+    for name in ["zproto-zmq", "zproto-zmq-sys"] {
+        assert!(
+            !crates.contains(&name),
+            "zgossip without its reactor depends on {name}:\n{tree}"
+        );
+    }
+}
