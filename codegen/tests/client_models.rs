@@ -77,3 +77,19 @@ fn methods_replies_and_streams_are_read() {
         Some(vec!["pong".to_owned()])
     );
 }
+
+#[test]
+fn an_action_runs_on_a_message_typed_unless_a_method_raises_its_event_too() {
+    let model = client(
+        r#"
+        <state name = "start">
+            <event name = "PONG"><action name = "note pong" /></event>
+            <event name = "PING"><action name = "note ping" /></event>
+        </state>
+        <method name = "ping">Raises the event PING as a message does.</method>
+        "#,
+    );
+    assert_eq!(model.message_of("note_pong"), Some("pong"));
+    // A call raises `ping` with no PING in the scratchpad.
+    assert_eq!(model.message_of("note_ping"), None);
+}

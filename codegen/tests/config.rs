@@ -177,10 +177,17 @@ fn skeletons_name_the_class_and_say_what_each_action_may_use() {
         "`io.args()` holds `echo`'s arguments: `body`.",
         "`echo` waits for `Reply::Echoed` and `Reply::Failure`: answer with `io.reply(...)`.",
         "SAY is sent next: build it with `io.set_message(...)` (fields `body`).",
-        "`io.message()` is the SAID that arrived (fields `body`).",
+        "`message` is the SAID that arrived (fields `body`).",
         "Run when the `expired` timer fires.",
     ] {
         assert!(text.contains(hint), "{hint} missing from\n{text}");
+    }
+    // The action the model runs on SAID only takes it typed.
+    for signature in [
+        "fn signal_echoed(&mut self, message: &mut",
+        "fn prepare_echo(&mut self, io: &mut Io)",
+    ] {
+        assert!(text.contains(signature), "{signature} missing from\n{text}");
     }
     assert!(!Path::new("-").exists(), "no file named -");
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::echo_client_engine::{replies, Actions, Io, Reply};
-use crate::echo_msg::{EchoMsg, Say};
+use crate::echo_msg::{EchoMsg, HelloOk, Note, Said, Say};
 use crate::echo_server_engine;
 
 /// The server's actions: none, and sessions hold nothing.
@@ -64,7 +64,7 @@ impl Actions for EchoClient {
         }));
     }
 
-    fn client_is_connected(&mut self, io: &mut Io) {
+    fn client_is_connected(&mut self, _hello_ok: &mut HelloOk, io: &mut Io) {
         io.set_connected(true);
         io.set_heartbeat(self.heartbeat);
         io.set_expiry(self.expiry);
@@ -75,20 +75,16 @@ impl Actions for EchoClient {
         io.set_message(EchoMsg::Say(Say { body }));
     }
 
-    fn signal_echoed(&mut self, io: &mut Io) {
-        if let Some(EchoMsg::Said(ok)) = io.message() {
-            let body = ok.body.clone();
-            io.reply(Reply::Echoed(replies::Echoed { body }));
-        }
+    fn signal_echoed(&mut self, said: &mut Said, io: &mut Io) {
+        let body = std::mem::take(&mut said.body);
+        io.reply(Reply::Echoed(replies::Echoed { body }));
     }
 
     fn client_is_disconnected(&mut self, io: &mut Io) {
         io.set_connected(false);
     }
 
-    fn pass_note_to_app(&mut self, io: &mut Io) {
-        if let Some(note @ EchoMsg::Note(_)) = io.take_message() {
-            io.deliver(note);
-        }
+    fn pass_note_to_app(&mut self, note: &mut Note, io: &mut Io) {
+        io.deliver(EchoMsg::Note(std::mem::take(note)));
     }
 }

@@ -10,7 +10,7 @@ use quote::quote;
 
 use super::server::{
     event_name_arms, event_variants, external_events, ident, names_every_message, state_enum,
-    unhandled_fallback, usage, Ctx,
+    unhandled_fallback, Ctx,
 };
 use crate::emit::{banner, docs, finish, EmitOptions};
 use crate::error::Error;
@@ -171,15 +171,9 @@ pub fn emit(
     });
 
     // The machine.
-    let action_methods = model.actions.iter().map(|a| {
-        let method = ident(&names::snake(a));
-        let uses = usage(&model.states, a);
-        let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
-        quote! {
-            #doc
-            fn #method(&mut self, io: &mut Io);
-        }
-    });
+    let typed = super::server::typed_actions(&model.actions, |a| model.message_of(a));
+    let action_methods =
+        super::server::action_methods(&model.actions, &model.states, &typed, codec_path, true);
     let ctx = Ctx {
         states: &model.states,
         codec,
@@ -187,7 +181,7 @@ pub fn emit(
         codec_path,
         rt,
         client: true,
-        typed: Vec::new(),
+        typed,
     };
     let arms = model.states.iter().flat_map(|s| ctx.state_arms(s));
     let fallback = unhandled_fallback(&model.states, rt);

@@ -55,39 +55,8 @@ pub fn emit(
         quote!(_ => Self::Terminate,)
     };
 
-    let typed: Vec<(String, String)> = model
-        .actions
-        .iter()
-        .filter_map(|a| Some((a.clone(), model.message_of(a)?.to_owned())))
-        .collect();
-    let action_methods = model.actions.iter().map(|a| {
-        let method = ident(&names::snake(a));
-        let uses = usage(&model.states, a);
-        let message = typed.iter().find(|(action, _)| action == a).map(|(_, m)| m);
-        match message {
-            Some(message) => {
-                let doc = docs(&format!(
-                    "Action `{}`, with the {} message it runs on, whose fields it may take \
-                     (`std::mem::take`): a `send` after it copies the fields it leaves.\n\nRun {uses}.",
-                    a.replace('_', " "),
-                    names::upper(message)
-                ));
-                let ty = ident(&names::camel(message));
-                quote! {
-                    #doc
-                    fn #method(&mut self, session: &mut Self::Session, message: &mut #codec_path::#ty, io: &mut Io);
-                }
-            }
-            None => {
-                let doc = docs(&format!("Action `{}`.\n\nRun {uses}.", a.replace('_', " ")));
-                quote! {
-                    #doc
-                    fn #method(&mut self, session: &mut Self::Session, io: &mut Io);
-                }
-            }
-        }
-    });
-    let action_methods: Vec<TokenStream> = action_methods.collect();
+    let typed = typed_actions(&model.actions, |a| model.message_of(a));
+    let action_methods = action_methods(&model.actions, &model.states, &typed, codec_path, false);
 
     let ctx = Ctx {
         states: &model.states,
@@ -316,6 +285,62 @@ pub(crate) fn usage(states: &[State], action: &str) -> String {
     }
 }
 
+/// The actions that take their message typed: (action, message).
+pub(crate) fn typed_actions<'a>(
+    actions: &[String],
+    message_of: impl Fn(&str) -> Option<&'a str>,
+) -> Vec<(String, String)> {
+    actions
+        .iter()
+        .filter_map(|a| Some((a.clone(), message_of(a)?.to_owned())))
+        .collect()
+}
+
+/// The `Actions` trait's methods, one per custom action: with the message
+/// it runs on for those in `typed`, with the session for servers.
+pub(crate) fn action_methods(
+    actions: &[String],
+    states: &[State],
+    typed: &[(String, String)],
+    codec_path: &TokenStream,
+    client: bool,
+) -> Vec<TokenStream> {
+    let session = if client {
+        TokenStream::new()
+    } else {
+        quote!(session: &mut Self::Session,)
+    };
+    actions
+        .iter()
+        .map(|a| {
+            let method = ident(&names::snake(a));
+            let uses = usage(states, a);
+            let label = a.replace('_', " ");
+            match typed.iter().find(|(action, _)| action == a).map(|(_, m)| m) {
+                Some(message) => {
+                    let doc = docs(&format!(
+                        "Action `{label}`, with the {} message it runs on, whose fields it may take \
+                         (`std::mem::take`): a `send` after it copies the fields it leaves.\n\nRun {uses}.",
+                        names::upper(message)
+                    ));
+                    let ty = ident(&names::camel(message));
+                    quote! {
+                        #doc
+                        fn #method(&mut self, #session message: &mut #codec_path::#ty, io: &mut Io);
+                    }
+                }
+                None => {
+                    let doc = docs(&format!("Action `{label}`.\n\nRun {uses}."));
+                    quote! {
+                        #doc
+                        fn #method(&mut self, #session io: &mut Io);
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
 /// Emits the match arms of a machine's `execute`, for servers and clients.
 pub(crate) struct Ctx<'a> {
     pub states: &'a [State],
@@ -378,9 +403,12 @@ impl Ctx<'_> {
                 let method = ident(&names::snake(name));
                 let label = name.replace('_', " ");
                 let message = self.typed.iter().find(|(action, _)| action == name);
-                let call = if self.client {
-                    quote!(actions.#method(io);)
-                } else if let Some((_, message)) = message {
+                let session = if self.client {
+                    TokenStream::new()
+                } else {
+                    quote!(session,)
+                };
+                let call = if let Some((_, message)) = message {
                     // The message is lent to the action, and put back
                     // unless the action prepared another.
                     let msg = self.msg;
@@ -388,14 +416,14 @@ impl Ctx<'_> {
                     quote! {
                         match io.take_message() {
                             ::std::option::Option::Some(#msg::#v(mut message)) => {
-                                actions.#method(session, &mut message, io);
+                                actions.#method(#session &mut message, io);
                                 io.restore_message(#msg::#v(message));
                             }
                             other => io.skip_action(other, #label),
                         }
                     }
                 } else {
-                    quote!(actions.#method(session, io);)
+                    quote!(actions.#method(#session io);)
                 };
                 quote! {
                     if io.proceed() {

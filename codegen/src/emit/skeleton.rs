@@ -85,7 +85,11 @@ pub fn emit_client(
         states: &model.states,
         actions: &model.actions,
         methods: &model.methods,
-        typed: Vec::new(),
+        typed: model
+            .actions
+            .iter()
+            .filter_map(|a| Some((a.clone(), model.message_of(a)?.to_owned())))
+            .collect(),
     };
     render(
         &machine,

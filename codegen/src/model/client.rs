@@ -44,6 +44,18 @@ pub struct ClientModel {
     pub sources: Vec<PathBuf>,
 }
 
+impl ClientModel {
+    /// The one message from the server that `action` (canonical name)
+    /// always runs on, if there is one ([`super::machine::message_of`]; an
+    /// event a method also raises is not one). Its generated method then
+    /// takes that message typed.
+    pub fn message_of(&self, action: &str) -> Option<&str> {
+        super::machine::message_of(&self.states, &self.events, action, |event| {
+            self.methods.iter().any(|m| m.name == event)
+        })
+    }
+}
+
 /// An API method (`<method>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Method {

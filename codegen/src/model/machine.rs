@@ -48,3 +48,50 @@ pub enum Action {
     /// An application action (canonical name, e.g. `get_first_tuple`).
     Custom(String),
 }
+
+/// The one message that `action` (canonical name) always runs on, if there
+/// is one: every handler that runs it is for the same external event (one
+/// nothing else raises: `raised_otherwise`, a client's method of the same
+/// name, say) and runs it before any other custom action (which might put
+/// another message in the scratchpad), and no wildcard handler, `before`
+/// or `after` block runs it.
+pub fn message_of<'a>(
+    states: &'a [State],
+    events: &[Event],
+    action: &str,
+    raised_otherwise: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
+    let custom = Action::Custom(action.to_owned());
+    let mut message = None;
+    for state in states {
+        let elsewhere = state.before.contains(&custom)
+            || state.after.contains(&custom)
+            || state
+                .wildcard
+                .as_ref()
+                .is_some_and(|w| w.actions.contains(&custom));
+        if elsewhere {
+            return None;
+        }
+        for handler in state
+            .handlers
+            .iter()
+            .filter(|h| h.actions.contains(&custom))
+        {
+            let external = events.iter().any(|e| e.name == handler.event && e.external)
+                && !raised_otherwise(&handler.event);
+            let first = handler
+                .actions
+                .iter()
+                .find(|a| matches!(a, Action::Custom(_)))
+                == Some(&custom);
+            match message {
+                _ if !external || !first => return None,
+                None => message = Some(handler.event.as_str()),
+                Some(m) if m == handler.event => {}
+                Some(_) => return None,
+            }
+        }
+    }
+    message
+}

@@ -32,46 +32,9 @@ pub struct ServerModel {
 
 impl ServerModel {
     /// The one message that `action` (canonical name) always runs on, if
-    /// there is one: every handler that runs it is for the same external
-    /// event and runs it before any other custom action (which might put
-    /// another message in the scratchpad), and no wildcard handler,
-    /// `before` or `after` block runs it. Its generated method then takes
-    /// that message typed.
+    /// there is one ([`super::machine::message_of`]). Its generated method
+    /// then takes that message typed.
     pub fn message_of(&self, action: &str) -> Option<&str> {
-        let custom = Action::Custom(action.to_owned());
-        let mut message = None;
-        for state in &self.states {
-            let elsewhere = state.before.contains(&custom)
-                || state.after.contains(&custom)
-                || state
-                    .wildcard
-                    .as_ref()
-                    .is_some_and(|w| w.actions.contains(&custom));
-            if elsewhere {
-                return None;
-            }
-            for handler in state
-                .handlers
-                .iter()
-                .filter(|h| h.actions.contains(&custom))
-            {
-                let external = self
-                    .events
-                    .iter()
-                    .any(|e| e.name == handler.event && e.external);
-                let first = handler
-                    .actions
-                    .iter()
-                    .find(|a| matches!(a, Action::Custom(_)))
-                    == Some(&custom);
-                match message {
-                    _ if !external || !first => return None,
-                    None => message = Some(handler.event.as_str()),
-                    Some(m) if m == handler.event => {}
-                    Some(_) => return None,
-                }
-            }
-        }
-        message
+        super::machine::message_of(&self.states, &self.events, action, |_| false)
     }
 }

@@ -221,14 +221,18 @@ pub trait Actions: ::std::marker::Send + 'static {
     ///
     /// Run in `start` on `bad_endpoint`, in `connecting` on `expired`, in `disconnected` on `echo`.
     fn signal_failure(&mut self, io: &mut Io);
-    /// Action `client is connected`.
+    /// Action `client is connected`, with the HELLO_OK message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `connecting` on `hello_ok`.
-    fn client_is_connected(&mut self, io: &mut Io);
-    /// Action `pass note to app`.
+    fn client_is_connected(
+        &mut self,
+        message: &mut super::echo_msg::HelloOk,
+        io: &mut Io,
+    );
+    /// Action `pass note to app`, with the NOTE message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `defaults` on `note`.
-    fn pass_note_to_app(&mut self, io: &mut Io);
+    fn pass_note_to_app(&mut self, message: &mut super::echo_msg::Note, io: &mut Io);
     /// Action `client is disconnected`.
     ///
     /// Run in `defaults` on `expired`.
@@ -237,10 +241,10 @@ pub trait Actions: ::std::marker::Send + 'static {
     ///
     /// Run in `connected` on `echo`.
     fn prepare_echo(&mut self, io: &mut Io);
-    /// Action `signal echoed`.
+    /// Action `signal echoed`, with the SAID message it runs on, whose fields it may take (`std::mem::take`): a `send` after it copies the fields it leaves.
     ///
     /// Run in `connected` on `said`.
-    fn signal_echoed(&mut self, io: &mut Io);
+    fn signal_echoed(&mut self, message: &mut super::echo_msg::Said, io: &mut Io);
 }
 /// The machine with actions `A`, for `zproto_runtime::client`.
 pub struct Machine<A>(::std::marker::PhantomData<A>);
@@ -356,7 +360,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is connected"),
                     ));
-                    actions.client_is_connected(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::HelloOk(mut message),
+                        ) => {
+                            actions.client_is_connected(&mut message, io);
+                            io.restore_message(
+                                super::echo_msg::EchoMsg::HelloOk(message),
+                            );
+                        }
+                        other => io.skip_action(other, "client is connected"),
+                    }
                 }
                 if io.proceed() {
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
@@ -395,7 +409,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
-                    actions.pass_note_to_app(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::Note(mut message),
+                        ) => {
+                            actions.pass_note_to_app(&mut message, io);
+                            io.restore_message(super::echo_msg::EchoMsg::Note(message));
+                        }
+                        other => io.skip_action(other, "pass note to app"),
+                    }
                 }
             }
             (State::Defaults, Event::Expired) => {
@@ -465,7 +487,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("signal echoed"),
                     ));
-                    actions.signal_echoed(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::Said(mut message),
+                        ) => {
+                            actions.signal_echoed(&mut message, io);
+                            io.restore_message(super::echo_msg::EchoMsg::Said(message));
+                        }
+                        other => io.skip_action(other, "signal echoed"),
+                    }
                 }
             }
             (State::Connected, Event::Heartbeat) => {
@@ -483,7 +513,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
-                    actions.pass_note_to_app(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::Note(mut message),
+                        ) => {
+                            actions.pass_note_to_app(&mut message, io);
+                            io.restore_message(super::echo_msg::EchoMsg::Note(message));
+                        }
+                        other => io.skip_action(other, "pass note to app"),
+                    }
                 }
             }
             (State::Connected, Event::Expired) => {
@@ -549,7 +587,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
-                    actions.pass_note_to_app(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::Note(mut message),
+                        ) => {
+                            actions.pass_note_to_app(&mut message, io);
+                            io.restore_message(super::echo_msg::EchoMsg::Note(message));
+                        }
+                        other => io.skip_action(other, "pass note to app"),
+                    }
                 }
             }
             (State::Disconnected, Event::Expired) => {
@@ -597,7 +643,17 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("client is connected"),
                     ));
-                    actions.client_is_connected(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::HelloOk(mut message),
+                        ) => {
+                            actions.client_is_connected(&mut message, io);
+                            io.restore_message(
+                                super::echo_msg::EchoMsg::HelloOk(message),
+                            );
+                        }
+                        other => io.skip_action(other, "client is connected"),
+                    }
                 }
                 if io.proceed() {
                     *state = State::Connected;
@@ -627,7 +683,15 @@ pub fn execute<A: Actions + ?Sized>(
                     io.record(|| ::zproto_runtime::__codegen::engine::Trace::Action(
                         ::std::string::String::from("pass note to app"),
                     ));
-                    actions.pass_note_to_app(io);
+                    match io.take_message() {
+                        ::std::option::Option::Some(
+                            super::echo_msg::EchoMsg::Note(mut message),
+                        ) => {
+                            actions.pass_note_to_app(&mut message, io);
+                            io.restore_message(super::echo_msg::EchoMsg::Note(message));
+                        }
+                        other => io.skip_action(other, "pass note to app"),
+                    }
                 }
             }
             (State::Reconnecting, Event::Expired) => {
