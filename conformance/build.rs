@@ -44,6 +44,7 @@ fn main() {
     .collect();
     // With prost-style attributes, which tests/own_models.rs relies on.
     let compiled = zproto_codegen::Config::new()
+        .async_clients(true)
         .type_attribute("every_type", "#[derive(Hash)]")
         .message_attribute("every_type.A", "#[derive(PartialOrd, Ord)]")
         .field_attribute("every_type.A.n1", "#[doc(alias = \"first_number\")]")
@@ -91,7 +92,11 @@ fn main() {
     println!("cargo:rerun-if-changed={}", shared.display());
     match public.iter().find(|m| !m.exists()) {
         None => {
-            if let Err(e) = zproto_codegen::Config::new().compile(&public) {
+            // Every client gets its async twin too (Malamute's, FileMQ's).
+            let compiled = zproto_codegen::Config::new()
+                .async_clients(true)
+                .compile(&public);
+            if let Err(e) = compiled {
                 eprintln!("{e}");
                 std::process::exit(1);
             }

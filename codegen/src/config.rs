@@ -36,6 +36,7 @@ pub struct Config {
     codec_paths: Vec<(String, String)>,
     /// (server class, effect type path).
     server_effects: Vec<(String, String)>,
+    async_clients: bool,
     /// (path, attribute text) for types, messages and fields.
     type_attributes: Vec<(String, String)>,
     message_attributes: Vec<(String, String)>,
@@ -77,6 +78,7 @@ impl Config {
             cargo_directives: None,
             codec_paths: Vec::new(),
             server_effects: Vec::new(),
+            async_clients: false,
             type_attributes: Vec::new(),
             message_attributes: Vec::new(),
             field_attributes: Vec::new(),
@@ -163,6 +165,14 @@ impl Config {
     ) -> &mut Self {
         self.server_effects
             .push((server_class.into(), effect.into()));
+        self
+    }
+
+    /// Give every generated client an async twin, `AsyncClient`, beside
+    /// the blocking `Client` (default off). Its code needs the runtime's
+    /// `async` feature: `zproto-runtime = { features = ["async"] }`.
+    pub fn async_clients(&mut self, on: bool) -> &mut Self {
+        self.async_clients = on;
         self
     }
 
@@ -265,7 +275,13 @@ impl Config {
         codec: &CodecModel,
     ) -> Result<String, Error> {
         let codec_path = self.codec_tokens(&model.protocol_class)?;
-        emit::client::emit(model, codec, &codec_path, &self.emit_options()?)
+        emit::client::emit(
+            model,
+            codec,
+            &codec_path,
+            self.async_clients,
+            &self.emit_options()?,
+        )
     }
 
     /// Hold the `chunk`, `frame` and `msg` fields that `paths` select as

@@ -35,7 +35,10 @@ const CASES: &[Case] = &[
             "conformance/models/echo_server.xml",
             "conformance/models/echo_client.xml",
         ],
-        configure: |_| {},
+        // As the conformance crate's build script configures it.
+        configure: |config| {
+            config.async_clients(true);
+        },
     },
     Case {
         name: "zgossip",

@@ -3,7 +3,8 @@
 //! `Actions` trait with one method per custom action, the method
 //! arguments (`Args`), the replies (`Reply`, `Properties`), and a `Client`
 //! with one typed, blocking method per `<method>` and `<send>` message,
-//! running on the runtime's reactor.
+//! running on the runtime's reactor; with `Config::async_clients`, its
+//! async twin `AsyncClient` too.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -27,6 +28,7 @@ pub fn emit(
     model: &ClientModel,
     codec: &CodecModel,
     codec_path: &TokenStream,
+    async_client: bool,
     options: &EmitOptions,
 ) -> Result<String, Error> {
     let rt = &options.runtime;
@@ -192,7 +194,10 @@ pub fn emit(
     };
 
     // The API.
-    let methods = model.methods.iter().map(|m| method(model, m, rt));
+    let methods = model
+        .methods
+        .iter()
+        .map(|m| method(model, m, rt, Flavor::Blocking));
     let sends = model.sends.iter().map(|s| {
         let method = ident(&names::snake(&s.method));
         let v = ident(&names::camel(&s.message));
@@ -227,13 +232,12 @@ pub fn emit(
         } else {
             let accepted = accept_pattern(&d.accepts);
             quote! {
-                let called = self.handle.call(Event::Destructor, |_| {});
-                if called.is_ok() {
-                    let _ = self.handle.wait(
-                        |reply| matches!(reply, #accepted),
-                        ::std::time::Duration::from_millis(#DESTRUCTOR_WAIT_MS),
-                    );
-                }
+                let _ = self.handle.request(
+                    Event::Destructor,
+                    |_| {},
+                    |reply| matches!(reply, #accepted),
+                    ::std::time::Duration::from_millis(#DESTRUCTOR_WAIT_MS),
+                );
             }
         };
         quote! {
@@ -251,6 +255,12 @@ pub fn emit(
     });
     let destroyed_field = destructor.map(|_| quote!(destroyed: bool,));
     let destroyed_init = destructor.map(|_| quote!(destroyed: false,));
+
+    let async_client = if async_client {
+        emit_async_client(model, codec_path, &msg, &properties, rt)
+    } else {
+        TokenStream::new()
+    };
 
     let class = &model.class;
     let mut class_doc = format!("A `{class}` client.");
@@ -465,6 +475,8 @@ pub fn emit(
 
         #drop_impl
 
+        #async_client
+
         #custom
     };
     let source = model
@@ -473,6 +485,171 @@ pub fn emit(
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     finish(&banner(&source, None), tokens, &model.class)
+}
+
+/// `AsyncClient`: the blocking `Client`'s twin for async code, on the
+/// runtime's `AsyncClientHandle` (its `async` feature).
+fn emit_async_client(
+    model: &ClientModel,
+    codec_path: &TokenStream,
+    msg: &TokenStream,
+    properties: &[&ApiField],
+    rt: &TokenStream,
+) -> TokenStream {
+    let methods = model
+        .methods
+        .iter()
+        .map(|m| method(model, m, rt, Flavor::Async));
+    let sends = model.sends.iter().map(|s| {
+        let method = ident(&names::snake(&s.method));
+        let v = ident(&names::camel(&s.message));
+        let doc = docs(&format!(
+            "Send a {} message to the server as it is (`<send>`): it does not run the \
+             machine. Waits while the client has too many messages on their way.",
+            names::upper(&s.message)
+        ));
+        quote! {
+            #doc
+            pub async fn #method(&self, message: #codec_path::#v) -> ::std::result::Result<(), #rt::client_host::ClientError> {
+                self.handle.send(#msg::#v(message)).await
+            }
+        }
+    });
+    let recv = model.recv.as_ref().map(|r| {
+        let list: Vec<String> = r.messages.iter().map(|m| names::upper(m)).collect();
+        let recv_doc = docs(&format!(
+            "The next message the actions passed to the application ({}).",
+            list.join(", ")
+        ));
+        let stream_doc = docs(&format!(
+            "The messages the actions pass to the application ({}), as a stream.",
+            list.join(", ")
+        ));
+        quote! {
+            #recv_doc
+            pub async fn recv(&self) -> ::std::result::Result<#msg, #rt::client_host::ClientError> {
+                self.handle.recv().await
+            }
+
+            #stream_doc
+            pub fn deliveries(&self) -> #rt::client_host::Deliveries<'_, #msg> {
+                self.handle.deliveries()
+            }
+        }
+    });
+    let getters = properties.iter().map(|f| {
+        let name = ident(&names::snake(&f.name));
+        let doc = docs(&format!(
+            "Property `{}`: from the last reply that carried it.",
+            names::snake(&f.name)
+        ));
+        let ty = owned_type(f.kind);
+        let value = if is_copy(f.kind) {
+            quote!(self.lock_properties().#name)
+        } else {
+            quote!(self.lock_properties().#name.clone())
+        };
+        quote! {
+            #doc
+            pub fn #name(&self) -> #ty { #value }
+        }
+    });
+    let destructor = model.methods.iter().find(|m| m.name == "destructor");
+    let drop_impl = destructor.map(|_| {
+        quote! {
+            impl<A: Actions> ::std::ops::Drop for AsyncClient<A> {
+                /// Queues the `destructor` method unless it ran already,
+                /// without waiting for its reply (a drop cannot await):
+                /// await `destructor` first for an orderly goodbye.
+                fn drop(&mut self) {
+                    if !self.destroyed.load(::std::sync::atomic::Ordering::Relaxed) {
+                        let _ = self.handle.call(Event::Destructor, |_| {});
+                    }
+                }
+            }
+        }
+    });
+    let destroyed_field = destructor.map(|_| quote!(destroyed: ::std::sync::atomic::AtomicBool,));
+    let destroyed_init =
+        destructor.map(|_| quote!(destroyed: ::std::sync::atomic::AtomicBool::new(false),));
+    let doc = docs(&format!(
+        "A `{}` client for async code: the same methods as [`Client`]'s, as futures that the \
+         reactor thread wakes, on any executor.\n\n\
+         Methods take `&self`, so many tasks can share one client, but the protocol's replies \
+         carry no call id: calls run one at a time, in the order they reach the client. \
+         Dropping a call's future at any await point leaves the client usable: a call still \
+         queued never runs, and one in flight stays in flight until its reply or its `wait`, \
+         so that its reply is never taken by the next call.",
+        model.class
+    ));
+    quote! {
+        #doc
+        pub struct AsyncClient<A: Actions> {
+            handle: #rt::client_host::AsyncClientHandle<Machine<A>>,
+            properties: ::std::sync::Mutex<Properties>,
+            #destroyed_field
+        }
+
+        impl<A: Actions> AsyncClient<A> {
+            /// A client with `actions`, on a reactor thread of its own.
+            pub fn new(actions: A) -> ::std::result::Result<Self, #rt::client_host::ClientError> {
+                #rt::client_host::AsyncClientHandle::start(actions).map(Self::wrap)
+            }
+
+            /// A client with `actions` on a shared reactor.
+            pub fn on(
+                reactor: &::std::sync::Arc<#rt::reactor::Reactor<#rt::client_host::ClientHost<Machine<A>>>>,
+                actions: A,
+            ) -> ::std::result::Result<Self, #rt::client_host::ClientError> {
+                #rt::client_host::AsyncClientHandle::on(reactor, actions).map(Self::wrap)
+            }
+
+            fn wrap(handle: #rt::client_host::AsyncClientHandle<Machine<A>>) -> Self {
+                Self {
+                    handle,
+                    properties: ::std::sync::Mutex::new(Properties::default()),
+                    #destroyed_init
+                }
+            }
+
+            /// The properties, held only between two statements (never
+            /// across an await), so a panic elsewhere cannot poison them
+            /// for good.
+            fn lock_properties(&self) -> ::std::sync::MutexGuard<'_, Properties> {
+                self.properties
+                    .lock()
+                    .unwrap_or_else(::std::sync::PoisonError::into_inner)
+            }
+
+            /// The flag the actions set with `io.set_connected`.
+            pub fn connected(&self) -> bool {
+                self.handle.connected()
+            }
+
+            /// Log every state, event and action at debug level.
+            pub fn set_verbose(&self, on: bool) -> ::std::result::Result<(), #rt::client_host::ClientError> {
+                self.handle.set_verbose(on)
+            }
+
+            /// Every property, from the replies received so far.
+            pub fn properties(&self) -> Properties {
+                self.lock_properties().clone()
+            }
+
+            /// The client's counters: messages in and out, and what it
+            /// dropped (malformed, unknown, unread, refused).
+            pub async fn stats(&self) -> ::std::result::Result<#rt::client::ClientStats, #rt::client_host::ClientError> {
+                self.handle.stats().await
+            }
+
+            #(#methods)*
+            #(#sends)*
+            #recv
+            #(#getters)*
+        }
+
+        #drop_impl
+    }
 }
 
 /// The Rust type of an argument or property.
@@ -523,7 +700,17 @@ fn accept_pattern(accepts: &[String]) -> TokenStream {
     quote!(#(#variants)|*)
 }
 
-fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
+/// Which API a method is emitted for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// `Client`: methods block their thread, and take `&mut self`.
+    Blocking,
+    /// `AsyncClient`: methods are `async` and take `&self`.
+    Async,
+}
+
+fn method(model: &ClientModel, m: &Method, rt: &TokenStream, flavor: Flavor) -> TokenStream {
+    let is_async = flavor == Flavor::Async;
     let name = ident(&names::snake(&m.name));
     let event = ident(&names::camel(&m.name));
     let params = m.fields.iter().map(|f| {
@@ -534,13 +721,17 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
         };
         quote!(#p: #ty)
     });
-    let stores = m.fields.iter().map(|f| {
-        let p = ident(&names::snake(&f.name));
-        match f.kind {
-            ApiType::String => quote!(let #p = #p.to_owned();),
-            _ => TokenStream::new(),
-        }
-    });
+    let stores: TokenStream = m
+        .fields
+        .iter()
+        .map(|f| {
+            let p = ident(&names::snake(&f.name));
+            match f.kind {
+                ApiType::String => quote!(let #p = #p.to_owned();),
+                _ => TokenStream::new(),
+            }
+        })
+        .collect();
     let assigns = m.fields.iter().map(|f| {
         let p = ident(&names::snake(&f.name));
         quote!(args.#p = #p;)
@@ -550,18 +741,13 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
     } else {
         quote!(args)
     };
-    let call = if m.immediate {
-        TokenStream::new()
-    } else {
-        quote! {
-            #(#stores)*
-            self.handle.call(Event::#event, move |#args_binding: &mut Args| { #(#assigns)* })?;
+    let store = quote!(move |#args_binding: &mut Args| { #(#assigns)* });
+    let mark_destroyed = match (m.name == "destructor", flavor) {
+        (false, _) => TokenStream::new(),
+        (true, Flavor::Blocking) => quote!(self.destroyed = true;),
+        (true, Flavor::Async) => {
+            quote!(self.destroyed.store(true, ::std::sync::atomic::Ordering::Relaxed);)
         }
-    };
-    let mark_destroyed = if m.name == "destructor" {
-        quote!(self.destroyed = true;)
-    } else {
-        TokenStream::new()
     };
     let mut doc = if m.doc.is_empty() {
         format!("Method `{}`.", names::snake(&m.name))
@@ -571,17 +757,38 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
     let wait_param;
     let (ret, body) = if m.accepts.is_empty() {
         wait_param = TokenStream::new();
-        doc.push_str("\n\nReturns once the method's event is queued; it waits for no reply.");
-        (quote!(()), quote!(Ok(())))
+        doc.push_str("\n\nReturns once the method's call is queued; it waits for no reply.");
+        let call = if m.immediate {
+            TokenStream::new()
+        } else {
+            quote! {
+                #stores
+                self.handle.call(Event::#event, #store)?;
+            }
+        };
+        (quote!(()), quote! { #call Ok(()) })
     } else {
         wait_param = quote!(wait: ::std::time::Duration);
         let list: Vec<String> = m.accepts.iter().map(|a| names::upper(a)).collect();
         let accepted = accept_pattern(&m.accepts);
+        let accept = quote!(|reply| matches!(reply, #accepted));
+        let awaited = if is_async {
+            quote!(.await)
+        } else {
+            TokenStream::new()
+        };
+        let get = if m.immediate {
+            quote!(let reply = self.handle.wait(#accept, wait)#awaited?;)
+        } else {
+            quote! {
+                #stores
+                let reply = self.handle.request(Event::#event, #store, #accept, wait)#awaited?;
+            }
+        };
         let failures = failure_checks(model, m, rt);
-        let wait = quote! {
-            let reply = self.handle.wait(|reply| matches!(reply, #accepted), wait)?;
-            self.properties.update(&reply);
-            #failures
+        let properties = match flavor {
+            Flavor::Blocking => quote!(self.properties),
+            Flavor::Async => quote!(self.lock_properties()),
         };
         match &m.returns {
             Some(property) => {
@@ -594,18 +801,35 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
                 ));
                 let kind = field.map_or(ApiType::Integer, |f| f.kind);
                 let value = if is_copy(kind) {
-                    quote!(self.properties.#p)
+                    quote!(properties.#p)
                 } else {
-                    quote!(self.properties.#p.clone())
+                    quote!(properties.#p.clone())
                 };
-                (owned_type(kind), quote! { #wait Ok(#value) })
+                let value = match flavor {
+                    Flavor::Blocking => quote! {
+                        self.properties.update(&reply);
+                        let properties = &self.properties;
+                        let value = #value;
+                    },
+                    Flavor::Async => quote! {
+                        let value = {
+                            let mut properties = self.lock_properties();
+                            properties.update(&reply);
+                            #value
+                        };
+                    },
+                };
+                (owned_type(kind), quote! { #get #value #failures Ok(value) })
             }
             None => {
                 doc.push_str(&format!(
                     "\n\nWaits up to `wait` for {}, and returns it.",
                     list.join(" or ")
                 ));
-                (quote!(Reply), quote! { #wait Ok(reply) })
+                (
+                    quote!(Reply),
+                    quote! { #get #properties.update(&reply); #failures Ok(reply) },
+                )
             }
         }
     };
@@ -614,13 +838,21 @@ fn method(model: &ClientModel, m: &Method, rt: &TokenStream) -> TokenStream {
         .chain(std::iter::once(wait_param))
         .filter(|t| !t.is_empty())
         .collect();
-    quote! {
-        #doc
-        pub fn #name(&mut self, #(#params),*) -> ::std::result::Result<#ret, #rt::client_host::ClientError> {
-            #mark_destroyed
-            #call
-            #body
-        }
+    match flavor {
+        Flavor::Blocking => quote! {
+            #doc
+            pub fn #name(&mut self, #(#params),*) -> ::std::result::Result<#ret, #rt::client_host::ClientError> {
+                #mark_destroyed
+                #body
+            }
+        },
+        Flavor::Async => quote! {
+            #doc
+            pub async fn #name(&self, #(#params),*) -> ::std::result::Result<#ret, #rt::client_host::ClientError> {
+                #mark_destroyed
+                #body
+            }
+        },
     }
 }
 

@@ -825,17 +825,21 @@ impl<A: Actions> Client<A> {
     > {
         let username = username.to_owned();
         let password = password.to_owned();
-        self.handle
-            .call(
+        let reply = self
+            .handle
+            .request(
                 Event::SetPlainAuth,
                 move |args: &mut Args| {
                     args.username = username;
                     args.password = password;
                 },
+                |reply| matches!(reply, Reply::Success(_)),
+                wait,
             )?;
-        let reply = self.handle.wait(|reply| matches!(reply, Reply::Success(_)), wait)?;
         self.properties.update(&reply);
-        Ok(self.properties.status)
+        let properties = &self.properties;
+        let value = properties.status;
+        Ok(value)
     }
     /// Connect and greet the server; fails after timeout ms without answer.
     ///
@@ -850,18 +854,20 @@ impl<A: Actions> Client<A> {
         ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         let endpoint = endpoint.to_owned();
-        self.handle
-            .call(
+        let reply = self
+            .handle
+            .request(
                 Event::Connect,
                 move |args: &mut Args| {
                     args.endpoint = endpoint;
                     args.timeout = timeout;
                 },
+                |reply| matches!(reply, Reply::Success(_) | Reply::Failure(_)),
+                wait,
             )?;
-        let reply = self
-            .handle
-            .wait(|reply| matches!(reply, Reply::Success(_) | Reply::Failure(_)), wait)?;
         self.properties.update(&reply);
+        let properties = &self.properties;
+        let value = properties.status;
         if let Reply::Failure(failure) = &reply {
             let _ = failure;
             return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
@@ -870,7 +876,7 @@ impl<A: Actions> Client<A> {
                 reason: ::std::option::Option::Some(failure.reason.clone()),
             });
         }
-        Ok(self.properties.status)
+        Ok(value)
     }
     /// Send a body and wait for it back.
     ///
@@ -884,17 +890,19 @@ impl<A: Actions> Client<A> {
         ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         let body = body.to_owned();
-        self.handle
-            .call(
+        let reply = self
+            .handle
+            .request(
                 Event::Echo,
                 move |args: &mut Args| {
                     args.body = body;
                 },
+                |reply| matches!(reply, Reply::Echoed(_) | Reply::Failure(_)),
+                wait,
             )?;
-        let reply = self
-            .handle
-            .wait(|reply| matches!(reply, Reply::Echoed(_) | Reply::Failure(_)), wait)?;
         self.properties.update(&reply);
+        let properties = &self.properties;
+        let value = properties.body.clone();
         if let Reply::Failure(failure) = &reply {
             let _ = failure;
             return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
@@ -903,7 +911,7 @@ impl<A: Actions> Client<A> {
                 reason: ::std::option::Option::Some(failure.reason.clone()),
             });
         }
-        Ok(self.properties.body.clone())
+        Ok(value)
     }
     /// Wait for an ECHOED reply without asking anything.
     ///
@@ -930,10 +938,18 @@ impl<A: Actions> Client<A> {
         ::zproto_runtime::__codegen::client_host::ClientError,
     > {
         self.destroyed = true;
-        self.handle.call(Event::Destructor, move |_args: &mut Args| {})?;
-        let reply = self.handle.wait(|reply| matches!(reply, Reply::Success(_)), wait)?;
+        let reply = self
+            .handle
+            .request(
+                Event::Destructor,
+                move |_args: &mut Args| {},
+                |reply| matches!(reply, Reply::Success(_)),
+                wait,
+            )?;
         self.properties.update(&reply);
-        Ok(self.properties.status)
+        let properties = &self.properties;
+        let value = properties.status;
+        Ok(value)
     }
     /// Send a NOTE message to the server as it is (`<send>`): it does not run the machine.
     pub fn note(
@@ -974,15 +990,297 @@ impl<A: Actions> ::std::ops::Drop for Client<A> {
     /// `destroy` does (without the bound).
     fn drop(&mut self) {
         if !self.destroyed {
-            let called = self.handle.call(Event::Destructor, |_| {});
-            if called.is_ok() {
-                let _ = self
-                    .handle
-                    .wait(
-                        |reply| matches!(reply, Reply::Success(_)),
-                        ::std::time::Duration::from_millis(1000u64),
-                    );
-            }
+            let _ = self
+                .handle
+                .request(
+                    Event::Destructor,
+                    |_| {},
+                    |reply| matches!(reply, Reply::Success(_)),
+                    ::std::time::Duration::from_millis(1000u64),
+                );
+        }
+    }
+}
+/// A `echo_client` client for async code: the same methods as [`Client`]'s, as futures that the reactor thread wakes, on any executor.
+///
+/// Methods take `&self`, so many tasks can share one client, but the protocol's replies carry no call id: calls run one at a time, in the order they reach the client. Dropping a call's future at any await point leaves the client usable: a call still queued never runs, and one in flight stays in flight until its reply or its `wait`, so that its reply is never taken by the next call.
+pub struct AsyncClient<A: Actions> {
+    handle: ::zproto_runtime::__codegen::client_host::AsyncClientHandle<Machine<A>>,
+    properties: ::std::sync::Mutex<Properties>,
+    destroyed: ::std::sync::atomic::AtomicBool,
+}
+impl<A: Actions> AsyncClient<A> {
+    /// A client with `actions`, on a reactor thread of its own.
+    pub fn new(
+        actions: A,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        ::zproto_runtime::__codegen::client_host::AsyncClientHandle::start(actions)
+            .map(Self::wrap)
+    }
+    /// A client with `actions` on a shared reactor.
+    pub fn on(
+        reactor: &::std::sync::Arc<
+            ::zproto_runtime::__codegen::reactor::Reactor<
+                ::zproto_runtime::__codegen::client_host::ClientHost<Machine<A>>,
+            >,
+        >,
+        actions: A,
+    ) -> ::std::result::Result<
+        Self,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        ::zproto_runtime::__codegen::client_host::AsyncClientHandle::on(reactor, actions)
+            .map(Self::wrap)
+    }
+    fn wrap(
+        handle: ::zproto_runtime::__codegen::client_host::AsyncClientHandle<Machine<A>>,
+    ) -> Self {
+        Self {
+            handle,
+            properties: ::std::sync::Mutex::new(Properties::default()),
+            destroyed: ::std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+    /// The properties, held only between two statements (never
+    /// across an await), so a panic elsewhere cannot poison them
+    /// for good.
+    fn lock_properties(&self) -> ::std::sync::MutexGuard<'_, Properties> {
+        self.properties.lock().unwrap_or_else(::std::sync::PoisonError::into_inner)
+    }
+    /// The flag the actions set with `io.set_connected`.
+    pub fn connected(&self) -> bool {
+        self.handle.connected()
+    }
+    /// Log every state, event and action at debug level.
+    pub fn set_verbose(
+        &self,
+        on: bool,
+    ) -> ::std::result::Result<
+        (),
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        self.handle.set_verbose(on)
+    }
+    /// Every property, from the replies received so far.
+    pub fn properties(&self) -> Properties {
+        self.lock_properties().clone()
+    }
+    /// The client's counters: messages in and out, and what it
+    /// dropped (malformed, unknown, unread, refused).
+    pub async fn stats(
+        &self,
+    ) -> ::std::result::Result<
+        ::zproto_runtime::__codegen::client::ClientStats,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        self.handle.stats().await
+    }
+    /// Use PLAIN security with these credentials (before connect).
+    ///
+    /// Waits up to `wait` for SUCCESS; returns its `status`.
+    pub async fn set_plain_auth(
+        &self,
+        username: &str,
+        password: &str,
+        wait: ::std::time::Duration,
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        let username = username.to_owned();
+        let password = password.to_owned();
+        let reply = self
+            .handle
+            .request(
+                Event::SetPlainAuth,
+                move |args: &mut Args| {
+                    args.username = username;
+                    args.password = password;
+                },
+                |reply| matches!(reply, Reply::Success(_)),
+                wait,
+            )
+            .await?;
+        let value = {
+            let mut properties = self.lock_properties();
+            properties.update(&reply);
+            properties.status
+        };
+        Ok(value)
+    }
+    /// Connect and greet the server; fails after timeout ms without answer.
+    ///
+    /// Waits up to `wait` for SUCCESS or FAILURE; returns its `status`.
+    pub async fn connect(
+        &self,
+        endpoint: &str,
+        timeout: u32,
+        wait: ::std::time::Duration,
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        let endpoint = endpoint.to_owned();
+        let reply = self
+            .handle
+            .request(
+                Event::Connect,
+                move |args: &mut Args| {
+                    args.endpoint = endpoint;
+                    args.timeout = timeout;
+                },
+                |reply| matches!(reply, Reply::Success(_) | Reply::Failure(_)),
+                wait,
+            )
+            .await?;
+        let value = {
+            let mut properties = self.lock_properties();
+            properties.update(&reply);
+            properties.status
+        };
+        if let Reply::Failure(failure) = &reply {
+            let _ = failure;
+            return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
+                reply: "FAILURE",
+                status: ::std::option::Option::Some(i64::from(failure.status)),
+                reason: ::std::option::Option::Some(failure.reason.clone()),
+            });
+        }
+        Ok(value)
+    }
+    /// Send a body and wait for it back.
+    ///
+    /// Waits up to `wait` for ECHOED or FAILURE; returns its `body`.
+    pub async fn echo(
+        &self,
+        body: &str,
+        wait: ::std::time::Duration,
+    ) -> ::std::result::Result<
+        ::std::string::String,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        let body = body.to_owned();
+        let reply = self
+            .handle
+            .request(
+                Event::Echo,
+                move |args: &mut Args| {
+                    args.body = body;
+                },
+                |reply| matches!(reply, Reply::Echoed(_) | Reply::Failure(_)),
+                wait,
+            )
+            .await?;
+        let value = {
+            let mut properties = self.lock_properties();
+            properties.update(&reply);
+            properties.body.clone()
+        };
+        if let Reply::Failure(failure) = &reply {
+            let _ = failure;
+            return Err(::zproto_runtime::__codegen::client_host::ClientError::Failed {
+                reply: "FAILURE",
+                status: ::std::option::Option::Some(i64::from(failure.status)),
+                reason: ::std::option::Option::Some(failure.reason.clone()),
+            });
+        }
+        Ok(value)
+    }
+    /// Wait for an ECHOED reply without asking anything.
+    ///
+    /// Waits up to `wait` for ECHOED, and returns it.
+    pub async fn next_echoed(
+        &self,
+        wait: ::std::time::Duration,
+    ) -> ::std::result::Result<
+        Reply,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        let reply = self
+            .handle
+            .wait(|reply| matches!(reply, Reply::Echoed(_)), wait)
+            .await?;
+        self.lock_properties().update(&reply);
+        Ok(reply)
+    }
+    /// Method `destructor`.
+    ///
+    /// Waits up to `wait` for SUCCESS; returns its `status`.
+    pub async fn destructor(
+        &self,
+        wait: ::std::time::Duration,
+    ) -> ::std::result::Result<
+        i32,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        self.destroyed.store(true, ::std::sync::atomic::Ordering::Relaxed);
+        let reply = self
+            .handle
+            .request(
+                Event::Destructor,
+                move |_args: &mut Args| {},
+                |reply| matches!(reply, Reply::Success(_)),
+                wait,
+            )
+            .await?;
+        let value = {
+            let mut properties = self.lock_properties();
+            properties.update(&reply);
+            properties.status
+        };
+        Ok(value)
+    }
+    /// Send a NOTE message to the server as it is (`<send>`): it does not run the machine. Waits while the client has too many messages on their way.
+    pub async fn note(
+        &self,
+        message: super::echo_msg::Note,
+    ) -> ::std::result::Result<
+        (),
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        self.handle.send(super::echo_msg::EchoMsg::Note(message)).await
+    }
+    /// The next message the actions passed to the application (NOTE).
+    pub async fn recv(
+        &self,
+    ) -> ::std::result::Result<
+        super::echo_msg::EchoMsg,
+        ::zproto_runtime::__codegen::client_host::ClientError,
+    > {
+        self.handle.recv().await
+    }
+    /// The messages the actions pass to the application (NOTE), as a stream.
+    pub fn deliveries(
+        &self,
+    ) -> ::zproto_runtime::__codegen::client_host::Deliveries<
+        '_,
+        super::echo_msg::EchoMsg,
+    > {
+        self.handle.deliveries()
+    }
+    /// Property `status`: from the last reply that carried it.
+    pub fn status(&self) -> i32 {
+        self.lock_properties().status
+    }
+    /// Property `reason`: from the last reply that carried it.
+    pub fn reason(&self) -> ::std::string::String {
+        self.lock_properties().reason.clone()
+    }
+    /// Property `body`: from the last reply that carried it.
+    pub fn body(&self) -> ::std::string::String {
+        self.lock_properties().body.clone()
+    }
+}
+impl<A: Actions> ::std::ops::Drop for AsyncClient<A> {
+    /// Queues the `destructor` method unless it ran already,
+    /// without waiting for its reply (a drop cannot await):
+    /// await `destructor` first for an orderly goodbye.
+    fn drop(&mut self) {
+        if !self.destroyed.load(::std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.handle.call(Event::Destructor, |_| {});
         }
     }
 }

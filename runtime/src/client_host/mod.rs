@@ -1,9 +1,15 @@
 //! Generated clients on the reactor: one [`ClientCore`] and one DEALER per
 //! client, many clients on one reactor thread (never a thread per client),
-//! and a blocking API handle for the application ([`ClientHandle`]), which
-//! generated `Client` types wrap with typed methods.
+//! and API handles for the application, which generated clients wrap with
+//! typed methods: [`ClientHandle`], which blocks its thread, and (feature
+//! `async`) [`AsyncClientHandle`], whose futures the reactor thread wakes,
+//! on any executor.
 //!
-//! Memory per client is bounded: at most [`ANSWER_QUEUE`] replies and
+//! Calls run one at a time per client, in order; see [`Call`] for how a
+//! reply stays with its call, even when its caller gives up.
+//!
+//! Memory per client is bounded: at most [`CALL_QUEUE`] calls wait behind
+//! the one in flight, at most [`ANSWER_QUEUE`] replies no call took and
 //! [`DELIVERY_QUEUE`] delivered messages wait for the application (more are
 //! dropped and counted), at most [`SEND_QUEUE`] sent messages wait for the
 //! server (then `send` waits: a slow server slows its writers down rather
@@ -12,21 +18,31 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::client::{Answer, ClientCore, ClientMachine, ClientSecurity, ClientStats, Transport};
+use crate::client::{ClientCore, ClientMachine, ClientSecurity, ClientStats, Transport};
 use crate::codec::Codec;
-use crate::reactor::{self, Outgoing, Reactor, Refused, RefusedReason, Service, Sockets};
+use crate::reactor::{self, Outgoing, Refused, RefusedReason, Service, Sockets};
 use crate::throttle::Throttle;
 
-/// Replies waiting for the application, per client.
+#[cfg(feature = "async")]
+mod async_handle;
+mod call;
+mod handle;
+
+#[cfg(feature = "async")]
+pub use async_handle::{AsyncClientHandle, Deliveries};
+pub use call::{Accept, Call, StoreArgs, CALL_QUEUE};
+use call::{Calls, Step};
+pub use handle::ClientHandle;
+
+/// Replies no call took, waiting for an immediate method, per client.
 pub const ANSWER_QUEUE: usize = 1024;
 /// Delivered messages waiting for the application, per client.
 pub const DELIVERY_QUEUE: usize = 10_000;
 /// `<send>` messages on their way to the server, per client, before
-/// [`ClientHandle::send`] waits.
+/// `send` waits.
 pub const SEND_QUEUE: usize = 10_000;
 /// How long [`ClientHandle::send`] waits for room.
 pub const SEND_WAIT: Duration = Duration::from_secs(10);
@@ -68,6 +84,10 @@ pub enum ClientError {
     /// The reactor thread is gone.
     #[error("the client's reactor has stopped")]
     ReactorGone,
+    /// The client already has this many calls waiting behind the one in
+    /// flight ([`CALL_QUEUE`]).
+    #[error("{0} calls are already waiting on this client")]
+    Busy(usize),
 }
 
 /// `: reason (status n)` for [`ClientError::Failed`].
@@ -86,19 +106,16 @@ impl From<reactor::Stopped> for ClientError {
     }
 }
 
-/// Stores a method's arguments.
-pub type StoreArgs<C> = Box<dyn FnOnce(&mut <C as ClientMachine>::Args) + Send>;
-
 /// A request from the API to the client.
 pub enum ClientCommand<C: ClientMachine> {
-    /// A method: store the arguments, run the event.
-    Call(C::Event, StoreArgs<C>),
+    /// A method: run in its turn.
+    Call(Call<C>),
     /// A `<send>` message, straight to the server.
     Send(C::Message),
     /// Log every state, event and action.
     Verbose(bool),
     /// Counters.
-    Stats(mpsc::Sender<ClientStats>),
+    Stats(flume::Sender<ClientStats>),
 }
 
 /// The DEALER side of one client: connects on the reactor's sockets.
@@ -129,8 +146,8 @@ impl Transport for Dealer {
 /// One client as a reactor [`Service`].
 pub struct ClientHost<C: ClientMachine> {
     core: ClientCore<C>,
-    answers: SyncSender<Answer<C::Reply>>,
-    deliveries: SyncSender<C::Message>,
+    calls: Calls<C>,
+    deliveries: flume::Sender<C::Message>,
     connected: Arc<AtomicBool>,
     warn: Throttle,
     /// Messages for the server not yet taken by the socket, in order, each
@@ -138,7 +155,9 @@ pub struct ClientHost<C: ClientMachine> {
     waiting: VecDeque<(C::Message, bool)>,
     /// When to try the socket again after it refused (queue full).
     retry_at: Option<Instant>,
-    sends: Arc<SendQueue>,
+    /// One token per `<send>` message on its way: the API puts one in
+    /// before it sends, the host takes it out once the message left.
+    sends: flume::Receiver<()>,
 }
 
 impl<C: ClientMachine> ClientHost<C> {
@@ -160,34 +179,42 @@ impl<C: ClientMachine> ClientHost<C> {
         self.forward(now);
     }
 
-    /// Replies and deliveries to the application; the connected flag.
+    /// Replies to their calls, deliveries to the application; the
+    /// connected flag.
     fn forward(&mut self, now: Instant) {
         // The flag first: a caller that has its reply sees the state the
         // reply reports.
         self.connected
             .store(self.core.is_connected(), Ordering::Release);
         let mut dropped = 0;
-        for answer in self.core.drain_answers() {
-            if let Err(TrySendError::Full(_)) = self.answers.try_send(answer) {
+        let answers: Vec<_> = self.core.drain_answers().collect();
+        for answer in answers {
+            dropped += u64::from(self.calls.answer(answer));
+        }
+        for message in self.core.drain_deliveries() {
+            if let Err(flume::TrySendError::Full(_)) = self.deliveries.try_send(message) {
                 dropped += 1;
             }
         }
-        let mut full = 0;
-        for message in self.core.drain_deliveries() {
-            if let Err(TrySendError::Full(_)) = self.deliveries.try_send(message) {
-                full += 1;
-            }
-        }
-        self.core.stats_mut().dropped += dropped + full;
-        if dropped + full > 0 {
+        self.core.stats_mut().dropped += dropped;
+        if dropped > 0 {
             if let Some(suppressed) = self.warn.allow(now) {
                 tracing::warn!(
                     suppressed,
-                    "the application is not reading: {} replies and messages dropped",
-                    dropped + full
+                    "the application is not reading: {dropped} replies and messages dropped"
                 );
             }
         }
+    }
+
+    /// Move the calls on: end the one in flight if its time is up, and run
+    /// the next ones until one waits.
+    fn advance(&mut self, sockets: &mut Sockets, now: Instant) {
+        while let Step::Run(event, store) = self.calls.next(now, self.core.is_stopped()) {
+            self.with_core(sockets, now, |core| core.call(event, store, now));
+            self.calls.ran();
+        }
+        self.calls.expire(now);
     }
 }
 
@@ -205,13 +232,14 @@ where
 
     fn command(&mut self, command: ClientCommand<C>, sockets: &mut Sockets, now: Instant) {
         match command {
-            ClientCommand::Call(event, store) => {
-                self.with_core(sockets, now, |core| core.call(event, store, now));
+            ClientCommand::Call(call) => {
+                self.calls.push(call);
+                self.advance(sockets, now);
             }
             ClientCommand::Send(message) => self.waiting.push_back((message, true)),
             ClientCommand::Verbose(on) => self.core.set_animate(on),
             ClientCommand::Stats(reply) => {
-                let _ = reply.send(self.core.stats());
+                let _ = reply.try_send(self.core.stats());
             }
         }
     }
@@ -221,17 +249,23 @@ where
             Ok(message) => self.with_core(sockets, now, |core| core.receive(message, now)),
             Err(e) => self.with_core(sockets, now, |core| core.malformed(&e, now)),
         }
+        self.advance(sockets, now);
     }
 
     fn tick(&mut self, sockets: &mut Sockets, now: Instant) {
         self.with_core(sockets, now, |core| core.tick(now));
+        self.advance(sockets, now);
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        match (self.core.next_deadline(), self.retry_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.core.next_deadline(),
+            self.retry_at,
+            self.calls.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn drain_outgoing(&mut self, send: &mut dyn FnMut(Outgoing) -> Result<(), Refused>) {
@@ -293,186 +327,96 @@ where
         if self.waiting.is_empty() {
             self.retry_at = None;
         }
-        if released > 0 {
-            self.sends.release(released);
+        for _ in 0..released {
+            let _ = self.sends.try_recv();
         }
     }
 }
 
-/// How many `<send>` messages are on their way through a client's host,
-/// so that [`ClientHandle::send`] waits (as zproto's blocking send does)
-/// rather than queueing without bound.
-#[derive(Debug, Default)]
-struct SendQueue {
-    queued: Mutex<usize>,
-    room: Condvar,
-}
-
-impl SendQueue {
-    /// Wait (at most `timeout`) for room, then count one more message.
-    fn acquire(&self, timeout: Duration) -> Result<(), ClientError> {
-        let deadline = Instant::now() + timeout;
-        let mut queued = self.queued.lock().map_err(|_| ClientError::ReactorGone)?;
-        while *queued >= SEND_QUEUE {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ClientError::Timeout(timeout));
-            }
-            queued = self
-                .room
-                .wait_timeout(queued, left)
-                .map_err(|_| ClientError::ReactorGone)?
-                .0;
-        }
-        *queued += 1;
-        Ok(())
-    }
-
-    /// `n` messages left the host (sent, or dropped for good).
-    fn release(&self, n: usize) {
-        if let Ok(mut queued) = self.queued.lock() {
-            *queued = queued.saturating_sub(n);
-            self.room.notify_all();
-        }
-    }
-}
-
-/// A client running on a reactor: the API side. Dropping it removes the
-/// client from the reactor (zproto's `$TERM`).
-pub struct ClientHandle<C: ClientMachine>
+/// What a handle keeps of its client: where the client runs, and the
+/// channels the host answers on. Dropping it removes the client from the
+/// reactor (zproto's `$TERM`).
+struct Link<C: ClientMachine>
 where
     ClientHost<C>: Service<Command = ClientCommand<C>>,
 {
-    reactor: Arc<Reactor<ClientHost<C>>>,
+    reactor: Arc<reactor::Reactor<ClientHost<C>>>,
     id: reactor::ServiceId,
-    answers: Receiver<Answer<C::Reply>>,
-    deliveries: Receiver<C::Message>,
+    deliveries: flume::Receiver<C::Message>,
     connected: Arc<AtomicBool>,
-    sends: Arc<SendQueue>,
+    /// Tokens for `<send>` messages on their way ([`SEND_QUEUE`] at most);
+    /// the receiver gives one back when the command cannot be sent.
+    sends: (flume::Sender<()>, flume::Receiver<()>),
 }
 
-impl<C: ClientMachine> ClientHandle<C>
+impl<C: ClientMachine> Link<C>
 where
     ClientHost<C>: Service<Command = ClientCommand<C>>,
 {
-    /// A client on a reactor thread of its own.
-    pub fn start(actions: C::Actions) -> Result<Self, ClientError> {
-        let reactor = Reactor::start().map_err(|_| ClientError::ReactorGone)?;
-        Self::on(&reactor, actions)
-    }
-
-    /// A client on a shared reactor: one thread runs many clients.
-    pub fn on(
-        reactor: &Arc<Reactor<ClientHost<C>>>,
+    /// Put a client with `actions` on `reactor`.
+    fn new(
+        reactor: &Arc<reactor::Reactor<ClientHost<C>>>,
         actions: C::Actions,
     ) -> Result<Self, ClientError> {
-        let (answers_tx, answers) = mpsc::sync_channel(ANSWER_QUEUE);
-        let (deliveries_tx, deliveries) = mpsc::sync_channel(DELIVERY_QUEUE);
+        let (deliveries_tx, deliveries) = flume::bounded(DELIVERY_QUEUE);
+        let (sends_tx, sends_rx) = flume::bounded(SEND_QUEUE);
         let connected = Arc::new(AtomicBool::new(false));
-        let sends = Arc::new(SendQueue::default());
         let host = ClientHost {
             core: ClientCore::new(actions),
-            answers: answers_tx,
+            calls: Calls::default(),
             deliveries: deliveries_tx,
             connected: connected.clone(),
             warn: Throttle::default(),
             waiting: VecDeque::new(),
             retry_at: None,
-            sends: sends.clone(),
+            sends: sends_rx.clone(),
         };
         let id = reactor.add(host)?;
         Ok(Self {
             reactor: reactor.clone(),
             id,
-            answers,
             deliveries,
             connected,
-            sends,
+            sends: (sends_tx, sends_rx),
         })
     }
 
-    /// Call a method: `store` sets its arguments, then `event` runs.
-    ///
-    /// Replies that came before the call (to an earlier call that stopped
-    /// waiting, or sent unasked) are discarded first, so that they are
-    /// never taken for this call's: a difference from zproto, whose API
-    /// takes the first reply of an accepted name.
-    pub fn call(
+    /// Pass `call` to the host; its outcome comes on the receiver.
+    fn submit(
         &self,
-        event: C::Event,
-        store: impl FnOnce(&mut C::Args) + Send + 'static,
-    ) -> Result<(), ClientError> {
-        while self.answers.try_recv().is_ok() {}
-        self.reactor
-            .command(self.id, ClientCommand::Call(event, Box::new(store)))?;
-        Ok(())
-    }
-
-    /// Wait up to `timeout` for a reply that `accept` takes; others are
-    /// discarded, as zproto's API does.
-    pub fn wait(
-        &self,
-        accept: impl Fn(&C::Reply) -> bool,
+        run: Option<(C::Event, StoreArgs<C>)>,
+        accept: Accept<C::Reply>,
         timeout: Duration,
-    ) -> Result<C::Reply, ClientError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.answers.recv_timeout(left) {
-                Ok(Answer::Reply(reply)) if accept(&reply) => return Ok(reply),
-                Ok(Answer::Reply(_)) => {}
-                Ok(Answer::Unhandled { state, event }) => {
-                    return Err(ClientError::Unhandled { state, event })
-                }
-                Ok(Answer::Stopped) => return Err(ClientError::Stopped),
-                Err(RecvTimeoutError::Timeout) => return Err(ClientError::Timeout(timeout)),
-                Err(RecvTimeoutError::Disconnected) => return Err(ClientError::ReactorGone),
-            }
-        }
+    ) -> Result<flume::Receiver<Result<C::Reply, ClientError>>, ClientError> {
+        let (tx, rx) = flume::bounded(1);
+        let call = Call::request(run, accept, timeout, tx);
+        self.reactor.command(self.id, ClientCommand::Call(call))?;
+        Ok(rx)
     }
 
-    /// Send `message` to the server as it is (`<send>`), in order. While
-    /// [`SEND_QUEUE`] messages are on their way (the server reads slower
-    /// than we write), this waits for room, at most [`SEND_WAIT`]: nothing
-    /// is dropped for a slow server, and nothing queues without bound.
-    pub fn send(&self, message: C::Message) -> Result<(), ClientError> {
-        self.sends.acquire(SEND_WAIT)?;
+    /// Run `event` in its turn, waiting for nothing.
+    fn fire(&self, event: C::Event, store: StoreArgs<C>) -> Result<(), ClientError> {
+        let call = Call::fire(event, store);
+        Ok(self.reactor.command(self.id, ClientCommand::Call(call))?)
+    }
+
+    /// Send `message`, once a token for it is in.
+    fn send_with_token(&self, message: C::Message) -> Result<(), ClientError> {
         if let Err(e) = self.reactor.command(self.id, ClientCommand::Send(message)) {
-            self.sends.release(1);
+            let _ = self.sends.1.try_recv();
             return Err(e.into());
         }
         Ok(())
     }
 
-    /// The next message the actions passed to the application (`<recv>`).
-    pub fn recv(&self, timeout: Duration) -> Result<C::Message, ClientError> {
-        self.deliveries.recv_timeout(timeout).map_err(|e| match e {
-            RecvTimeoutError::Timeout => ClientError::Timeout(timeout),
-            RecvTimeoutError::Disconnected => ClientError::ReactorGone,
-        })
-    }
-
-    /// The flag the actions set with `set_connected`.
-    pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Acquire)
-    }
-
-    /// Log every state, event and action at debug level.
-    pub fn set_verbose(&self, on: bool) -> Result<(), ClientError> {
-        self.reactor.command(self.id, ClientCommand::Verbose(on))?;
-        Ok(())
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> Result<ClientStats, ClientError> {
-        let (tx, rx) = mpsc::channel();
+    fn stats(&self) -> Result<flume::Receiver<ClientStats>, ClientError> {
+        let (tx, rx) = flume::bounded(1);
         self.reactor.command(self.id, ClientCommand::Stats(tx))?;
-        rx.recv_timeout(Duration::from_secs(10))
-            .map_err(|_| ClientError::ReactorGone)
+        Ok(rx)
     }
 }
 
-impl<C: ClientMachine> Drop for ClientHandle<C>
+impl<C: ClientMachine> Drop for Link<C>
 where
     ClientHost<C>: Service<Command = ClientCommand<C>>,
 {
