@@ -9,8 +9,10 @@ fn main() {
     ];
     // Message contents as Bytes: the broker hands one message to many
     // readers, and a clone then shares it.
+    // The client's async twin too (`AsyncClient`).
     if let Err(e) = zproto_codegen::Config::new()
         .bytes(["mlm_proto"])
+        .async_clients(true)
         .compile(&models)
     {
         eprintln!("{e}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use zproto_runtime::client_host::ClientError;
 
-use crate::mlm_client_engine::{replies, Actions, Client, Event, Io, Reply};
+use crate::mlm_client_engine::{replies, Actions, AsyncClient, Client, Event, Io, Reply};
 use crate::mlm_proto::*;
 
 /// A Malamute client on a reactor thread of its own (or share one with
@@ -159,10 +159,7 @@ impl MlmClient {
 
     /// Publish `parts` under `subject` to the producer stream.
     pub fn send_text(&self, subject: &str, parts: &[&str]) -> Result<(), ClientError> {
-        self.send(StreamSend {
-            subject: subject.to_owned(),
-            content: frames(parts),
-        })
+        self.send(stream_text(subject, parts))
     }
 
     /// Send `parts` to the mailbox `address`; with a non-empty `tracker`,
@@ -175,13 +172,9 @@ impl MlmClient {
         timeout: u32,
         parts: &[&str],
     ) -> Result<(), ClientError> {
-        self.sendto(MailboxSend {
-            address: address.to_owned(),
-            subject: subject.to_owned(),
-            tracker: tracker.to_owned(),
-            timeout,
-            content: frames(parts),
-        })
+        self.sendto(MailboxSend::from(Text::new(
+            address, subject, tracker, timeout, parts,
+        )))
     }
 
     /// Send `parts` to a worker of the service `address`.
@@ -193,13 +186,119 @@ impl MlmClient {
         timeout: u32,
         parts: &[&str],
     ) -> Result<(), ClientError> {
-        self.sendfor(ServiceSend {
+        self.sendfor(ServiceSend::from(Text::new(
+            address, subject, tracker, timeout, parts,
+        )))
+    }
+}
+
+/// A Malamute client for async code (the generated [`AsyncClient`]): the
+/// same methods as [`MlmClient`]'s, as futures, on any executor.
+pub type AsyncMlmClient = AsyncClient<ClientState>;
+
+impl AsyncMlmClient {
+    /// A client with upstream's timers (heartbeat 1 s, expiry 4 s), on a
+    /// reactor thread of its own.
+    pub fn with_defaults() -> Result<Self, ClientError> {
+        Self::new(ClientState::default())
+    }
+
+    /// Publish `parts` under `subject` to the producer stream.
+    pub async fn send_text(&self, subject: &str, parts: &[&str]) -> Result<(), ClientError> {
+        self.send(stream_text(subject, parts)).await
+    }
+
+    /// Send `parts` to the mailbox `address` ([`MlmClient::sendto_text`]).
+    pub async fn sendto_text(
+        &self,
+        address: &str,
+        subject: &str,
+        tracker: &str,
+        timeout: u32,
+        parts: &[&str],
+    ) -> Result<(), ClientError> {
+        let message = MailboxSend::from(Text::new(address, subject, tracker, timeout, parts));
+        self.sendto(message).await
+    }
+
+    /// Send `parts` to a worker of the service `address`.
+    pub async fn sendfor_text(
+        &self,
+        address: &str,
+        subject: &str,
+        tracker: &str,
+        timeout: u32,
+        parts: &[&str],
+    ) -> Result<(), ClientError> {
+        let message = ServiceSend::from(Text::new(address, subject, tracker, timeout, parts));
+        self.sendfor(message).await
+    }
+}
+
+fn stream_text(subject: &str, parts: &[&str]) -> StreamSend {
+    StreamSend {
+        subject: subject.to_owned(),
+        content: frames(parts),
+    }
+}
+
+/// A text message to a mailbox or a service, as the `*_text` methods take
+/// it.
+struct Text {
+    address: String,
+    subject: String,
+    tracker: String,
+    timeout: u32,
+    content: Vec<zproto_runtime::bytes::Bytes>,
+}
+
+impl Text {
+    fn new(address: &str, subject: &str, tracker: &str, timeout: u32, parts: &[&str]) -> Self {
+        Self {
             address: address.to_owned(),
             subject: subject.to_owned(),
             tracker: tracker.to_owned(),
             timeout,
             content: frames(parts),
-        })
+        }
+    }
+}
+
+impl From<Text> for MailboxSend {
+    fn from(t: Text) -> Self {
+        let Text {
+            address,
+            subject,
+            tracker,
+            timeout,
+            content,
+        } = t;
+        Self {
+            address,
+            subject,
+            tracker,
+            timeout,
+            content,
+        }
+    }
+}
+
+impl From<Text> for ServiceSend {
+    fn from(t: Text) -> Self {
+        let Text {
+            address,
+            subject,
+            tracker,
+            timeout,
+            content,
+        } = t;
+        Self {
+            address,
+            subject,
+            tracker,
+            timeout,
+            content,
+        }
     }
 }
 
