@@ -5,7 +5,9 @@
 //! thousands of them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc;
+
+use flume::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -184,7 +186,7 @@ fn ask<T>(
     id: reactor::ServiceId,
     make: impl FnOnce(Sender<T>) -> Command,
 ) -> Result<T, Error> {
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = flume::bounded(1);
     reactor.command(id, make(tx))?;
     rx.recv_timeout(REPLY_TIMEOUT).map_err(|_| Error::Stopped)
 }
@@ -555,7 +557,7 @@ pub fn socket_options(settings: &Settings) -> SocketOptions {
 /// accepts it without a word and keeps retrying, which may be right: the
 /// name may resolve later). Called on the caller's thread, never the
 /// reactor's: a name lookup may block for seconds.
-fn warn_if_unresolvable(endpoint: &str) {
+pub(crate) fn warn_if_unresolvable(endpoint: &str) {
     let Some(address) = endpoint.strip_prefix("tcp://") else {
         return;
     };
@@ -619,9 +621,9 @@ impl Node {
         settings: Settings,
         interner: Interner,
     ) -> Result<Self, Error> {
-        let (tx, deliveries) = mpsc::channel();
+        let (tx, deliveries) = flume::unbounded();
         let waiting = Arc::new(AtomicUsize::new(0));
-        let (peer_tx, peer_events) = mpsc::channel();
+        let (peer_tx, peer_events) = flume::unbounded();
         let peer_events_waiting = Arc::new(AtomicUsize::new(0));
         let limits = std::sync::Mutex::new(settings.limits);
         let core = NodeCore::with_interner(name, settings, interner);
@@ -661,6 +663,36 @@ impl Node {
 
     fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Command) -> Result<T, Error> {
         ask(&self.reactor, self.id, make)
+    }
+
+    /// Pass `command` to the node, waiting for nothing.
+    pub(crate) fn command(&self, command: Command) -> Result<(), Error> {
+        Ok(self.reactor.command(self.id, command)?)
+    }
+
+    /// The rounds of the node's reactor thread.
+    #[cfg(feature = "async")]
+    pub(crate) fn reactor_rounds(&self) -> zproto_runtime::reactor::Rounds {
+        self.reactor.rounds()
+    }
+
+    /// Keep the limits a SET left, to check ANNOUNCE without a round trip.
+    pub(crate) fn remember_limits(&self, limits: crate::Limits) {
+        if let Ok(mut kept) = self.limits.lock() {
+            *kept = limits;
+        }
+    }
+
+    /// The deliveries, and how many wait.
+    #[cfg(feature = "async")]
+    pub(crate) fn delivery_queue(&self) -> (&Receiver<Delivery>, &AtomicUsize) {
+        (&self.deliveries, &self.waiting)
+    }
+
+    /// The peer events, and how many wait.
+    #[cfg(feature = "async")]
+    pub(crate) fn peer_event_queue(&self) -> (&Receiver<Peer>, &AtomicUsize) {
+        (&self.peer_events, &self.peer_events_waiting)
     }
 
     /// Counters and gauges, for metrics.
@@ -741,15 +773,13 @@ impl Node {
     /// `SET path value`, e.g. `server/timeout` in milliseconds.
     pub fn set(&self, path: &str, value: &str) -> Result<(), Error> {
         let settings = self.ask(|tx| Command::Set(path.to_owned(), value.to_owned(), tx))??;
-        if let Ok(mut limits) = self.limits.lock() {
-            *limits = settings.limits;
-        }
+        self.remember_limits(settings.limits);
         Ok(())
     }
 
     /// `VERBOSE`: log every state, event and action of the server sessions.
     pub fn verbose(&self) -> Result<(), Error> {
-        Ok(self.reactor.command(self.id, Command::Verbose)?)
+        self.command(Command::Verbose)
     }
 
     /// `STATUS`: how many tuples the node knows.
@@ -785,7 +815,10 @@ impl Node {
         &self,
         timeout: Duration,
     ) -> Result<Delivery, mpsc::RecvTimeoutError> {
-        let delivery = self.deliveries.recv_timeout(timeout)?;
+        let delivery = self.deliveries.recv_timeout(timeout).map_err(|e| match e {
+            flume::RecvTimeoutError::Timeout => mpsc::RecvTimeoutError::Timeout,
+            flume::RecvTimeoutError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+        })?;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         Ok(delivery)
     }

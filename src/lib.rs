@@ -62,6 +62,8 @@ pub mod engine {
 
 #[cfg(feature = "reactor")]
 mod api;
+#[cfg(feature = "async")]
+mod async_node;
 mod batch;
 pub mod clock;
 /// CURVE certificates in CZMQ's format (the runtime's, shared with
@@ -82,6 +84,8 @@ mod tuples;
 
 #[cfg(feature = "reactor")]
 pub use api::{Delivery, Error, GossipService, Metrics, Node, Probe, Reactor, Security};
+#[cfg(feature = "async")]
+pub use async_node::{AsyncNode, Counted};
 pub use limits::Limits;
 pub use node::{
     AnnounceError, NodeCore, Output, Peer, PeerKind, RemoteId, SettingError, Settings, Stats,

@@ -34,18 +34,21 @@
 //! applies every setting first, then binds.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::Codec;
 use crate::reactor::{
-    self, Outgoing, Reactor, Refused, RefusedReason, Security, Service, SocketError, SocketOptions,
-    Sockets,
+    self, Outgoing, Refused, RefusedReason, Security, Service, SocketError, SocketOptions, Sockets,
 };
 use crate::server::{Effects, Sessions, StateMachine};
 use crate::throttle::Throttle;
 use crate::zpl::Zpl;
+
+mod handle;
+
+#[cfg(feature = "async")]
+pub use handle::AsyncServerHandle;
+pub use handle::ServerHandle;
 
 /// Largest config file `LOAD` reads: a config file is hostile input too.
 pub const MAX_CONFIG: u64 = 1 << 20;
@@ -70,6 +73,9 @@ const RETRY_LONGEST: Duration = Duration::from_millis(50);
 
 /// How long a handle waits for the reactor's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the host answers a command.
+pub type Reply<T> = flume::Sender<T>;
 
 /// Why a host command failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,15 +145,15 @@ pub type ActionsFn<A> = Box<dyn FnOnce(&mut A) + Send>;
 /// A request to the host, with where to answer.
 pub enum HostCommand<M: StateMachine> {
     /// BIND: the port (0 for non-tcp) or why not.
-    Bind(String, Sender<Result<i32, HostError>>),
+    Bind(String, Reply<Result<i32, HostError>>),
     /// PORT.
-    Port(Sender<i32>),
+    Port(Reply<i32>),
     /// SET.
-    Set(String, String, Sender<Result<(), HostError>>),
+    Set(String, String, Reply<Result<(), HostError>>),
     /// LOAD.
-    Load(PathBuf, Sender<Result<(), HostError>>),
+    Load(PathBuf, Reply<Result<(), HostError>>),
     /// Counters.
-    Stats(Sender<HostStats>),
+    Stats(Reply<HostStats>),
     /// Run a closure on the server's actions (zproto's `server_method`):
     /// the application's own commands, with no glue.
     With(ActionsFn<M::Actions>),
@@ -627,97 +633,5 @@ impl<C> Default for Waiting<C> {
             messages: std::collections::VecDeque::new(),
             bytes: 0,
         }
-    }
-}
-
-/// A server running on a reactor thread; dropping it stops the server
-/// (zproto's `$TERM`).
-pub struct ServerHandle<M: StateMachine>
-where
-    ServerHost<M>: Service<Command = HostCommand<M>>,
-{
-    reactor: Arc<Reactor<ServerHost<M>>>,
-    id: reactor::ServiceId,
-}
-
-impl<M: StateMachine> ServerHandle<M>
-where
-    ServerHost<M>: Service<Command = HostCommand<M>>,
-{
-    /// A server named `name` on a reactor thread of its own.
-    pub fn start(name: &str, actions: M::Actions) -> Result<Self, HostError> {
-        let reactor = Reactor::start().map_err(|_| HostError::Stopped)?;
-        Self::on(&reactor, ServerHost::new(name, actions))
-    }
-
-    /// A server on a shared reactor: one thread may run many.
-    pub fn on(
-        reactor: &Arc<Reactor<ServerHost<M>>>,
-        host: ServerHost<M>,
-    ) -> Result<Self, HostError> {
-        let id = reactor.add(host)?;
-        Ok(Self {
-            reactor: reactor.clone(),
-            id,
-        })
-    }
-
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> HostCommand<M>) -> Result<T, HostError> {
-        let (tx, rx) = mpsc::channel();
-        self.reactor.command(self.id, make(tx))?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| HostError::Stopped)
-    }
-
-    /// BIND: accept clients on `endpoint`; the port for tcp, else 0.
-    pub fn bind(&self, endpoint: &str) -> Result<i32, HostError> {
-        self.ask(|tx| HostCommand::Bind(endpoint.to_owned(), tx))?
-    }
-
-    /// PORT: the port of the last bind (-1 after a failed one).
-    pub fn port(&self) -> Result<i32, HostError> {
-        self.ask(HostCommand::Port)
-    }
-
-    /// SET `path` `value` (zproto's names; see the module's table).
-    pub fn set(&self, path: &str, value: &str) -> Result<(), HostError> {
-        self.ask(|tx| HostCommand::Set(path.to_owned(), value.to_owned(), tx))?
-    }
-
-    /// VERBOSE: log every state, event and action.
-    pub fn verbose(&self) -> Result<(), HostError> {
-        self.set("server/verbose", "1")
-    }
-
-    /// LOAD a ZPL config file: its settings, then its bind endpoints.
-    pub fn load(&self, file: &Path) -> Result<(), HostError> {
-        self.ask(|tx| HostCommand::Load(file.to_owned(), tx))?
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> Result<HostStats, HostError> {
-        self.ask(HostCommand::Stats)
-    }
-
-    /// Run `f` on the server's actions, on the reactor thread, and return
-    /// what it returns.
-    pub fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut M::Actions) -> T + Send + 'static,
-    ) -> Result<T, HostError> {
-        self.ask(|tx| {
-            HostCommand::With(Box::new(move |actions| {
-                let _ = tx.send(f(actions));
-            }))
-        })
-    }
-}
-
-impl<M: StateMachine> Drop for ServerHandle<M>
-where
-    ServerHost<M>: Service<Command = HostCommand<M>>,
-{
-    fn drop(&mut self) {
-        let _ = self.reactor.remove(self.id);
     }
 }
