@@ -20,7 +20,7 @@ use zproto_conformance::echo::{EchoClient, EchoServer};
 use zproto_conformance::echo_client_engine::AsyncClient;
 use zproto_conformance::echo_msg::{EchoMsg, HelloOk, Note, Pong, Said};
 use zproto_conformance::echo_server_engine::Machine;
-use zproto_runtime::client_host::ClientError;
+use zproto_runtime::client_host::{ClientError, CALL_QUEUE};
 use zproto_runtime::host::ServerHandle;
 use zproto_runtime::{reactor, Codec};
 
@@ -79,11 +79,14 @@ async fn eventually(sleep: Sleep, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// An echo server on a loopback port; it and the address clients use.
+/// An echo server bound to `endpoint`; it and the address clients use.
 fn server(endpoint: &str) -> (EchoHost, String) {
     let host = EchoHost::start("echo_server", EchoServer).expect("server");
     let port = host.bind(endpoint).expect("bind");
-    (host, format!("tcp://127.0.0.1:{port}"))
+    match endpoint.strip_prefix("tcp://127.0.0.1:") {
+        Some(_) => (host, format!("tcp://127.0.0.1:{port}")),
+        None => (host, endpoint.to_owned()),
+    }
 }
 
 async fn connected(address: &str) -> AsyncClient<EchoClient> {
@@ -133,7 +136,12 @@ async fn request_reply_and_push(sleep: Sleep) {
 /// The server goes: the client notices (heartbeats expire), calls fail at
 /// once, and it greets the server on the same port again once it is back.
 async fn expiry_and_reconnect(sleep: Sleep) {
-    let (server1, address) = server("tcp://127.0.0.1:*");
+    // Over ipc, at a path of its own: a tcp port given back when the first
+    // server goes could be taken by another test's server (they run at
+    // once, in one process) before the second one binds it.
+    let dir = tempfile::tempdir().expect("dir");
+    let endpoint = format!("ipc://{}", dir.path().join("echo").display());
+    let (server1, address) = server(&endpoint);
     let client = connected(&address).await;
     assert_eq!(client.echo("before", WAIT).await.as_deref(), Ok("before"));
     drop(server1);
@@ -326,6 +334,27 @@ async fn a_late_reply_past_the_wait_is_a_timeout(_sleep: Sleep) {
     assert!(started.elapsed() < Duration::from_millis(190));
 }
 
+/// One client holds at most [`CALL_QUEUE`] calls behind the one in
+/// flight: a caller beyond that is told at once, and the memory a flood of
+/// calls takes is bounded.
+async fn calls_beyond_the_queue_bound_fail_at_once(_sleep: Sleep) {
+    // A server that never answers a SAY in time.
+    let server = LateServer::start(Duration::from_secs(60));
+    let client = connected(&server.address).await;
+    let wait = Duration::from_secs(2);
+    let calls = (0..CALL_QUEUE + 11).map(|_| client.echo("x", wait));
+    let outcomes = future::join_all(calls).await;
+    let busy = outcomes
+        .iter()
+        .filter(|o| **o == Err(ClientError::Busy(CALL_QUEUE)))
+        .count();
+    let timed_out = outcomes
+        .iter()
+        .filter(|o| **o == Err(ClientError::Timeout(wait)))
+        .count();
+    assert_eq!((busy, timed_out), (10, CALL_QUEUE + 1));
+}
+
 macro_rules! on_every_executor {
     ($($test:ident),* $(,)?) => {
         mod tokio_multi_thread {
@@ -361,4 +390,5 @@ on_every_executor!(
     plain,
     cancelled_calls_never_take_a_later_reply,
     a_late_reply_past_the_wait_is_a_timeout,
+    calls_beyond_the_queue_bound_fail_at_once,
 );

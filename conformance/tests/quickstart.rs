@@ -110,7 +110,9 @@ fn the_quick_start_builds_outside_the_workspace_and_talks_over_curve() {
             "models/echo_server.xml",
             "models/echo_client.xml",
             "build.rs",
-            "src/main.rs"
+            "src/lib.rs",
+            "src/main.rs",
+            "src/bin/async_echo.rs"
         ]
     );
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -149,6 +151,22 @@ fn the_quick_start_builds_outside_the_workspace_and_talks_over_curve() {
     assert_eq!(
         String::from_utf8_lossy(&run.stdout),
         "echoed \"hello\" over CURVE\n"
+    );
+
+    let run = cargo(
+        dir.path(),
+        &target,
+        &["run", "-q", "--bin", "async_echo"],
+        within,
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "100 tasks echoed over CURVE\n"
     );
 
     let check = cargo(

@@ -165,7 +165,11 @@ fn main() {
     );
     let mut run = 0;
     for transport in ["tcp", "inproc"] {
-        for kind in ["sequential", "pipelined, 100 clients", "100 callers, one client"] {
+        for kind in [
+            "sequential",
+            "pipelined, 100 clients",
+            "100 callers, one client",
+        ] {
             let (mut async_best, mut blocking_best) = (u128::MAX, u128::MAX);
             for _ in 0..rounds {
                 run += 1;
