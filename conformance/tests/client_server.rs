@@ -135,6 +135,10 @@ fn expiry_and_reconnect(transport: &str) {
     assert_eq!(client.echo("before", WAIT).as_deref(), Ok("before"));
 
     drop(server1);
+    // Over tcp, hold the port while the server is down: tests run at once
+    // in one process, and another one's server could take a port given
+    // back. A listener that never answers the greeting is no server.
+    let holder = hold_port(&address);
     assert!(
         eventually(|| !client.connected()),
         "the client never noticed the server was gone"
@@ -152,12 +156,30 @@ fn expiry_and_reconnect(transport: &str) {
     assert_eq!(client.status(), -1, "FAILURE while disconnected");
 
     // The same endpoint again (for tcp, the same port).
+    drop(holder);
     let (_server2, _) = server(&address);
     assert!(
         eventually(|| client.connected()),
         "the client never reconnected"
     );
     assert_eq!(client.echo("after", WAIT).as_deref(), Ok("after"));
+}
+
+/// A listener on the port of a tcp `address` (none for other transports),
+/// once the server that had it has let it go.
+fn hold_port(address: &str) -> Option<std::net::TcpListener> {
+    let port = address.strip_prefix("tcp://")?;
+    let mut held = None;
+    // libzmq closes a socket's descriptor on its own I/O thread, a little
+    // after the handle is dropped: there is no event to wait on.
+    assert!(
+        eventually(|| {
+            held = std::net::TcpListener::bind(port).ok();
+            held.is_some()
+        }),
+        "the first server never let {port} go"
+    );
+    held
 }
 
 #[test]

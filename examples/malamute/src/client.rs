@@ -264,43 +264,19 @@ impl Text {
     }
 }
 
-impl From<Text> for MailboxSend {
-    fn from(t: Text) -> Self {
-        let Text {
-            address,
-            subject,
-            tracker,
-            timeout,
-            content,
-        } = t;
-        Self {
-            address,
-            subject,
-            tracker,
-            timeout,
-            content,
+/// Both messages carry a [`Text`]'s fields, by the same names.
+macro_rules! from_text {
+    ($($message:ident),*) => {$(
+        impl From<Text> for $message {
+            fn from(text: Text) -> Self {
+                let Text { address, subject, tracker, timeout, content } = text;
+                Self { address, subject, tracker, timeout, content }
+            }
         }
-    }
+    )*};
 }
 
-impl From<Text> for ServiceSend {
-    fn from(t: Text) -> Self {
-        let Text {
-            address,
-            subject,
-            tracker,
-            timeout,
-            content,
-        } = t;
-        Self {
-            address,
-            subject,
-            tracker,
-            timeout,
-            content,
-        }
-    }
-}
+from_text!(MailboxSend, ServiceSend);
 
 fn frames(parts: &[&str]) -> Vec<zproto_runtime::bytes::Bytes> {
     parts
