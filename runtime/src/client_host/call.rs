@@ -1,19 +1,4 @@
-//! The calls of one client, one at a time.
-//!
-//! zproto's replies carry no correlation id: a reply answers whatever call
-//! the machine is waiting on. So a client runs its calls in order, one at
-//! a time, on the reactor thread, and the rule that keeps a reply with its
-//! call is this: **a call stays in flight until its accepted reply, its
-//! deadline, or an error ends it, whether or not its caller still waits**.
-//! A caller that gives up (an async future dropped at any await point)
-//! leaves its call in flight; the reply that comes for it is discarded, and
-//! the next call starts only afterwards, so it can never take that reply.
-//! A call still queued when its caller gives up never runs.
-//!
-//! A reply that comes after its call's deadline passed cannot be told from
-//! one to the next call; calls that run the machine therefore discard the
-//! replies that came before them, and only an immediate method (one that
-//! waits without running the machine) takes one of those.
+//! The calls of one client, one at a time ([`Call`] has the rule).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -40,6 +25,23 @@ type Waiter<R> = (Accept<R>, Outcome<R>);
 pub const CALL_QUEUE: usize = 1024;
 
 /// One call of an API method, from its caller to the reactor thread.
+///
+/// zproto's replies carry no correlation id: a reply answers whatever call
+/// the machine is waiting on. So a client runs its calls in order, one at
+/// a time, on the reactor thread, and the rule that keeps a reply with its
+/// call is this: **a call stays in flight until its accepted reply, its
+/// deadline, or an error ends it, whether or not its caller still waits**.
+/// A caller that gives up (an async future dropped at any await point)
+/// leaves its call in flight; the reply that comes for it is discarded, and
+/// the next call starts only afterwards, so it can never take that reply.
+/// A call still queued when its caller gives up never runs, and one whose
+/// deadline passes in the queue fails with [`ClientError::Timeout`]
+/// without running.
+///
+/// A reply that comes after its call's deadline passed cannot be told from
+/// one to the next call; calls that run the machine therefore discard the
+/// replies that came before them, and only an immediate method (one that
+/// waits without running the machine) takes one of those.
 pub struct Call<C: ClientMachine> {
     /// The method's event and arguments; `None` for an immediate method.
     run: Option<(C::Event, StoreArgs<C>)>,
