@@ -143,12 +143,22 @@ fn a_remote_sends_only_what_a_czmq_server_accepts() {
         assert_eq!((d.endpoint.as_str(), d.service.as_str()), wanted);
     }
     reply(zgossip::msg::Invalid.into());
-    // Keepalive PINGs until `remote/resync` has passed since the first
-    // generation; then one HELLO, both tuples (ttl 0), the marker PING.
+    // Keepalive PINGs, each answered with a PONG as a CZMQ server answers
+    // them, until `remote/resync` has passed since the first generation;
+    // then one HELLO, both tuples (ttl 0), the marker PING. (A server that
+    // stops answering PINGs is silent, and a silent server gets nothing but
+    // PINGs until it answers again.)
+    let deadline = std::time::Instant::now() + WAIT;
     let mut resync = Vec::new();
     while resync.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new generation within {WAIT:?} of INVALID"
+        );
         let message = ZgossipMsg::decode(&next(&router).1).unwrap();
-        if !matches!(message, ZgossipMsg::Ping(_)) {
+        if matches!(message, ZgossipMsg::Ping(_)) {
+            reply(zgossip::msg::Pong::default().into());
+        } else {
             resync.push(message);
         }
     }
