@@ -1077,7 +1077,7 @@ impl NodeCore {
             }
             if self.remotes[index].batches() {
                 // Sent with the others at the next flush (or now, full).
-                self.remotes[index].sent_traffic(pace, now);
+                self.remotes[index].sent_traffic(now);
                 let full = self.remotes[index].batch_flood(tuple, replay, pace);
                 self.push_to_remote(index, full);
                 continue;
@@ -1097,7 +1097,7 @@ impl NodeCore {
             let Some((message, frames)) = slot.as_ref() else {
                 continue;
             };
-            self.remotes[index].sent_traffic(pace, now);
+            self.remotes[index].sent_traffic(now);
             self.stats.count_out(message, frames.byte_len());
             self.outputs.push(Output::ToRemote {
                 remote: RemoteId::of(index),
@@ -1228,7 +1228,7 @@ impl NodeCore {
             let Some(frames) = encoded.as_ref() else {
                 break;
             };
-            self.remotes[index].sent_traffic(pace, now);
+            self.remotes[index].sent_traffic(now);
             self.stats
                 .count_out(&ZgossipMsg::from(alive.clone()), frames.byte_len());
             self.outputs.push(Output::ToRemote {

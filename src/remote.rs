@@ -11,7 +11,14 @@
 //!   extensions both speak (then tuples go versioned, tombstones included),
 //!   a CZMQ server's is plain (then tuples go exactly as CZMQ sends them,
 //!   and no tombstones, which it would take for new tuples);
-//! * PINGs every `ping_interval`, so the session never silently expires;
+//! * PINGs every `ping_interval`, whatever else it sends, so the session
+//!   never silently expires and the PONGs show the server is there (a
+//!   server answers nothing else: a busy remote that PINGed only when idle
+//!   would hear nothing, and take its server for silent);
+//! * takes the server for silent when it has not been heard from for three
+//!   intervals (at least a second), even when the silence was its own (a
+//!   paused process): what it sent meanwhile may wait in a dead
+//!   connection's pipe and arrive stale;
 //! * (re)synchronises with a *generation*: HELLO, every tuple we know, then a
 //!   PING as a marker. The PONG to that marker ends the generation. The
 //!   tuples go in slices, a cursor over the table, so that a million tuples
@@ -121,6 +128,8 @@ pub struct Remote {
     next_sync_at: Instant,
     last_sync_at: Option<Instant>,
     spacing: Duration,
+    /// When the next keepalive PING is due: one every `Pace::ping`,
+    /// whatever else goes, since only PINGs are sure of an answer.
     next_ping: Instant,
     last_sent: Instant,
     /// Generations started.
@@ -402,22 +411,37 @@ impl Remote {
     ) {
         if matches!(message, ZgossipMsg::Ping(_)) {
             self.pings_sent += 1;
+            self.next_ping = now + pace.ping;
         }
         send(message);
-        self.sent_traffic(pace, now);
+        self.sent_traffic(now);
     }
 
-    /// Any message we send counts as traffic for the server's expiry.
-    pub fn sent_traffic(&mut self, pace: Pace, now: Instant) {
-        self.next_ping = now + pace.ping;
+    /// Something went to the server at `now`. It does not put off the next
+    /// keepalive: a server answers PINGs only, so a remote that sent
+    /// tuples faster than the PING interval, and PINGs only when it had
+    /// nothing else to send, would hear nothing while busy, and take its
+    /// server for silent.
+    pub fn sent_traffic(&mut self, now: Instant) {
         self.last_sent = now;
     }
 
-    /// Whether the server is up: it answered within three keepalive
-    /// intervals (at least `STALL`), as it answers every PING.
+    /// How long a PING may go unanswered before the server is silent:
+    /// three keepalive intervals, and at least `STALL`.
+    fn silence_window(pace: Pace) -> Duration {
+        STALL.max(pace.ping * 3)
+    }
+
+    /// Whether the server is up: it answered within the silence window.
+    /// Measured from what we heard, not from the PINGs we sent: after a
+    /// pause of our own, whatever we send may wait in a DEALER pipe whose
+    /// connection died meanwhile and arrive stale much later, so a server
+    /// not heard from lately gets nothing but PINGs until it answers again,
+    /// whoever's silence it was.
     pub fn is_up(&self, pace: Pace, now: Instant) -> bool {
+        let window = Self::silence_window(pace);
         self.last_heard
-            .is_some_and(|at| now.saturating_duration_since(at) <= STALL.max(pace.ping * 3))
+            .is_some_and(|at| now.saturating_duration_since(at) <= window)
     }
 
     /// Whether the server went up or down since the last call: `Some(up)`
@@ -576,6 +600,7 @@ impl Remote {
         now: Instant,
         send: &mut impl FnMut(ZgossipMsg),
     ) {
+        let window = Self::silence_window(pace);
         self.quiet = self.is_silent(pace, now);
         if self.quiet {
             // Nothing but keepalives until the server answers again; then
@@ -588,7 +613,7 @@ impl Remote {
         }
         if self.phase == Phase::Synced
             && !self.sync_wanted
-            && now.saturating_duration_since(self.last_sent) > STALL.max(pace.ping * 3)
+            && now.saturating_duration_since(self.last_sent) > window
         {
             if let Some(tuple) = tuples.first_live(now) {
                 // Probe: a duplicate to a live session, INVALID from a lost one.
@@ -758,6 +783,8 @@ mod tests {
         sent.clear();
         r.refused(Some(&second), &t, now);
         settle(&mut r, &t, now + Duration::from_secs(1), &mut sent);
+        // A keepalive, due a second later, may go between them.
+        sent.retain(|m| !matches!(m, ZgossipMsg::Ping(_)));
         assert_eq!(names(&sent)[..2], ["ANNOUNCES", "ANNOUNCES"], "{sent:?}");
         let ZgossipMsg::Announces(batch) = &sent[0] else {
             panic!("{sent:?}")
@@ -957,6 +984,94 @@ mod tests {
         assert_eq!(names(&sent), ["PING", "HELLO", "ANNOUNCE", "PING"]);
     }
 
+    /// Tick every 50 ms from `from` to `to`, as a punctual driver does.
+    fn run(r: &mut Remote, t: &Tuples, from: Instant, to: Instant, sent: &mut Vec<ZgossipMsg>) {
+        let mut now = from;
+        while now < to {
+            now += Duration::from_millis(50);
+            settle(r, t, now, sent);
+        }
+    }
+
+    #[test]
+    fn a_server_that_stops_answering_pings_is_silent_after_the_window() {
+        let now = Instant::now();
+        let t = tuples(1);
+        let mut r = open(&t, now, &mut Vec::new());
+        r.heard(now);
+        settle(&mut r, &t, now, &mut Vec::new());
+        let window = Remote::silence_window(PACE);
+        let mut sent = Vec::new();
+        run(&mut r, &t, now, now + window, &mut sent);
+        assert!(r.is_up(PACE, now + window), "within the window");
+        assert!(names(&sent).contains(&"PING"), "{:?}", names(&sent));
+        // Its first PING unanswered for longer than the window.
+        let later = now + window + PACE.ping + Duration::from_millis(50);
+        run(&mut r, &t, now + window, later, &mut sent);
+        assert!(r.is_silent(PACE, later));
+        r.heard(later);
+        assert!(r.is_up(PACE, later), "up again once it answers");
+    }
+
+    #[test]
+    fn traffic_does_not_put_off_the_keepalive_that_proves_the_server_up() {
+        let now = Instant::now();
+        let t = tuples(1);
+        let mut r = open(&t, now, &mut Vec::new());
+        r.heard(now);
+        settle(&mut r, &t, now, &mut Vec::new());
+        // Something goes to the server every 50 ms for five seconds; the
+        // server answers every PING at once, as servers do, and nothing
+        // else.
+        let mut at = now;
+        let mut pings = 0;
+        while at < now + Duration::from_secs(5) {
+            at += Duration::from_millis(50);
+            r.sent_traffic(at);
+            let mut sent = Vec::new();
+            settle(&mut r, &t, at, &mut sent);
+            for message in sent {
+                if matches!(message, ZgossipMsg::Ping(_)) {
+                    pings += 1;
+                    r.heard(at);
+                    r.receive(Pong::default().into());
+                }
+            }
+            assert!(r.is_up(PACE, at), "silent at {:?}", at - now);
+        }
+        assert!(pings >= 15, "a PING every {:?}: {pings}", PACE.ping);
+    }
+
+    #[test]
+    fn after_a_pause_of_our_own_only_pings_go_until_the_server_answers() {
+        let now = Instant::now();
+        let t = tuples(3);
+        let mut r = open(&t, now, &mut Vec::new());
+        r.heard(now);
+        settle(&mut r, &t, now, &mut Vec::new());
+        r.receive(versioned_pong());
+        run(&mut r, &t, now, now + PACE.ping, &mut Vec::new());
+        // The process stops for five seconds: its connection may have died
+        // meanwhile, and a DEALER keeps what it is given for the next one.
+        let resumed = now + Duration::from_secs(5);
+        assert!(r.is_silent(PACE, resumed));
+        let mut sent = Vec::new();
+        run(&mut r, &t, resumed, resumed + PACE.resync * 3, &mut sent);
+        assert!(
+            names(&sent).iter().all(|&n| n == "PING"),
+            "{:?}",
+            names(&sent)
+        );
+        assert!(r.will_send(0, resumed), "writes wait for the generation");
+        // It answers: everything goes again, as a generation.
+        let answered = resumed + PACE.resync * 3;
+        r.heard(answered);
+        r.receive(Pong::default().into());
+        sent.clear();
+        settle(&mut r, &t, answered, &mut sent);
+        assert_eq!(names(&sent)[..2], ["HELLO", "ANNOUNCE"], "{sent:?}");
+    }
+
     #[test]
     fn a_refused_tuple_is_sent_again_with_those_after_it() {
         let now = Instant::now();
@@ -998,6 +1113,7 @@ mod tests {
         settle(&mut r, &t, now, &mut Vec::new());
         r.receive(Pong::default().into());
         settle(&mut r, &t, now + Duration::from_secs(5), &mut sent);
-        assert_eq!(names(&sent), ["ANNOUNCE"]);
+        // The probe, and the keepalive due long ago.
+        assert_eq!(names(&sent), ["ANNOUNCE", "PING"]);
     }
 }

@@ -609,3 +609,35 @@ fn tuples_that_came_in_one_burst_go_on_in_one_batch() {
     // None went back to their sender.
     assert!(sent_to_peer(&outputs, b"peer-a").is_empty());
 }
+
+/// A node that writes faster than its keepalive interval still hears from
+/// its server (which answers PINGs only): it never takes it for silent,
+/// never holds its writes back, and never sends its whole table again.
+#[test]
+fn a_node_writing_faster_than_it_pings_keeps_its_server_up() {
+    let mut now = Instant::now();
+    let mut mesh = Mesh::new();
+    let (a, b) = (mesh.add(Settings::default()), mesh.add(Settings::default()));
+    mesh.connect(b, a, now);
+    mesh.run(now);
+    let mut written = Vec::new();
+    for i in 0..200 {
+        now += Duration::from_millis(50);
+        let endpoint = format!("tcp://b:{i}");
+        mesh.announce(b, &endpoint, "B", now).expect("announced");
+        written.push(endpoint);
+        mesh.tick(now);
+        let node = mesh.node(b).expect("node up");
+        for peer in node.peers(now) {
+            assert!(peer.up, "after {} ms: {peer:?}", (i + 1) * 50);
+        }
+    }
+    assert_eq!(mesh.node(b).expect("node up").stats().resyncs, 0);
+    let held = mesh.node(a).expect("node up").tuples();
+    assert!(
+        written
+            .iter()
+            .all(|e| held.service(e).as_deref() == Some("B")),
+        "the server holds every write"
+    );
+}
