@@ -984,6 +984,14 @@ mod tests {
         assert_eq!(names(&sent), ["PING", "HELLO", "ANNOUNCE", "PING"]);
     }
 
+    /// A remote whose generation is done and whose server was heard at `now`.
+    fn heard_from(t: &Tuples, now: Instant) -> Remote {
+        let mut r = open(t, now, &mut Vec::new());
+        r.heard(now);
+        settle(&mut r, t, now, &mut Vec::new());
+        r
+    }
+
     /// Tick every 50 ms from `from` to `to`, as a punctual driver does.
     fn run(r: &mut Remote, t: &Tuples, from: Instant, to: Instant, sent: &mut Vec<ZgossipMsg>) {
         let mut now = from;
@@ -997,15 +1005,13 @@ mod tests {
     fn a_server_that_stops_answering_pings_is_silent_after_the_window() {
         let now = Instant::now();
         let t = tuples(1);
-        let mut r = open(&t, now, &mut Vec::new());
-        r.heard(now);
-        settle(&mut r, &t, now, &mut Vec::new());
+        let mut r = heard_from(&t, now);
         let window = Remote::silence_window(PACE);
         let mut sent = Vec::new();
         run(&mut r, &t, now, now + window, &mut sent);
         assert!(r.is_up(PACE, now + window), "within the window");
         assert!(names(&sent).contains(&"PING"), "{:?}", names(&sent));
-        // Its first PING unanswered for longer than the window.
+        // Not heard from for longer than the window, though PINGed.
         let later = now + window + PACE.ping + Duration::from_millis(50);
         run(&mut r, &t, now + window, later, &mut sent);
         assert!(r.is_silent(PACE, later));
@@ -1017,9 +1023,7 @@ mod tests {
     fn traffic_does_not_put_off_the_keepalive_that_proves_the_server_up() {
         let now = Instant::now();
         let t = tuples(1);
-        let mut r = open(&t, now, &mut Vec::new());
-        r.heard(now);
-        settle(&mut r, &t, now, &mut Vec::new());
+        let mut r = heard_from(&t, now);
         // Something goes to the server every 50 ms for five seconds; the
         // server answers every PING at once, as servers do, and nothing
         // else.
@@ -1046,9 +1050,7 @@ mod tests {
     fn after_a_pause_of_our_own_only_pings_go_until_the_server_answers() {
         let now = Instant::now();
         let t = tuples(3);
-        let mut r = open(&t, now, &mut Vec::new());
-        r.heard(now);
-        settle(&mut r, &t, now, &mut Vec::new());
+        let mut r = heard_from(&t, now);
         r.receive(versioned_pong());
         run(&mut r, &t, now, now + PACE.ping, &mut Vec::new());
         // The process stops for five seconds: its connection may have died
