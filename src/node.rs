@@ -461,6 +461,7 @@ impl NodeCore {
         node.gossip
             .missing
             .set_waits(plumtree::graft_waits(settings.lease));
+        node.gossip.tuples.set_heartbeat_horizon(settings.lease);
         node
     }
 
@@ -624,6 +625,9 @@ impl NodeCore {
             .missing
             .set_waits(plumtree::graft_waits(self.settings.lease));
         self.gossip.lifecycle.lease = self.settings.lease;
+        self.gossip
+            .tuples
+            .set_heartbeat_horizon(self.settings.lease);
         self.gossip.lifecycle.foreign_lease = self.settings.foreign_lease;
         Ok(())
     }

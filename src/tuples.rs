@@ -451,6 +451,14 @@ pub struct Tuples {
     /// next heartbeat asks for costs what expired, never a scan of the
     /// table. At most twice the origin's entries (then cleaned).
     expired_since: HashMap<OriginNumber, Vec<u32>, FastHash>,
+    /// How far past an entry's own expiry its origin's heartbeats are
+    /// vouched for at a time, in ticks (0: without bound): no further is
+    /// written into the entry by the expiry sweep, nor passed on as its
+    /// lease. A heartbeat that shortens its origin's life (the owner's
+    /// answer to a forged one that claimed a long life) so takes effect
+    /// within this, everywhere, instead of the forged life living on in
+    /// the copies made while it was believed.
+    horizon: u64,
 }
 
 impl Default for Tuples {
@@ -473,7 +481,14 @@ impl Tuples {
             expiries: BinaryHeap::new(),
             lives: HashMap::default(),
             expired_since: HashMap::default(),
+            horizon: 0,
         }
+    }
+
+    /// Vouch for an origin's heartbeats at most `horizon` at a time (the
+    /// node's own lease): see the field. `None`: without bound.
+    pub fn set_heartbeat_horizon(&mut self, horizon: Option<Duration>) {
+        self.horizon = horizon.map_or(0, |h| (h.as_millis() / TICK.as_millis()).max(1) as u64);
     }
 
     /// The interner its strings are in.
@@ -516,6 +531,7 @@ impl Clone for Tuples {
             expiries: self.expiries.clone(),
             lives: self.lives.clone(),
             expired_since: self.expired_since.clone(),
+            horizon: self.horizon,
         }
     }
 }
@@ -910,6 +926,17 @@ impl Tuples {
             .map_or(expiry, |life| expiry.max(life.until))
     }
 
+    /// [`Tuples::effective_expiry`], its origin's heartbeats counted no
+    /// further than the horizon past tick `at` (nor its own expiry cut).
+    fn vouched_expiry(&self, e: &Entry, at: u64) -> u32 {
+        let effective = self.effective_expiry(e);
+        if self.horizon == 0 || effective <= e.expiry() {
+            return effective;
+        }
+        let bound = at.saturating_add(self.horizon).min(u64::from(EXPIRY)) as u32;
+        effective.min(bound.max(e.expiry()))
+    }
+
     /// Put an expiry on the heap, rebuilding it if stale ones pile up.
     fn schedule(&mut self, expiry: u32, p: usize) {
         self.expiries.push(Reverse((expiry, p as u32)));
@@ -957,8 +984,9 @@ impl Tuples {
             if e.is_hole() || e.expiry() != expiry {
                 continue;
             }
-            // Its origin's heartbeats keep it: due when they stop.
-            let kept = self.effective_expiry(&e);
+            // Its origin's heartbeats keep it: due when they stop, or
+            // at the horizon, to look again.
+            let kept = self.vouched_expiry(&e, due);
             if u64::from(kept) > due {
                 self.entries[p].state = (e.state & !EXPIRY) | kept;
                 self.expiries.push(Reverse((kept, p as u32)));
@@ -1031,7 +1059,7 @@ impl Tuples {
             removed: e.removed(),
             contested: e.state & CONTESTED != 0,
             expired: e.state & EXPIRED != 0,
-            lease: self.remaining(self.effective_expiry(&e), now),
+            lease: self.remaining(self.vouched_expiry(&e, self.ticks(now)), now),
         }
     }
 
@@ -1341,6 +1369,60 @@ mod tests {
             Accepted::Duplicate
         );
         assert_eq!(t.len(), 1);
+    }
+
+    /// A forged heartbeat that claims a long life, answered by its owner
+    /// with a newer one of the usual life: the copies passed on while the
+    /// forgery was believed, and what the sweep wrote meanwhile, give it
+    /// no more than one horizon (the node's lease) past the answer.
+    #[test]
+    fn a_forged_long_life_outlives_its_answer_by_a_horizon_at_most() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        // Here, and at a peer that stores what this table passes on.
+        let mut t = Tuples::default();
+        t.set_heartbeat_horizon(Some(s));
+        let mut peer = Tuples::default();
+        peer.set_heartbeat_horizon(Some(s));
+        let leased = Offer {
+            lease: Some(s),
+            ..offer("a", "x", v(1, 1))
+        };
+        t.offer(&leased, NO_LIMIT, t0);
+        peer.offer(&leased, NO_LIMIT, t0);
+        let mut asked = Vec::new();
+        // The forgery: a minute of life for origin 1.
+        let minute = 60 * s;
+        assert_eq!(t.alive(1, 5, minute, t0, &mut asked), Liveness::Renewed);
+        assert_eq!(peer.alive(1, 5, minute, t0, &mut asked), Liveness::Renewed);
+        // The sweep looks at "a" at its own expiry, the forgery believed.
+        let mut removed = Vec::new();
+        t.expire(t0 + s, Some(10 * s), &mut removed);
+        assert!(removed.is_empty(), "kept by the (forged) heartbeat");
+        // A synchronisation passes "a" on; the peer stores it as a replay.
+        let passed = t.get("a", t0 + s).unwrap();
+        assert!(passed.lease.unwrap() <= s, "{:?}", passed.lease);
+        peer.offer(
+            &Offer {
+                lease: passed.lease,
+                replay: true,
+                ..offer("a", "x", v(1, 1))
+            },
+            NO_LIMIT,
+            t0 + s,
+        );
+        // The owner answers: a newer heartbeat, its usual second. It stops
+        // there (it is cut off, or it died).
+        let answered = t0 + s + s / 10;
+        assert_eq!(t.alive(1, 6, s, answered, &mut asked), Liveness::Renewed);
+        assert_eq!(peer.alive(1, 6, s, answered, &mut asked), Liveness::Renewed);
+        // Both let "a" go within a horizon after the answer's life ends,
+        // not a minute after the forgery.
+        let gone = answered + 2 * s + TICK;
+        t.expire(gone, Some(10 * s), &mut removed);
+        peer.expire(gone, Some(10 * s), &mut removed);
+        assert!(t.get("a", gone).unwrap().removed, "here");
+        assert!(peer.get("a", gone).unwrap().removed, "at the peer");
     }
 
     #[test]

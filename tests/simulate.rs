@@ -510,3 +510,21 @@ fn regression_an_owners_heartbeat_ends_the_lease_a_forgery_claimed() {
     // owner's tuple lived the forger's 60 s).
     passes(8994, 3, &with_hostile(), &[0, 6, 7, 15, 17, 22]);
 }
+
+#[test]
+fn regression_a_forged_long_life_answered_by_its_owner_does_not_live_on_in_copies() {
+    // A heartbeat forged in node 6's name claimed a minute of life; node 6
+    // answered it at once, with its usual life. But node 5 had meanwhile
+    // synchronised node 4, passing node 6's tuples on with the forged
+    // minute as their lease, and the receivers kept that lease whatever
+    // later heartbeats said. Node 5 died, node 6 (cut off) removed a
+    // tuple, and nodes 3 and 4 held it for a minute.
+    passes(
+        24503,
+        7,
+        &with_hostile(),
+        &[
+            1, 2, 3, 6, 7, 9, 12, 13, 17, 19, 21, 23, 24, 25, 26, 27, 30, 31,
+        ],
+    );
+}
