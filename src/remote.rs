@@ -426,8 +426,8 @@ impl Remote {
         self.last_sent = now;
     }
 
-    /// How long a PING may go unanswered before the server is silent:
-    /// three keepalive intervals, and at least `STALL`.
+    /// How long the server may go unheard before it is silent: three
+    /// keepalive intervals (three PINGs unanswered), and at least `STALL`.
     fn silence_window(pace: Pace) -> Duration {
         STALL.max(pace.ping * 3)
     }
